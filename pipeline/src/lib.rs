@@ -1,0 +1,21 @@
+//! The shared library of logwarden's services: what every service needs once.
+//!
+//! - [`config`]: YAML file + `LOGWARDEN_*` environment, unknown keys rejected, errors naming the key.
+//! - [`kafka`]: client presets (idempotent producer, manual offset store), topic administration.
+//! - [`wire`]: what goes on each topic; the only place a wire format is defined.
+//! - [`shutdown`]: SIGTERM/SIGINT → a cancellation token, and a drain deadline.
+//! - [`telemetry`]: logs, a per-service metrics registry, `/metrics`, `/healthz`, `/readyz`.
+//! - [`service`]: the start-up sequence every binary's `main` shares.
+//!
+//! This crate does no work of its own at import time and holds no global state besides the log
+//! subscriber [`telemetry::init_logging`] installs.
+
+pub mod config;
+pub mod kafka;
+pub mod service;
+pub mod shutdown;
+pub mod telemetry;
+pub mod wire;
+
+#[cfg(feature = "testkit")]
+pub mod testkit;

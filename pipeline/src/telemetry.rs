@@ -1,0 +1,307 @@
+//! Logs, metrics and health, the same in every service.
+//!
+//! - Logs: `tracing`, human-readable by default and JSON when asked (`telemetry.log_format:
+//!   json`), filtered by `RUST_LOG` or `telemetry.log_level`. librdkafka's own logs arrive through
+//!   the `log` crate and are bridged in.
+//! - Metrics: each service owns a [`Telemetry`] with its own `prometheus::Registry` (no global
+//!   registry), registers its metric structs there and passes them around by `Arc`.
+//! - Health: `/healthz` says the process serves; `/readyz` says every readiness check the service
+//!   registered in [`Health`] passes (e.g. "kafka": brokers reachable), and lists the failing
+//!   ones, so `kubectl describe` shows why a pod is not ready.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus::{Encoder, IntGaugeVec, Opts, Registry, TextEncoder};
+use serde::Deserialize;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::ConfigError;
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines, for a terminal.
+    #[default]
+    Human,
+    /// One JSON object per line, for a log pipeline.
+    Json,
+}
+
+/// The `telemetry` section every service config has.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// Address of the HTTP server with `/metrics`, `/healthz` and `/readyz`; each service has its
+    /// own default port so that several can run on one host.
+    pub listen: Option<SocketAddr>,
+    /// `human` (default) or `json`.
+    pub log_format: LogFormat,
+    /// A `tracing` filter such as `info` or `info,rdkafka=debug`; `RUST_LOG` takes precedence.
+    pub log_level: String,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            log_format: LogFormat::Human,
+            log_level: "info".to_owned(),
+        }
+    }
+}
+
+impl TelemetryConfig {
+    /// The log filter this config asks for, checked; `RUST_LOG` wins when set.
+    pub fn filter(&self) -> Result<EnvFilter, ConfigError> {
+        self.filter_with(std::env::var(EnvFilter::DEFAULT_ENV).ok())
+    }
+
+    fn filter_with(&self, rust_log: Option<String>) -> Result<EnvFilter, ConfigError> {
+        if let Some(from_env) = rust_log {
+            return EnvFilter::try_new(&from_env).map_err(|err| {
+                ConfigError::invalid(
+                    "RUST_LOG",
+                    format!("`{from_env}` is not a log filter ({err})"),
+                    "use a level like `info` or directives like `info,rdkafka=debug`",
+                )
+            });
+        }
+        EnvFilter::try_new(&self.log_level).map_err(|err| {
+            ConfigError::invalid(
+                "telemetry.log_level",
+                format!("`{}` is not a log filter ({err})", self.log_level),
+                "use a level like `info` or directives like `info,rdkafka=debug`",
+            )
+        })
+    }
+}
+
+/// Installs the global log subscriber. Call once, first thing in `main`.
+pub fn init_logging(config: &TelemetryConfig) -> Result<(), ConfigError> {
+    let filter = config.filter()?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match config.log_format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    // Already initialised (e.g. by a test harness): keep the existing subscriber.
+    if let Err(err) = result {
+        tracing::debug!(%err, "Log subscriber already installed.");
+    }
+    Ok(())
+}
+
+/// Readiness checks a service registers and updates; `/readyz` passes when all do.
+#[derive(Debug, Default)]
+pub struct Health {
+    checks: Mutex<BTreeMap<String, Check>>,
+}
+
+#[derive(Debug, Clone)]
+struct Check {
+    ready: bool,
+    detail: String,
+}
+
+impl Health {
+    /// Registers a check that starts as not ready, with why (e.g. "connecting").
+    pub fn register(&self, name: &str, detail: &str) {
+        self.set(name, false, detail);
+    }
+
+    /// Marks a check as passing.
+    pub fn ready(&self, name: &str) {
+        self.set(name, true, "ok");
+    }
+
+    /// Marks a check as failing, with the reason `/readyz` shows.
+    pub fn not_ready(&self, name: &str, reason: &str) {
+        self.set(name, false, reason);
+    }
+
+    fn set(&self, name: &str, ready: bool, detail: &str) {
+        let mut checks = self.checks.lock().unwrap_or_else(PoisonError::into_inner);
+        checks.insert(
+            name.to_owned(),
+            Check {
+                ready,
+                detail: detail.to_owned(),
+            },
+        );
+    }
+
+    /// Whether every check passes, and one line per check (`kafka: ok`).
+    pub fn report(&self) -> (bool, String) {
+        let checks = self.checks.lock().unwrap_or_else(PoisonError::into_inner);
+        let ready = checks.values().all(|c| c.ready);
+        let text = checks
+            .iter()
+            .map(|(name, c)| format!("{name}: {}\n", c.detail))
+            .collect();
+        (ready, text)
+    }
+
+    /// Whether every check passes.
+    pub fn is_ready(&self) -> bool {
+        self.report().0
+    }
+}
+
+/// A service's metrics registry and health, served over HTTP by [`Telemetry::serve`].
+#[derive(Debug, Clone)]
+pub struct Telemetry {
+    /// The service's own registry: metric structs register here. Every metric it holds is
+    /// prefixed `logwarden_`.
+    pub registry: Registry,
+    /// Readiness checks.
+    pub health: Arc<Health>,
+}
+
+/// The running telemetry HTTP server.
+#[derive(Debug)]
+pub struct TelemetryServer {
+    /// The address it listens on (useful when the configured port was 0).
+    pub local_addr: SocketAddr,
+    /// The server task; it ends when the shutdown token is cancelled.
+    pub task: JoinHandle<()>,
+}
+
+/// The error of [`Telemetry::new`]: a metric could not be registered.
+pub type MetricsError = prometheus::Error;
+
+impl Telemetry {
+    /// A registry for `service` (e.g. `producer`), holding the process metrics and
+    /// `logwarden_build_info{service, version}`.
+    pub fn new(service: &str) -> Result<Self, MetricsError> {
+        let registry = Registry::new_custom(Some("logwarden".to_owned()), None)?;
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        let build_info = IntGaugeVec::new(
+            Opts::new("build_info", "Which logwarden service and version this is."),
+            &["service", "version"],
+        )?;
+        build_info
+            .with_label_values(&[service, env!("CARGO_PKG_VERSION")])
+            .set(1);
+        registry.register(Box::new(build_info))?;
+        Ok(Self {
+            registry,
+            health: Arc::new(Health::default()),
+        })
+    }
+
+    /// The registry's metrics in Prometheus' text format.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        // Encoding into a Vec fails only on a metric family that violates the format, which the
+        // registry already refuses at registration.
+        if let Err(err) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
+            tracing::error!(%err, "Encoding metrics failed.");
+        }
+        String::from_utf8_lossy(&buffer).into_owned()
+    }
+
+    /// Serves `/metrics`, `/healthz` and `/readyz` on `listen` until `shutdown` is cancelled.
+    pub async fn serve(
+        &self,
+        listen: SocketAddr,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<TelemetryServer> {
+        let app = Router::new()
+            .route("/metrics", get(metrics))
+            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/readyz", get(readyz))
+            .with_state(self.clone());
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let local_addr = listener.local_addr()?;
+        tracing::info!(%local_addr, "Serving /metrics, /healthz, /readyz.");
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await;
+            if let Err(err) = served {
+                tracing::error!(%err, "Telemetry server failed.");
+            }
+        });
+        Ok(TelemetryServer { local_addr, task })
+    }
+}
+
+async fn metrics(State(telemetry): State<Telemetry>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
+        telemetry.render(),
+    )
+}
+
+async fn readyz(State(telemetry): State<Telemetry>) -> impl IntoResponse {
+    let (ready, text) = telemetry.health.report();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_is_ready_only_when_every_check_passes() {
+        let health = Health::default();
+        assert!(health.is_ready(), "no checks: nothing to wait for");
+        health.register("kafka", "connecting");
+        health.register("opensearch", "connecting");
+        health.ready("kafka");
+        let (ready, text) = health.report();
+        assert!(!ready);
+        assert_eq!(text, "kafka: ok\nopensearch: connecting\n");
+        health.ready("opensearch");
+        assert!(health.is_ready());
+        health.not_ready("kafka", "broker unreachable");
+        assert!(!health.is_ready());
+    }
+
+    #[test]
+    fn registry_renders_build_info_with_prefix() {
+        let telemetry = Telemetry::new("producer").expect("registry");
+        let text = telemetry.render();
+        assert!(
+            text.contains("logwarden_build_info{service=\"producer\""),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_bad_log_level_names_the_key() {
+        let config = TelemetryConfig {
+            log_level: "info,=[".to_owned(),
+            ..TelemetryConfig::default()
+        };
+        let err = config
+            .filter_with(None)
+            .expect_err("invalid filter")
+            .to_string();
+        assert!(err.contains("telemetry.log_level"), "{err}");
+        let err = TelemetryConfig::default()
+            .filter_with(Some("=[".to_owned()))
+            .expect_err("invalid RUST_LOG")
+            .to_string();
+        assert!(err.contains("RUST_LOG"), "{err}");
+    }
+}

@@ -1,0 +1,79 @@
+//! Helpers for integration tests against the local stack (`cargo xtask stack up`): where the
+//! stack is, a loud failure when it is not there, and unique names so tests run in parallel
+//! without sharing topics or indices.
+//!
+//! A test that cannot reach the stack fails and names the command that starts it; it never skips.
+
+use std::time::Duration;
+
+use crate::kafka::{KafkaConfig, TopicNames, cluster_info, ensure_topics};
+
+/// The command that starts what the integration tests need.
+pub const START_HINT: &str =
+    "start the local stack with `cargo xtask stack up` (or run the suite with `cargo xtask test`)";
+
+/// The stack's Kafka as the environment names it (`LOGWARDEN_KAFKA__BROKERS`, set by
+/// `cargo xtask test`), else the stack's default address.
+pub fn kafka_brokers() -> String {
+    std::env::var("LOGWARDEN_KAFKA__BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".to_owned())
+}
+
+/// The stack's OpenSearch (`LOGWARDEN_OPENSEARCH__URL`), else the stack's default address.
+pub fn opensearch_url() -> String {
+    std::env::var("LOGWARDEN_OPENSEARCH__URL")
+        .unwrap_or_else(|_| "http://127.0.0.1:9200".to_owned())
+}
+
+/// Kafka settings for the stack's broker, after checking that it answers.
+///
+/// # Panics
+/// When the broker does not answer, with a message naming the command that starts it.
+pub async fn require_kafka() -> KafkaConfig {
+    let kafka = KafkaConfig::new(kafka_brokers());
+    if let Err(err) = cluster_info(&kafka, Duration::from_secs(10)).await {
+        panic!(
+            "Kafka is not reachable at {} ({err}): {START_HINT}",
+            kafka.brokers
+        );
+    }
+    kafka
+}
+
+/// Kafka settings with a private, freshly created set of the four topics.
+///
+/// # Panics
+/// When Kafka is unreachable or the topics cannot be created.
+pub async fn kafka_with_private_topics(test: &str, partitions: i32) -> KafkaConfig {
+    let mut kafka = require_kafka().await;
+    kafka.topics = TopicNames::prefixed(&unique_name(test));
+    if let Err(err) = ensure_topics(&kafka, &kafka.topics.specs(partitions, 1)).await {
+        panic!("creating the test's topics: {err}");
+    }
+    kafka
+}
+
+/// The stack's OpenSearch URL, after checking that it answers.
+///
+/// # Panics
+/// When OpenSearch does not answer, with a message naming the command that starts it.
+pub async fn require_opensearch() -> String {
+    let url = opensearch_url();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap_or_else(|err| panic!("building an HTTP client: {err}"));
+    match client.get(&url).send().await {
+        Ok(response) if response.status().is_success() => url,
+        Ok(response) => panic!(
+            "OpenSearch at {url} answered {}: {START_HINT}",
+            response.status()
+        ),
+        Err(err) => panic!("OpenSearch is not reachable at {url} ({err}): {START_HINT}"),
+    }
+}
+
+/// `<prefix>-<8 random hex digits>-`: lowercase, legal as a topic, group or index name.
+pub fn unique_name(prefix: &str) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("{}-{}-", prefix.to_ascii_lowercase(), &id[..8])
+}

@@ -1,0 +1,418 @@
+//! What goes on each topic: the only module that defines logwarden's wire formats.
+//!
+//! - `raw`: [`RawLog`], the AWS WAF log shape the seed used, as JSON.
+//! - `enriched`: the raw record as a JSON object plus indicator fields, `@timestamp` and
+//!   [`EVENT_ID_FIELD`]; its shape depends on the rules, so it stays a JSON object.
+//! - `dead-letter`: the input's bytes untouched as the value; why and where from in headers
+//!   ([`DeadLetter`]), the convention Kafka Connect uses, so no byte of the input is re-encoded.
+//! - `labels`: [`Label`], one record per injected anomaly phase: ground truth for evaluation.
+
+use std::fmt;
+
+use rdkafka::message::{Header, Headers, OwnedHeaders};
+use serde::{Deserialize, Serialize};
+
+/// One WAF log record as the seed generated it (AWS WAF's shape, simplified), with `timestamp`
+/// in integer epoch milliseconds as real WAF logs have it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RawLog {
+    /// Event time, epoch milliseconds.
+    pub timestamp: i64,
+    /// Always 1.
+    pub format_version: u32,
+    /// The WAF's decision: ALLOW, CAPTCHA, Challenge, Count, BLOCK.
+    pub action: String,
+    /// The fronting service: ALB, APIGW, APPSYNC, CF, or unknown (`-`).
+    pub http_source_name: String,
+    /// `http_source_name` lowercased, as the seed set it.
+    pub http_source_id: String,
+    /// The response status as a string, e.g. `"403"` (a seed addition, not in real WAF logs).
+    pub http_status: String,
+    /// The request.
+    pub http_request: HttpRequest,
+}
+
+/// The request part of a [`RawLog`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpRequest {
+    /// The client's address.
+    pub client_ip: String,
+    /// Two-letter country code of the client.
+    pub country: String,
+    /// Request headers, in order.
+    pub headers: Vec<HttpHeader>,
+    /// Request path.
+    pub uri: String,
+    /// Query string, without the `?`.
+    pub args: String,
+    /// e.g. `HTTP/1.1`.
+    pub http_version: String,
+    /// GET, HEAD, POST, DELETE.
+    pub http_method: String,
+    /// Unique per record.
+    pub request_id: String,
+}
+
+/// One request header.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpHeader {
+    /// Header name.
+    pub name: String,
+    /// Header value.
+    pub value: String,
+}
+
+/// The fields the seed monitors, each of which the producer can push into anomaly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum MonitoredField {
+    /// `action`
+    #[serde(rename = "action")]
+    Action,
+    /// `httpSourceName`
+    #[serde(rename = "httpSourceName")]
+    HttpSourceName,
+    /// `httpStatus`
+    #[serde(rename = "httpStatus")]
+    HttpStatus,
+    /// `httpRequest.country`
+    #[serde(rename = "country")]
+    Country,
+    /// `httpRequest.httpMethod`
+    #[serde(rename = "httpMethod")]
+    HttpMethod,
+}
+
+impl MonitoredField {
+    /// Every monitored field, in the seed's order.
+    pub const ALL: [MonitoredField; 5] = [
+        Self::Action,
+        Self::HttpSourceName,
+        Self::HttpStatus,
+        Self::Country,
+        Self::HttpMethod,
+    ];
+
+    /// The name users type (`--anomaly country`) and labels carry.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Action => "action",
+            Self::HttpSourceName => "httpSourceName",
+            Self::HttpStatus => "httpStatus",
+            Self::Country => "country",
+            Self::HttpMethod => "httpMethod",
+        }
+    }
+
+    /// The field's path in a [`RawLog`] document.
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::Country => "httpRequest.country",
+            Self::HttpMethod => "httpRequest.httpMethod",
+            other => other.name(),
+        }
+    }
+
+    /// Parses a user-given name (case-insensitive; the path is accepted too).
+    pub fn parse(name: &str) -> Result<Self, UnknownField> {
+        Self::ALL
+            .into_iter()
+            .find(|f| f.name().eq_ignore_ascii_case(name) || f.path().eq_ignore_ascii_case(name))
+            .ok_or_else(|| UnknownField(name.to_owned()))
+    }
+}
+
+impl fmt::Display for MonitoredField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A field name that is not one of [`MonitoredField::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown field `{0}`; valid fields: action, httpSourceName, httpStatus, country, httpMethod"
+)]
+pub struct UnknownField(pub String);
+
+/// Ground truth: one injected anomaly phase. Published to `labels`; never inside a log record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Label {
+    /// The run (one producer invocation or scenario run) the phase belongs to.
+    pub run_id: String,
+    /// The producer instance that injected it (pod name or host).
+    pub instance: String,
+    /// Index of the phase in its scenario (0 for a single-phase run).
+    pub phase: usize,
+    /// The field pushed into anomaly.
+    pub field: MonitoredField,
+    /// Phase start, epoch milliseconds (event time), inclusive.
+    pub start_ms: i64,
+    /// Phase end, epoch milliseconds (event time), exclusive.
+    pub end_ms: i64,
+}
+
+/// Name of the event id field the transformer adds to each enriched record; the sink uses it as
+/// the document `_id`, so a replay overwrites instead of duplicating.
+pub const EVENT_ID_FIELD: &str = "event_id";
+
+/// The stable event id of the record at `topic`/`partition`/`offset`: the same however often
+/// the record is re-processed.
+pub fn event_id(topic: &str, partition: i32, offset: i64) -> String {
+    format!("{topic}-{partition}-{offset}")
+}
+
+/// Where a record came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourcePosition {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+}
+
+/// Why a stage gave up on a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadLetterReason {
+    /// The bytes are not UTF-8.
+    NotUtf8,
+    /// Not parseable as JSON.
+    NotJson,
+    /// JSON, but not an object.
+    NotObject,
+    /// A monitored field is missing and the rules say to dead-letter that.
+    MissingField,
+    /// A field has the wrong type.
+    WrongType,
+    /// A monitored field has a value neither known-good nor known-bad, and the rules say to
+    /// dead-letter that.
+    UnknownValue,
+    /// Larger than the configured limit.
+    Oversized,
+    /// `timestamp` is missing, not a number, or outside any plausible range.
+    BadTimestamp,
+    /// OpenSearch refused the document permanently (e.g. a mapping conflict).
+    Rejected,
+}
+
+impl DeadLetterReason {
+    /// Every reason (for metrics that should show zeros).
+    pub const ALL: [DeadLetterReason; 9] = [
+        Self::NotUtf8,
+        Self::NotJson,
+        Self::NotObject,
+        Self::MissingField,
+        Self::WrongType,
+        Self::UnknownValue,
+        Self::Oversized,
+        Self::BadTimestamp,
+        Self::Rejected,
+    ];
+
+    /// The stable code: header value and metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotUtf8 => "not_utf8",
+            Self::NotJson => "not_json",
+            Self::NotObject => "not_object",
+            Self::MissingField => "missing_field",
+            Self::WrongType => "wrong_type",
+            Self::UnknownValue => "unknown_value",
+            Self::Oversized => "oversized",
+            Self::BadTimestamp => "bad_timestamp",
+            Self::Rejected => "rejected",
+        }
+    }
+
+    fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == code)
+    }
+}
+
+impl fmt::Display for DeadLetterReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The metadata of a dead letter, carried in Kafka headers next to the untouched input bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// Why.
+    pub reason: DeadLetterReason,
+    /// A human-readable detail: the parser's message, the missing field, OpenSearch's reason.
+    pub detail: String,
+    /// The stage that gave up: `transformer`, `sink`.
+    pub stage: String,
+    /// Where the input came from.
+    pub source: SourcePosition,
+}
+
+/// Header names of a dead letter.
+pub mod dead_letter_headers {
+    /// [`super::DeadLetterReason`] code.
+    pub const REASON: &str = "logwarden.reason";
+    /// Free-text detail.
+    pub const DETAIL: &str = "logwarden.detail";
+    /// The stage that gave up.
+    pub const STAGE: &str = "logwarden.stage";
+    /// Source topic.
+    pub const TOPIC: &str = "logwarden.source.topic";
+    /// Source partition (decimal).
+    pub const PARTITION: &str = "logwarden.source.partition";
+    /// Source offset (decimal).
+    pub const OFFSET: &str = "logwarden.source.offset";
+}
+
+impl DeadLetter {
+    /// The Kafka headers that carry this dead letter's metadata.
+    pub fn to_headers(&self) -> OwnedHeaders {
+        use dead_letter_headers as h;
+        let partition = self.source.partition.to_string();
+        let offset = self.source.offset.to_string();
+        [
+            (h::REASON, self.reason.as_str()),
+            (h::DETAIL, self.detail.as_str()),
+            (h::STAGE, self.stage.as_str()),
+            (h::TOPIC, self.source.topic.as_str()),
+            (h::PARTITION, partition.as_str()),
+            (h::OFFSET, offset.as_str()),
+        ]
+        .into_iter()
+        .fold(
+            OwnedHeaders::new_with_capacity(6),
+            |headers, (key, value)| {
+                headers.insert(Header {
+                    key,
+                    value: Some(value),
+                })
+            },
+        )
+    }
+
+    /// Reads a dead letter's metadata back from a record's headers; `None` if any is missing or
+    /// malformed.
+    pub fn from_headers(headers: &impl Headers) -> Option<Self> {
+        use dead_letter_headers as h;
+        let get = |key: &str| {
+            headers
+                .iter()
+                .find(|header| header.key == key)
+                .and_then(|header| header.value)
+                .and_then(|value| std::str::from_utf8(value).ok())
+        };
+        Some(Self {
+            reason: DeadLetterReason::from_code(get(h::REASON)?)?,
+            detail: get(h::DETAIL)?.to_owned(),
+            stage: get(h::STAGE)?.to_owned(),
+            source: SourcePosition {
+                topic: get(h::TOPIC)?.to_owned(),
+                partition: get(h::PARTITION)?.parse().ok()?,
+                offset: get(h::OFFSET)?.parse().ok()?,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_log_has_the_seed_field_names() {
+        let log = RawLog {
+            timestamp: 1_576_280_412_771,
+            format_version: 1,
+            action: "ALLOW".into(),
+            http_source_name: "ALB".into(),
+            http_source_id: "alb".into(),
+            http_status: "200".into(),
+            http_request: HttpRequest {
+                client_ip: "1.1.1.1".into(),
+                country: "US".into(),
+                headers: vec![HttpHeader {
+                    name: "Host".into(),
+                    value: "example.com".into(),
+                }],
+                uri: "/".into(),
+                args: String::new(),
+                http_version: "HTTP/1.1".into(),
+                http_method: "GET".into(),
+                request_id: "r-1".into(),
+            },
+        };
+        let json = serde_json::to_value(&log).expect("serializes");
+        for key in [
+            "timestamp",
+            "formatVersion",
+            "action",
+            "httpSourceName",
+            "httpSourceId",
+            "httpStatus",
+            "httpRequest",
+        ] {
+            assert!(json.get(key).is_some(), "missing {key} in {json}");
+        }
+        for key in [
+            "clientIp",
+            "country",
+            "headers",
+            "uri",
+            "args",
+            "httpVersion",
+            "httpMethod",
+            "requestId",
+        ] {
+            assert!(json["httpRequest"].get(key).is_some(), "missing {key}");
+        }
+        assert_eq!(json["timestamp"], 1_576_280_412_771_i64);
+        let back: RawLog = serde_json::from_value(json).expect("deserializes");
+        assert_eq!(back, log);
+    }
+
+    #[test]
+    fn monitored_fields_parse_by_name_or_path() {
+        assert_eq!(
+            MonitoredField::parse("country"),
+            Ok(MonitoredField::Country)
+        );
+        assert_eq!(
+            MonitoredField::parse("httpRequest.httpMethod"),
+            Ok(MonitoredField::HttpMethod)
+        );
+        assert_eq!(MonitoredField::parse("ACTION"), Ok(MonitoredField::Action));
+        let err = MonitoredField::parse("colour").unwrap_err().to_string();
+        assert!(
+            err.contains("colour") && err.contains("httpSourceName"),
+            "{err}"
+        );
+        let label = serde_json::to_value(MonitoredField::HttpStatus).expect("serializes");
+        assert_eq!(label, "httpStatus");
+    }
+
+    #[test]
+    fn dead_letter_headers_round_trip() {
+        let dead = DeadLetter {
+            reason: DeadLetterReason::NotJson,
+            detail: "expected value at line 1 column 1".into(),
+            stage: "transformer".into(),
+            source: SourcePosition {
+                topic: "raw".into(),
+                partition: 3,
+                offset: 12_345,
+            },
+        };
+        assert_eq!(DeadLetter::from_headers(&dead.to_headers()), Some(dead));
+        assert_eq!(DeadLetter::from_headers(&OwnedHeaders::new()), None);
+    }
+
+    #[test]
+    fn event_ids_are_stable_and_distinct() {
+        assert_eq!(event_id("raw", 2, 7), event_id("raw", 2, 7));
+        assert_ne!(event_id("raw", 2, 7), event_id("raw", 3, 7));
+    }
+}
