@@ -10,6 +10,7 @@
 //!   ones, so `kubectl describe` shows why a pod is not ready.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -91,6 +92,7 @@ pub fn init_logging(config: &TelemetryConfig) -> Result<(), ConfigError> {
     let filter = config.filter()?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let result = match config.log_format {
         LogFormat::Human => builder.try_init(),

@@ -6,6 +6,10 @@
 
 use std::time::Duration;
 
+use rdkafka::Message;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::OwnedMessage;
+
 use crate::kafka::{KafkaConfig, TopicNames, cluster_info, ensure_topics};
 
 /// The command that starts what the integration tests need.
@@ -76,4 +80,56 @@ pub async fn require_opensearch() -> String {
 pub fn unique_name(prefix: &str) -> String {
     let id = uuid::Uuid::new_v4().simple().to_string();
     format!("{}-{}-", prefix.to_ascii_lowercase(), &id[..8])
+}
+
+/// Reads `topic` from the beginning (in a fresh group, `read_committed`) until `expected`
+/// records arrived, then for `settle` longer to catch any extra record.
+///
+/// # Panics
+/// When fewer than `expected` records arrive within `timeout`, saying how many did.
+pub async fn consume(
+    kafka: &KafkaConfig,
+    topic: &str,
+    expected: usize,
+    timeout: Duration,
+    settle: Duration,
+) -> Vec<OwnedMessage> {
+    let consumer: StreamConsumer = kafka
+        .consumer_config("logwarden-test", &unique_name("test-reader"))
+        .create()
+        .unwrap_or_else(|err| panic!("creating a consumer: {err}"));
+    consumer
+        .subscribe(&[topic])
+        .unwrap_or_else(|err| panic!("subscribing to {topic}: {err}"));
+    let mut messages = Vec::with_capacity(expected);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut settle_until = None;
+    loop {
+        if messages.len() >= expected && settle_until.is_none() {
+            settle_until = Some(tokio::time::Instant::now() + settle);
+        }
+        let until = settle_until.unwrap_or(deadline).min(deadline);
+        match tokio::time::timeout_at(until, consumer.recv()).await {
+            Ok(Ok(message)) => messages.push(message.detach()),
+            // librdkafka reports transient errors (a broker reconnecting) here too and recovers
+            // by itself; the deadline bounds how long we wait for it.
+            Ok(Err(err)) => eprintln!("consuming {topic}: {err} (retrying)"),
+            Err(_) if messages.len() >= expected => return messages,
+            Err(_) => panic!(
+                "only {} of {expected} records arrived on `{topic}` within {timeout:?}",
+                messages.len()
+            ),
+        }
+    }
+}
+
+/// The payload of a record as UTF-8 text.
+///
+/// # Panics
+/// When the record has no payload or it is not UTF-8.
+pub fn payload_text(message: &OwnedMessage) -> &str {
+    message
+        .payload()
+        .and_then(|bytes| std::str::from_utf8(bytes).ok())
+        .unwrap_or_else(|| panic!("record at offset {} has no UTF-8 payload", message.offset()))
 }

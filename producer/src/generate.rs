@@ -1,0 +1,771 @@
+//! Turns an event (a timestamp and an optional anomaly target) into one [`RawLog`].
+//!
+//! The five monitored fields are drawn with the seed's weights ([`crate::model`]); only the
+//! targeted field switches to its anomaly weights. The fields the seed hard-coded are varied
+//! plausibly (client address, path, query, headers, protocol), and always drawn the same way
+//! whatever the mode, so nothing but the monitored field itself gives an anomaly away. Every
+//! draw in a record consumes the same randomness in every mode: a generator run in anomaly mode
+//! produces, record for record, the same values as one run in normal mode with the same seed,
+//! except in the targeted field.
+//!
+//! Determinism and replicas: all randomness comes from ChaCha8 streams keyed by the `--seed`,
+//! a stream name and the instance id, never from the thread RNG. The same seed and instance give
+//! the same records; replicas with the same seed but different instance ids draw different
+//! records. `requestId` is `{run_id}/{instance}/{counter as 16 hex digits}`: the counter is
+//! unique within a generator and the instance id contains no `/`, so the id can be split back
+//! into its parts unambiguously and two generators with different instance ids (or run ids)
+//! can never produce the same `requestId`.
+//!
+//! Everything the generator needs is built once in [`Generator::new`]; a record costs a few
+//! uniform draws, binary searches and the string allocations the owned [`RawLog`] requires.
+
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+
+use pipeline::wire::{HttpHeader, HttpRequest, MonitoredField, RawLog};
+use rand::distr::Distribution;
+use rand::distr::weighted::WeightedIndex;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::model::{self, FieldSampler, Mode, constant_weights};
+use crate::schedule::Event;
+
+/// The independent random streams derived from one `--seed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u64)]
+pub(crate) enum Stream {
+    /// The values of each record (keyed by instance too).
+    Records = 1,
+    /// The client address pool (shared by all instances with the same seed, as one client
+    /// population reaches every replica behind a load balancer).
+    ClientPool = 2,
+    /// Resolution of random anomaly targets in a schedule (shared by all instances, so
+    /// replicas running the same scenario inject the same field at the same time).
+    Schedule = 3,
+}
+
+/// A ChaCha8 RNG for `stream`, keyed by `seed` and `instance`.
+///
+/// The key is the seed, the stream tag and a stable (FNV-1a) hash of the instance id, so it is
+/// the same on every platform and Rust version, unlike `std`'s hashers.
+pub(crate) fn seeded_rng(seed: u64, stream: Stream, instance: &str) -> ChaCha8Rng {
+    let mut key = [0_u8; 32];
+    key[..8].copy_from_slice(&seed.to_le_bytes());
+    key[8..16].copy_from_slice(&(stream as u64).to_le_bytes());
+    key[16..24].copy_from_slice(&fnv1a(instance.as_bytes()).to_le_bytes());
+    ChaCha8Rng::from_seed(key)
+}
+
+/// 64-bit FNV-1a: a tiny, stable hash for deriving RNG keys from names.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// An instance id that cannot be used to build unambiguous `requestId`s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid producer instance id `{0}`: it must be non-empty and must not contain `/` \
+     (use the pod or host name, e.g. `producer-0`)"
+)]
+pub struct InvalidInstance(pub String);
+
+/// How many distinct client addresses a generator draws from.
+pub const CLIENT_POOL_SIZE: usize = 300;
+
+/// Zipf exponent of client popularity: a few clients send much of the traffic, as in real logs.
+const CLIENT_ZIPF_EXPONENT: f64 = 0.8;
+
+/// What kind of resource a path is; decides the `Host` and `Accept` headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resource {
+    /// An HTML page of the site.
+    Page,
+    /// A JSON API endpoint.
+    Api,
+    /// A static asset.
+    Asset,
+}
+
+/// The query string a path takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Query {
+    /// Always empty.
+    None,
+    /// Empty, or `page=N`.
+    Paged,
+    /// `id=N`, or `page=N&limit=L`.
+    IdOrPaged,
+    /// `q=TERM&page=N`.
+    Search,
+    /// Empty, or `next=PATH` (a login redirect).
+    Next,
+    /// A cache-busting version.
+    Version,
+}
+
+/// One request path and how often it is requested.
+#[derive(Debug, Clone, Copy)]
+struct Path {
+    uri: &'static str,
+    resource: Resource,
+    query: Query,
+    weight: f64,
+}
+
+const PATHS: [Path; 15] = [
+    path("/", Resource::Page, Query::None, 20.0),
+    path("/login", Resource::Page, Query::Next, 6.0),
+    path("/account", Resource::Page, Query::None, 4.0),
+    path("/products", Resource::Page, Query::Paged, 10.0),
+    path("/search", Resource::Page, Query::Search, 6.0),
+    path("/cart", Resource::Page, Query::None, 4.0),
+    path("/checkout", Resource::Page, Query::None, 2.0),
+    path("/api/v1/orders", Resource::Api, Query::IdOrPaged, 10.0),
+    path("/api/v1/products", Resource::Api, Query::Paged, 8.0),
+    path("/api/v1/users/me", Resource::Api, Query::None, 5.0),
+    path("/api/v1/cart", Resource::Api, Query::None, 4.0),
+    path("/static/js/app.js", Resource::Asset, Query::Version, 8.0),
+    path("/static/css/main.css", Resource::Asset, Query::Version, 6.0),
+    path("/favicon.ico", Resource::Asset, Query::None, 3.0),
+    path("/robots.txt", Resource::Asset, Query::None, 1.0),
+];
+
+const fn path(uri: &'static str, resource: Resource, query: Query, weight: f64) -> Path {
+    Path {
+        uri,
+        resource,
+        query,
+        weight,
+    }
+}
+
+const SEARCH_TERMS: [&str; 6] = [
+    "shoes",
+    "laptop",
+    "coffee+mug",
+    "headphones",
+    "gift+card",
+    "usb-c+cable",
+];
+
+const LOGIN_REDIRECTS: [&str; 3] = ["next=%2Faccount", "next=%2Fcheckout", "next=%2Fcart"];
+
+const PAGE_LIMITS: [u32; 3] = [25, 50, 100];
+
+/// `(User-Agent, weight)`: browsers on common platforms, a crawler and a few scripts.
+const USER_AGENTS: [(&str, f64); 8] = [
+    (
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) \
+         Chrome/124.0.0.0 Safari/537.36",
+        30.0,
+    ),
+    (
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) \
+         Chrome/124.0.0.0 Safari/537.36",
+        15.0,
+    ),
+    (
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 \
+         (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+        20.0,
+    ),
+    (
+        "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) \
+         Chrome/124.0.0.0 Mobile Safari/537.36",
+        12.0,
+    ),
+    (
+        "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
+        8.0,
+    ),
+    (
+        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+        4.0,
+    ),
+    ("curl/8.5.0", 3.0),
+    ("python-requests/2.31.0", 3.0),
+];
+
+/// `(httpVersion, weight)`.
+const HTTP_VERSIONS: [(&str, f64); 2] = [("HTTP/2.0", 60.0), ("HTTP/1.1", 40.0)];
+
+impl Resource {
+    fn host(self) -> &'static str {
+        match self {
+            Self::Page | Self::Asset => "www.example.com",
+            Self::Api => "api.example.com",
+        }
+    }
+
+    fn accept(self) -> &'static str {
+        match self {
+            Self::Page => "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+            Self::Api => "application/json",
+            Self::Asset => "*/*",
+        }
+    }
+}
+
+/// Generates the seed's WAF log records, one per call to [`Generator::next`].
+///
+/// Holds its RNG, its pre-built distributions and the `requestId` counter; it never reads the
+/// clock (timestamps come from the caller, normally from a [`crate::schedule::Schedule`]).
+#[derive(Debug, Clone)]
+pub struct Generator {
+    /// The record stream, keyed by seed and instance.
+    rng: ChaCha8Rng,
+    /// The five monitored fields, in [`MonitoredField::ALL`] order.
+    fields: [FieldSampler; 5],
+    /// Pre-formatted client addresses.
+    clients: Vec<String>,
+    /// Zipf popularity over `clients`.
+    client_index: WeightedIndex<f64>,
+    /// Popularity over [`PATHS`].
+    path_index: WeightedIndex<f64>,
+    /// Popularity over [`USER_AGENTS`].
+    user_agent_index: WeightedIndex<f64>,
+    /// Popularity over [`HTTP_VERSIONS`].
+    version_index: WeightedIndex<f64>,
+    /// `{run_id}/{instance}/`, the part of every `requestId` before the counter.
+    request_id_prefix: String,
+    /// Records generated so far; the counter in `requestId`.
+    generated: u64,
+}
+
+impl Generator {
+    /// A generator for producer instance `instance` in run `run_id`, seeded with `seed`.
+    ///
+    /// `instance` must be unique among the replicas (the pod name is) and must not contain `/`;
+    /// `run_id` is any string. With the same `seed`, `instance` and `run_id`, two generators
+    /// produce identical records.
+    pub fn new(seed: u64, instance: &str, run_id: &str) -> Result<Self, InvalidInstance> {
+        if instance.is_empty() || instance.contains('/') {
+            return Err(InvalidInstance(instance.to_owned()));
+        }
+        let clients = client_pool(seed);
+        let popularity =
+            (1..=clients.len()).map(|rank| 1.0 / (rank as f64).powf(CLIENT_ZIPF_EXPONENT));
+        let client_weights: Vec<f64> = popularity.collect();
+        let path_weights: Vec<f64> = PATHS.iter().map(|p| p.weight).collect();
+        let agent_weights: Vec<f64> = USER_AGENTS.iter().map(|(_, w)| *w).collect();
+        let version_weights: Vec<f64> = HTTP_VERSIONS.iter().map(|(_, w)| *w).collect();
+        Ok(Self {
+            rng: seeded_rng(seed, Stream::Records, instance),
+            fields: MonitoredField::ALL.map(FieldSampler::new),
+            client_index: constant_weights(&client_weights),
+            clients,
+            path_index: constant_weights(&path_weights),
+            user_agent_index: constant_weights(&agent_weights),
+            version_index: constant_weights(&version_weights),
+            request_id_prefix: format!("{run_id}/{instance}/"),
+            generated: 0,
+        })
+    }
+
+    /// How many records this generator has produced.
+    pub fn generated(&self) -> u64 {
+        self.generated
+    }
+
+    /// The record for `event` (its timestamp and anomaly target).
+    pub fn record(&mut self, event: &Event) -> RawLog {
+        self.next(event.timestamp_ms, event.anomaly)
+    }
+
+    /// The next record, at `timestamp_ms` (epoch milliseconds), with `anomaly` (if any) drawn
+    /// with its anomaly weights and every other monitored field with its normal weights.
+    pub fn next(&mut self, timestamp_ms: i64, anomaly: Option<MonitoredField>) -> RawLog {
+        let [action, source, status, country, method] = MonitoredField::ALL.map(|field| {
+            let mode = if anomaly == Some(field) {
+                Mode::Anomaly
+            } else {
+                Mode::Normal
+            };
+            self.fields[model::position(field)].sample(&mut self.rng, mode)
+        });
+
+        let client = self.client_index.sample(&mut self.rng);
+        let path = PATHS[self.path_index.sample(&mut self.rng)];
+        let args = self.args(path.query);
+        let user_agent = USER_AGENTS[self.user_agent_index.sample(&mut self.rng)].0;
+        let version = HTTP_VERSIONS[self.version_index.sample(&mut self.rng)].0;
+
+        let mut request_id = String::with_capacity(self.request_id_prefix.len() + 16);
+        request_id.push_str(&self.request_id_prefix);
+        // Writing to a `String` cannot fail.
+        let _ = write!(request_id, "{:016x}", self.generated);
+        self.generated += 1;
+
+        RawLog {
+            timestamp: timestamp_ms,
+            format_version: 1,
+            action: action.to_owned(),
+            http_source_name: source.to_owned(),
+            http_source_id: source.to_ascii_lowercase(),
+            http_status: status.to_owned(),
+            http_request: HttpRequest {
+                client_ip: self.clients.get(client).cloned().unwrap_or_default(),
+                country: country.to_owned(),
+                headers: vec![
+                    header("Host", path.resource.host()),
+                    header("User-Agent", user_agent),
+                    header("Accept", path.resource.accept()),
+                ],
+                uri: path.uri.to_owned(),
+                args,
+                http_version: version.to_owned(),
+                http_method: method.to_owned(),
+                request_id,
+            },
+        }
+    }
+
+    /// A query string of kind `query`.
+    fn args(&mut self, query: Query) -> String {
+        let rng = &mut self.rng;
+        match query {
+            Query::None => String::new(),
+            Query::Paged => {
+                if rng.random_bool(0.6) {
+                    String::new()
+                } else {
+                    format!("page={}", rng.random_range(2..=20_u32))
+                }
+            }
+            Query::IdOrPaged => {
+                if rng.random_bool(0.5) {
+                    format!("id={}", rng.random_range(1000..=99_999_u32))
+                } else {
+                    let page = rng.random_range(1..=20_u32);
+                    let limit = PAGE_LIMITS[rng.random_range(0..PAGE_LIMITS.len())];
+                    format!("page={page}&limit={limit}")
+                }
+            }
+            Query::Search => {
+                let term = SEARCH_TERMS[rng.random_range(0..SEARCH_TERMS.len())];
+                format!("q={term}&page={}", rng.random_range(1..=5_u32))
+            }
+            Query::Next => {
+                if rng.random_bool(0.7) {
+                    String::new()
+                } else {
+                    LOGIN_REDIRECTS[rng.random_range(0..LOGIN_REDIRECTS.len())].to_owned()
+                }
+            }
+            Query::Version => "v=3.14.2".to_owned(),
+        }
+    }
+}
+
+fn header(name: &str, value: &str) -> HttpHeader {
+    HttpHeader {
+        name: name.to_owned(),
+        value: value.to_owned(),
+    }
+}
+
+/// [`CLIENT_POOL_SIZE`] distinct public-looking IPv4 addresses drawn from `seed`, most popular
+/// first. Private, loopback, link-local, shared, multicast, reserved and documentation ranges
+/// are skipped, and so are `.0` and `.255` host parts, so the pool looks like real clients.
+fn client_pool(seed: u64) -> Vec<String> {
+    let mut rng = seeded_rng(seed, Stream::ClientPool, "");
+    let mut addresses: Vec<u32> = Vec::with_capacity(CLIENT_POOL_SIZE);
+    while addresses.len() < CLIENT_POOL_SIZE {
+        let candidate: u32 = rng.random();
+        if looks_public(candidate) && !addresses.contains(&candidate) {
+            addresses.push(candidate);
+        }
+    }
+    addresses
+        .into_iter()
+        .map(|address| Ipv4Addr::from(address).to_string())
+        .collect()
+}
+
+/// Whether `address` is a plausible public unicast client address.
+fn looks_public(address: u32) -> bool {
+    let [a, b, c, d] = address.to_be_bytes();
+    let special = a == 0
+        || a == 10
+        || a == 127
+        || a >= 224
+        || (a == 100 && (64..128).contains(&b))
+        || (a == 169 && b == 254)
+        || (a == 172 && (16..32).contains(&b))
+        || (a == 192 && b == 168)
+        || (a == 192 && b == 0 && (c == 0 || c == 2))
+        || (a == 198 && (b == 18 || b == 19))
+        || (a == 198 && b == 51 && c == 100)
+        || (a == 203 && b == 0 && c == 113);
+    !special && d != 0 && d != 255
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    const T0: i64 = 1_700_000_000_000;
+
+    fn generator(seed: u64, instance: &str) -> Generator {
+        Generator::new(seed, instance, "run-1").expect("valid instance")
+    }
+
+    fn value(log: &RawLog, field: MonitoredField) -> &str {
+        match field {
+            MonitoredField::Action => &log.action,
+            MonitoredField::HttpSourceName => &log.http_source_name,
+            MonitoredField::HttpStatus => &log.http_status,
+            MonitoredField::Country => &log.http_request.country,
+            MonitoredField::HttpMethod => &log.http_request.http_method,
+        }
+    }
+
+    fn json(generator: &mut Generator, n: i64, anomaly: Option<MonitoredField>) -> Vec<String> {
+        (0..n)
+            .map(|i| serde_json::to_string(&generator.next(T0 + i, anomaly)).expect("serializes"))
+            .collect()
+    }
+
+    // ---- Statistics -------------------------------------------------------------------------
+    //
+    // Pearson's chi-square goodness-of-fit test of each field's value counts against the seed's
+    // weights, at significance p = 0.001 with k - 1 degrees of freedom for k values. No cells
+    // are merged: with 200,000 records the rarest cell (weight 0.001 of a total of about 1,
+    // probability ~0.001) still expects ~200 records, far above the usual minimum of 5, which
+    // `chi_square` asserts. The sample is drawn from a fixed seed, so the outcome is the same
+    // on every run. The expected weights are copied here from shared/seeds/model.md rather than
+    // taken from `crate::model`, so a wrong table there fails these tests too.
+
+    const SAMPLE: u64 = 200_000;
+    const SEED: u64 = 0x5eed_2022;
+
+    /// The seed's facts (model.md): each field's values, normal weights and anomaly weights.
+    struct Seed {
+        field: MonitoredField,
+        values: &'static [&'static str],
+        normal: &'static [f64],
+        anomaly: &'static [f64],
+    }
+
+    const SEED_MODEL: [Seed; 5] = [
+        Seed {
+            field: MonitoredField::Action,
+            values: &["ALLOW", "CAPTCHA", "Challenge", "Count", "BLOCK"],
+            normal: &[0.25, 0.25, 0.25, 0.25, 0.001],
+            anomaly: &[0.1, 0.1, 0.1, 0.1, 2.0],
+        },
+        Seed {
+            field: MonitoredField::HttpSourceName,
+            values: &["ALB", "APIGW", "APPSYNC", "CF", "-"],
+            normal: &[0.25, 0.25, 0.25, 0.25, 0.001],
+            anomaly: &[0.1, 0.1, 0.1, 0.1, 2.0],
+        },
+        Seed {
+            field: MonitoredField::HttpStatus,
+            values: &["200", "202", "307", "308", "403", "404", "502", "504"],
+            normal: &[0.2, 0.2, 0.2, 0.2, 0.001, 0.001, 0.001, 0.001],
+            anomaly: &[0.05, 0.05, 0.05, 0.05, 2.0, 2.0, 2.0, 2.0],
+        },
+        Seed {
+            field: MonitoredField::Country,
+            values: &["US", "UK", "IN", "XX", "YY", "ZZ", "WW"],
+            normal: &[0.33, 0.33, 0.33, 0.001, 0.001, 0.001, 0.001],
+            anomaly: &[0.1, 0.05, 0.05, 2.0, 2.0, 2.0, 2.0],
+        },
+        Seed {
+            field: MonitoredField::HttpMethod,
+            values: &["GET", "HEAD", "POST", "DELETE"],
+            normal: &[0.33, 0.33, 0.33, 0.001],
+            anomaly: &[0.15, 0.15, 0.15, 2.0],
+        },
+    ];
+
+    impl Seed {
+        fn probabilities(&self, mode: Mode) -> Vec<f64> {
+            let weights = match mode {
+                Mode::Normal => self.normal,
+                Mode::Anomaly => self.anomaly,
+            };
+            let total: f64 = weights.iter().sum();
+            weights.iter().map(|w| w / total).collect()
+        }
+
+        /// Whether `counts` fit the weights of `mode`; also returns the statistic and the
+        /// critical value for the failure message.
+        fn fits(&self, counts: &[u64], mode: Mode) -> (bool, f64, f64) {
+            let statistic = chi_square(counts, &self.probabilities(mode));
+            let critical = critical_value(self.values.len() - 1);
+            (statistic < critical, statistic, critical)
+        }
+    }
+
+    /// Upper 0.1% points of the chi-square distribution, by degrees of freedom.
+    fn critical_value(degrees_of_freedom: usize) -> f64 {
+        match degrees_of_freedom {
+            3 => 16.266,
+            4 => 18.467,
+            6 => 22.458,
+            7 => 24.322,
+            other => panic!("no critical value tabulated for {other} degrees of freedom"),
+        }
+    }
+
+    /// Pearson's statistic of `counts` against `probabilities`.
+    fn chi_square(counts: &[u64], probabilities: &[f64]) -> f64 {
+        let n = counts.iter().sum::<u64>() as f64;
+        counts
+            .iter()
+            .zip(probabilities)
+            .map(|(&observed, &p)| {
+                let expected = n * p;
+                assert!(
+                    expected >= 5.0,
+                    "expected count {expected} < 5: merge cells"
+                );
+                (observed as f64 - expected).powi(2) / expected
+            })
+            .sum()
+    }
+
+    /// Counts of each field's values (in the seed's order) over `SAMPLE` records.
+    fn tally(anomaly: Option<MonitoredField>) -> Vec<Vec<u64>> {
+        let mut generator = generator(SEED, "stats");
+        let mut counts: Vec<Vec<u64>> =
+            SEED_MODEL.iter().map(|s| vec![0; s.values.len()]).collect();
+        for i in 0..SAMPLE {
+            let log = generator.next(T0 + i as i64, anomaly);
+            for (seed, counts) in SEED_MODEL.iter().zip(&mut counts) {
+                let v = value(&log, seed.field);
+                let index = seed.values.iter().position(|x| *x == v);
+                let index = index.unwrap_or_else(|| panic!("{}: unexpected value {v}", seed.field));
+                counts[index] += 1;
+            }
+        }
+        counts
+    }
+
+    #[test]
+    fn the_model_tables_are_the_seed_facts() {
+        for (seed, spec) in SEED_MODEL.iter().zip(model::SPECS) {
+            assert_eq!(spec.field, seed.field);
+            assert_eq!(spec.values, seed.values, "{}", seed.field);
+            assert_eq!(spec.normal_weights, seed.normal, "{}", seed.field);
+            assert_eq!(spec.anomaly_weights, seed.anomaly, "{}", seed.field);
+        }
+    }
+
+    #[test]
+    fn normal_mode_matches_the_seed_weights() {
+        let counts = tally(None);
+        for (seed, counts) in SEED_MODEL.iter().zip(&counts) {
+            let (ok, statistic, critical) = seed.fits(counts, Mode::Normal);
+            assert!(
+                ok,
+                "{}: chi² {statistic:.2} ≥ {critical} for {counts:?}",
+                seed.field
+            );
+        }
+    }
+
+    #[test]
+    fn anomaly_mode_moves_only_the_targeted_field() {
+        for target in MonitoredField::ALL {
+            let counts = tally(Some(target));
+            for (seed, counts) in SEED_MODEL.iter().zip(&counts) {
+                let (normal, statistic, critical) = seed.fits(counts, Mode::Normal);
+                if seed.field == target {
+                    assert!(
+                        !normal,
+                        "{target}: still normal (chi² {statistic:.2}) {counts:?}"
+                    );
+                    let (anomalous, statistic, critical) = seed.fits(counts, Mode::Anomaly);
+                    assert!(
+                        anomalous,
+                        "{target}: chi² {statistic:.2} ≥ {critical} against anomaly weights \
+                         for {counts:?}"
+                    );
+                } else {
+                    assert!(
+                        normal,
+                        "{target} mode moved {}: chi² {statistic:.2} ≥ {critical} for {counts:?}",
+                        seed.field
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_test_statistic_rejects_slightly_wrong_weights() {
+        // The machinery can fail: a one-point shift between two country weights
+        // (0.34/0.33/0.32 instead of 0.33 each) is rejected.
+        let country = &SEED_MODEL[3];
+        let counts = &tally(None)[3];
+        let shifted = Seed {
+            normal: &[0.34, 0.33, 0.32, 0.001, 0.001, 0.001, 0.001],
+            ..*country
+        };
+        let (ok, statistic, _) = shifted.fits(counts, Mode::Normal);
+        assert!(!ok, "{statistic}");
+    }
+
+    // ---- Records ----------------------------------------------------------------------------
+
+    #[test]
+    fn records_have_the_seed_shape() {
+        let mut generator = generator(7, "producer-0");
+        let mut clients = HashSet::new();
+        for i in 0..5_000 {
+            let log = generator.next(T0 + i, None);
+            assert_eq!(log.timestamp, T0 + i);
+            assert_eq!(log.format_version, 1);
+            assert_eq!(log.http_source_id, log.http_source_name.to_lowercase());
+            let request = &log.http_request;
+            let names: Vec<&str> = request.headers.iter().map(|h| h.name.as_str()).collect();
+            assert_eq!(names, ["Host", "User-Agent", "Accept"]);
+            assert!(request.uri.starts_with('/'));
+            assert!(!request.args.starts_with('?'));
+            assert!(["HTTP/1.1", "HTTP/2.0"].contains(&request.http_version.as_str()));
+            let ip: Ipv4Addr = request.client_ip.parse().expect("an IPv4 address");
+            assert!(looks_public(u32::from(ip)), "{ip}");
+            clients.insert(request.client_ip.clone());
+        }
+        assert!(
+            clients.len() > 150 && clients.len() <= CLIENT_POOL_SIZE,
+            "{}",
+            clients.len()
+        );
+    }
+
+    #[test]
+    fn same_seed_same_records_and_different_seeds_differ() {
+        let a = json(&mut generator(42, "producer-0"), 3_000, None);
+        let b = json(&mut generator(42, "producer-0"), 3_000, None);
+        assert_eq!(a, b);
+        let c = json(&mut generator(43, "producer-0"), 3_000, None);
+        assert_ne!(a, c);
+        let anomalous_a = json(
+            &mut generator(42, "producer-0"),
+            3_000,
+            Some(MonitoredField::Action),
+        );
+        let anomalous_b = json(
+            &mut generator(42, "producer-0"),
+            3_000,
+            Some(MonitoredField::Action),
+        );
+        assert_eq!(anomalous_a, anomalous_b);
+    }
+
+    #[test]
+    fn replicas_with_the_same_seed_draw_different_records() {
+        let mut a = generator(42, "producer-0");
+        let mut b = generator(42, "producer-1");
+        let same = (0..1_000)
+            .filter(|i| {
+                let (x, y) = (a.next(T0 + i, None), b.next(T0 + i, None));
+                x.http_request.client_ip == y.http_request.client_ip && x.action == y.action
+            })
+            .count();
+        assert!(same < 200, "{same} of 1000 records alike");
+    }
+
+    #[test]
+    fn anomaly_mode_changes_nothing_but_the_target() {
+        for target in MonitoredField::ALL {
+            let mut normal = generator(9, "producer-0");
+            let mut anomalous = generator(9, "producer-0");
+            let mut changed = 0;
+            for i in 0..2_000 {
+                let mut n = normal.next(T0 + i, None);
+                let a = anomalous.next(T0 + i, Some(target));
+                if value(&n, target) != value(&a, target) {
+                    changed += 1;
+                }
+                // Put the anomalous value into the normal record: nothing else may differ.
+                let v = value(&a, target).to_owned();
+                match target {
+                    MonitoredField::Action => n.action = v,
+                    MonitoredField::HttpSourceName => {
+                        n.http_source_id = v.to_lowercase();
+                        n.http_source_name = v;
+                    }
+                    MonitoredField::HttpStatus => n.http_status = v,
+                    MonitoredField::Country => n.http_request.country = v,
+                    MonitoredField::HttpMethod => n.http_request.http_method = v,
+                }
+                assert_eq!(n, a, "{target}: record {i} differs beyond the target");
+            }
+            assert!(
+                changed > 1_000,
+                "{target}: only {changed} of 2000 values changed"
+            );
+        }
+    }
+
+    #[test]
+    fn request_ids_never_collide_across_instances() {
+        let mut seen = HashSet::new();
+        for instance in ["producer-0", "producer-1", "producer-10"] {
+            let mut generator = generator(42, instance);
+            for i in 0..30_000 {
+                let id = generator.next(T0 + i, None).http_request.request_id;
+                assert!(id.starts_with(&format!("run-1/{instance}/")), "{id}");
+                assert!(seen.insert(id.clone()), "duplicate {id}");
+            }
+        }
+        assert_eq!(seen.len(), 90_000);
+    }
+
+    #[test]
+    fn request_ids_split_back_into_run_instance_and_counter() {
+        let mut generator = Generator::new(1, "pod-a", "2024-01-01T00:00:00Z/x").expect("valid");
+        generator.next(T0, None);
+        let id = generator.next(T0, None).http_request.request_id;
+        let (rest, counter) = id.rsplit_once('/').expect("has a counter");
+        let (run, instance) = rest.rsplit_once('/').expect("has an instance");
+        assert_eq!(
+            (run, instance, counter),
+            ("2024-01-01T00:00:00Z/x", "pod-a", "0000000000000001")
+        );
+        assert_eq!(generator.generated(), 2);
+    }
+
+    #[test]
+    fn instance_ids_that_would_make_ids_ambiguous_are_rejected() {
+        for bad in ["", "a/b"] {
+            let error = Generator::new(1, bad, "run").expect_err("rejected");
+            assert!(error.to_string().contains(&format!("`{bad}`")), "{error}");
+        }
+    }
+
+    #[test]
+    fn the_client_pool_is_distinct_public_and_seeded() {
+        let pool = client_pool(5);
+        assert_eq!(pool.len(), CLIENT_POOL_SIZE);
+        assert_eq!(pool.iter().collect::<HashSet<_>>().len(), CLIENT_POOL_SIZE);
+        assert_eq!(pool, client_pool(5));
+        assert_ne!(pool, client_pool(6));
+        for (address, public) in [
+            ("8.8.4.4", true),
+            ("81.2.69.142", true),
+            ("10.1.2.3", false),
+            ("127.0.0.1", false),
+            ("172.20.0.5", false),
+            ("192.168.1.10", false),
+            ("100.64.0.1", false),
+            ("169.254.1.1", false),
+            ("203.0.113.7", false),
+            ("224.0.0.1", false),
+            ("93.184.216.0", false),
+        ] {
+            let ip: Ipv4Addr = address.parse().expect("an address");
+            assert_eq!(looks_public(u32::from(ip)), public, "{address}");
+        }
+    }
+}
