@@ -76,6 +76,40 @@ impl ConfigError {
     }
 }
 
+/// Where OpenSearch is: a section every service's config accepts, so that one environment (a
+/// shared ConfigMap) can serve them all; services that do not talk to OpenSearch ignore it.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpenSearchConfig {
+    /// Base URL, e.g. `http://127.0.0.1:9200` or `https://search.example.com`.
+    pub url: String,
+    /// Basic-auth user, if the cluster needs one.
+    pub username: Option<String>,
+    /// Basic-auth password; set it through `LOGWARDEN_OPENSEARCH__PASSWORD` (a Secret), not in a
+    /// file. Never logged.
+    pub password: Option<String>,
+}
+
+impl Default for OpenSearchConfig {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:9200".to_owned(),
+            username: None,
+            password: None,
+        }
+    }
+}
+
+impl fmt::Debug for OpenSearchConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenSearchConfig")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
 /// Where a config value came from, for error messages.
 #[derive(Debug, Clone, Copy)]
 enum Origin<'a> {
@@ -229,6 +263,19 @@ mod tests {
         let mut file = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
         file.write_all(text.as_bytes()).unwrap();
         file
+    }
+
+    #[test]
+    fn the_opensearch_password_is_never_printed() {
+        let config = OpenSearchConfig {
+            password: Some("hunter2".into()),
+            ..OpenSearchConfig::default()
+        };
+        let printed = format!("{config:?}");
+        assert!(
+            !printed.contains("hunter2") && printed.contains("<redacted>"),
+            "{printed}"
+        );
     }
 
     #[test]

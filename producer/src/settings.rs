@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use pipeline::config::ConfigError;
+use pipeline::config::{ConfigError, OpenSearchConfig};
 use pipeline::kafka::KafkaConfig;
 use pipeline::telemetry::TelemetryConfig;
 use pipeline::wire::MonitoredField;
@@ -36,6 +36,9 @@ pub struct RawConfig {
     /// Logs and the metrics server.
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    /// Accepted so one environment can configure every service; the producer does not use it.
+    #[serde(default)]
+    pub opensearch: OpenSearchConfig,
     /// What to generate.
     #[serde(default)]
     pub generator: GeneratorConfig,

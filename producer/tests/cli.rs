@@ -3,12 +3,32 @@
 
 use std::process::{Command, Output};
 
+/// Runs the binary with no `LOGWARDEN_*` or `RUST_LOG` from the caller: hermetic.
 fn producer(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_logwarden-producer"))
-        .args(args)
-        .env_remove("RUST_LOG")
+    let mut command = Command::new(env!("CARGO_BIN_EXE_logwarden-producer"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("LOGWARDEN_") || name == "RUST_LOG" {
+            command.env_remove(name);
+        }
+    }
+    command.args(args).output().expect("the binary runs")
+}
+
+#[test]
+fn the_shared_environment_of_all_services_is_accepted() {
+    let out = Command::new(env!("CARGO_BIN_EXE_logwarden-producer"))
+        .args(FIXED)
+        .args(["--count", "3"])
+        .env("LOGWARDEN_OPENSEARCH__URL", "http://127.0.0.1:1")
+        .env("LOGWARDEN_KAFKA__BROKERS", "127.0.0.1:1")
         .output()
-        .expect("the binary runs")
+        .expect("the binary runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout.iter().filter(|b| **b == b'\n').count(), 3);
 }
 
 const FIXED: [&str; 10] = [
@@ -127,4 +147,23 @@ fn bad_values_fail_at_start_naming_the_value_and_the_valid_ones() {
             );
         }
     }
+}
+
+#[test]
+fn the_shipped_example_scenario_is_valid_and_covers_every_field() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/five-fields.yaml");
+    let scenario = producer::scenario::Scenario::load(std::path::Path::new(path)).expect("valid");
+    let targets: Vec<_> = scenario
+        .phases
+        .iter()
+        .filter_map(|p| match p.kind {
+            producer::scenario::PhaseKind::Anomaly(field) => Some(field),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(targets, pipeline::wire::MonitoredField::ALL);
+    assert_eq!(
+        scenario.duration(),
+        Some(std::time::Duration::from_secs(45 * 60))
+    );
 }

@@ -18,6 +18,7 @@ async fn produce(kafka: &KafkaConfig, generator: GeneratorConfig) -> (Summary, S
     let raw = RawConfig {
         kafka: kafka.clone(),
         telemetry: TelemetryConfig::default(),
+        opensearch: pipeline::config::OpenSearchConfig::default(),
         generator,
     };
     let settings = Settings::from_raw(raw, now_ms(), None).expect("valid settings");

@@ -1,0 +1,149 @@
+//! `cargo xtask`: the project's own tasks, in Rust so that they run wherever cargo does.
+//!
+//! - `stack up|down|status|logs|reset`: a local Apache Kafka and OpenSearch, real servers that
+//!   xtask installs itself from Maven Central into a cache, and runs detached from the terminal;
+//! - `test`: fmt, clippy and the workspace's tests against that stack;
+//! - `demo`: the system running on this machine.
+//!
+//! This file only parses the command line; each command lives in its module.
+
+mod demo;
+mod kafka;
+mod opensearch;
+mod paths;
+mod prereq;
+mod process;
+mod stack;
+mod test;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use crate::paths::Dirs;
+use crate::stack::{Server, StackOptions};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "logwarden's project tasks: the local Kafka + OpenSearch stack, tests, the demo"
+)]
+struct Cli {
+    /// Download cache, kept by `stack reset` [default: /var/cache/logwarden as root, else
+    /// $XDG_CACHE_HOME/logwarden]
+    #[arg(long, global = true, value_name = "DIR", help_heading = "Directories")]
+    cache_dir: Option<PathBuf>,
+    /// The stack's state: configs, data, logs [default: /var/lib/logwarden/stack as root, else
+    /// $XDG_DATA_HOME/logwarden/stack]
+    #[arg(long, global = true, value_name = "DIR", help_heading = "Directories")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Manage the local Kafka + OpenSearch stack.
+    Stack {
+        #[command(subcommand)]
+        command: StackCommand,
+    },
+    /// Bring the stack up, run fmt, clippy and the workspace's tests against it, stop what was
+    /// started.
+    Test(test::TestArgs),
+    /// Run logwarden on this machine (for now: the stack, and where it runs).
+    Demo(StackOptions),
+}
+
+#[derive(Debug, Subcommand)]
+enum StackCommand {
+    /// Install (first run) and start Kafka and OpenSearch, create the topics; a no-op if running.
+    Up(StackOptions),
+    /// Stop both servers (and any stray server process of this stack).
+    Down,
+    /// Show what runs, where, and how healthy it is; fails unless the stack is up.
+    Status,
+    /// Show the last lines of the servers' logs.
+    Logs {
+        /// Only this server's logs.
+        server: Option<Server>,
+        /// How many lines of each log.
+        #[arg(long, short = 'n', default_value_t = 50)]
+        lines: usize,
+    },
+    /// Stop the stack and delete its data (topics, indices, logs); downloads stay cached.
+    Reset,
+}
+
+/// What every command needs.
+#[derive(Debug)]
+pub struct Ctx {
+    /// Cache and data directories.
+    pub dirs: Dirs,
+    /// Whether xtask runs as root (OpenSearch then runs as its own user).
+    pub root: bool,
+    /// For the async Kafka admin calls of the pipeline crate.
+    pub rt: tokio::runtime::Handle,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let root = prereq::is_root();
+    let ctx = Ctx {
+        dirs: Dirs::resolve(cli.cache_dir.as_deref(), cli.data_dir.as_deref(), root)?,
+        root,
+        rt: runtime.handle().clone(),
+    };
+    let ok = match cli.command {
+        Command::Stack { command } => match command {
+            StackCommand::Up(options) => {
+                stack::up(&ctx, &options)?;
+                println!();
+                stack::status(&ctx)?
+            }
+            StackCommand::Down => {
+                stack::down(&ctx)?;
+                true
+            }
+            StackCommand::Status => stack::status(&ctx)?,
+            StackCommand::Logs { server, lines } => {
+                stack::logs(&ctx, server, lines)?;
+                true
+            }
+            StackCommand::Reset => {
+                stack::reset(&ctx)?;
+                true
+            }
+        },
+        Command::Test(args) => {
+            test::run(&ctx, &args)?;
+            true
+        }
+        Command::Demo(options) => {
+            demo::run(&ctx, &options)?;
+            true
+        }
+    };
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

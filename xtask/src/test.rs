@@ -1,0 +1,236 @@
+//! `cargo xtask test`: the whole check a change must pass, against real servers.
+//!
+//! Brings the stack up (or uses the one already running), runs `cargo fmt --check`, `cargo
+//! clippy` and `cargo test` for the workspace with the stack's addresses in the environment the
+//! services read (`LOGWARDEN_KAFKA__BROKERS`, `LOGWARDEN_OPENSEARCH__URL`), and afterwards stops
+//! only the servers it started itself, also when a step fails or Ctrl-C interrupts it.
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::Ctx;
+use crate::stack::{self, StackOptions, Which};
+
+/// Options of `cargo xtask test`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TestArgs {
+    /// Settings for the stack, used if it is not running yet.
+    #[command(flatten)]
+    pub stack: StackOptions,
+    /// Skip `cargo fmt --check` and `cargo clippy`.
+    #[arg(long)]
+    pub no_lint: bool,
+    /// Passed to `cargo test` (e.g. a test-name filter; `-- --nocapture` reaches the test binaries).
+    #[arg(last = true, value_name = "CARGO_TEST_ARGS")]
+    pub cargo_test_args: Vec<String>,
+}
+
+/// One cargo invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Step {
+    /// Short name for the summary.
+    name: &'static str,
+    /// Arguments after `cargo`.
+    args: Vec<String>,
+    /// Whether it needs the stack's addresses.
+    uses_stack: bool,
+}
+
+/// The steps, in order.
+fn steps(no_lint: bool, cargo_test_args: &[String]) -> Vec<Step> {
+    let owned = |args: &[&str]| args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
+    let mut steps = Vec::new();
+    if !no_lint {
+        steps.push(Step {
+            name: "fmt",
+            args: owned(&["fmt", "--all", "--check"]),
+            uses_stack: false,
+        });
+        steps.push(Step {
+            name: "clippy",
+            args: owned(&[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+            uses_stack: false,
+        });
+    }
+    let mut test = owned(&["test", "--workspace", "--all-targets"]);
+    test.extend(cargo_test_args.iter().cloned());
+    steps.push(Step {
+        name: "test",
+        args: test,
+        uses_stack: true,
+    });
+    // `--all-targets` leaves doctests out; they run on their own (and need no stack).
+    if cargo_test_args.is_empty() {
+        steps.push(Step {
+            name: "doctest",
+            args: owned(&["test", "--workspace", "--doc"]),
+            uses_stack: false,
+        });
+    }
+    steps
+}
+
+/// Runs `cargo xtask test`.
+pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
+    let started = Instant::now();
+    let up = stack::ensure_up(ctx, &args.stack)?;
+    let env = [
+        (
+            "LOGWARDEN_KAFKA__BROKERS",
+            up.state
+                .kafka_brokers()
+                .context("the stack state lists no Kafka; run `cargo xtask stack reset`")?,
+        ),
+        (
+            "LOGWARDEN_OPENSEARCH__URL",
+            up.state
+                .opensearch_url()
+                .context("the stack state lists no OpenSearch; run `cargo xtask stack reset`")?,
+        ),
+    ];
+    let interrupted = watch_ctrl_c(ctx)?;
+
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("xtask is not inside a workspace")?;
+    let mut results: Vec<(&'static str, Result<Duration>)> = Vec::new();
+    for step in steps(args.no_lint, &args.cargo_test_args) {
+        if interrupted.load(Ordering::SeqCst) {
+            break;
+        }
+        println!("test: cargo {}", step.args.join(" "));
+        let step_started = Instant::now();
+        let mut cmd = Command::new(&cargo);
+        cmd.args(&step.args).current_dir(workspace);
+        if step.uses_stack {
+            cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        }
+        let outcome = match cmd.status() {
+            Ok(status) if status.success() => Ok(step_started.elapsed()),
+            Ok(status) => Err(anyhow::anyhow!("{status}")),
+            Err(err) => Err(anyhow::anyhow!("cannot run cargo: {err}")),
+        };
+        results.push((step.name, outcome));
+    }
+
+    let stopped = if up.started_kafka || up.started_opensearch {
+        println!("test: stopping the servers this run started…");
+        stack::stop(
+            ctx,
+            Which {
+                kafka: up.started_kafka,
+                opensearch: up.started_opensearch,
+            },
+        )
+    } else {
+        println!("test: leaving the stack running (it was up before)");
+        Ok(())
+    };
+
+    println!();
+    let mut failed = Vec::new();
+    for (name, outcome) in &results {
+        match outcome {
+            Ok(took) => println!("test: {name:<7} ok      {:.1} s", took.as_secs_f64()),
+            Err(err) => {
+                println!("test: {name:<7} FAILED  {err}");
+                failed.push(*name);
+            }
+        }
+    }
+    if interrupted.load(Ordering::SeqCst) {
+        println!("test: interrupted");
+    }
+    println!("test: total {:.1} s", started.elapsed().as_secs_f64());
+    stopped.context("stopping the stack after the tests; run `cargo xtask stack down`")?;
+    if interrupted.load(Ordering::SeqCst) {
+        bail!("interrupted by Ctrl-C");
+    }
+    if !failed.is_empty() {
+        bail!(
+            "failed: {}; scroll up for cargo's output",
+            failed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Keeps Ctrl-C from killing xtask itself (cargo, in the same process group, still gets it and
+/// stops), so that the stack is stopped afterwards; the flag says it happened.
+fn watch_ctrl_c(ctx: &Ctx) -> Result<Arc<AtomicBool>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let flag = Arc::new(AtomicBool::new(false));
+    let mut interrupts = {
+        let _runtime = ctx.rt.enter();
+        signal(SignalKind::interrupt()).context("installing the Ctrl-C handler")?
+    };
+    let seen = Arc::clone(&flag);
+    ctx.rt.spawn(async move {
+        while interrupts.recv().await.is_some() {
+            seen.store(true, Ordering::SeqCst);
+            println!("test: interrupted; cleaning up…");
+        }
+    });
+    Ok(flag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lint_steps_come_first_and_can_be_skipped() {
+        let all = steps(false, &[]);
+        let names: Vec<&str> = all.iter().map(|s| s.name).collect();
+        assert_eq!(names, ["fmt", "clippy", "test", "doctest"]);
+        assert_eq!(all[3].args, ["test", "--workspace", "--doc"]);
+        assert_eq!(all[0].args, ["fmt", "--all", "--check"]);
+        assert_eq!(
+            all[1].args,
+            [
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings"
+            ]
+        );
+        assert!(all[2].uses_stack && !all[0].uses_stack);
+
+        let only_test = steps(
+            true,
+            &[
+                "kafka_".to_owned(),
+                "--".to_owned(),
+                "--nocapture".to_owned(),
+            ],
+        );
+        assert_eq!(only_test.len(), 1);
+        assert_eq!(
+            only_test[0].args,
+            [
+                "test",
+                "--workspace",
+                "--all-targets",
+                "kafka_",
+                "--",
+                "--nocapture"
+            ]
+        );
+    }
+}
