@@ -298,25 +298,13 @@ pub struct ClusterInfo {
     pub topics: BTreeMap<String, usize>,
 }
 
-/// Asks the cluster for its metadata: the readiness check of "Kafka answers". Runs the blocking
-/// request on a blocking thread, so it can be awaited from async code.
+/// Asks the cluster for its metadata: the readiness check of "Kafka answers".
 pub async fn cluster_info(
     kafka: &KafkaConfig,
     timeout: Duration,
 ) -> Result<ClusterInfo, AdminError> {
-    let kafka = kafka.clone();
-    let task = tokio::task::spawn_blocking(move || {
-        let client_error = |source| AdminError::Client {
-            brokers: kafka.brokers.clone(),
-            source,
-        };
-        let consumer: BaseConsumer = kafka
-            .client_config("logwarden-metadata")
-            .create()
-            .map_err(client_error)?;
-        let metadata = consumer
-            .fetch_metadata(None, timeout)
-            .map_err(client_error)?;
+    with_metadata_client(kafka, move |consumer| {
+        let metadata = consumer.fetch_metadata(None, timeout)?;
         Ok(ClusterInfo {
             brokers: metadata
                 .brokers()
@@ -334,9 +322,44 @@ pub async fn cluster_info(
                 .map(|t| (t.name().to_owned(), t.partitions().len()))
                 .collect(),
         })
+    })
+    .await
+}
+
+/// How many records `topic` holds: the sum over its partitions of high minus low watermark.
+/// (With transactions, commit markers count too; it is a size, not an exact record count.)
+pub async fn topic_size(
+    kafka: &KafkaConfig,
+    topic: &str,
+    timeout: Duration,
+) -> Result<i64, AdminError> {
+    let topic = topic.to_owned();
+    with_metadata_client(kafka, move |consumer| {
+        let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;
+        let mut total = 0;
+        for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+            let (low, high) = consumer.fetch_watermarks(&topic, partition.id(), timeout)?;
+            total += high - low;
+        }
+        Ok(total)
+    })
+    .await
+}
+
+/// Runs blocking metadata requests with a short-lived client on a blocking thread, so they can
+/// be awaited from async code.
+async fn with_metadata_client<T: Send + 'static>(
+    kafka: &KafkaConfig,
+    request: impl FnOnce(&BaseConsumer) -> Result<T, KafkaError> + Send + 'static,
+) -> Result<T, AdminError> {
+    let config = kafka.client_config("logwarden-metadata");
+    let task = tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = config.create()?;
+        request(&consumer)
     });
+    let brokers = kafka.brokers.clone();
     match task.await {
-        Ok(result) => result,
+        Ok(result) => result.map_err(|source| AdminError::Client { brokers, source }),
         Err(join) => std::panic::resume_unwind(join.into_panic()),
     }
 }

@@ -54,7 +54,7 @@ enum Command {
     /// Bring the stack up, run fmt, clippy and the workspace's tests against it, stop what was
     /// started.
     Test(test::TestArgs),
-    /// Run logwarden on this machine (for now: the stack, and where it runs).
+    /// Run logwarden on this machine: the stack, history and live traffic with an anomaly.
     Demo(StackOptions),
 }
 
