@@ -123,6 +123,40 @@ impl KafkaConfig {
     }
 }
 
+/// The readiness check the Kafka clients of a service maintain.
+pub const KAFKA_CHECK: &str = "kafka";
+
+/// A client context that marks the `kafka` readiness check down when librdkafka reports every
+/// broker down, and logs client errors; services mark it up again on their next success.
+#[derive(Debug, Clone)]
+pub struct HealthContext {
+    health: std::sync::Arc<crate::telemetry::Health>,
+}
+
+impl HealthContext {
+    /// A context reporting to `health`; registers the check as not ready yet ("connecting").
+    pub fn new(health: std::sync::Arc<crate::telemetry::Health>) -> Self {
+        health.register(KAFKA_CHECK, "connecting");
+        Self { health }
+    }
+
+    /// Marks Kafka reachable (after a delivery or a poll succeeded).
+    pub fn reachable(&self) {
+        self.health.ready(KAFKA_CHECK);
+    }
+}
+
+impl rdkafka::ClientContext for HealthContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            self.health.not_ready(KAFKA_CHECK, reason);
+        }
+        tracing::warn!(%error, reason, "Kafka client error; librdkafka retries.");
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for HealthContext {}
+
 /// The topic names, configurable so that several deployments (or tests) can share a cluster.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]

@@ -2,6 +2,7 @@
 //!
 //! - [`config`]: YAML file + `LOGWARDEN_*` environment, unknown keys rejected, errors naming the key.
 //! - [`kafka`]: client presets (idempotent producer, manual offset store), topic administration.
+//! - [`delivery`]: pipelined Kafka deliveries that settle in send order, retried, never dropped.
 //! - [`wire`]: what goes on each topic; the only place a wire format is defined.
 //! - [`shutdown`]: SIGTERM/SIGINT → a cancellation token, and a drain deadline.
 //! - [`telemetry`]: logs, a per-service metrics registry, `/metrics`, `/healthz`, `/readyz`.
@@ -11,6 +12,7 @@
 //! subscriber [`telemetry::init_logging`] installs.
 
 pub mod config;
+pub mod delivery;
 pub mod kafka;
 pub mod service;
 pub mod shutdown;

@@ -1,34 +1,28 @@
 //! Where generated records and labels go: the `raw` and `labels` topics, or NDJSON on stdout
 //! (labels to a file) for offline use.
 //!
-//! Kafka deliveries are pipelined: a record is queued and its delivery future kept in a bounded
-//! window, oldest first, so the generator never waits on one round trip per record. A record is
-//! never dropped: a full local queue waits for the oldest delivery, and a failed delivery (the
-//! broker unreachable for longer than `message.timeout.ms`) is logged, counted, marked on
-//! `/readyz`, and sent again after a backoff until it succeeds or the process is told to stop.
+//! Kafka deliveries are pipelined through [`pipeline::delivery::Deliveries`]: records are queued
+//! in a bounded window, so the generator never waits on one round trip per record, and none is
+//! dropped: a full queue waits for the oldest delivery, and a failed delivery is counted, marked
+//! on `/readyz`, and sent again until it succeeds or the process is told to stop.
 
-use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
+use pipeline::delivery::{Deliveries, DeliveryError, Event, Outgoing};
 use pipeline::kafka::KafkaConfig;
+use pipeline::kafka::{HealthContext, KAFKA_CHECK};
 use pipeline::telemetry::Health;
 use pipeline::wire::Label;
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
-use rdkafka::ClientContext;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
-use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::producer::FutureProducer;
 use tokio_util::sync::CancellationToken;
 
 /// Deliveries kept in flight before the oldest is awaited.
 const MAX_IN_FLIGHT: usize = 50_000;
-
-/// The readiness check this module maintains.
-pub const KAFKA_CHECK: &str = "kafka";
 
 /// The producer's metrics.
 #[derive(Debug, Clone)]
@@ -81,15 +75,9 @@ pub enum OutputError {
     /// The Kafka client could not be built.
     #[error("creating the Kafka producer: {0}")]
     Client(#[source] KafkaError),
-    /// Kafka refused a record for a reason that retrying cannot fix (e.g. too large).
-    #[error("producing to `{topic}`: {source}")]
-    Produce {
-        /// The topic.
-        topic: String,
-        /// The client's error.
-        #[source]
-        source: KafkaError,
-    },
+    /// A record could not be delivered.
+    #[error(transparent)]
+    Delivery(#[from] DeliveryError),
     /// Writing to stdout or the labels file failed.
     #[error("writing {what}: {source}")]
     Io {
@@ -99,51 +87,16 @@ pub enum OutputError {
         #[source]
         source: std::io::Error,
     },
-    /// Stopped by a signal while records were still unacknowledged.
-    #[error("stopped with {0} records not acknowledged by Kafka")]
-    Unacknowledged(usize),
-}
-
-/// Marks Kafka unready when librdkafka reports every broker down.
-#[derive(Debug)]
-struct ReadinessContext {
-    health: Arc<Health>,
-}
-
-impl ClientContext for ReadinessContext {
-    fn error(&self, error: KafkaError, reason: &str) {
-        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
-            self.health.not_ready(KAFKA_CHECK, reason);
-        }
-        tracing::warn!(%error, reason, "Kafka client error; retrying.");
-    }
-}
-
-/// A record queued with the broker and what is needed to send it again.
-struct Pending {
-    key: String,
-    payload: Vec<u8>,
-    delivery: DeliveryFuture,
 }
 
 /// The Kafka output.
+#[derive(Debug)]
 pub struct KafkaOutput {
-    producer: FutureProducer<ReadinessContext>,
+    deliveries: Deliveries<(), HealthContext>,
+    context: HealthContext,
     topic: String,
     labels_topic: String,
-    in_flight: VecDeque<Pending>,
     metrics: Metrics,
-    health: Arc<Health>,
-    shutdown: CancellationToken,
-}
-
-impl std::fmt::Debug for KafkaOutput {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KafkaOutput")
-            .field("topic", &self.topic)
-            .field("in_flight", &self.in_flight.len())
-            .finish_non_exhaustive()
-    }
 }
 
 impl KafkaOutput {
@@ -155,160 +108,77 @@ impl KafkaOutput {
         health: Arc<Health>,
         shutdown: CancellationToken,
     ) -> Result<Self, OutputError> {
-        health.register(KAFKA_CHECK, "connecting");
-        let producer = kafka
+        let context = HealthContext::new(health.clone());
+        let producer: FutureProducer<HealthContext> = kafka
             .producer_config(client_id)
-            .create_with_context(ReadinessContext {
-                health: Arc::clone(&health),
-            })
+            .create_with_context(context.clone())
             .map_err(OutputError::Client)?;
-        Ok(Self {
+        let errors = metrics.errors.clone();
+        let deliveries = Deliveries::new(
             producer,
+            MAX_IN_FLIGHT,
+            shutdown,
+            move |event, reason| match event {
+                Event::QueueFull => errors.with_label_values(&["queue_full"]).inc(),
+                Event::Retried => {
+                    errors.with_label_values(&["delivery"]).inc();
+                    health.not_ready(KAFKA_CHECK, reason);
+                }
+            },
+        );
+        Ok(Self {
+            deliveries,
+            context,
             topic: kafka.topics.raw.clone(),
             labels_topic: kafka.topics.labels.clone(),
-            in_flight: VecDeque::new(),
             metrics,
-            health,
-            shutdown,
         })
     }
 
     /// Queues one record; waits only when the window or librdkafka's queue is full.
     pub async fn send(&mut self, key: String, payload: Vec<u8>) -> Result<(), OutputError> {
-        loop {
-            let record = FutureRecord::to(&self.topic).key(&key).payload(&payload);
-            match self.producer.send_result(record) {
-                Ok(delivery) => break self.push(key, payload, delivery),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    self.metrics.errors.with_label_values(&["queue_full"]).inc();
-                    if !self.settle_oldest().await? {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                }
-                Err((source, _)) => {
-                    return Err(OutputError::Produce {
-                        topic: self.topic.clone(),
-                        source,
-                    });
-                }
-            }
+        let record = Outgoing {
+            topic: self.topic.clone(),
+            key: Some(key.into_bytes()),
+            payload,
+            headers: None,
+        };
+        if !self.deliveries.send(record, ()).await?.is_empty() {
+            self.context.reachable();
         }
-        while self.in_flight.len() > MAX_IN_FLIGHT {
-            self.settle_oldest().await?;
+        while self.deliveries.is_full() {
+            self.deliveries.settle_next().await?;
+            self.context.reachable();
         }
+        self.metrics.in_flight.set(self.deliveries.len() as i64);
         Ok(())
     }
 
-    fn push(&mut self, key: String, payload: Vec<u8>, delivery: DeliveryFuture) {
-        self.in_flight.push_back(Pending {
-            key,
-            payload,
-            delivery,
-        });
-        self.metrics.in_flight.set(self.in_flight.len() as i64);
-    }
-
-    /// Awaits the oldest delivery; a failed one is queued again after a backoff. Returns whether
-    /// there was anything to settle.
-    async fn settle_oldest(&mut self) -> Result<bool, OutputError> {
-        let Some(pending) = self.in_flight.pop_front() else {
-            return Ok(false);
-        };
-        self.metrics.in_flight.set(self.in_flight.len() as i64);
-        match pending.delivery.await {
-            Ok(Ok(_)) => {
-                self.health.ready(KAFKA_CHECK);
-                Ok(true)
-            }
-            Ok(Err((error, _))) => {
-                self.retry(pending.key, pending.payload, &error.to_string())
-                    .await?;
-                Ok(true)
-            }
-            Err(_cancelled) => {
-                self.retry(pending.key, pending.payload, "delivery cancelled")
-                    .await?;
-                Ok(true)
-            }
-        }
-    }
-
-    async fn retry(
-        &mut self,
-        key: String,
-        payload: Vec<u8>,
-        reason: &str,
-    ) -> Result<(), OutputError> {
-        self.metrics.errors.with_label_values(&["delivery"]).inc();
-        self.health.not_ready(KAFKA_CHECK, reason);
-        tracing::warn!(reason, "Delivery failed; sending the record again.");
-        let mut backoff = Duration::from_millis(500);
-        loop {
-            let record = FutureRecord::to(&self.topic).key(&key).payload(&payload);
-            match self.producer.send_result(record) {
-                Ok(delivery) => {
-                    self.push(key, payload, delivery);
-                    return Ok(());
-                }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {}
-                Err((source, _)) => {
-                    return Err(OutputError::Produce {
-                        topic: self.topic.clone(),
-                        source,
-                    });
-                }
-            }
-            tokio::select! {
-                () = tokio::time::sleep(backoff) => {}
-                () = self.shutdown.cancelled() => return Err(OutputError::Unacknowledged(self.in_flight.len() + 1)),
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(30));
-        }
-    }
-
-    /// Publishes a label and waits for its acknowledgement.
+    /// Publishes a label and waits until it (and every record before it) is acknowledged.
     pub async fn send_label(&mut self, label: &Label) -> Result<(), OutputError> {
-        let payload = label_json(label);
-        loop {
-            let record = FutureRecord::to(&self.labels_topic)
-                .key(&label.run_id)
-                .payload(&payload);
-            let result = match self.producer.send_result(record) {
-                Ok(delivery) => match delivery.await {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err((error, _))) => Err(error.to_string()),
-                    Err(_) => Err("delivery cancelled".to_owned()),
-                },
-                Err((error, _)) => Err(error.to_string()),
-            };
-            match result {
-                Ok(()) => {
-                    self.metrics.labels.inc();
-                    return Ok(());
-                }
-                Err(reason) => {
-                    self.metrics.errors.with_label_values(&["delivery"]).inc();
-                    tracing::warn!(reason, "Label delivery failed; retrying.");
-                    tokio::select! {
-                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                        () = self.shutdown.cancelled() => return Err(OutputError::Unacknowledged(1)),
-                    }
-                }
-            }
-        }
+        let record = Outgoing {
+            topic: self.labels_topic.clone(),
+            key: Some(label.run_id.clone().into_bytes()),
+            payload: label_json(label),
+            headers: None,
+        };
+        self.deliveries.send(record, ()).await?;
+        self.flush().await?;
+        self.metrics.labels.inc();
+        Ok(())
     }
 
     /// Awaits every delivery in flight.
     pub async fn flush(&mut self) -> Result<(), OutputError> {
-        while self.settle_oldest().await? {}
-        // Nothing is in flight; this only drains librdkafka's own bookkeeping.
-        let _ = self.producer.flush(Duration::from_secs(5));
+        self.deliveries.drain(|()| {}).await?;
+        self.context.reachable();
+        self.metrics.in_flight.set(0);
         Ok(())
     }
 
     /// Records still unacknowledged.
     pub fn unacknowledged(&self) -> usize {
-        self.in_flight.len()
+        self.deliveries.len()
     }
 }
 
