@@ -68,6 +68,10 @@ struct Pending<T> {
     record: Outgoing,
     tag: T,
     delivery: DeliveryFuture,
+    /// The delivery failed and no new one is queued yet: `delivery` is spent and must be
+    /// replaced before it is awaited again (`settle_next` may be dropped mid-retry, e.g. in a
+    /// `select!`, and called again).
+    failed: bool,
 }
 
 /// Records in flight, oldest first.
@@ -130,6 +134,12 @@ impl<T, C: rdkafka::ClientContext + 'static> Deliveries<T, C> {
         self.in_flight.len() >= self.max_in_flight
     }
 
+    /// Whether the oldest delivery failed and is being sent again: a stage should stop taking
+    /// new input until it settles.
+    pub fn is_retrying(&self) -> bool {
+        self.in_flight.front().is_some_and(|pending| pending.failed)
+    }
+
     /// Queues `record`; when librdkafka's queue is full, settles the oldest deliveries first and
     /// returns their tags (the caller must handle them as it does [`Self::settle_next`]'s).
     pub async fn send(&mut self, record: Outgoing, tag: T) -> Result<Vec<T>, DeliveryError> {
@@ -141,6 +151,7 @@ impl<T, C: rdkafka::ClientContext + 'static> Deliveries<T, C> {
                         record,
                         tag,
                         delivery,
+                        failed: false,
                     });
                     return Ok(settled);
                 }
@@ -163,21 +174,25 @@ impl<T, C: rdkafka::ClientContext + 'static> Deliveries<T, C> {
 
     /// Waits for the oldest delivery and returns its tag; `None` when nothing is in flight. A
     /// failed delivery is sent again (with backoff) and waited for before anything behind it.
+    /// Cancel-safe: dropped and called again, it resumes where it was.
     pub async fn settle_next(&mut self) -> Result<Option<T>, DeliveryError> {
         let mut backoff = Duration::from_millis(200);
         loop {
             let Some(front) = self.in_flight.front_mut() else {
                 return Ok(None);
             };
-            let reason = match (&mut front.delivery).await {
-                Ok(Ok(_)) => {
-                    return Ok(self.in_flight.pop_front().map(|pending| pending.tag));
-                }
-                Ok(Err((error, _))) => error.to_string(),
-                Err(_cancelled) => "delivery cancelled".to_owned(),
-            };
-            (self.on_event)(Event::Retried, &reason);
-            tracing::warn!(%reason, topic = %front.record.topic, "Delivery failed; sending again.");
+            if !front.failed {
+                let reason = match (&mut front.delivery).await {
+                    Ok(Ok(_)) => {
+                        return Ok(self.in_flight.pop_front().map(|pending| pending.tag));
+                    }
+                    Ok(Err((error, _))) => error.to_string(),
+                    Err(_cancelled) => "delivery cancelled".to_owned(),
+                };
+                front.failed = true;
+                (self.on_event)(Event::Retried, &reason);
+                tracing::warn!(%reason, topic = %front.record.topic, "Delivery failed; sending again.");
+            }
             loop {
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}
@@ -189,6 +204,7 @@ impl<T, C: rdkafka::ClientContext + 'static> Deliveries<T, C> {
                 match enqueue(&self.producer, &front.record) {
                     Ok(delivery) => {
                         front.delivery = delivery;
+                        front.failed = false;
                         break;
                     }
                     Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => {}
