@@ -76,6 +76,25 @@ pub async fn require_opensearch() -> String {
     }
 }
 
+/// A [`crate::service::Service`] for an in-process test run: telemetry on an ephemeral port, and
+/// a shutdown token of the test's own (cancel it to stop the service).
+///
+/// # Panics
+/// When the telemetry server cannot start.
+pub async fn service(
+    name: &'static str,
+) -> (crate::service::Service, tokio_util::sync::CancellationToken) {
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let telemetry = crate::telemetry::TelemetryConfig {
+        listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+        ..crate::telemetry::TelemetryConfig::default()
+    };
+    let service = crate::service::Service::start_with(name, &telemetry, 0, shutdown.clone())
+        .await
+        .unwrap_or_else(|err| panic!("starting the {name} service: {err}"));
+    (service, shutdown)
+}
+
 /// `<prefix>-<8 random hex digits>-`: lowercase, legal as a topic, group or index name.
 pub fn unique_name(prefix: &str) -> String {
     let id = uuid::Uuid::new_v4().simple().to_string();

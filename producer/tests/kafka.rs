@@ -6,13 +6,11 @@ use std::io::Write;
 use std::time::Duration;
 
 use pipeline::kafka::KafkaConfig;
-use pipeline::service::Service;
 use pipeline::telemetry::TelemetryConfig;
 use pipeline::testkit;
 use pipeline::wire::{Label, MonitoredField, RawLog};
 use producer::run::{Summary, now_ms, run};
 use producer::settings::{GeneratorConfig, RawConfig, Settings};
-use tokio_util::sync::CancellationToken;
 
 async fn produce(kafka: &KafkaConfig, generator: GeneratorConfig) -> (Summary, String) {
     let raw = RawConfig {
@@ -22,13 +20,7 @@ async fn produce(kafka: &KafkaConfig, generator: GeneratorConfig) -> (Summary, S
         generator,
     };
     let settings = Settings::from_raw(raw, now_ms(), None).expect("valid settings");
-    let telemetry = TelemetryConfig {
-        listen: Some("127.0.0.1:0".parse().expect("address")),
-        ..TelemetryConfig::default()
-    };
-    let service = Service::start_with("producer", &telemetry, 0, CancellationToken::new())
-        .await
-        .expect("service starts");
+    let (service, _shutdown) = testkit::service("producer").await;
     let summary = run(settings, &service).await.expect("run completes");
     (summary, service.telemetry.render())
 }
