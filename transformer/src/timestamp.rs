@@ -1,0 +1,331 @@
+//! Event time: reading the record's `timestamp` number and writing `@timestamp` as RFC 3339.
+//!
+//! Real AWS WAF logs carry `timestamp` as integer epoch milliseconds; the seed's generator wrote
+//! fractional epoch seconds (`1669682102.123015`), which is why its dashboards showed 1970. Both
+//! are accepted, told apart by magnitude alone, because the two readings of one number can never
+//! both be plausible: a number whose absolute value is below [`SECONDS_BELOW`] (10^11) is read as
+//! seconds, any other as milliseconds. 10^11 seconds is the year 5138 and 10^11 milliseconds is
+//! 1973-03-03, both outside the accepted range [2000-01-01, 2100-01-01), so no timestamp that
+//! passes the range check could have meant the other unit.
+//!
+//! Fractional seconds are first rounded to the nearest microsecond (which undoes binary
+//! floating-point noise such as `1669682102.123` being stored as `…102.12299999`), then
+//! truncated to the millisecond; fractional milliseconds are truncated. Everything here is
+//! arithmetic on integers and floats: no allocation, no clock, no time-zone database, so it is
+//! cheap enough to run on every record.
+
+use std::fmt;
+
+/// Numbers whose absolute value is below this are epoch seconds; others are epoch milliseconds.
+pub const SECONDS_BELOW: f64 = 1e11;
+
+/// The earliest accepted event time, 2000-01-01T00:00:00Z, in epoch milliseconds (inclusive).
+pub const MIN_EPOCH_MS: i64 = 946_684_800_000;
+
+/// The end of the accepted event times, 2100-01-01T00:00:00Z, in epoch milliseconds
+/// (exclusive).
+pub const MAX_EPOCH_MS: i64 = 4_102_444_800_000;
+
+/// The length of a timestamp written by [`write_rfc3339_millis`]: `2026-11-23T10:00:00.123Z`.
+pub const RFC3339_MILLIS_LEN: usize = 24;
+
+/// A `timestamp` value as JSON gave it: an integer, or a number with a fraction or exponent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum EpochNumber {
+    /// An integer (JSON numbers without fraction or exponent that fit 64 bits).
+    Int(i128),
+    /// Any other number.
+    Float(f64),
+}
+
+impl fmt::Display for EpochNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Int(value) => write!(f, "{value}"),
+            // Rust prints 1e300 with all its 301 digits; keep huge and tiny values readable.
+            Self::Float(value) if value != 0.0 && !(1e-4..1e16).contains(&value.abs()) => {
+                write!(f, "{value:e}")
+            }
+            Self::Float(value) => write!(f, "{value}"),
+        }
+    }
+}
+
+/// Which unit a number was read in, by the magnitude rule in the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EpochUnit {
+    /// Epoch seconds (absolute value below 10^11).
+    Seconds,
+    /// Epoch milliseconds.
+    Milliseconds,
+}
+
+impl fmt::Display for EpochUnit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Seconds => "epoch seconds",
+            Self::Milliseconds => "epoch milliseconds",
+        })
+    }
+}
+
+/// Why a `timestamp` cannot be an event time. Its message is the dead letter's detail.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TimestampError {
+    /// The record has no `timestamp`, or it is `null`.
+    #[error("timestamp is missing; expected epoch milliseconds or seconds as a JSON number")]
+    Missing,
+    /// `timestamp` is not a JSON number; the field holds the JSON kind (`a string`, ...).
+    #[error("timestamp is {0}; expected epoch milliseconds or seconds as a JSON number")]
+    NotANumber(&'static str),
+    /// NaN or infinite (impossible in JSON, possible through the API).
+    #[error("timestamp {0} is not a finite number")]
+    NotFinite(f64),
+    /// Before 2000-01-01.
+    #[error("timestamp {value} is before 2000-01-01 (read as {unit})")]
+    TooEarly {
+        /// The value given.
+        value: EpochNumber,
+        /// How it was read.
+        unit: EpochUnit,
+    },
+    /// On or after 2100-01-01.
+    #[error("timestamp {value} is after 2100-01-01 (read as {unit})")]
+    TooLate {
+        /// The value given.
+        value: EpochNumber,
+        /// How it was read.
+        unit: EpochUnit,
+    },
+}
+
+/// The event time of a `timestamp` number, in epoch milliseconds, by the rules in the module
+/// docs: seconds or milliseconds by magnitude, within [2000-01-01, 2100-01-01).
+pub fn epoch_millis(value: EpochNumber) -> Result<i64, TimestampError> {
+    let (unit, millis) = match value {
+        EpochNumber::Int(int) => {
+            if (int.unsigned_abs() as f64) < SECONDS_BELOW {
+                // |int| < 10^11, so the product fits easily in i128.
+                (EpochUnit::Seconds, int * 1000)
+            } else {
+                (EpochUnit::Milliseconds, int)
+            }
+        }
+        EpochNumber::Float(float) => {
+            if !float.is_finite() {
+                return Err(TimestampError::NotFinite(float));
+            }
+            if float.abs() < SECONDS_BELOW {
+                // Below 10^17 microseconds: exact in f64's integer range after rounding.
+                let micros = (float * 1e6).round();
+                (EpochUnit::Seconds, (micros as i128).div_euclid(1000))
+            } else {
+                // `as` saturates, and saturated values are far outside the range below.
+                (EpochUnit::Milliseconds, float.floor() as i128)
+            }
+        }
+    };
+    if millis < i128::from(MIN_EPOCH_MS) {
+        Err(TimestampError::TooEarly { value, unit })
+    } else if millis >= i128::from(MAX_EPOCH_MS) {
+        Err(TimestampError::TooLate { value, unit })
+    } else {
+        // In range, hence within i64.
+        i64::try_from(millis).map_err(|_| TimestampError::TooLate { value, unit })
+    }
+}
+
+/// Appends `millis` (epoch milliseconds, UTC) to `out` as RFC 3339 with milliseconds, e.g.
+/// `2026-11-23T10:00:00.123Z`: always [`RFC3339_MILLIS_LEN`] bytes for years 0 to 9999.
+///
+/// Years outside 0..=9999 are clamped to those bounds' digits rather than widened, so the output
+/// length never changes; [`epoch_millis`] only yields years 2000 to 2099.
+pub fn write_rfc3339_millis(millis: i64, out: &mut Vec<u8>) {
+    let days = millis.div_euclid(86_400_000);
+    let ms_of_day = millis.rem_euclid(86_400_000);
+    let (year, month, day) = civil_from_days(days);
+    let year = year.clamp(0, 9999) as u32;
+    let seconds_of_day = (ms_of_day / 1000) as u32;
+    let ms = (ms_of_day % 1000) as u32;
+    let mut buf = *b"0000-00-00T00:00:00.000Z";
+    put_pair(&mut buf, 0, year / 100);
+    put_pair(&mut buf, 2, year % 100);
+    put_pair(&mut buf, 5, month);
+    put_pair(&mut buf, 8, day);
+    put_pair(&mut buf, 11, seconds_of_day / 3600);
+    put_pair(&mut buf, 14, seconds_of_day / 60 % 60);
+    put_pair(&mut buf, 17, seconds_of_day % 60);
+    put_pair(&mut buf, 20, ms / 10);
+    put_pair(&mut buf, 22, ms % 10 * 10); // the second digit is overwritten by the `Z` below
+    buf[23] = b'Z';
+    out.extend_from_slice(&buf);
+}
+
+/// "00" to "99", so two digits cost one lookup.
+pub(crate) const DIGIT_PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+                                               2021222324252627282930313233343536373839\
+                                               4041424344454647484950515253545556575859\
+                                               6061626364656667686970717273747576777879\
+                                               8081828384858687888990919293949596979899";
+
+/// Writes the two decimal digits of `value % 100` at `at` in `buf`.
+#[inline]
+fn put_pair(buf: &mut [u8], at: usize, value: u32) {
+    let pair = (value % 100) as usize * 2;
+    if let (Some(slot), Some(digits)) = (buf.get_mut(at..at + 2), DIGIT_PAIRS.get(pair..pair + 2)) {
+        slot.copy_from_slice(digits);
+    }
+}
+
+/// The proleptic Gregorian (year, month, day) of a count of days since 1970-01-01: Howard
+/// Hinnant's `civil_from_days`, exact for every `i64` day count that keeps the year in `i64`.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097); // [0, 146096]
+    // [0, 399]
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    // [0, 365]
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153; // [0, 11], March-based month
+    let day = (day_of_year - (153 * mp + 2) / 5 + 1) as u32; // [1, 31]
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32; // [1, 12]
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rfc3339(millis: i64) -> String {
+        let mut out = Vec::new();
+        write_rfc3339_millis(millis, &mut out);
+        String::from_utf8(out).expect("ASCII")
+    }
+
+    #[test]
+    fn formats_known_instants() {
+        let table = [
+            (0, "1970-01-01T00:00:00.000Z"),
+            (MIN_EPOCH_MS, "2000-01-01T00:00:00.000Z"),
+            (MAX_EPOCH_MS - 1, "2099-12-31T23:59:59.999Z"),
+            (951_782_400_000, "2000-02-29T00:00:00.000Z"), // leap day of a 400-year leap year
+            (1_576_280_412_771, "2019-12-13T23:40:12.771Z"),
+            (1_669_682_102_123, "2022-11-29T00:35:02.123Z"),
+            (1_700_000_000_000, "2023-11-14T22:13:20.000Z"),
+            (1_795_428_000_123, "2026-11-23T10:00:00.123Z"),
+            (4_107_542_399_999, "2100-02-28T23:59:59.999Z"), // 2100 is not a leap year
+            (4_107_542_400_000, "2100-03-01T00:00:00.000Z"),
+            (-1, "1969-12-31T23:59:59.999Z"),
+        ];
+        for (millis, expected) in table {
+            assert_eq!(rfc3339(millis), expected, "{millis}");
+            assert_eq!(expected.len(), RFC3339_MILLIS_LEN);
+        }
+    }
+
+    #[test]
+    fn every_day_of_the_range_round_trips_through_the_calendar() {
+        // Walk day by day and check the calendar advances as months and leap years say.
+        let mut expected = (1999, 12, 31);
+        for day in 10_957..47_482 {
+            let (y, m, d) = expected;
+            let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+            let month_len = match m {
+                2 if leap => 29,
+                2 => 28,
+                4 | 6 | 9 | 11 => 30,
+                _ => 31,
+            };
+            expected = if d < month_len {
+                (y, m, d + 1)
+            } else if m < 12 {
+                (y, m + 1, 1)
+            } else {
+                (y + 1, 1, 1)
+            };
+            assert_eq!(civil_from_days(day), expected, "day {day}");
+        }
+    }
+
+    #[test]
+    fn reads_every_timestamp_form() {
+        let ok = [
+            (EpochNumber::Int(1_700_000_000_000), 1_700_000_000_000), // int ms
+            (EpochNumber::Int(1_700_000_000), 1_700_000_000_000),     // int s
+            (EpochNumber::Float(1_669_682_102.123_015), 1_669_682_102_123), // the seed's form
+            (EpochNumber::Float(1_669_682_102.123), 1_669_682_102_123), // binary noise undone
+            (
+                EpochNumber::Float(1_669_682_102.999_999_9),
+                1_669_682_103_000,
+            ), // rounds to µs
+            (EpochNumber::Float(1_700_000_000_000.9), 1_700_000_000_000), // fractional ms
+            (EpochNumber::Float(1.7e12), 1_700_000_000_000),          // exponent form
+            (EpochNumber::Int(i128::from(MIN_EPOCH_MS)), MIN_EPOCH_MS),
+            (EpochNumber::Int(946_684_800), MIN_EPOCH_MS),
+            (
+                EpochNumber::Int(i128::from(MAX_EPOCH_MS) - 1),
+                MAX_EPOCH_MS - 1,
+            ),
+        ];
+        for (value, expected) in ok {
+            assert_eq!(epoch_millis(value), Ok(expected), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_impossible_timestamps_with_a_reason() {
+        let bad = [
+            (
+                EpochNumber::Int(0),
+                "timestamp 0 is before 2000-01-01 (read as epoch seconds)",
+            ),
+            (
+                EpochNumber::Int(-5),
+                "timestamp -5 is before 2000-01-01 (read as epoch seconds)",
+            ),
+            (
+                EpochNumber::Int(946_684_799),
+                "timestamp 946684799 is before 2000-01-01 (read as epoch seconds)",
+            ),
+            (
+                EpochNumber::Int(i128::from(MAX_EPOCH_MS)),
+                "timestamp 4102444800000 is after 2100-01-01 (read as epoch milliseconds)",
+            ),
+            (
+                EpochNumber::Int(5_000_000_000),
+                "timestamp 5000000000 is after 2100-01-01 (read as epoch seconds)",
+            ),
+            (
+                EpochNumber::Int(i128::from(u64::MAX)),
+                "timestamp 18446744073709551615 is after 2100-01-01 (read as epoch milliseconds)",
+            ),
+            (
+                EpochNumber::Float(1e300),
+                "timestamp 1e300 is after 2100-01-01 (read as epoch milliseconds)",
+            ),
+            (
+                EpochNumber::Float(-1e300),
+                "timestamp -1e300 is before 2000-01-01 (read as epoch milliseconds)",
+            ),
+            (
+                EpochNumber::Float(946_684_799.999),
+                "timestamp 946684799.999 is before 2000-01-01 (read as epoch seconds)",
+            ),
+            (
+                EpochNumber::Float(f64::NAN),
+                "timestamp NaN is not a finite number",
+            ),
+            (
+                EpochNumber::Float(f64::INFINITY),
+                "timestamp inf is not a finite number",
+            ),
+        ];
+        for (value, message) in bad {
+            let error = epoch_millis(value).expect_err("impossible");
+            assert_eq!(error.to_string(), message, "{value:?}");
+        }
+    }
+}

@@ -1,0 +1,426 @@
+//! The transformer service against the stack's real Kafka (`cargo xtask stack up`): records in,
+//! enriched records out with the seed's indicators; bad input to `dead-letter` with its reason
+//! while good records flow; `kill -9` and a restart lose nothing; exactly-once mode with a crash
+//! shows a `read_committed` reader every output exactly once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use pipeline::kafka::{KafkaConfig, topic_size};
+use pipeline::testkit;
+use pipeline::wire::{DeadLetter, DeadLetterReason};
+use rdkafka::Message;
+use rdkafka::message::OwnedMessage;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use transformer::settings::{Guarantee, RawConfig, Settings, TransformerConfig};
+
+const ACTIONS: [&str; 5] = ["ALLOW", "CAPTCHA", "Challenge", "Count", "BLOCK"];
+const SOURCES: [&str; 5] = ["ALB", "APIGW", "APPSYNC", "CF", "-"];
+const STATUSES: [&str; 8] = ["200", "202", "307", "308", "403", "404", "502", "504"];
+const COUNTRIES: [&str; 7] = ["US", "UK", "IN", "XX", "YY", "ZZ", "WW"];
+const METHODS: [&str; 4] = ["GET", "HEAD", "POST", "DELETE"];
+
+/// Seed-shaped record `i`, cycling through every value of every field.
+fn record(i: usize) -> Value {
+    json!({
+        "timestamp": 1_700_000_000_000_i64 + i as i64 * 100,
+        "formatVersion": 1,
+        "action": ACTIONS[i % 5],
+        "httpSourceName": SOURCES[(i / 5) % 5],
+        "httpSourceId": SOURCES[(i / 5) % 5].to_lowercase(),
+        "httpStatus": STATUSES[i % 8],
+        "httpRequest": {
+            "clientIp": "203.0.113.9", "country": COUNTRIES[i % 7], "headers": [],
+            "uri": "/", "args": "", "httpVersion": "HTTP/1.1",
+            "httpMethod": METHODS[i % 4], "requestId": format!("req-{i}"),
+        }
+    })
+}
+
+/// The seed's ten indicators for a record, from model.md's table, written out independently of
+/// the rules engine.
+fn expected_indicators(r: &Value) -> BTreeMap<&'static str, i64> {
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    let action = s(&r["action"]);
+    let source = s(&r["httpSourceName"]);
+    let status: u16 = s(&r["httpStatus"]).parse().unwrap_or(0);
+    let country = s(&r["httpRequest"]["country"]);
+    let method = s(&r["httpRequest"]["httpMethod"]);
+    let b = |x: bool| i64::from(x);
+    BTreeMap::from([
+        (
+            "K_action",
+            b(["ALLOW", "CAPTCHA", "Challenge", "Count"].contains(&action.as_str())),
+        ),
+        ("B_action", b(action == "BLOCK")),
+        (
+            "K_source",
+            b(["ALB", "APIGW", "APPSYNC", "CF"].contains(&source.as_str())),
+        ),
+        (
+            "UNK_source",
+            b(!["ALB", "APIGW", "APPSYNC", "CF"].contains(&source.as_str())),
+        ),
+        ("G_httpstatus", b((200..400).contains(&status))),
+        ("B_httpstatus", b((400..600).contains(&status))),
+        (
+            "K_country",
+            b(["US", "UK", "IN"].contains(&country.as_str())),
+        ),
+        (
+            "UNK_country",
+            b(!["US", "UK", "IN"].contains(&country.as_str())),
+        ),
+        (
+            "common_method",
+            b(["GET", "HEAD", "POST"].contains(&method.as_str())),
+        ),
+        ("uncommon_method", b(method == "DELETE")),
+    ])
+}
+
+async fn produce_raw(kafka: &KafkaConfig, payloads: &[Vec<u8>]) {
+    let producer: FutureProducer = kafka
+        .producer_config("test-raw")
+        .create()
+        .expect("producer");
+    let mut deliveries = Vec::with_capacity(payloads.len());
+    for (i, payload) in payloads.iter().enumerate() {
+        let key = format!("k{i}");
+        let queued = producer.send_result(
+            FutureRecord::to(&kafka.topics.raw)
+                .key(&key)
+                .payload(payload),
+        );
+        deliveries.push(queued.map_err(|(err, _)| err).expect("queued"));
+    }
+    for delivery in deliveries {
+        delivery.await.expect("not cancelled").expect("delivered");
+    }
+}
+
+fn settings(kafka: &KafkaConfig, guarantee: Guarantee) -> Settings {
+    let raw = RawConfig {
+        kafka: kafka.clone(),
+        transformer: TransformerConfig {
+            group_id: testkit::unique_name("transformer-group"),
+            guarantee,
+            ..TransformerConfig::default()
+        },
+        ..RawConfig::default()
+    };
+    Settings::from_raw(raw, Some("test-0".into())).expect("valid settings")
+}
+
+/// Runs the service in-process until the returned token is cancelled.
+async fn start_in_process(
+    settings: Settings,
+) -> (CancellationToken, tokio::task::JoinHandle<String>) {
+    let (service, shutdown) = testkit::service("transformer").await;
+    let task = tokio::spawn(async move {
+        transformer::service::run(settings, &service)
+            .await
+            .expect("service runs");
+        service.telemetry.render()
+    });
+    (shutdown, task)
+}
+
+fn by_event_id(messages: &[OwnedMessage]) -> BTreeMap<String, Value> {
+    messages
+        .iter()
+        .map(|m| {
+            let doc: Value = serde_json::from_str(testkit::payload_text(m)).expect("enriched JSON");
+            (doc["event_id"].as_str().expect("event_id").to_owned(), doc)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn records_in_are_enriched_out_with_the_seed_indicators() {
+    let kafka = testkit::kafka_with_private_topics("transformer-enrich", 4).await;
+    let inputs: Vec<Value> = (0..2_000).map(record).collect();
+    let payloads: Vec<Vec<u8>> = inputs
+        .iter()
+        .map(|r| serde_json::to_vec(r).expect("json"))
+        .collect();
+    produce_raw(&kafka, &payloads).await;
+
+    let (shutdown, task) = start_in_process(settings(&kafka, Guarantee::AtLeastOnce)).await;
+    let out = testkit::consume(
+        &kafka,
+        &kafka.topics.enriched,
+        2_000,
+        Duration::from_secs(60),
+        Duration::from_secs(2),
+    )
+    .await;
+    shutdown.cancel();
+    let metrics = task.await.expect("service task");
+
+    assert_eq!(out.len(), 2_000, "exactly one output per input");
+    let mut seen = BTreeSet::new();
+    for message in &out {
+        let doc: Value = serde_json::from_str(testkit::payload_text(message)).expect("JSON");
+        let request_id = doc["httpRequest"]["requestId"]
+            .as_str()
+            .expect("requestId kept");
+        let i: usize = request_id
+            .trim_start_matches("req-")
+            .parse()
+            .expect("index");
+        let input = &inputs[i];
+        for (name, value) in expected_indicators(input) {
+            assert_eq!(doc[name], value, "{name} of {input}");
+        }
+        let expected_ms = input["timestamp"].as_i64().expect("ms");
+        let stamp = doc["@timestamp"].as_str().expect("@timestamp");
+        assert!(
+            stamp.ends_with('Z') && stamp.len() == 24,
+            "RFC 3339 with ms: {stamp}"
+        );
+        assert_eq!(doc["timestamp"], expected_ms, "original field kept");
+        assert_eq!(
+            doc["httpRequest"]["country"],
+            input["httpRequest"]["country"]
+        );
+        let event_id = doc["event_id"].as_str().expect("event_id").to_owned();
+        assert!(event_id.starts_with(&kafka.topics.raw), "{event_id}");
+        assert!(seen.insert(event_id), "event ids are unique");
+    }
+    // 1_700_000_000_000 ms is 2023-11-14T22:13:20.000Z.
+    let first = out
+        .iter()
+        .map(|m| serde_json::from_str::<Value>(testkit::payload_text(m)).expect("JSON"))
+        .find(|d| d["timestamp"] == 1_700_000_000_000_i64)
+        .expect("record 0");
+    assert_eq!(first["@timestamp"], "2023-11-14T22:13:20.000Z");
+    assert!(
+        metrics.contains("logwarden_transformer_records_in_total 2000"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("logwarden_transformer_records_out_total 2000"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_goes_to_dead_letter_with_its_reason_while_good_records_flow() {
+    let kafka = testkit::kafka_with_private_topics("transformer-dlq", 1).await;
+    let mut missing_country = record(1);
+    missing_country["httpRequest"]
+        .as_object_mut()
+        .expect("object")
+        .remove("country");
+    let mut bad_timestamp = record(2);
+    bad_timestamp["timestamp"] = json!(-5);
+    let mut wrong_type = record(3);
+    wrong_type["httpRequest"] = json!("not an object");
+    let mut oversized = record(4);
+    oversized["httpRequest"]["args"] = json!("x".repeat(20_000));
+    let bad: Vec<(Vec<u8>, DeadLetterReason)> = vec![
+        (vec![0xff, 0xfe, b'{', b'}'], DeadLetterReason::NotUtf8),
+        (b"this is not json".to_vec(), DeadLetterReason::NotJson),
+        (b"[1, 2, 3]".to_vec(), DeadLetterReason::NotObject),
+        (
+            serde_json::to_vec(&missing_country).expect("json"),
+            DeadLetterReason::MissingField,
+        ),
+        (
+            serde_json::to_vec(&bad_timestamp).expect("json"),
+            DeadLetterReason::BadTimestamp,
+        ),
+        (
+            serde_json::to_vec(&wrong_type).expect("json"),
+            DeadLetterReason::WrongType,
+        ),
+        (
+            serde_json::to_vec(&oversized).expect("json"),
+            DeadLetterReason::Oversized,
+        ),
+    ];
+    // Good, bad, good, bad, ...: the partition must move on past each bad record.
+    let mut payloads = Vec::new();
+    for (i, (bytes, _)) in bad.iter().enumerate() {
+        payloads.push(serde_json::to_vec(&record(100 + i)).expect("json"));
+        payloads.push(bytes.clone());
+    }
+    payloads.push(serde_json::to_vec(&record(200)).expect("json"));
+    produce_raw(&kafka, &payloads).await;
+
+    let mut settings = settings(&kafka, Guarantee::AtLeastOnce);
+    settings.rules = settings.rules.with_max_record_bytes(16 * 1024);
+    let (shutdown, task) = start_in_process(settings).await;
+    let dead = testkit::consume(
+        &kafka,
+        &kafka.topics.dead_letter,
+        bad.len(),
+        Duration::from_secs(60),
+        Duration::from_secs(2),
+    )
+    .await;
+    let good = testkit::consume(
+        &kafka,
+        &kafka.topics.enriched,
+        bad.len() + 1,
+        Duration::from_secs(30),
+        Duration::from_secs(1),
+    )
+    .await;
+    shutdown.cancel();
+    let metrics = task.await.expect("service task");
+
+    assert_eq!(good.len(), bad.len() + 1, "every good record arrives");
+    assert_eq!(dead.len(), bad.len(), "every bad record is a dead letter");
+    for message in &dead {
+        let letter = DeadLetter::from_headers(message.headers().expect("headers"))
+            .expect("dead-letter headers");
+        assert_eq!(letter.stage, "transformer");
+        assert_eq!(letter.source.topic, kafka.topics.raw);
+        let input = &payloads[usize::try_from(letter.source.offset).expect("offset")];
+        assert_eq!(
+            message.payload().expect("payload"),
+            input.as_slice(),
+            "raw bytes untouched"
+        );
+        let (_, want) = bad
+            .iter()
+            .find(|(bytes, _)| bytes == input)
+            .expect("one of the bad inputs");
+        assert_eq!(
+            letter.reason, *want,
+            "reason for offset {}: {}",
+            letter.source.offset, letter.detail
+        );
+        assert!(!letter.detail.is_empty());
+    }
+    assert!(
+        metrics.contains("logwarden_transformer_dead_letters_total{reason=\"not_json\"} 1"),
+        "{metrics}"
+    );
+}
+
+/// The binary as a child process, configured through the environment like a pod.
+fn spawn_binary(kafka: &KafkaConfig, group: &str, guarantee: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_logwarden-transformer"))
+        .arg("run")
+        .env("LOGWARDEN_KAFKA__BROKERS", &kafka.brokers)
+        .env("LOGWARDEN_KAFKA__TOPICS__RAW", &kafka.topics.raw)
+        .env("LOGWARDEN_KAFKA__TOPICS__ENRICHED", &kafka.topics.enriched)
+        .env(
+            "LOGWARDEN_KAFKA__TOPICS__DEAD_LETTER",
+            &kafka.topics.dead_letter,
+        )
+        .env("LOGWARDEN_KAFKA__TOPICS__LABELS", &kafka.topics.labels)
+        .env("LOGWARDEN_TRANSFORMER__GROUP_ID", group)
+        .env("LOGWARDEN_TRANSFORMER__INSTANCE_ID", "crash-test-0")
+        .env("LOGWARDEN_TRANSFORMER__GUARANTEE", guarantee)
+        .env("LOGWARDEN_TELEMETRY__LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("the transformer binary starts")
+}
+
+/// Waits until `topic` holds at least `n` records (watermarks, so uncommitted ones count).
+async fn wait_for_size(kafka: &KafkaConfig, topic: &str, n: i64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let size = topic_size(kafka, topic, Duration::from_secs(5))
+            .await
+            .expect("size");
+        if size >= n {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "`{topic}` stuck at {size} records"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn sigkill(child: &mut Child) {
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+}
+
+fn sigterm_and_wait(child: &mut Child) -> std::process::ExitStatus {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    child.wait().expect("exits")
+}
+
+async fn crash_and_restart(guarantee: &str) -> (KafkaConfig, usize) {
+    let kafka =
+        testkit::kafka_with_private_topics(&format!("transformer-crash-{}", &guarantee[..5]), 4)
+            .await;
+    let total = 20_000;
+    let payloads: Vec<Vec<u8>> = (0..total)
+        .map(|i| serde_json::to_vec(&record(i)).expect("json"))
+        .collect();
+    produce_raw(&kafka, &payloads).await;
+    let group = testkit::unique_name("crash-group");
+
+    let mut first = spawn_binary(&kafka, &group, guarantee);
+    wait_for_size(&kafka, &kafka.topics.enriched, 3_000).await;
+    sigkill(&mut first);
+    let at_kill = topic_size(&kafka, &kafka.topics.enriched, Duration::from_secs(5))
+        .await
+        .expect("size");
+    eprintln!("{guarantee}: killed with {at_kill} of {total} outputs written");
+    assert!(
+        at_kill < i64::try_from(total).expect("fits"),
+        "the kill landed mid-stream"
+    );
+
+    let mut second = spawn_binary(&kafka, &group, guarantee);
+    // Everything is processed once the committed outputs reach the total; give it the time.
+    let out = testkit::consume(
+        &kafka,
+        &kafka.topics.enriched,
+        total,
+        Duration::from_secs(90),
+        Duration::from_secs(3),
+    )
+    .await;
+    let status = sigterm_and_wait(&mut second);
+    assert!(status.success(), "SIGTERM drains and exits 0: {status}");
+    let ids = by_event_id(&out);
+    // Every input offset of every partition is accounted for.
+    let per_partition: BTreeMap<i32, usize> = ids.keys().fold(BTreeMap::new(), |mut acc, id| {
+        let partition: i32 = id
+            .rsplit('-')
+            .nth(1)
+            .expect("partition")
+            .parse()
+            .expect("number");
+        *acc.entry(partition).or_insert(0) += 1;
+        acc
+    });
+    assert_eq!(
+        ids.len(),
+        total,
+        "every input enriched (per partition: {per_partition:?})"
+    );
+    (kafka, out.len())
+}
+
+#[tokio::test]
+async fn kill_9_and_restart_loses_nothing_at_least_once() {
+    let (_, outputs) = crash_and_restart("at_least_once").await;
+    assert!(outputs >= 20_000, "duplicates allowed, losses not");
+}
+
+#[tokio::test]
+async fn exactly_once_with_a_crash_shows_each_output_once() {
+    let (_, outputs) = crash_and_restart("exactly_once").await;
+    assert_eq!(outputs, 20_000, "a read_committed reader sees no duplicate");
+}
