@@ -1,5 +1,5 @@
-//! Kafka client settings and topic administration, shared by every service, the stack tooling and
-//! the Helm chart's init job.
+//! Kafka client settings and topic administration, shared by every service and the stack tooling
+//! (and, once it exists, the Helm chart's topic job).
 //!
 //! Every client logwarden builds starts from [`KafkaConfig::client_config`], so that security
 //! settings a user passes once (`properties`) reach producers, consumers and the admin client
@@ -378,6 +378,43 @@ pub async fn topic_size(
         Ok(total)
     })
     .await
+}
+
+/// How far consumer group `group` is behind on `topic`: the sum over partitions of the high
+/// watermark minus the group's committed offset (the whole partition when nothing is committed).
+pub async fn group_lag(
+    kafka: &KafkaConfig,
+    group: &str,
+    topic: &str,
+    timeout: Duration,
+) -> Result<i64, AdminError> {
+    let mut config = kafka.client_config("logwarden-lag");
+    config.set("group.id", group);
+    let topic = topic.to_owned();
+    let brokers = kafka.brokers.clone();
+    let task = tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = config.create()?;
+        let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;
+        let mut partitions = rdkafka::TopicPartitionList::new();
+        for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+            partitions.add_partition(&topic, partition.id());
+        }
+        let committed = consumer.committed_offsets(partitions, timeout)?;
+        let mut lag = 0;
+        for element in committed.elements() {
+            let (low, high) = consumer.fetch_watermarks(&topic, element.partition(), timeout)?;
+            let position = match element.offset() {
+                rdkafka::Offset::Offset(offset) => offset,
+                _ => low,
+            };
+            lag += (high - position).max(0);
+        }
+        Ok(lag)
+    });
+    match task.await {
+        Ok(result) => result.map_err(|source| AdminError::Client { brokers, source }),
+        Err(join) => std::panic::resume_unwind(join.into_panic()),
+    }
 }
 
 /// Runs blocking metadata requests with a short-lived client on a blocking thread, so they can

@@ -45,7 +45,7 @@ pub enum StartError {
 
 impl Service {
     /// Installs signal handling and serves telemetry on `telemetry.listen`, or on 127.0.0.1 at
-    /// `default_port` when unset (the Helm chart sets `0.0.0.0:<port>` so Prometheus can scrape).
+    /// `default_port` when unset (in a cluster, set `0.0.0.0:<port>` so Prometheus can scrape).
     pub async fn start(
         name: &'static str,
         telemetry: &TelemetryConfig,

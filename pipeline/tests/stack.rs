@@ -254,3 +254,54 @@ async fn a_service_serves_its_metrics_and_readiness() {
         .expect("server stops on shutdown")
         .expect("server task");
 }
+
+#[tokio::test]
+async fn group_lag_counts_what_a_group_has_not_committed() {
+    let kafka = testkit::kafka_with_private_topics("lag", 2).await;
+    let topic = kafka.topics.raw.clone();
+    let producer: FutureProducer = kafka
+        .producer_config("lag-producer")
+        .create()
+        .expect("producer");
+    for i in 0..10 {
+        let payload = format!("{i}");
+        producer
+            .send(
+                FutureRecord::to(&topic).key(&payload).payload(&payload),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(err, _)| err)
+            .expect("delivered");
+    }
+    let group = testkit::unique_name("lag-group");
+    let lag = |kafka: pipeline::kafka::KafkaConfig, group: String, topic: String| async move {
+        pipeline::kafka::group_lag(&kafka, &group, &topic, Duration::from_secs(10))
+            .await
+            .expect("lag")
+    };
+    assert_eq!(
+        lag(kafka.clone(), group.clone(), topic.clone()).await,
+        10,
+        "nothing committed yet"
+    );
+
+    let consumer: StreamConsumer = kafka
+        .consumer_config("lag-consumer", &group)
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[&topic]).expect("subscribe");
+    for _ in 0..10 {
+        let message = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .expect("arrives")
+            .expect("consumed");
+        consumer
+            .store_offset_from_message(&message)
+            .expect("stored");
+    }
+    consumer
+        .commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
+        .expect("committed");
+    assert_eq!(lag(kafka, group, topic).await, 0, "all committed");
+}

@@ -12,10 +12,13 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use pipeline::kafka::{KafkaConfig, topic_size};
+use pipeline::kafka::{KafkaConfig, group_lag, topic_size};
 
 use crate::Ctx;
 use crate::stack::{self, StackOptions, State};
+
+/// The transformer's consumer group (its default).
+const TRANSFORMER_GROUP: &str = "logwarden-transformer";
 
 /// The live part: quiet, an anomaly on `country`, quiet again.
 const LIVE_SCENARIO: &str = "\
@@ -52,12 +55,18 @@ pub fn run(ctx: &Ctx, options: &StackOptions) -> Result<()> {
     );
     producer(state, &["--scenario", &scenario.display().to_string()])?;
 
-    let produced = topic_size_of(ctx, &kafka, &kafka.topics.raw)? - before[0].1;
-    println!("\ndemo: waiting for the transformer to enrich all {produced} records…");
+    println!("\ndemo: waiting for the transformer to catch up (consumer lag 0)…");
     let caught_up = wait_until(Duration::from_secs(120), || {
-        let enriched = topic_size_of(ctx, &kafka, &kafka.topics.enriched)? - before[1].1;
-        let dead = topic_size_of(ctx, &kafka, &kafka.topics.dead_letter)? - before[2].1;
-        Ok(enriched + dead >= produced)
+        let lag = ctx
+            .rt
+            .block_on(group_lag(
+                &kafka,
+                TRANSFORMER_GROUP,
+                &kafka.topics.raw,
+                Duration::from_secs(10),
+            ))
+            .context("reading the transformer's lag")?;
+        Ok(lag == 0)
     })?;
     stop(&mut transformer, "transformer")?;
     if !caught_up {
@@ -171,10 +180,6 @@ fn report(ctx: &Ctx, state: &State) -> Result<()> {
     if let Some(url) = state.opensearch_url() {
         println!("  export LOGWARDEN_OPENSEARCH__URL={url}");
     }
-    println!(
-        "Read the ground truth:  kcat -b {} -t labels -C -e",
-        state.kafka_brokers().unwrap_or_default()
-    );
-    println!("Stop everything:        cargo xtask stack down");
+    println!("Stop everything: cargo xtask stack down");
     Ok(())
 }
