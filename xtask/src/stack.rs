@@ -207,6 +207,19 @@ impl State {
         self.opensearch.as_ref().map(|o| o.settings.url())
     }
 
+    /// Java processes running from `data` that this state does not list (left by an interrupted
+    /// `up` or a lost state file).
+    fn strays(&self, data: &Path) -> Vec<u32> {
+        let known = [
+            self.kafka.as_ref().map(|k| k.pid),
+            self.opensearch.as_ref().map(|o| o.pid),
+        ];
+        process::java_processes_under(data)
+            .into_iter()
+            .filter(|pid| !known.contains(&Some(*pid)))
+            .collect()
+    }
+
     /// Forgets servers whose process is gone (or whose pid now belongs to something else).
     fn live(mut self, data: &Path) -> Self {
         if self
@@ -277,14 +290,7 @@ fn bring_up(ctx: &Ctx, options: &StackOptions, adopt_running: bool) -> Result<Up
             mismatches.join(", ")
         );
     }
-    let known = [
-        running.kafka.as_ref().map(|k| k.pid),
-        running.opensearch.as_ref().map(|o| o.pid),
-    ];
-    let strays: Vec<u32> = process::java_processes_under(&dirs.data)
-        .into_iter()
-        .filter(|pid| !known.contains(&Some(*pid)))
-        .collect();
+    let strays = running.strays(&dirs.data);
     if !strays.is_empty() {
         bail!(
             "java processes {strays:?} run from {} but the state file does not list them (an \
@@ -682,14 +688,7 @@ pub fn status(ctx: &Ctx) -> Result<bool> {
     let state = State::load(&dirs.state_file())?.unwrap_or_default();
     let kafka_ok = kafka_status(ctx, state.kafka.as_ref());
     let opensearch_ok = opensearch_status(ctx, state.opensearch.as_ref());
-    let known = [
-        state.kafka.as_ref().map(|k| k.pid),
-        state.opensearch.as_ref().map(|o| o.pid),
-    ];
-    let strays: Vec<u32> = process::java_processes_under(&dirs.data)
-        .into_iter()
-        .filter(|pid| !known.contains(&Some(*pid)))
-        .collect();
+    let strays = state.strays(&dirs.data);
     if !strays.is_empty() {
         println!(
             "{:<12}java processes {strays:?} run from the data dir but are not in the state \
