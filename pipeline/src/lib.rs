@@ -7,6 +7,7 @@
 //! - [`shutdown`]: SIGTERM/SIGINT → a cancellation token, and a drain deadline.
 //! - [`telemetry`]: logs, a per-service metrics registry, `/metrics`, `/healthz`, `/readyz`.
 //! - [`service`]: the start-up sequence every binary's `main` shares.
+//! - `search` (feature `opensearch`): the OpenSearch client and the events index and template.
 //!
 //! This crate does no work of its own at import time and holds no global state besides the log
 //! subscriber [`telemetry::init_logging`] installs.
@@ -18,6 +19,9 @@ pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 pub mod wire;
+
+#[cfg(feature = "opensearch")]
+pub mod search;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -152,3 +152,35 @@ pub fn payload_text(message: &OwnedMessage) -> &str {
         .and_then(|bytes| std::str::from_utf8(bytes).ok())
         .unwrap_or_else(|| panic!("record at offset {} has no UTF-8 payload", message.offset()))
 }
+
+/// The seed's ten indicators for a raw record, from the table in the seed's data model, written
+/// out here independently of the rules engine: the oracle integration tests compare against.
+pub fn seed_indicators(
+    record: &serde_json::Value,
+) -> std::collections::BTreeMap<&'static str, i64> {
+    let text = |value: &serde_json::Value| value.as_str().unwrap_or_default().to_owned();
+    let action = text(&record["action"]);
+    let source = text(&record["httpSourceName"]);
+    let status: u16 = text(&record["httpStatus"]).parse().unwrap_or(0);
+    let country = text(&record["httpRequest"]["country"]);
+    let method = text(&record["httpRequest"]["httpMethod"]);
+    let known_action = ["ALLOW", "CAPTCHA", "Challenge", "Count"].contains(&action.as_str());
+    let known_source = ["ALB", "APIGW", "APPSYNC", "CF"].contains(&source.as_str());
+    let known_country = ["US", "UK", "IN"].contains(&country.as_str());
+    let one = |yes: bool| i64::from(yes);
+    std::collections::BTreeMap::from([
+        ("K_action", one(known_action)),
+        ("B_action", one(action == "BLOCK")),
+        ("K_source", one(known_source)),
+        ("UNK_source", one(!known_source)),
+        ("G_httpstatus", one((200..400).contains(&status))),
+        ("B_httpstatus", one((400..600).contains(&status))),
+        ("K_country", one(known_country)),
+        ("UNK_country", one(!known_country)),
+        (
+            "common_method",
+            one(["GET", "HEAD", "POST"].contains(&method.as_str())),
+        ),
+        ("uncommon_method", one(method == "DELETE")),
+    ])
+}

@@ -1,11 +1,48 @@
 //! `logwarden-sink`: bulk-loads enriched records into OpenSearch with no loss and no duplicates.
 //!
-//! Not built yet: it lands with issue #6. The binary exists so the workspace, the Dockerfile
-//! and the chart have their final shape; it refuses to run rather than pretend to work.
+//! Reads `enriched` in a consumer group, writes daily indices under one alias (`sink.index`),
+//! sends what OpenSearch refuses for good to `dead-letter` with OpenSearch's reason.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-fn main() -> ExitCode {
-    eprintln!("logwarden-sink is not built yet (issue #6); nothing was started.");
-    ExitCode::from(2)
+use anyhow::Context;
+use clap::Parser;
+use pipeline::service::Service;
+use sink::settings::{RawConfig, Settings, TELEMETRY_PORT};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "logwarden-sink",
+    version,
+    about = "Bulk-load enriched records into OpenSearch: daily indices, one alias, no loss, no duplicates."
+)]
+struct Args {
+    /// YAML config file (kafka, opensearch, telemetry, sink sections); `LOGWARDEN_*` variables
+    /// override it.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args.config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("logwarden-sink: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
+    let raw: RawConfig = pipeline::config::load(config.as_deref())?;
+    let settings = Settings::from_raw(raw, std::env::var("HOSTNAME").ok())?;
+    pipeline::telemetry::init_logging(&settings.telemetry)?;
+    let service = Service::start("sink", &settings.telemetry, TELEMETRY_PORT)
+        .await
+        .context("starting telemetry")?;
+    sink::service::run(settings, &service).await?;
+    Ok(())
 }

@@ -1,0 +1,330 @@
+//! OpenSearch, as every logwarden service sees it: a client built from [`OpenSearchConfig`], and
+//! the events index the sink writes, the detector reads and the provisioner converges.
+//!
+//! The events index is a set of daily indices (`<prefix>-YYYY.MM.DD`, by the record's
+//! `@timestamp` day) under one alias (`<prefix>`), with one index template that maps them. The
+//! template is defined here once, so the sink (at start-up) and the provisioner apply the same
+//! one; applying it is idempotent.
+
+use std::time::Duration;
+
+use opensearch::OpenSearch;
+use opensearch::auth::Credentials;
+use opensearch::http::StatusCode;
+use opensearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
+use opensearch::indices::IndicesPutIndexTemplateParts;
+use serde_json::{Value, json};
+
+use crate::config::{ConfigError, OpenSearchConfig};
+
+/// Marks objects logwarden created (the provisioner prunes only these).
+pub const OWNER_META: &str = "managed_by";
+/// The value of [`OWNER_META`].
+pub const OWNER: &str = "logwarden";
+
+/// The indicator fields of the default rules (the seed's ten), mapped as numbers explicitly so a
+/// non-numeric value is a mapping conflict rather than a silently re-typed field. Indicators of
+/// other rules files are mapped by OpenSearch's dynamic mapping (whole numbers → `long`).
+pub const SEED_INDICATORS: [&str; 10] = [
+    "K_action",
+    "B_action",
+    "K_source",
+    "UNK_source",
+    "G_httpstatus",
+    "B_httpstatus",
+    "K_country",
+    "UNK_country",
+    "common_method",
+    "uncommon_method",
+];
+
+/// Why a call to OpenSearch failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    /// The URL in `opensearch.url` is not usable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The request did not get an answer (connection refused, timeout, TLS).
+    #[error("OpenSearch is unreachable: {0}")]
+    Unreachable(#[source] opensearch::Error),
+    /// OpenSearch answered with an error status; `reason` is its own explanation.
+    #[error("OpenSearch answered {status} to {what}: {reason}")]
+    Refused {
+        /// What was asked.
+        what: String,
+        /// The HTTP status.
+        status: StatusCode,
+        /// OpenSearch's error type and reason, or the body.
+        reason: String,
+    },
+}
+
+impl SearchError {
+    /// Whether waiting and retrying may help: unreachable, overloaded (429) or failing (5xx).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Config(_) => false,
+            Self::Unreachable(_) => true,
+            Self::Refused { status, .. } => {
+                *status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+            }
+        }
+    }
+}
+
+/// A client for the cluster in `config`, with basic auth when a username is set, and a timeout on
+/// every request.
+pub fn client(config: &OpenSearchConfig, timeout: Duration) -> Result<OpenSearch, SearchError> {
+    let url = opensearch::http::Url::parse(&config.url).map_err(|err| {
+        ConfigError::invalid(
+            "opensearch.url",
+            format!("`{}` is not a URL ({err})", config.url),
+            "set it to the cluster's base URL, e.g. http://127.0.0.1:9200",
+        )
+    })?;
+    let mut builder = TransportBuilder::new(SingleNodeConnectionPool::new(url)).timeout(timeout);
+    if let Some(username) = &config.username {
+        builder = builder.auth(Credentials::Basic(
+            username.clone(),
+            config.password.clone().unwrap_or_default(),
+        ));
+    }
+    let transport = builder.build().map_err(|err| {
+        ConfigError::invalid(
+            "opensearch",
+            format!("the HTTP client cannot be built: {err}"),
+            "check opensearch.url and the credentials",
+        )
+    })?;
+    Ok(OpenSearch::new(transport))
+}
+
+/// OpenSearch's explanation of an error response: `type: reason` of the root cause (and what
+/// caused it, when it says), else the body as it came.
+pub fn error_reason(body: &str) -> String {
+    match serde_json::from_str::<Value>(body) {
+        Ok(value) if value.get("error").is_some() => describe_error(&value["error"]),
+        _ => body.chars().take(500).collect(),
+    }
+}
+
+/// `type: reason (caused by type: reason)` of an OpenSearch error object (a bulk item's `error`
+/// or a response's `error`).
+pub fn describe_error(error: &Value) -> String {
+    let Some(kind) = error.get("type").and_then(Value::as_str) else {
+        return error
+            .as_str()
+            .map_or_else(|| error.to_string(), str::to_owned);
+    };
+    let reason = error.get("reason").and_then(Value::as_str).unwrap_or("");
+    let mut text = format!("{kind}: {reason}");
+    if let Some(cause) = error.get("caused_by").filter(|c| c.is_object()) {
+        text.push_str(&format!(" (caused by {})", describe_error(cause)));
+    }
+    text
+}
+
+/// The events index: daily indices under one alias, and their template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventsIndex {
+    prefix: String,
+}
+
+impl Default for EventsIndex {
+    fn default() -> Self {
+        Self {
+            prefix: "logwarden-events".to_owned(),
+        }
+    }
+}
+
+impl EventsIndex {
+    /// The events index named `prefix`: indices `<prefix>-YYYY.MM.DD`, alias `<prefix>`.
+    /// `key` names the config key the prefix came from, for the error.
+    pub fn new(prefix: &str, key: &str) -> Result<Self, ConfigError> {
+        let valid = !prefix.is_empty()
+            && prefix.len() <= 200
+            && !prefix.starts_with(['-', '_', '+', '.'])
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
+        if !valid {
+            return Err(ConfigError::invalid(
+                key,
+                format!("`{prefix}` is not a usable index name prefix"),
+                "use lowercase letters, digits, `-`, `_` and `.`, not starting with `-`, `_` or `.`, e.g. logwarden-events",
+            ));
+        }
+        Ok(Self {
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    /// The alias over every daily index: what the detector and users query.
+    pub fn alias(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The pattern every daily index matches.
+    pub fn pattern(&self) -> String {
+        format!("{}-*", self.prefix)
+    }
+
+    /// The index template's name.
+    pub fn template_name(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The daily index for an RFC 3339 `@timestamp` (`YYYY-MM-DD...`), or `None` when it does
+    /// not start with a plausible date.
+    pub fn daily_index(&self, timestamp: &str) -> Option<String> {
+        let date = timestamp.as_bytes().get(..10)?;
+        let digits = |range: std::ops::Range<usize>| -> Option<u32> {
+            let part = date.get(range)?;
+            if !part.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            std::str::from_utf8(part).ok()?.parse().ok()
+        };
+        let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+        let separators = date.get(4) == Some(&b'-') && date.get(7) == Some(&b'-');
+        if !separators || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+            return None;
+        }
+        Some(format!("{}-{year:04}.{month:02}.{day:02}", self.prefix))
+    }
+
+    /// The index template: `@timestamp` as `date`, the default rules' indicators as numbers,
+    /// strings as `keyword`, one shard, a replica when the cluster has a node for it, and every
+    /// daily index joining the alias.
+    pub fn template(&self) -> Value {
+        let mut properties = serde_json::Map::new();
+        properties.insert("@timestamp".into(), json!({ "type": "date" }));
+        properties.insert("event_id".into(), json!({ "type": "keyword" }));
+        // Epoch milliseconds (or the seed's fractional seconds): kept exactly as a double.
+        properties.insert("timestamp".into(), json!({ "type": "double" }));
+        properties.insert("formatVersion".into(), json!({ "type": "integer" }));
+        for indicator in SEED_INDICATORS {
+            properties.insert(indicator.into(), json!({ "type": "integer" }));
+        }
+        json!({
+            "index_patterns": [self.pattern()],
+            "priority": 100,
+            "_meta": { OWNER_META: OWNER },
+            "template": {
+                "settings": {
+                    "index": {
+                        "number_of_shards": 1,
+                        "auto_expand_replicas": "0-1",
+                        "refresh_interval": "1s",
+                    }
+                },
+                "aliases": { self.alias(): {} },
+                "mappings": {
+                    "dynamic_templates": [{
+                        "strings_as_keywords": {
+                            "match_mapping_type": "string",
+                            "mapping": { "type": "keyword", "ignore_above": 1024 }
+                        }
+                    }],
+                    "properties": properties,
+                }
+            }
+        })
+    }
+
+    /// Creates or replaces the template (idempotent: the same definition every time).
+    pub async fn put_template(&self, client: &OpenSearch) -> Result<(), SearchError> {
+        let response = client
+            .indices()
+            .put_index_template(IndicesPutIndexTemplateParts::Name(self.template_name()))
+            .body(self.template())
+            .send()
+            .await
+            .map_err(SearchError::Unreachable)?;
+        check(response, || {
+            format!("PUT _index_template/{}", self.template_name())
+        })
+        .await
+    }
+}
+
+/// `Ok` for a success status, else OpenSearch's reason.
+pub async fn check(
+    response: opensearch::http::response::Response,
+    what: impl FnOnce() -> String,
+) -> Result<(), SearchError> {
+    let status = response.status_code();
+    if status.is_success() {
+        return Ok(());
+    }
+    let body = response.text().await.unwrap_or_default();
+    Err(SearchError::Refused {
+        what: what(),
+        status,
+        reason: error_reason(&body),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn daily_indices_follow_the_timestamp_day() {
+        let index = EventsIndex::default();
+        let cases = [
+            (
+                "2026-11-23T02:51:26.123Z",
+                Some("logwarden-events-2026.11.23"),
+            ),
+            ("1970-01-01T00:00:00Z", Some("logwarden-events-1970.01.01")),
+            ("2026-13-01T00:00:00Z", None),
+            ("2026-11-00T00:00:00Z", None),
+            ("2026/11/23T00:00:00Z", None),
+            ("20261123", None),
+            ("", None),
+            ("２０２６-11-23", None),
+        ];
+        for (timestamp, expected) in cases {
+            assert_eq!(
+                index.daily_index(timestamp).as_deref(),
+                expected,
+                "{timestamp}"
+            );
+        }
+    }
+
+    #[test]
+    fn prefixes_must_be_index_names() {
+        for good in ["logwarden-events", "t-1a2b3c4d-events", "a.b_c"] {
+            assert!(EventsIndex::new(good, "sink.index").is_ok(), "{good}");
+        }
+        for bad in ["", "Logs", "-x", "_x", "a b", "a*", "a/b", "ü"] {
+            let err = EventsIndex::new(bad, "sink.index").expect_err(bad);
+            assert!(err.to_string().contains("sink.index"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_template_maps_the_pattern_into_the_alias() {
+        let index = EventsIndex::new("t-events", "k").expect("valid");
+        let template = index.template();
+        assert_eq!(template["index_patterns"], json!(["t-events-*"]));
+        assert_eq!(template["template"]["aliases"], json!({ "t-events": {} }));
+        let properties = &template["template"]["mappings"]["properties"];
+        assert_eq!(properties["@timestamp"]["type"], "date");
+        assert_eq!(properties["UNK_country"]["type"], "integer");
+        assert_eq!(template["_meta"]["managed_by"], "logwarden");
+    }
+
+    #[test]
+    fn error_reasons_name_type_reason_and_cause() {
+        let body = r#"{"error":{"root_cause":[],"type":"mapper_parsing_exception","reason":"failed to parse field [B_action]","caused_by":{"type":"number_format_exception","reason":"For input string: \"x\""}},"status":400}"#;
+        assert_eq!(
+            error_reason(body),
+            "mapper_parsing_exception: failed to parse field [B_action] (caused by number_format_exception: For input string: \"x\")"
+        );
+        assert_eq!(error_reason("Bad Gateway"), "Bad Gateway");
+    }
+}

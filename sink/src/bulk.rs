@@ -1,0 +1,506 @@
+//! The pure half of the sink: an enriched record made into a bulk `index` operation, and a bulk
+//! response read back, item by item, into what to do with each document. No IO here.
+//!
+//! Classification (see [`classify`]): a response is judged item by item even when its HTTP status
+//! is 200, because `_bulk` reports per-document failures inside a successful response.
+//! - **indexed**: the item's status is 2xx;
+//! - **retry**: the cluster is overloaded or failing (429, 5xx, a cluster block such as the
+//!   flood-stage read-only block, a version conflict): the same document will succeed later;
+//! - **rejected**: anything else (mapping conflicts, bad ids): retrying cannot help, so the
+//!   document goes to `dead-letter` with OpenSearch's reason.
+//!
+//! A response that is not a bulk response at all is judged as a whole: 429 and 5xx, or no answer,
+//! mean retry everything; 400 and 413 mean the request as a whole was refused, so it is split
+//! (down to single documents, where the reason then belongs to the document).
+
+use std::sync::Arc;
+
+use pipeline::search::{EventsIndex, describe_error, error_reason};
+use pipeline::wire::DeadLetterReason;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The response filter the sink asks for: only what [`classify`] reads.
+pub const FILTER_PATH: &[&str] = &["errors", "items.*.status", "items.*.error"];
+
+/// One document to index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Document {
+    /// The daily index.
+    pub index: Arc<str>,
+    /// `_id`: the record's event id, so a replay overwrites.
+    pub id: Box<str>,
+    /// The record, on one line.
+    pub source: Box<[u8]>,
+}
+
+/// Why a record cannot be indexed: a dead letter's reason and detail.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}: {detail}")]
+pub struct Unusable {
+    /// Reason code.
+    pub reason: DeadLetterReason,
+    /// What exactly is wrong.
+    pub detail: String,
+}
+
+impl Unusable {
+    fn new(reason: DeadLetterReason, detail: impl Into<String>) -> Self {
+        Self {
+            reason,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The two members the sink reads; every other member is skipped unread.
+#[derive(Deserialize)]
+struct Keys<'a> {
+    #[serde(rename = "@timestamp", borrow, default)]
+    timestamp: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, default)]
+    event_id: Option<&'a serde_json::value::RawValue>,
+}
+
+/// Turns enriched records into documents, remembering the last daily index name (records arrive
+/// mostly in time order, so most share it).
+#[derive(Debug)]
+pub struct Preparer {
+    index: EventsIndex,
+    last: Option<(String, Arc<str>)>,
+}
+
+impl Preparer {
+    /// A preparer for the events index `index`.
+    pub fn new(index: EventsIndex) -> Self {
+        Self { index, last: None }
+    }
+
+    /// The document for an enriched record, or why there cannot be one. Never panics.
+    pub fn prepare(&mut self, payload: &[u8]) -> Result<Document, Unusable> {
+        let text = std::str::from_utf8(payload).map_err(|err| {
+            Unusable::new(
+                DeadLetterReason::NotUtf8,
+                format!("the record is not UTF-8: {err}"),
+            )
+        })?;
+        // serde would read an array as a struct too: anything not opening with `{` is judged
+        // as a whole.
+        if !text.trim_start().starts_with('{') {
+            return Err(not_an_object(text));
+        }
+        let keys: Keys<'_> = serde_json::from_str(text).map_err(|err| shape_error(text, &err))?;
+        let timestamp = string_member(keys.timestamp, "@timestamp")
+            .map_err(|(reason, detail)| Unusable::new(reason, detail))?;
+        let id = string_member(keys.event_id, "event_id")
+            .map_err(|(reason, detail)| Unusable::new(reason, detail))?;
+        if id.is_empty() {
+            return Err(Unusable::new(
+                DeadLetterReason::MissingField,
+                "event_id is empty",
+            ));
+        }
+        let index = self.daily_index(&timestamp).ok_or_else(|| {
+            Unusable::new(
+                DeadLetterReason::BadTimestamp,
+                format!("@timestamp `{timestamp}` does not start with a date (YYYY-MM-DD)"),
+            )
+        })?;
+        // `_bulk` is one JSON document per line: a record pretty-printed over several lines is
+        // put on one (a newline can only be whitespace between tokens in valid JSON).
+        let source: Box<[u8]> = if payload.contains(&b'\n') {
+            payload
+                .iter()
+                .map(|&b| if b == b'\n' { b' ' } else { b })
+                .collect()
+        } else {
+            payload.into()
+        };
+        Ok(Document {
+            index,
+            id: id.into(),
+            source,
+        })
+    }
+
+    fn daily_index(&mut self, timestamp: &str) -> Option<Arc<str>> {
+        let day = timestamp.get(..10)?;
+        if let Some((last_day, name)) = &self.last
+            && last_day == day
+        {
+            return Some(name.clone());
+        }
+        let name: Arc<str> = self.index.daily_index(timestamp)?.into();
+        self.last = Some((day.to_owned(), name.clone()));
+        Some(name)
+    }
+}
+
+/// Why the record did not deserialize: not JSON, or a member given twice.
+fn shape_error(text: &str, err: &serde_json::Error) -> Unusable {
+    use serde_json::error::Category;
+    match err.classify() {
+        Category::Data => Unusable::new(
+            DeadLetterReason::WrongType,
+            format!("the record is not a usable object: {err}"),
+        ),
+        Category::Io | Category::Syntax | Category::Eof => not_an_object(text),
+    }
+}
+
+/// A record that is not a JSON object: not JSON at all, or JSON of another kind.
+fn not_an_object(text: &str) -> Unusable {
+    match serde_json::from_str::<Value>(text) {
+        Ok(value) => Unusable::new(
+            DeadLetterReason::NotObject,
+            format!("the record is {}, not a JSON object", kind(&value)),
+        ),
+        Err(err) => Unusable::new(
+            DeadLetterReason::NotJson,
+            format!("the record is not JSON: {err}"),
+        ),
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A member that must be a string: its value, or the dead letter's reason and detail.
+fn string_member(
+    raw: Option<&serde_json::value::RawValue>,
+    name: &str,
+) -> Result<String, (DeadLetterReason, String)> {
+    let Some(raw) = raw else {
+        return Err((
+            DeadLetterReason::MissingField,
+            format!("{name} is missing (the record was not enriched by the transformer)"),
+        ));
+    };
+    match serde_json::from_str::<Value>(raw.get()) {
+        Ok(Value::String(text)) => Ok(text),
+        Ok(Value::Null) => Err((DeadLetterReason::MissingField, format!("{name} is null"))),
+        Ok(other) => Err((
+            DeadLetterReason::WrongType,
+            format!("{name} is {}; expected a string", kind(&other)),
+        )),
+        Err(err) => Err((DeadLetterReason::NotJson, format!("{name}: {err}"))),
+    }
+}
+
+/// Appends the `index` action line and the document's line to a bulk body.
+pub fn write_operation(document: &Document, body: &mut Vec<u8>) {
+    body.extend_from_slice(b"{\"index\":{\"_index\":");
+    write_string(&document.index, body);
+    body.extend_from_slice(b",\"_id\":");
+    write_string(&document.id, body);
+    body.extend_from_slice(b"}}\n");
+    body.extend_from_slice(&document.source);
+    body.push(b'\n');
+}
+
+fn write_string(text: &str, out: &mut Vec<u8>) {
+    // Writing a string into a Vec cannot fail.
+    serde_json::to_writer(&mut *out, text).unwrap_or_default();
+}
+
+/// What to do with one document after a bulk request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Indexed: done.
+    Indexed,
+    /// Try again later; the reason is OpenSearch's.
+    Retry(String),
+    /// OpenSearch refuses it for good; the reason is OpenSearch's.
+    Rejected(String),
+}
+
+/// What to do after a bulk request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// One outcome per document sent, in the order sent.
+    Items(Vec<Outcome>),
+    /// Nothing was processed and trying again later may work (unreachable, 429, 5xx).
+    RetryAll(String),
+    /// The request as a whole was refused (400, 413): send its documents in smaller requests.
+    Split(String),
+}
+
+#[derive(Deserialize)]
+struct BulkResponse {
+    errors: bool,
+    #[serde(default)]
+    items: Vec<std::collections::HashMap<String, Item>>,
+}
+
+#[derive(Deserialize)]
+struct Item {
+    status: u16,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+/// Judges a bulk response (HTTP `status` and `body`) to a request of `sent` documents.
+pub fn classify(status: u16, body: &[u8], sent: usize) -> Verdict {
+    if status == 429 || status >= 500 {
+        return Verdict::RetryAll(format!(
+            "OpenSearch answered {status}: {}",
+            error_reason(&String::from_utf8_lossy(body))
+        ));
+    }
+    let parsed = serde_json::from_slice::<BulkResponse>(body);
+    match parsed {
+        Ok(response) if (200..300).contains(&status) => {
+            if !response.errors && response.items.is_empty() {
+                // A filtered response with nothing to report about any item.
+                return Verdict::Items(vec![Outcome::Indexed; sent]);
+            }
+            if response.items.len() != sent {
+                return Verdict::RetryAll(format!(
+                    "the bulk response has {} items for {sent} documents",
+                    response.items.len()
+                ));
+            }
+            Verdict::Items(
+                response
+                    .items
+                    .iter()
+                    .map(|item| match item.values().next() {
+                        Some(item) => classify_item(item.status, item.error.as_ref()),
+                        None => Outcome::Retry("an empty bulk response item".to_owned()),
+                    })
+                    .collect(),
+            )
+        }
+        _ if status == 400 || status == 413 => Verdict::Split(format!(
+            "OpenSearch refused the request ({status}): {}",
+            error_reason(&String::from_utf8_lossy(body))
+        )),
+        // Auth, a wrong path behind a proxy, a garbled body: nothing was indexed, and the
+        // documents are not at fault. Retry (the back-pressure metric and `/readyz` show it).
+        _ => Verdict::RetryAll(format!(
+            "OpenSearch answered {status}: {}",
+            error_reason(&String::from_utf8_lossy(body))
+        )),
+    }
+}
+
+/// Judges one bulk response item.
+pub fn classify_item(status: u16, error: Option<&Value>) -> Outcome {
+    if (200..300).contains(&status) && error.is_none() {
+        return Outcome::Indexed;
+    }
+    let reason = error.map_or_else(|| format!("status {status}"), describe_error);
+    let kind = error
+        .and_then(|e| e.get("type"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let transient_kind = matches!(
+        kind,
+        "cluster_block_exception"
+            | "es_rejected_execution_exception"
+            | "rejected_execution_exception"
+            | "circuit_breaking_exception"
+            | "unavailable_shards_exception"
+            | "process_cluster_event_timeout_exception"
+            | "version_conflict_engine_exception"
+            | "timeout_exception"
+            | "node_not_connected_exception"
+            | "no_shard_available_action_exception"
+    );
+    if status == 429 || status >= 500 || status == 409 || status == 408 || transient_kind {
+        Outcome::Retry(reason)
+    } else {
+        Outcome::Rejected(reason)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn preparer() -> Preparer {
+        Preparer::new(EventsIndex::new("t-events", "sink.index").expect("valid"))
+    }
+
+    #[test]
+    fn enriched_records_become_documents_in_their_day() {
+        let record = br#"{"action":"ALLOW","B_action":0,"@timestamp":"2026-11-23T02:51:26.123Z","event_id":"enriched-0-42"}"#;
+        let document = preparer().prepare(record).expect("usable");
+        assert_eq!(&*document.index, "t-events-2026.11.23");
+        assert_eq!(&*document.id, "enriched-0-42");
+        assert_eq!(&*document.source, &record[..]);
+
+        let mut body = Vec::new();
+        write_operation(&document, &mut body);
+        let lines: Vec<&[u8]> = body.split(|&b| b == b'\n').collect();
+        assert_eq!(lines.len(), 3, "action, source, and the final newline");
+        let action: Value = serde_json::from_slice(lines[0]).expect("json");
+        assert_eq!(
+            action,
+            json!({"index": {"_index": "t-events-2026.11.23", "_id": "enriched-0-42"}})
+        );
+        assert_eq!(lines[1], &record[..]);
+    }
+
+    #[test]
+    fn multi_line_records_are_put_on_one_line() {
+        let record =
+            b"{\n  \"@timestamp\": \"2026-01-02T00:00:00Z\",\n  \"event_id\": \"a\\nb\"\n}";
+        let document = preparer().prepare(record).expect("usable");
+        assert!(!document.source.contains(&b'\n'));
+        let value: Value = serde_json::from_slice(&document.source).expect("still JSON");
+        assert_eq!(value["event_id"], "a\nb");
+        assert_eq!(&*document.id, "a\nb");
+    }
+
+    #[test]
+    fn unusable_records_say_why() {
+        use DeadLetterReason::*;
+        let cases: [(&[u8], DeadLetterReason, &str); 11] = [
+            (b"\xff\xfe", NotUtf8, "not UTF-8"),
+            (b"{\"event_id\":", NotJson, "not JSON"),
+            (b"hello", NotJson, "not JSON"),
+            (b"[1,2]", NotObject, "an array"),
+            (b"42", NotObject, "a number"),
+            (
+                br#"{"@timestamp":"2026-01-01T00:00:00Z"}"#,
+                MissingField,
+                "event_id is missing",
+            ),
+            (
+                br#"{"event_id":"x"}"#,
+                MissingField,
+                "@timestamp is missing",
+            ),
+            (
+                br#"{"event_id":7,"@timestamp":"2026-01-01T00:00:00Z"}"#,
+                WrongType,
+                "event_id is a number",
+            ),
+            (
+                br#"{"event_id":"","@timestamp":"2026-01-01T00:00:00Z"}"#,
+                MissingField,
+                "event_id is empty",
+            ),
+            (
+                br#"{"event_id":"x","@timestamp":"yesterday"}"#,
+                BadTimestamp,
+                "yesterday",
+            ),
+            (
+                br#"{"event_id":"x","event_id":"y","@timestamp":"2026-01-01T00:00:00Z"}"#,
+                WrongType,
+                "duplicate field",
+            ),
+        ];
+        for (input, reason, detail) in cases {
+            let err = preparer()
+                .prepare(input)
+                .expect_err(&String::from_utf8_lossy(input));
+            assert_eq!(err.reason, reason, "{}", String::from_utf8_lossy(input));
+            assert!(err.detail.contains(detail), "{err}");
+        }
+    }
+
+    #[test]
+    fn items_are_judged_one_by_one_even_in_a_200() {
+        let body = json!({
+            "errors": true,
+            "items": [
+                {"index": {"status": 201}},
+                {"index": {"status": 200}},
+                {"index": {"status": 429, "error": {"type": "es_rejected_execution_exception", "reason": "queue full"}}},
+                {"index": {"status": 400, "error": {"type": "mapper_parsing_exception", "reason": "failed to parse field [B_action] of type [integer]", "caused_by": {"type": "number_format_exception", "reason": "For input string: \"x\""}}}},
+                {"index": {"status": 503, "error": {"type": "unavailable_shards_exception", "reason": "primary shard is not active"}}},
+                {"index": {"status": 403, "error": {"type": "cluster_block_exception", "reason": "index [x] blocked by: [FORBIDDEN/8/index write (api)];"}}},
+                {"index": {"status": 400, "error": {"type": "illegal_argument_exception", "reason": "id [...] is too long"}}},
+            ]
+        });
+        let verdict = classify(200, body.to_string().as_bytes(), 7);
+        let Verdict::Items(outcomes) = verdict else {
+            panic!("expected items, got {verdict:?}")
+        };
+        assert_eq!(outcomes[0], Outcome::Indexed);
+        assert_eq!(outcomes[1], Outcome::Indexed);
+        assert!(matches!(&outcomes[2], Outcome::Retry(r) if r.contains("queue full")));
+        assert_eq!(
+            outcomes[3],
+            Outcome::Rejected(
+                "mapper_parsing_exception: failed to parse field [B_action] of type [integer] (caused by number_format_exception: For input string: \"x\")".to_owned()
+            )
+        );
+        assert!(matches!(&outcomes[4], Outcome::Retry(_)));
+        assert!(matches!(&outcomes[5], Outcome::Retry(r) if r.contains("cluster_block_exception")));
+        assert!(matches!(&outcomes[6], Outcome::Rejected(r) if r.contains("too long")));
+    }
+
+    #[test]
+    fn whole_responses_are_judged_by_status() {
+        assert_eq!(
+            classify(200, br#"{"errors":false}"#, 3),
+            Verdict::Items(vec![Outcome::Indexed; 3])
+        );
+        assert!(matches!(
+            classify(429, br#"{"error":{"type":"circuit_breaking_exception","reason":"too big"}}"#, 2),
+            Verdict::RetryAll(r) if r.contains("429") && r.contains("circuit_breaking_exception")
+        ));
+        assert!(matches!(
+            classify(502, b"Bad Gateway", 2),
+            Verdict::RetryAll(r) if r.contains("Bad Gateway")
+        ));
+        assert!(matches!(classify(413, b"", 2), Verdict::Split(r) if r.contains("413")));
+        assert!(matches!(
+            classify(400, br#"{"error":{"type":"illegal_argument_exception","reason":"The bulk request must be terminated by a newline"}}"#, 2),
+            Verdict::Split(r) if r.contains("terminated by a newline")
+        ));
+        assert!(matches!(
+            classify(401, br#"{"error":"unauthorized"}"#, 2),
+            Verdict::RetryAll(r) if r.contains("401")
+        ));
+        assert!(matches!(
+            classify(200, br#"{"errors":true,"items":[{"index":{"status":201}}]}"#, 2),
+            Verdict::RetryAll(r) if r.contains("1 items for 2")
+        ));
+        assert!(matches!(classify(200, b"<html>", 2), Verdict::RetryAll(_)));
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn no_input_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+                let _ = preparer().prepare(&bytes);
+                let _ = classify(200, &bytes, 3);
+                let _ = classify(400, &bytes, 3);
+            }
+
+            #[test]
+            fn every_usable_record_makes_two_bulk_lines(
+                id in "[^\u{0}]{1,40}",
+                extra in "[a-z]{0,20}",
+            ) {
+                let record = json!({"@timestamp": "2026-05-06T07:08:09Z", "event_id": id, "x": extra});
+                let document = preparer().prepare(record.to_string().as_bytes()).expect("usable");
+                let mut body = Vec::new();
+                write_operation(&document, &mut body);
+                let lines: Vec<&[u8]> = body.split(|&b| b == b'\n').collect();
+                prop_assert_eq!(lines.len(), 3);
+                let action: Value = serde_json::from_slice(lines[0]).expect("action line");
+                prop_assert_eq!(&action["index"]["_id"], &json!(id));
+                let source: Value = serde_json::from_slice(lines[1]).expect("source line");
+                prop_assert_eq!(source, record);
+            }
+        }
+    }
+}
