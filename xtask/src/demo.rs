@@ -1,11 +1,11 @@
 //! `cargo xtask demo`: logwarden running on this machine, end to end.
 //!
-//! Today the demo covers what exists: the stack comes up, the transformer starts, the producer
-//! writes 30 minutes of history (a backfill, as fast as the broker takes it) and then a minute of
-//! live traffic with a country anomaly in the middle, the transformer enriches all of it, and the
-//! demo reports what landed on each topic and the ground-truth label. Each later part of the
-//! pipeline is one more step in [`run`], in pipeline order (sink, detector), until the demo ends
-//! in a delivered alert.
+//! Today the demo covers what exists: the stack comes up, the transformer and the sink start, the
+//! producer writes 30 minutes of history (a backfill, as fast as the broker takes it) and then a
+//! minute of live traffic with a country anomaly in the middle, the transformer enriches all of
+//! it, the sink loads it into OpenSearch, and the demo reports what landed on each topic, what
+//! OpenSearch holds (counts per indicator, the anomaly as it shows in the data) and where to look.
+//! The detector is the next step in [`run`], until the demo ends in a delivered alert.
 
 use std::path::Path;
 use std::process::{Child, Command};
@@ -19,6 +19,10 @@ use crate::stack::{self, StackOptions, State};
 
 /// The transformer's consumer group (its default).
 const TRANSFORMER_GROUP: &str = "logwarden-transformer";
+/// The sink's consumer group (its default).
+const SINK_GROUP: &str = "logwarden-sink";
+/// The events alias the sink writes under (its default).
+const EVENTS: &str = "logwarden-events";
 
 /// The live part: quiet, an anomaly on `country`, quiet again.
 const LIVE_SCENARIO: &str = "\
@@ -43,6 +47,8 @@ pub fn run(ctx: &Ctx, options: &StackOptions) -> Result<()> {
 
     println!("\ndemo: starting the transformer (raw → enriched, with the seed's indicator rules)…");
     let mut transformer = service(state, "transformer", &["run"])?;
+    println!("demo: starting the sink (enriched → OpenSearch `{EVENTS}`)…");
+    let mut sink = service(state, "sink", &[])?;
 
     println!("\ndemo: the producer writes 30 minutes of history (20 events/s) into `raw`…");
     producer(state, &["--backfill", "30m", "--rate", "20"])?;
@@ -55,22 +61,13 @@ pub fn run(ctx: &Ctx, options: &StackOptions) -> Result<()> {
     );
     producer(state, &["--scenario", &scenario.display().to_string()])?;
 
-    println!("\ndemo: waiting for the transformer to catch up (consumer lag 0)…");
-    let caught_up = wait_until(Duration::from_secs(120), || {
-        let lag = ctx
-            .rt
-            .block_on(group_lag(
-                &kafka,
-                TRANSFORMER_GROUP,
-                &kafka.topics.raw,
-                Duration::from_secs(10),
-            ))
-            .context("reading the transformer's lag")?;
-        Ok(lag == 0)
-    })?;
+    println!("\ndemo: waiting for the transformer and the sink to catch up (consumer lag 0)…");
+    let caught_up = wait_for_lag(ctx, &kafka, TRANSFORMER_GROUP, &kafka.topics.raw)?
+        && wait_for_lag(ctx, &kafka, SINK_GROUP, &kafka.topics.enriched)?;
     stop(&mut transformer, "transformer")?;
+    stop(&mut sink, "sink")?;
     if !caught_up {
-        bail!("the transformer did not catch up within 2 minutes; its log is above");
+        bail!("the pipeline did not catch up within 2 minutes; the services' logs are above");
     }
 
     let after = topic_sizes(ctx, &kafka)?;
@@ -78,7 +75,97 @@ pub fn run(ctx: &Ctx, options: &StackOptions) -> Result<()> {
     for ((topic, was), (_, is)) in before.iter().zip(&after) {
         println!("  {topic:<12} +{} records ({is} in all)", is - was);
     }
+    if let Some(url) = state.opensearch_url() {
+        opensearch_report(&url)?;
+    }
     report(ctx, state)
+}
+
+/// Waits (2 minutes at most) until `group` has consumed all of `topic`; says whether it did.
+fn wait_for_lag(ctx: &Ctx, kafka: &KafkaConfig, group: &str, topic: &str) -> Result<bool> {
+    wait_until(Duration::from_secs(120), || {
+        let lag = ctx
+            .rt
+            .block_on(group_lag(kafka, group, topic, Duration::from_secs(10)))
+            .with_context(|| format!("reading the lag of `{group}`"))?;
+        Ok(lag == 0)
+    })
+}
+
+/// What OpenSearch holds: documents, indicator totals, the live minute in 10-second steps.
+fn opensearch_report(url: &str) -> Result<()> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(30)))
+        .proxy(None)
+        .build()
+        .into();
+    agent
+        .post(format!("{url}/{EVENTS}/_refresh"))
+        .send_empty()
+        .with_context(|| format!("refreshing {EVENTS}"))?;
+    let indicators = pipeline::search::SEED_INDICATORS;
+    let mut aggregations = serde_json::Map::new();
+    for name in indicators {
+        aggregations.insert(
+            name.to_owned(),
+            serde_json::json!({ "sum": { "field": name } }),
+        );
+    }
+    aggregations.insert(
+        "live".to_owned(),
+        serde_json::json!({
+            "filter": { "range": { "@timestamp": { "gte": "now-90s" } } },
+            "aggs": { "steps": {
+                "date_histogram": { "field": "@timestamp", "fixed_interval": "10s" },
+                "aggs": { "UNK_country": { "sum": { "field": "UNK_country" } } }
+            } }
+        }),
+    );
+    let answer: serde_json::Value = agent
+        .post(format!("{url}/{EVENTS}/_search"))
+        .send_json(serde_json::json!({
+            "size": 0,
+            "track_total_hits": true,
+            "aggs": aggregations,
+        }))
+        .with_context(|| format!("searching {EVENTS}"))?
+        .body_mut()
+        .read_json()
+        .context("reading the search answer")?;
+    let total = &answer["hits"]["total"]["value"];
+    println!(
+        "\ndemo: OpenSearch holds {total} documents under the alias `{EVENTS}` (daily indices `{EVENTS}-YYYY.MM.DD`)."
+    );
+    println!("  documents with each indicator set:");
+    for pair in indicators.chunks(2) {
+        let cells: Vec<String> = pair
+            .iter()
+            .map(|name| {
+                let sum = answer["aggregations"][*name]["value"]
+                    .as_f64()
+                    .unwrap_or(0.0);
+                format!("{name:<16}{sum:>9.0}")
+            })
+            .collect();
+        println!("    {}", cells.join("    "));
+    }
+    println!("  the live minute, 10 s at a time (UNK_country: the injected country anomaly):");
+    let steps = answer["aggregations"]["live"]["steps"]["buckets"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for step in steps {
+        let when = step["key_as_string"].as_str().unwrap_or("?");
+        let count = step["doc_count"].as_u64().unwrap_or(0);
+        let unknown = step["UNK_country"]["value"].as_f64().unwrap_or(0.0);
+        let bar = "#".repeat((unknown / 10.0).ceil() as usize);
+        println!("    {when}  {count:>4} events  UNK_country {unknown:>4.0}  {bar}");
+    }
+    println!("  a sample query (one unknown-country event):");
+    println!(
+        "    curl -s '{url}/{EVENTS}/_search?q=UNK_country:1&size=1&sort=@timestamp:desc&pretty'"
+    );
+    Ok(())
 }
 
 fn topic_sizes(ctx: &Ctx, kafka: &KafkaConfig) -> Result<Vec<(String, i64)>> {
