@@ -169,6 +169,8 @@ pub struct TopicNames {
     pub dead_letter: String,
     /// Ground truth: one record per injected anomaly phase.
     pub labels: String,
+    /// Anomalous intervals the detector found (one JSON result per record).
+    pub anomalies: String,
 }
 
 impl Default for TopicNames {
@@ -178,12 +180,13 @@ impl Default for TopicNames {
             enriched: "enriched".to_owned(),
             dead_letter: "dead-letter".to_owned(),
             labels: "labels".to_owned(),
+            anomalies: "anomalies".to_owned(),
         }
     }
 }
 
 impl TopicNames {
-    /// The same four topics with a prefix, e.g. for one test's private set.
+    /// The same five topics with a prefix, e.g. for one test's private set.
     pub fn prefixed(prefix: &str) -> Self {
         let base = Self::default();
         Self {
@@ -191,12 +194,19 @@ impl TopicNames {
             enriched: format!("{prefix}{}", base.enriched),
             dead_letter: format!("{prefix}{}", base.dead_letter),
             labels: format!("{prefix}{}", base.labels),
+            anomalies: format!("{prefix}{}", base.anomalies),
         }
     }
 
-    /// All four names, in pipeline order.
-    pub fn all(&self) -> [&str; 4] {
-        [&self.raw, &self.enriched, &self.dead_letter, &self.labels]
+    /// All five names, in pipeline order.
+    pub fn all(&self) -> [&str; 5] {
+        [
+            &self.raw,
+            &self.enriched,
+            &self.dead_letter,
+            &self.labels,
+            &self.anomalies,
+        ]
     }
 
     /// Topic specs for all four, with one layout.
@@ -217,6 +227,7 @@ impl TopicNames {
             ("enriched", &self.enriched),
             ("dead_letter", &self.dead_letter),
             ("labels", &self.labels),
+            ("anomalies", &self.anomalies),
         ] {
             let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
             if name.is_empty() || name.len() > 249 || !name.chars().all(legal) {
@@ -483,7 +494,13 @@ mod tests {
         let names = TopicNames::prefixed("t1-");
         assert_eq!(
             names.all(),
-            ["t1-raw", "t1-enriched", "t1-dead-letter", "t1-labels"]
+            [
+                "t1-raw",
+                "t1-enriched",
+                "t1-dead-letter",
+                "t1-labels",
+                "t1-anomalies"
+            ]
         );
         let specs = names.specs(4, 1);
         assert_eq!(specs.len(), 4);

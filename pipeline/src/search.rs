@@ -249,6 +249,46 @@ impl EventsIndex {
     }
 }
 
+/// The anomaly-results index: one document per scored interval, with field names close to
+/// OpenSearch's anomaly-detection plugin's results (`detector_id`, `data_start_time`,
+/// `anomaly_grade`, `confidence`, `feature_data`, ...) so queries written for the plugin carry
+/// over. The detector writes it; the provisioner prepares it.
+pub fn results_template(index: &str) -> Value {
+    json!({
+        "index_patterns": [index],
+        "priority": 100,
+        "_meta": { OWNER_META: OWNER },
+        "template": {
+            "settings": { "index": { "number_of_shards": 1, "auto_expand_replicas": "0-1" } },
+            "mappings": {
+                "dynamic": false,
+                "properties": {
+                    "detector_id": { "type": "keyword" },
+                    "detector_name": { "type": "keyword" },
+                    "feature_data": { "type": "nested", "properties": {
+                        "feature_id": { "type": "keyword" },
+                        "feature_name": { "type": "keyword" },
+                        "data": { "type": "double" }
+                    } },
+                    "data_start_time": { "type": "date", "format": "strict_date_time||epoch_millis" },
+                    "data_end_time": { "type": "date", "format": "strict_date_time||epoch_millis" },
+                    "execution_start_time": { "type": "date", "format": "strict_date_time||epoch_millis" },
+                    "execution_end_time": { "type": "date", "format": "strict_date_time||epoch_millis" },
+                    "anomaly_score": { "type": "double" },
+                    "anomaly_grade": { "type": "double" },
+                    "confidence": { "type": "double" },
+                    "expected_value": { "type": "double" },
+                    "value": { "type": "double" },
+                    "events": { "type": "long" },
+                    "rule": { "type": "keyword" },
+                    "task_id": { "type": "keyword" },
+                    "error": { "type": "text" }
+                }
+            }
+        }
+    })
+}
+
 /// `Ok` for a success status, else OpenSearch's reason.
 pub async fn check(
     response: opensearch::http::response::Response,

@@ -43,7 +43,7 @@ pub async fn require_kafka() -> KafkaConfig {
     kafka
 }
 
-/// Kafka settings with a private, freshly created set of the four topics.
+/// Kafka settings with a private, freshly created set of the five topics.
 ///
 /// # Panics
 /// When Kafka is unreachable or the topics cannot be created.

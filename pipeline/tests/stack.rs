@@ -105,7 +105,7 @@ async fn the_stack_topics_exist() {
         "one-node cluster: {:?}",
         info.brokers
     );
-    for topic in ["raw", "enriched", "dead-letter", "labels"] {
+    for topic in ["raw", "enriched", "dead-letter", "labels", "anomalies"] {
         assert!(
             info.topics.contains_key(topic),
             "`{topic}` missing after `stack up`: {:?}",

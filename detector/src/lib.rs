@@ -1,0 +1,17 @@
+//! logwarden's detector: streaming anomaly detection and alerting on the enriched stream.
+//!
+//! - [`spec`]: the detection spec (detectors, monitors, channels), strict, with the seed's five
+//!   detectors as the default.
+//! - [`window`]: event-time intervals that close after a window delay, quiet ones with 0.
+//! - [`model`]: a random cut forest per detector with a thresholding layer: grade, confidence.
+//! - [`store`]: OpenSearch: history for a cold start, results, checkpoints.
+//! - [`alert`]: monitors and episodes (pure), and the delivery task (webhook, Slack).
+//! - [`settings`], [`service`]: the Kafka service.
+
+pub mod alert;
+pub mod model;
+pub mod service;
+pub mod settings;
+pub mod spec;
+pub mod store;
+pub mod window;

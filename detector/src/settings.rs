@@ -1,0 +1,100 @@
+//! The detector service's configuration: the raw form (YAML file and `LOGWARDEN_*` environment)
+//! and the validated [`Settings`], with the spec loaded and checked.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use pipeline::config::{ConfigError, OpenSearchConfig};
+use pipeline::kafka::KafkaConfig;
+use pipeline::telemetry::TelemetryConfig;
+use serde::Deserialize;
+
+use crate::spec::Spec;
+
+/// Default telemetry port of the detector.
+pub const TELEMETRY_PORT: u16 = 9104;
+
+/// The config file and environment, as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Brokers and topics (reads `enriched`, writes `anomalies`).
+    #[serde(default)]
+    pub kafka: KafkaConfig,
+    /// Logs and the metrics server.
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+    /// History, results and checkpoints.
+    #[serde(default)]
+    pub opensearch: OpenSearchConfig,
+    /// The stage itself.
+    #[serde(default)]
+    pub detector: DetectorConfig,
+}
+
+/// The `detector` section.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectorConfig {
+    /// The detection spec; the embedded default (the seed's five detectors) when unset.
+    pub spec: Option<PathBuf>,
+    /// How often model checkpoints are saved, in milliseconds (and at shutdown).
+    pub checkpoint_ms: u64,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        Self {
+            spec: None,
+            checkpoint_ms: 60_000,
+        }
+    }
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Brokers and topics.
+    pub kafka: KafkaConfig,
+    /// Logs and metrics.
+    pub telemetry: TelemetryConfig,
+    /// The cluster.
+    pub opensearch: OpenSearchConfig,
+    /// The detection spec.
+    pub spec: Spec,
+    /// Checkpoint period.
+    pub checkpoint_every: Duration,
+}
+
+impl Settings {
+    /// Validates `raw` and loads its spec.
+    pub fn from_raw(raw: RawConfig) -> Result<Self, ConfigError> {
+        raw.kafka.validate()?;
+        let d = raw.detector;
+        let spec = match &d.spec {
+            Some(path) => Spec::load(path),
+            None => Spec::default_spec(),
+        }
+        .map_err(|err| {
+            ConfigError::invalid(
+                "detector.spec",
+                err.to_string(),
+                "fix the spec (check it with `logwarden-detector check --spec FILE`)",
+            )
+        })?;
+        if d.checkpoint_ms == 0 {
+            return Err(ConfigError::invalid(
+                "detector.checkpoint_ms",
+                "is 0",
+                "give a period in milliseconds, e.g. 60000",
+            ));
+        }
+        Ok(Self {
+            kafka: raw.kafka,
+            telemetry: raw.telemetry,
+            opensearch: raw.opensearch,
+            spec,
+            checkpoint_every: Duration::from_millis(d.checkpoint_ms),
+        })
+    }
+}

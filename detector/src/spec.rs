@@ -1,0 +1,570 @@
+//! The detection spec: which detectors watch which indicator, how often, with which model
+//! settings, and which monitors alert whom. One YAML file, read by the detector service and (with
+//! issue #8) the provisioner. The default spec ([`Spec::default_spec`], `spec/default.yaml`)
+//! reproduces the seed: five detectors, one per monitored field, each with a monitor.
+//!
+//! A spec is read strictly (unknown keys are errors naming the key path) and then checked as a
+//! whole ([`Spec::validate`]): names unique, monitors naming existing detectors and channels,
+//! intervals sensible. Secrets (webhook URLs with tokens, SMTP passwords) are never in the file:
+//! a channel names the environment variable or file that holds them.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The default spec, embedded: the seed's five detectors and monitors, one webhook channel.
+pub const DEFAULT_SPEC: &str = include_str!("../spec/default.yaml");
+
+/// Why a spec is unusable: the key path, what is wrong, how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("spec {origin}: `{key}` {problem}: {fix}")]
+pub struct SpecError {
+    /// Where the spec came from (a path, or "default").
+    pub origin: String,
+    /// The offending key, e.g. `detectors[2].interval`.
+    pub key: String,
+    /// What is wrong.
+    pub problem: String,
+    /// How to fix it.
+    pub fix: String,
+}
+
+/// The whole spec.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// The events alias the sink writes (history for the cold start).
+    #[serde(default = "default_events")]
+    pub events: String,
+    /// The index anomaly results are written to.
+    #[serde(default = "default_results")]
+    pub results: String,
+    /// The index model checkpoints are written to.
+    #[serde(default = "default_checkpoints")]
+    pub checkpoints: String,
+    /// The detectors.
+    pub detectors: Vec<DetectorSpec>,
+    /// The monitors: conditions on results, and whom to tell.
+    #[serde(default)]
+    pub monitors: Vec<MonitorSpec>,
+    /// Where alerts go.
+    #[serde(default)]
+    pub channels: Vec<ChannelSpec>,
+}
+
+fn default_events() -> String {
+    "logwarden-events".to_owned()
+}
+fn default_results() -> String {
+    "logwarden-anomaly-results".to_owned()
+}
+fn default_checkpoints() -> String {
+    "logwarden-detector-checkpoints".to_owned()
+}
+
+/// One detector: one feature of the event stream, scored per interval.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorSpec {
+    /// Unique name, e.g. `country-anomaly-detector`.
+    pub name: String,
+    /// The feature: which field, aggregated how.
+    pub feature: Feature,
+    /// Interval length (e.g. `1m`; sub-minute intervals such as `5s` are allowed).
+    #[serde(default = "default_interval", with = "humantime_serde")]
+    pub interval: Duration,
+    /// How long after an interval ends to wait for late events before scoring it.
+    #[serde(default = "default_window_delay", with = "humantime_serde")]
+    pub window_delay: Duration,
+    /// Model settings.
+    #[serde(default)]
+    pub model: ModelSpec,
+}
+
+fn default_interval() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_window_delay() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// What a detector measures per interval.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Feature {
+    /// The numeric field (an indicator such as `UNK_country`); for `count`, optional.
+    #[serde(default)]
+    pub field: Option<String>,
+    /// `sum` of the field (the seed's feature), `count` of events, or `rate` (sum per second).
+    #[serde(default)]
+    pub aggregation: Aggregation,
+    /// Only events whose field equals the value count: `{field: ..., value: ...}`.
+    #[serde(default)]
+    pub filter: Option<Filter>,
+}
+
+/// How values are aggregated per interval.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregation {
+    /// The sum of the field over the interval.
+    #[default]
+    Sum,
+    /// The number of (matching) events.
+    Count,
+    /// The sum per second.
+    Rate,
+}
+
+/// An equality filter on one field (a string, number or boolean).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Filter {
+    /// Dotted path, e.g. `httpRequest.country`.
+    pub field: String,
+    /// The value it must have.
+    pub value: serde_json::Value,
+}
+
+/// Forest and thresholding settings; the defaults are the plugin's where it has one.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSpec {
+    /// Consecutive intervals the forest sees as one point.
+    pub shingle_size: usize,
+    /// Trees in the forest.
+    pub trees: usize,
+    /// Points each tree keeps.
+    pub sample_size: usize,
+    /// Past intervals to train on at a cold start.
+    pub history: usize,
+    /// Intervals the baseline (mean and spread of normal values) looks back over.
+    pub baseline: usize,
+    /// The least rise above the baseline, in the feature's units, that can be an anomaly
+    /// (keeps tiny absolute changes on near-zero series quiet).
+    pub min_rise: f64,
+}
+
+impl Default for ModelSpec {
+    fn default() -> Self {
+        Self {
+            shingle_size: 8,
+            trees: 50,
+            sample_size: 256,
+            history: 120,
+            baseline: 60,
+            min_rise: 5.0,
+        }
+    }
+}
+
+/// A monitor: when a detector's results meet a condition, tell the channels.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorSpec {
+    /// Unique name, e.g. `UNK_country-Monitor` (it appears in the alert's sentence).
+    pub name: String,
+    /// The detectors it watches.
+    pub detectors: Vec<String>,
+    /// Least anomaly grade that triggers (0 < grade ≤ 1).
+    #[serde(default = "default_min_grade")]
+    pub min_grade: f64,
+    /// Least confidence that triggers.
+    #[serde(default = "default_min_confidence")]
+    pub min_confidence: f64,
+    /// Severity, 1 (highest) to 5, as in the seed's monitors.
+    #[serde(default = "default_severity")]
+    pub severity: u8,
+    /// While an episode lasts, notify again this often (`0s`: never).
+    #[serde(default = "default_renotify", with = "humantime_serde")]
+    pub renotify: Duration,
+    /// The channels to tell, by name.
+    pub channels: Vec<String>,
+}
+
+fn default_min_grade() -> f64 {
+    0.1
+}
+fn default_min_confidence() -> f64 {
+    0.5
+}
+fn default_severity() -> u8 {
+    1
+}
+fn default_renotify() -> Duration {
+    Duration::from_secs(600)
+}
+
+/// Where alerts go.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelSpec {
+    /// Unique name.
+    pub name: String,
+    /// A generic webhook: a JSON body per alert.
+    #[serde(default)]
+    pub webhook: Option<Secret>,
+    /// A Slack incoming webhook.
+    #[serde(default)]
+    pub slack: Option<Secret>,
+    /// E-mail over SMTP.
+    #[serde(default)]
+    pub email: Option<EmailSpec>,
+}
+
+/// A secret value: from an environment variable, a file (a mounted Secret), or, for values that
+/// are not secret (a receiver on loopback), inline. Never printed.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Secret {
+    /// The variable holding it.
+    #[serde(default)]
+    pub env: Option<String>,
+    /// The file holding it (trailing newline ignored).
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// The value itself (only for values that are not secret).
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Secret")
+            .field("env", &self.env)
+            .field("file", &self.file)
+            .field("value", &self.value.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl Secret {
+    /// Reads the secret; the error says which source failed, never the value.
+    pub fn resolve(&self) -> Result<String, String> {
+        if let Some(value) = &self.value {
+            return Ok(value.clone());
+        }
+        if let Some(variable) = &self.env {
+            return std::env::var(variable)
+                .map_err(|_| format!("the environment variable {variable} is not set"));
+        }
+        if let Some(path) = &self.file {
+            return std::fs::read_to_string(path)
+                .map(|text| text.trim_end_matches(['\n', '\r']).to_owned())
+                .map_err(|err| format!("reading {}: {err}", path.display()));
+        }
+        Err("no source given (set one of env, file, value)".to_owned())
+    }
+}
+
+/// SMTP delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailSpec {
+    /// SMTP server host.
+    pub host: String,
+    /// SMTP port.
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    /// `none` (plain, e.g. a relay on loopback), `starttls` or `tls`.
+    #[serde(default)]
+    pub tls: SmtpTls,
+    /// Login, if the server wants one.
+    #[serde(default)]
+    pub username: Option<Secret>,
+    /// Password, if the server wants one.
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// Sender address.
+    pub from: String,
+    /// Recipients.
+    pub to: Vec<String>,
+}
+
+fn default_smtp_port() -> u16 {
+    25
+}
+
+/// SMTP transport security.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    /// Plain SMTP.
+    #[default]
+    None,
+    /// Upgrade with STARTTLS.
+    Starttls,
+    /// TLS from the start (port 465).
+    Tls,
+}
+
+impl Spec {
+    /// The embedded default spec.
+    pub fn default_spec() -> Result<Self, SpecError> {
+        Self::parse(DEFAULT_SPEC, "default")
+    }
+
+    /// Reads and checks the spec at `path`.
+    pub fn load(path: &Path) -> Result<Self, SpecError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|err| SpecError {
+            origin: origin.clone(),
+            key: "(file)".into(),
+            problem: format!("cannot be read: {err}"),
+            fix: "give the path of a readable spec file".into(),
+        })?;
+        Self::parse(&text, &origin)
+    }
+
+    /// Parses and checks a spec's text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, SpecError> {
+        let deserializer = serde_norway::Deserializer::from_str(text);
+        let spec: Spec = serde_path_to_error::deserialize(deserializer).map_err(|err| {
+            let key = err.path().to_string();
+            SpecError {
+                origin: origin.to_owned(),
+                key: if key == "." { "(top)".into() } else { key },
+                problem: err.into_inner().to_string(),
+                fix: "see the default spec (`logwarden-detector spec`) for the format".into(),
+            }
+        })?;
+        spec.validate(origin)?;
+        Ok(spec)
+    }
+
+    /// Checks what serde cannot: unique names, references, sensible values.
+    pub fn validate(&self, origin: &str) -> Result<(), SpecError> {
+        let error = |key: String, problem: String, fix: &str| SpecError {
+            origin: origin.to_owned(),
+            key,
+            problem,
+            fix: fix.to_owned(),
+        };
+        if self.detectors.is_empty() {
+            return Err(error(
+                "detectors".into(),
+                "is empty".into(),
+                "declare at least one detector",
+            ));
+        }
+        let mut names = BTreeSet::new();
+        for (i, d) in self.detectors.iter().enumerate() {
+            let key = |k: &str| format!("detectors[{i}].{k}");
+            if d.name.trim().is_empty() || !names.insert(d.name.as_str()) {
+                return Err(error(
+                    key("name"),
+                    format!("`{}` is empty or used twice", d.name),
+                    "give each detector a unique name",
+                ));
+            }
+            if d.feature.aggregation != Aggregation::Count && d.feature.field.is_none() {
+                return Err(error(
+                    key("feature.field"),
+                    "is missing".into(),
+                    "name the numeric field to aggregate, e.g. UNK_country",
+                ));
+            }
+            if d.interval < Duration::from_secs(1) {
+                return Err(error(
+                    key("interval"),
+                    format!("{:?} is shorter than a second", d.interval),
+                    "use an interval of 1s or more, e.g. 1m",
+                ));
+            }
+            let m = &d.model;
+            if m.shingle_size == 0 || m.trees == 0 || m.sample_size < 2 || m.baseline < 2 {
+                return Err(error(
+                    key("model"),
+                    "has a zero size".into(),
+                    "use shingle_size ≥ 1, trees ≥ 1, sample_size ≥ 2, baseline ≥ 2",
+                ));
+            }
+        }
+        let mut channels = BTreeSet::new();
+        for (i, c) in self.channels.iter().enumerate() {
+            let kinds = usize::from(c.webhook.is_some())
+                + usize::from(c.slack.is_some())
+                + usize::from(c.email.is_some());
+            if !channels.insert(c.name.as_str()) || c.name.trim().is_empty() {
+                return Err(error(
+                    format!("channels[{i}].name"),
+                    format!("`{}` is empty or used twice", c.name),
+                    "give each channel a unique name",
+                ));
+            }
+            if kinds != 1 {
+                return Err(error(
+                    format!("channels[{i}]"),
+                    format!("has {kinds} kinds"),
+                    "give exactly one of webhook, slack, email",
+                ));
+            }
+        }
+        let mut monitors = BTreeSet::new();
+        for (i, m) in self.monitors.iter().enumerate() {
+            let key = |k: &str| format!("monitors[{i}].{k}");
+            if !monitors.insert(m.name.as_str()) || m.name.trim().is_empty() {
+                return Err(error(
+                    key("name"),
+                    format!("`{}` is empty or used twice", m.name),
+                    "give each monitor a unique name",
+                ));
+            }
+            if let Some(unknown) = m.detectors.iter().find(|d| !names.contains(d.as_str())) {
+                return Err(error(
+                    key("detectors"),
+                    format!("names `{unknown}`, which is not a detector"),
+                    "name detectors declared under `detectors`",
+                ));
+            }
+            if let Some(unknown) = m.channels.iter().find(|c| !channels.contains(c.as_str())) {
+                return Err(error(
+                    key("channels"),
+                    format!("names `{unknown}`, which is not a channel"),
+                    "name channels declared under `channels`",
+                ));
+            }
+            if !(m.min_grade > 0.0 && m.min_grade <= 1.0) {
+                return Err(error(
+                    key("min_grade"),
+                    format!("is {}", m.min_grade),
+                    "use a grade in (0, 1], e.g. 0.1",
+                ));
+            }
+            if !(0.0..=1.0).contains(&m.min_confidence) {
+                return Err(error(
+                    key("min_confidence"),
+                    format!("is {}", m.min_confidence),
+                    "use a confidence in [0, 1], e.g. 0.5",
+                ));
+            }
+            if !(1..=5).contains(&m.severity) {
+                return Err(error(
+                    key("severity"),
+                    format!("is {}", m.severity),
+                    "use 1 (highest) to 5",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The detector named `name`.
+    pub fn detector(&self, name: &str) -> Option<&DetectorSpec> {
+        self.detectors.iter().find(|d| d.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_spec_is_the_seeds_five_detectors_with_monitors() {
+        let spec = Spec::default_spec().expect("valid");
+        let fields: Vec<&str> = spec
+            .detectors
+            .iter()
+            .filter_map(|d| d.feature.field.as_deref())
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "B_action",
+                "UNK_source",
+                "B_httpstatus",
+                "UNK_country",
+                "uncommon_method"
+            ]
+        );
+        assert_eq!(spec.monitors.len(), 5);
+        assert!(spec.monitors.iter().any(|m| m.name == "UNK_source-Monitor"));
+        assert!(spec.channels.iter().any(|c| c.webhook.is_some()));
+        assert!(
+            spec.detectors
+                .iter()
+                .all(|d| d.interval == Duration::from_secs(60))
+        );
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            ("detectors: []", "detectors", "is empty"),
+            (
+                "detectors: [{name: a, feature: {field: x}, interval: 5x}]",
+                "detectors[0].interval",
+                "",
+            ),
+            (
+                "detectors: [{name: a, feature: {field: x}, colour: red}]",
+                "detectors[0]",
+                "colour",
+            ),
+            (
+                "detectors: [{name: a, feature: {aggregation: sum}}]",
+                "detectors[0].feature.field",
+                "missing",
+            ),
+            (
+                "detectors: [{name: a, feature: {field: x}}, {name: a, feature: {field: y}}]",
+                "detectors[1].name",
+                "used twice",
+            ),
+            (
+                "detectors: [{name: a, feature: {field: x}}]\nmonitors: [{name: m, detectors: [b], channels: []}]",
+                "monitors[0].detectors",
+                "`b`",
+            ),
+            (
+                "detectors: [{name: a, feature: {field: x}}]\nmonitors: [{name: m, detectors: [a], channels: [c]}]",
+                "monitors[0].channels",
+                "`c`",
+            ),
+            (
+                "detectors: [{name: a, feature: {field: x}}]\nchannels: [{name: c}]",
+                "channels[0]",
+                "0 kinds",
+            ),
+            (
+                "detectors: [{name: a, feature: {field: x}}]\nmonitors: [{name: m, detectors: [a], channels: [], min_grade: 0}]",
+                "monitors[0].min_grade",
+                "is 0",
+            ),
+        ];
+        for (text, key, words) in cases {
+            let err = Spec::parse(text, "test.yaml").expect_err(text);
+            assert!(err.key.starts_with(key), "{text}: {err}");
+            assert!(err.to_string().contains(words), "{text}: {err}");
+            assert!(err.to_string().contains("test.yaml"), "{err}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_never_printed() {
+        let secret = Secret {
+            env: None,
+            file: None,
+            value: Some("https://hooks.example/T0K3N".into()),
+        };
+        assert!(!format!("{secret:?}").contains("T0K3N"));
+        assert_eq!(
+            secret.resolve().as_deref(),
+            Ok("https://hooks.example/T0K3N")
+        );
+        let missing = Secret {
+            env: Some("LOGWARDEN_TEST_UNSET_VARIABLE".into()),
+            file: None,
+            value: None,
+        };
+        assert!(
+            missing
+                .resolve()
+                .expect_err("unset")
+                .contains("LOGWARDEN_TEST_UNSET_VARIABLE")
+        );
+    }
+}

@@ -1,0 +1,340 @@
+//! What the detector reads from and writes to OpenSearch: history for a cold start (a date
+//! histogram over the events alias), anomaly results, and model checkpoints.
+
+use opensearch::indices::IndicesPutIndexTemplateParts;
+use opensearch::{BulkParts, GetParts, IndexParts, OpenSearch, SearchParts};
+use pipeline::search::{SearchError, check, describe_error, results_template};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::model::Scored;
+use crate::spec::{Aggregation, DetectorSpec};
+use crate::window::Interval;
+
+/// One anomaly result, as stored (field names close to the AD plugin's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultDoc {
+    /// The detector's name (the plugin's id; logwarden's detectors are named).
+    pub detector_id: String,
+    /// The detector's name.
+    pub detector_name: String,
+    /// The feature's value.
+    pub feature_data: Vec<FeatureData>,
+    /// Interval start, epoch ms.
+    pub data_start_time: i64,
+    /// Interval end, epoch ms.
+    pub data_end_time: i64,
+    /// When scoring started, epoch ms.
+    pub execution_start_time: i64,
+    /// When scoring ended, epoch ms.
+    pub execution_end_time: i64,
+    /// The forest's raw score.
+    pub anomaly_score: f64,
+    /// 0 (normal) to 1.
+    pub anomaly_grade: f64,
+    /// 0 to 1.
+    pub confidence: f64,
+    /// What the value was expected to be (the baseline).
+    pub expected_value: f64,
+    /// The feature's value (also in `feature_data`).
+    pub value: f64,
+    /// Events in the interval.
+    pub events: u64,
+    /// The rule that flagged it, if anomalous.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// Set on historical-analysis results (monitors ignore them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+}
+
+/// A feature's value in a result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureData {
+    /// The feature's id (its field).
+    pub feature_id: String,
+    /// The feature's name (its field).
+    pub feature_name: String,
+    /// The value.
+    pub data: f64,
+}
+
+impl ResultDoc {
+    /// The result of scoring `interval` for `detector`.
+    pub fn new(
+        detector: &DetectorSpec,
+        interval: &Interval,
+        scored: &Scored,
+        started: i64,
+        task: Option<&str>,
+    ) -> Self {
+        let feature = feature_name(detector);
+        Self {
+            detector_id: detector.name.clone(),
+            detector_name: detector.name.clone(),
+            feature_data: vec![FeatureData {
+                feature_id: feature.clone(),
+                feature_name: feature,
+                data: interval.value,
+            }],
+            data_start_time: interval.start,
+            data_end_time: interval.end,
+            execution_start_time: started,
+            execution_end_time: chrono::Utc::now().timestamp_millis(),
+            anomaly_score: scored.score,
+            anomaly_grade: scored.grade,
+            confidence: scored.confidence,
+            expected_value: scored.expected,
+            value: interval.value,
+            events: interval.events,
+            rule: scored
+                .rule
+                .map(|rule| format!("{rule:?}").to_ascii_lowercase()),
+            task_id: task.map(str::to_owned),
+        }
+    }
+
+    /// The document id: one result per detector, interval (and historical task), so scoring an
+    /// interval again overwrites.
+    pub fn id(&self) -> String {
+        match &self.task_id {
+            Some(task) => format!("{task}-{}-{}", self.detector_id, self.data_start_time),
+            None => format!("{}-{}", self.detector_id, self.data_start_time),
+        }
+    }
+}
+
+/// The name of a detector's feature, e.g. `sum_UNK_country`.
+pub fn feature_name(detector: &DetectorSpec) -> String {
+    let aggregation = match detector.feature.aggregation {
+        Aggregation::Sum => "sum",
+        Aggregation::Count => "count",
+        Aggregation::Rate => "rate",
+    };
+    match &detector.feature.field {
+        Some(field) => format!("{aggregation}_{field}"),
+        None => aggregation.to_owned(),
+    }
+}
+
+/// Puts the results index template (idempotent).
+pub async fn put_results_template(client: &OpenSearch, index: &str) -> Result<(), SearchError> {
+    let response = client
+        .indices()
+        .put_index_template(IndicesPutIndexTemplateParts::Name(index))
+        .body(results_template(index))
+        .send()
+        .await
+        .map_err(SearchError::Unreachable)?;
+    check(response, || format!("PUT _index_template/{index}")).await
+}
+
+/// Writes results (by id: writing again overwrites).
+pub async fn write_results(
+    client: &OpenSearch,
+    index: &str,
+    results: &[ResultDoc],
+) -> Result<(), SearchError> {
+    if results.is_empty() {
+        return Ok(());
+    }
+    let mut body: Vec<Value> = Vec::with_capacity(results.len() * 2);
+    for result in results {
+        body.push(json!({"index": {"_index": index, "_id": result.id()}}));
+        body.push(serde_json::to_value(result).unwrap_or_default());
+    }
+    let body: Vec<opensearch::http::request::JsonBody<Value>> =
+        body.into_iter().map(Into::into).collect();
+    let response = client
+        .bulk(BulkParts::None)
+        .body(body)
+        .send()
+        .await
+        .map_err(SearchError::Unreachable)?;
+    let status = response.status_code();
+    let answer: Value = response.json().await.map_err(SearchError::Unreachable)?;
+    if !status.is_success() || answer["errors"] == true {
+        let reason = answer["items"]
+            .as_array()
+            .and_then(|items| {
+                items
+                    .iter()
+                    .find_map(|item| item["index"].get("error").map(describe_error))
+            })
+            .unwrap_or_else(|| answer.to_string());
+        return Err(SearchError::Refused {
+            what: format!("writing results to {index}"),
+            status,
+            reason,
+        });
+    }
+    Ok(())
+}
+
+/// The detector's intervals in `[from, to)` from the events alias: a date histogram of the
+/// feature, from the first interval with data (empty intervals after it count as 0).
+pub async fn history(
+    client: &OpenSearch,
+    alias: &str,
+    detector: &DetectorSpec,
+    from: i64,
+    to: i64,
+) -> Result<Vec<Interval>, SearchError> {
+    let interval_ms = i64::try_from(detector.interval.as_millis()).unwrap_or(i64::MAX);
+    let mut filter =
+        vec![json!({"range": {"@timestamp": {"gte": from, "lt": to, "format": "epoch_millis"}}})];
+    if let Some(f) = &detector.feature.filter {
+        filter.push(json!({"term": {f.field.clone(): f.value.clone()}}));
+    }
+    let value_agg = match (&detector.feature.aggregation, &detector.feature.field) {
+        (Aggregation::Count, _) | (_, None) => None,
+        (_, Some(field)) => Some(json!({"sum": {"field": field}})),
+    };
+    let mut histogram = json!({
+        "date_histogram": {
+            "field": "@timestamp",
+            "fixed_interval": format!("{interval_ms}ms"),
+            "min_doc_count": 0,
+            "extended_bounds": {"max": to - interval_ms},
+        }
+    });
+    if let Some(agg) = value_agg {
+        histogram["aggs"] = json!({"value": agg});
+    }
+    let response = client
+        .search(SearchParts::Index(&[alias]))
+        .ignore_unavailable(true)
+        .allow_no_indices(true)
+        .body(json!({
+            "size": 0,
+            "query": {"bool": {"filter": filter}},
+            "aggs": {"intervals": histogram},
+        }))
+        .send()
+        .await
+        .map_err(SearchError::Unreachable)?;
+    let status = response.status_code();
+    if status == opensearch::http::StatusCode::NOT_FOUND {
+        return Ok(Vec::new());
+    }
+    let answer: Value = response.json().await.map_err(SearchError::Unreachable)?;
+    if !status.is_success() {
+        return Err(SearchError::Refused {
+            what: format!("reading history from {alias}"),
+            status,
+            reason: describe_error(&answer["error"]),
+        });
+    }
+    let seconds = interval_ms as f64 / 1_000.0;
+    let buckets = answer["aggregations"]["intervals"]["buckets"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    Ok(buckets
+        .iter()
+        .filter_map(|bucket| {
+            let start = bucket["key"].as_i64()?;
+            let events = bucket["doc_count"].as_u64().unwrap_or(0);
+            let sum = bucket["value"]["value"].as_f64().unwrap_or(0.0);
+            let value = match detector.feature.aggregation {
+                Aggregation::Count => events as f64,
+                Aggregation::Sum if detector.feature.field.is_some() => sum,
+                Aggregation::Rate if detector.feature.field.is_some() => sum / seconds,
+                Aggregation::Sum => events as f64,
+                Aggregation::Rate => events as f64 / seconds,
+            };
+            (start >= from && start + interval_ms <= to).then_some(Interval {
+                start,
+                end: start + interval_ms,
+                value,
+                events,
+            })
+        })
+        .collect())
+}
+
+/// A detector's saved state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The detector's name.
+    pub detector: String,
+    /// A fingerprint of the detector's spec: a checkpoint of another spec is not restored.
+    pub spec: String,
+    /// When it was saved, epoch ms.
+    pub saved_at: i64,
+    /// The model and window, serialized (JSON text, not indexed).
+    pub state: String,
+}
+
+/// Saves a checkpoint (one document per detector, replaced each time).
+pub async fn save_checkpoint(
+    client: &OpenSearch,
+    index: &str,
+    checkpoint: &Checkpoint,
+) -> Result<(), SearchError> {
+    let response = client
+        .index(IndexParts::IndexId(index, &checkpoint.detector))
+        .body(checkpoint)
+        .send()
+        .await
+        .map_err(SearchError::Unreachable)?;
+    check(response, || {
+        format!("saving the checkpoint of {}", checkpoint.detector)
+    })
+    .await
+}
+
+/// Loads a detector's checkpoint, if there is one.
+pub async fn load_checkpoint(
+    client: &OpenSearch,
+    index: &str,
+    detector: &str,
+) -> Result<Option<Checkpoint>, SearchError> {
+    let response = client
+        .get(GetParts::IndexId(index, detector))
+        .send()
+        .await
+        .map_err(SearchError::Unreachable)?;
+    let status = response.status_code();
+    if status == opensearch::http::StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    let answer: Value = response.json().await.map_err(SearchError::Unreachable)?;
+    if !status.is_success() {
+        return Err(SearchError::Refused {
+            what: format!("loading the checkpoint of {detector}"),
+            status,
+            reason: describe_error(&answer["error"]),
+        });
+    }
+    Ok(serde_json::from_value(answer["_source"].clone()).ok())
+}
+
+/// Creates the checkpoints index with its state unindexed (idempotent).
+pub async fn ensure_checkpoints_index(client: &OpenSearch, index: &str) -> Result<(), SearchError> {
+    let response = client
+        .indices()
+        .create(opensearch::indices::IndicesCreateParts::Index(index))
+        .body(json!({
+            "settings": {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}},
+            "mappings": {"properties": {
+                "detector": {"type": "keyword"},
+                "spec": {"type": "keyword", "index": false},
+                "saved_at": {"type": "date", "format": "epoch_millis"},
+                "state": {"type": "text", "index": false}
+            }}
+        }))
+        .send()
+        .await
+        .map_err(SearchError::Unreachable)?;
+    let status = response.status_code();
+    let body = response.text().await.unwrap_or_default();
+    if status.is_success() || body.contains("resource_already_exists_exception") {
+        return Ok(());
+    }
+    Err(SearchError::Refused {
+        what: format!("creating {index}"),
+        status,
+        reason: pipeline::search::error_reason(&body),
+    })
+}

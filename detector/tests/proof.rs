@@ -1,0 +1,381 @@
+//! The proof, on the real stack (`cargo xtask stack up`): from injected anomaly to delivered alert.
+//!
+//! 60 minutes of normal history are backfilled through the pipeline (producer's generator → `raw`
+//! → transformer → `enriched` → sink → OpenSearch); the detector starts with the default spec's
+//! five detectors (at 2-second intervals to keep the test short) and trains on that history;
+//! then live traffic runs with one anomaly phase on each of the five fields, a repeat of the
+//! first, and quiet gaps between. The test's own webhook receiver must get exactly one alert per
+//! phase, from the right monitor, and none in the quiet gaps; each sustained phase must be
+//! flagged for more than its first interval.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::post;
+use detector::settings::{DetectorConfig, RawConfig, Settings};
+use detector::spec::{Secret, Spec};
+use pipeline::kafka::KafkaConfig;
+use pipeline::testkit;
+use pipeline::wire::MonitoredField;
+use producer::generate::Generator;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::{Value, json};
+
+const INTERVAL_MS: i64 = 2_000;
+const RATE: usize = 50;
+const PHASE_MS: i64 = 10_000;
+const GAP_MS: i64 = 14_000;
+
+type Inbox = Arc<Mutex<Vec<(i64, Value)>>>;
+
+/// The test's webhook receiver: stores every body with its arrival time.
+async fn receiver() -> (String, Inbox) {
+    let inbox: Inbox = Arc::default();
+    let app = Router::new()
+        .route(
+            "/hook",
+            post(
+                |State(inbox): State<Inbox>, body: axum::Json<Value>| async move {
+                    let now = chrono::Utc::now().timestamp_millis();
+                    inbox.lock().expect("inbox").push((now, body.0));
+                    "ok"
+                },
+            ),
+        )
+        .with_state(inbox.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, inbox)
+}
+
+async fn send(producer: &FutureProducer, topic: &str, payloads: &[Vec<u8>]) {
+    let mut deliveries = Vec::new();
+    for (i, payload) in payloads.iter().enumerate() {
+        let key = i.to_string();
+        let mut record = FutureRecord::to(topic).key(&key).payload(payload);
+        loop {
+            match producer.send_result(record) {
+                Ok(delivery) => break deliveries.push(delivery),
+                Err((_, returned)) => {
+                    record = returned;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    }
+    for delivery in deliveries {
+        delivery.await.expect("not cancelled").expect("delivered");
+    }
+}
+
+fn monitor_of(field: MonitoredField) -> &'static str {
+    match field {
+        MonitoredField::Action => "B_action-Monitor",
+        MonitoredField::HttpSourceName => "UNK_source-Monitor",
+        MonitoredField::HttpStatus => "B_httpstatus-Monitor",
+        MonitoredField::Country => "UNK_country-Monitor",
+        MonitoredField::HttpMethod => "uncommon_method-Monitor",
+    }
+}
+
+fn detector_of(field: MonitoredField) -> &'static str {
+    match field {
+        MonitoredField::Action => "action-anomaly-detector",
+        MonitoredField::HttpSourceName => "source-anomaly-detector",
+        MonitoredField::HttpStatus => "httpstatus-anomaly-detector",
+        MonitoredField::Country => "country-anomaly-detector",
+        MonitoredField::HttpMethod => "method-anomaly-detector",
+    }
+}
+
+fn sink_settings(kafka: &KafkaConfig, url: &str, index: &str) -> sink::settings::Settings {
+    let mut raw = sink::settings::RawConfig {
+        kafka: kafka.clone(),
+        sink: sink::settings::SinkConfig {
+            index: index.to_owned(),
+            group_id: testkit::unique_name("proof-sink"),
+            batch_ms: 200,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    raw.opensearch.url = url.to_owned();
+    sink::settings::Settings::from_raw(raw, Some("proof-0".into())).expect("sink settings")
+}
+
+fn transformer_settings(kafka: &KafkaConfig) -> transformer::settings::Settings {
+    let raw = transformer::settings::RawConfig {
+        kafka: kafka.clone(),
+        transformer: transformer::settings::TransformerConfig {
+            group_id: testkit::unique_name("proof-transformer"),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    transformer::settings::Settings::from_raw(raw, Some("proof-0".into())).expect("settings")
+}
+
+fn detector_settings(kafka: &KafkaConfig, url: &str, index: &str, hook: &str) -> Settings {
+    let mut spec = Spec::default_spec().expect("default spec");
+    let name = testkit::unique_name("proof");
+    spec.events = index.to_owned();
+    spec.results = format!("{name}results");
+    spec.checkpoints = format!("{name}checkpoints");
+    for detector in &mut spec.detectors {
+        detector.interval = Duration::from_millis(INTERVAL_MS as u64);
+        detector.window_delay = Duration::from_millis(1_000);
+        detector.model.history = 1_800;
+    }
+    spec.channels[0].webhook = Some(Secret {
+        env: None,
+        file: None,
+        value: Some(hook.to_owned()),
+    });
+    let mut raw = RawConfig {
+        kafka: kafka.clone(),
+        detector: DetectorConfig::default(),
+        ..RawConfig::default()
+    };
+    raw.opensearch.url = url.to_owned();
+    let mut settings = Settings::from_raw(raw).expect("detector settings");
+    settings.spec = spec;
+    settings
+}
+
+async fn count(http: &reqwest::Client, url: &str, index: &str) -> u64 {
+    let _ = http.post(format!("{url}/{index}/_refresh")).send().await;
+    match http.get(format!("{url}/{index}/_count")).send().await {
+        Ok(response) => response
+            .json::<Value>()
+            .await
+            .ok()
+            .and_then(|v| v["count"].as_u64())
+            .unwrap_or(0),
+        Err(_) => 0,
+    }
+}
+
+/// The results of a detector in `[from, to)`, oldest first.
+async fn results(
+    http: &reqwest::Client,
+    url: &str,
+    index: &str,
+    detector: &str,
+    from: i64,
+    to: i64,
+) -> Vec<Value> {
+    let _ = http.post(format!("{url}/{index}/_refresh")).send().await;
+    let answer: Value = http
+        .post(format!("{url}/{index}/_search"))
+        .json(&json!({
+            "size": 1000,
+            "sort": [{"data_start_time": "asc"}],
+            "query": {"bool": {"filter": [
+                {"term": {"detector_id": detector}},
+                {"range": {"data_start_time": {"gte": from, "lt": to}}}
+            ]}}
+        }))
+        .send()
+        .await
+        .expect("search results")
+        .json()
+        .await
+        .expect("results JSON");
+    answer["hits"]["hits"]
+        .as_array()
+        .map(|hits| hits.iter().map(|h| h["_source"].clone()).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_injected_phase_gets_one_alert_from_the_right_monitor_and_quiet_gets_none() {
+    let url = testkit::require_opensearch().await;
+    let kafka = testkit::kafka_with_private_topics("proof", 2).await;
+    let index = format!("{}events", testkit::unique_name("proof"));
+    let http = reqwest::Client::new();
+    let producer: FutureProducer = kafka.producer_config("proof").create().expect("producer");
+    let mut generator = Generator::new(5, "proof-0", "proof").expect("generator");
+
+    // The pipeline: transformer and sink, in-process.
+    let (transformer_service, transformer_stop) = testkit::service("transformer").await;
+    let transformer_settings = transformer_settings(&kafka);
+    let transformer = tokio::spawn(async move {
+        transformer::service::run(transformer_settings, &transformer_service).await
+    });
+    let (sink_service, sink_stop) = testkit::service("sink").await;
+    let sink_settings = sink_settings(&kafka, &url, &index);
+    let sink = tokio::spawn(async move { sink::service::run(sink_settings, &sink_service).await });
+
+    // 60 minutes of normal history, 5 events/s, ending now.
+    let now = chrono::Utc::now().timestamp_millis();
+    let history: Vec<Vec<u8>> = (0..18_000)
+        .map(|i| {
+            let log = generator.next(now - 3_600_000 + i * 200, None);
+            serde_json::to_vec(&log).expect("json")
+        })
+        .collect();
+    send(&producer, &kafka.topics.raw, &history).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+    while count(&http, &url, &index).await < 18_000 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the history did not reach OpenSearch"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // The detector, trained on that history.
+    let (hook, inbox) = receiver().await;
+    let settings = detector_settings(&kafka, &url, &index, &hook);
+    let results_index = settings.spec.results.clone();
+    let (detector_service, detector_stop) = testkit::service("detector").await;
+    let detector_metrics = detector_service.telemetry.clone();
+    let detector =
+        tokio::spawn(async move { detector::service::run(settings, &detector_service).await });
+
+    // Live: quiet, then each field's phase with quiet gaps, then the first field again.
+    let mut plan: Vec<MonitoredField> = MonitoredField::ALL.to_vec();
+    plan.push(MonitoredField::Action);
+    let live_start = chrono::Utc::now().timestamp_millis() + GAP_MS;
+    let phases: Vec<(MonitoredField, i64, i64)> = plan
+        .iter()
+        .enumerate()
+        .map(|(i, &field)| {
+            let start = live_start + i as i64 * (PHASE_MS + GAP_MS);
+            (field, start, start + PHASE_MS)
+        })
+        .collect();
+    let live_end = phases.last().map_or(live_start, |p| p.2) + GAP_MS;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tick.tick().await;
+        let now = chrono::Utc::now().timestamp_millis();
+        if now >= live_end {
+            break;
+        }
+        let anomaly = phases
+            .iter()
+            .find(|(_, start, end)| (*start..*end).contains(&now))
+            .map(|p| p.0);
+        let batch: Vec<Vec<u8>> = (0..RATE / 10)
+            .map(|j| {
+                let log = generator.next(now + j as i64 * 20, anomaly);
+                serde_json::to_vec(&log).expect("json")
+            })
+            .collect();
+        send(&producer, &kafka.topics.raw, &batch).await;
+    }
+    // The last intervals close (interval + delay) and alerts go out.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    let alerts: Vec<(i64, Value)> = inbox.lock().expect("inbox").clone();
+    let mut report = String::new();
+    let mut failures = Vec::new();
+    for (field, start, end) in &phases {
+        let monitor = monitor_of(*field);
+        let matching: Vec<&(i64, Value)> = alerts
+            .iter()
+            .filter(|(_, body)| {
+                body["kind"] == "alert"
+                    && body["monitor"] == monitor
+                    && chrono::DateTime::parse_from_rfc3339(
+                        body["interval"]["start"].as_str().unwrap_or(""),
+                    )
+                    .map(|t| t.timestamp_millis())
+                    .is_ok_and(|t| t >= start - INTERVAL_MS && t < end + INTERVAL_MS)
+            })
+            .collect();
+        let flagged: Vec<Value> = results(
+            &http,
+            &url,
+            &results_index,
+            detector_of(*field),
+            *start - INTERVAL_MS,
+            *end + INTERVAL_MS,
+        )
+        .await;
+        let anomalous = flagged
+            .iter()
+            .filter(|r| r["anomaly_grade"].as_f64().unwrap_or(0.0) > 0.0)
+            .count();
+        let onset = matching.first().map(|(arrived, _)| arrived - start);
+        report.push_str(&format!(
+            "{monitor:<24} phase {start}..{end}: {} alert(s), onset→alert {onset:?} ms, {anomalous} anomalous interval(s): {}\n",
+            matching.len(),
+            flagged
+                .iter()
+                .map(|r| format!("{}:{:.0}/{:.2}", r["data_start_time"], r["value"].as_f64().unwrap_or(-1.0), r["anomaly_grade"].as_f64().unwrap_or(-1.0)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+        if matching.len() != 1 {
+            failures.push(format!(
+                "{monitor}: {} alerts for the phase at {start}",
+                matching.len()
+            ));
+        }
+        if anomalous < 2 {
+            failures.push(format!(
+                "{monitor}: only {anomalous} anomalous intervals in a sustained phase"
+            ));
+        }
+    }
+    let in_phase = |t: i64| {
+        phases
+            .iter()
+            .any(|(_, start, end)| t >= start - INTERVAL_MS && t < end + INTERVAL_MS)
+    };
+    let stray: Vec<&Value> = alerts
+        .iter()
+        .map(|(_, body)| body)
+        .filter(|body| body["kind"] == "alert")
+        .filter(|body| {
+            let t = chrono::DateTime::parse_from_rfc3339(
+                body["interval"]["start"].as_str().unwrap_or(""),
+            )
+            .map(|t| t.timestamp_millis())
+            .unwrap_or(0);
+            !in_phase(t)
+        })
+        .collect();
+    if !stray.is_empty() {
+        failures.push(format!(
+            "{} alerts outside any phase: {stray:?}",
+            stray.len()
+        ));
+    }
+    eprintln!("{report}");
+    let metrics = detector_metrics.render();
+
+    detector_stop.cancel();
+    sink_stop.cancel();
+    transformer_stop.cancel();
+    let _ = detector.await;
+    let _ = sink.await;
+    let _ = transformer.await;
+    for name in [format!("{index}-*"), results_index.clone()] {
+        let _ = http.delete(format!("{url}/{name}")).send().await;
+    }
+    let by_monitor: BTreeMap<String, usize> =
+        alerts.iter().fold(BTreeMap::new(), |mut m, (_, b)| {
+            *m.entry(format!("{} {}", b["monitor"], b["kind"]))
+                .or_default() += 1;
+            m
+        });
+    assert!(
+        failures.is_empty(),
+        "{}\n\nper phase:\n{report}\nalerts received: {by_monitor:?}\n\ndetector metrics:\n{}",
+        failures.join("\n"),
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("logwarden_detector"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
