@@ -5,7 +5,9 @@
 //! minute of live traffic with a country anomaly in the middle, the transformer enriches all of
 //! it, the sink loads it into OpenSearch, and the demo reports what landed on each topic, what
 //! OpenSearch holds (counts per indicator, the anomaly as it shows in the data) and where to look.
-//! The detector is the next step in [`run`], until the demo ends in a delivered alert.
+//! Then the detector starts (the seed's five detectors at 5-second intervals), trains on the
+//! history in OpenSearch, scores the live minute, and its alert for the injected anomaly arrives
+//! at a webhook receiver the demo runs on loopback.
 
 use std::path::Path;
 use std::process::{Child, Command};
@@ -52,6 +54,32 @@ pub fn run(ctx: &Ctx, options: &StackOptions) -> Result<()> {
 
     println!("\ndemo: the producer writes 30 minutes of history (20 events/s) into `raw`…");
     producer(state, &["--backfill", "30m", "--rate", "20"])?;
+    println!("\ndemo: waiting for the history to reach OpenSearch (consumer lag 0)…");
+    if !(wait_for_lag(ctx, &kafka, TRANSFORMER_GROUP, &kafka.topics.raw)?
+        && wait_for_lag(ctx, &kafka, SINK_GROUP, &kafka.topics.enriched)?)
+    {
+        stop(&mut transformer, "transformer")?;
+        stop(&mut sink, "sink")?;
+        bail!("the pipeline did not catch up within 2 minutes; the services' logs are above");
+    }
+
+    let alerts = Receiver::start()?;
+    let spec = ctx.dirs.data.join("demo-detection.yaml");
+    std::fs::write(&spec, demo_spec(&alerts.url))
+        .with_context(|| format!("writing {}", spec.display()))?;
+    if let Some(url) = state.opensearch_url() {
+        // A cold start every time: the detector trains on the history just written.
+        let _ = ureq::delete(format!("{url}/{DEMO_CHECKPOINTS}")).call();
+    }
+    println!(
+        "\ndemo: starting the detector (the seed's five detectors at 5-second intervals, trained on that history; alerts to {})…",
+        alerts.url
+    );
+    let mut detector = binary(state, "detector", &["run"])?
+        .env("LOGWARDEN_DETECTOR__SPEC", &spec)
+        .spawn()
+        .context("starting the detector")?;
+    std::thread::sleep(Duration::from_secs(5));
 
     let scenario = ctx.dirs.data.join("demo-live.yaml");
     std::fs::write(&scenario, LIVE_SCENARIO)
@@ -64,6 +92,9 @@ pub fn run(ctx: &Ctx, options: &StackOptions) -> Result<()> {
     println!("\ndemo: waiting for the transformer and the sink to catch up (consumer lag 0)…");
     let caught_up = wait_for_lag(ctx, &kafka, TRANSFORMER_GROUP, &kafka.topics.raw)?
         && wait_for_lag(ctx, &kafka, SINK_GROUP, &kafka.topics.enriched)?;
+    // The last intervals close (5 s + 2 s delay) and their alerts go out.
+    std::thread::sleep(Duration::from_secs(10));
+    stop(&mut detector, "detector")?;
     stop(&mut transformer, "transformer")?;
     stop(&mut sink, "sink")?;
     if !caught_up {
@@ -78,7 +109,144 @@ pub fn run(ctx: &Ctx, options: &StackOptions) -> Result<()> {
     if let Some(url) = state.opensearch_url() {
         opensearch_report(&url)?;
     }
-    report(ctx, state)
+    let received = alerts.received();
+    println!(
+        "\ndemo: the local receiver got {} notification(s) from the detector:",
+        received.len()
+    );
+    for body in &received {
+        println!(
+            "  [{}] {} (detector {}, grade {:.2}, confidence {:.2}, value {} vs expected {:.1}, interval {})",
+            body["kind"].as_str().unwrap_or("?"),
+            body["message"].as_str().unwrap_or("?"),
+            body["detector"].as_str().unwrap_or("?"),
+            body["grade"].as_f64().unwrap_or(0.0),
+            body["confidence"].as_f64().unwrap_or(0.0),
+            body["value"],
+            body["expected"].as_f64().unwrap_or(0.0),
+            body["interval"]["start"].as_str().unwrap_or("?"),
+        );
+    }
+    if let Some(url) = state.opensearch_url() {
+        println!(
+            "  every scored interval: curl -s '{url}/{DEMO_RESULTS}/_search?q=anomaly_grade:>0&sort=data_start_time:desc&pretty'"
+        );
+    }
+    report(ctx, state)?;
+    if !received
+        .iter()
+        .any(|b| b["kind"] == "alert" && b["monitor"] == "UNK_country-Monitor")
+    {
+        bail!("no alert for the injected country anomaly arrived; the detector's log is above");
+    }
+    Ok(())
+}
+
+/// The demo's results and checkpoints indices.
+const DEMO_RESULTS: &str = "logwarden-demo-anomaly-results";
+const DEMO_CHECKPOINTS: &str = "logwarden-demo-detector-checkpoints";
+
+/// The default spec, at 5-second intervals so the demo's one live minute has 12 of them, with
+/// its channel pointed at the demo's receiver.
+fn demo_spec(receiver: &str) -> String {
+    let detectors = [
+        ("action-anomaly-detector", "B_action", "B_action-Monitor"),
+        (
+            "source-anomaly-detector",
+            "UNK_source",
+            "UNK_source-Monitor",
+        ),
+        (
+            "httpstatus-anomaly-detector",
+            "B_httpstatus",
+            "B_httpstatus-Monitor",
+        ),
+        (
+            "country-anomaly-detector",
+            "UNK_country",
+            "UNK_country-Monitor",
+        ),
+        (
+            "method-anomaly-detector",
+            "uncommon_method",
+            "uncommon_method-Monitor",
+        ),
+    ];
+    let mut spec = format!(
+        "events: {EVENTS}\nresults: {DEMO_RESULTS}\ncheckpoints: {DEMO_CHECKPOINTS}\ndetectors:\n"
+    );
+    for (name, field, _) in detectors {
+        spec.push_str(&format!(
+            "  - {{name: {name}, feature: {{field: {field}}}, interval: 5s, window_delay: 2s, model: {{history: 360}}}}\n"
+        ));
+    }
+    spec.push_str("monitors:\n");
+    for (name, _, monitor) in detectors {
+        spec.push_str(&format!(
+            "  - {{name: {monitor}, detectors: [{name}], channels: [demo-receiver]}}\n"
+        ));
+    }
+    spec.push_str(&format!(
+        "channels:\n  - {{name: demo-receiver, webhook: {{value: \"{receiver}\"}}}}\n"
+    ));
+    spec
+}
+
+/// A webhook receiver on loopback: prints each notification as it arrives and keeps it.
+struct Receiver {
+    url: String,
+    received: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+}
+
+impl Receiver {
+    fn start() -> Result<Self> {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener =
+            std::net::TcpListener::bind("127.0.0.1:0").context("binding the alert receiver")?;
+        let url = format!("http://{}/alerts", listener.local_addr()?);
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let store = received.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(&stream);
+                let mut length = 0;
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                    if line == "\r\n" {
+                        break;
+                    }
+                    if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                    line.clear();
+                }
+                let mut body = vec![0; length];
+                if reader.read_exact(&mut body).is_err() {
+                    continue;
+                }
+                let _ = (&stream).write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+                if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body) {
+                    println!(
+                        "demo: ALERT RECEIVED: {}",
+                        value["message"].as_str().unwrap_or("(no message)")
+                    );
+                    if let Ok(mut all) = store.lock() {
+                        all.push(value);
+                    }
+                }
+            }
+        });
+        Ok(Self { url, received })
+    }
+
+    fn received(&self) -> Vec<serde_json::Value> {
+        self.received
+            .lock()
+            .map(|all| all.clone())
+            .unwrap_or_default()
+    }
 }
 
 /// Waits (2 minutes at most) until `group` has consumed all of `topic`; says whether it did.
