@@ -141,12 +141,27 @@ pub fn epoch_millis(value: EpochNumber) -> Result<i64, TimestampError> {
 /// Years outside 0..=9999 are clamped to those bounds' digits rather than widened, so the output
 /// length never changes; [`epoch_millis`] only yields years 2000 to 2099.
 pub fn write_rfc3339_millis(millis: i64, out: &mut Vec<u8>) {
-    let days = millis.div_euclid(86_400_000);
-    let ms_of_day = millis.rem_euclid(86_400_000);
-    let (year, month, day) = civil_from_days(days);
-    let year = year.clamp(0, 9999) as u32;
-    let seconds_of_day = (ms_of_day / 1000) as u32;
-    let ms = (ms_of_day % 1000) as u32;
+    out.extend_from_slice(&rfc3339_millis(millis));
+}
+
+/// The text [`write_rfc3339_millis`] writes, on the stack.
+pub(crate) fn rfc3339_millis(millis: i64) -> [u8; RFC3339_MILLIS_LEN] {
+    /// 10000-01-01T00:00:00Z: from 1970 up to here, cheaper unsigned arithmetic does.
+    const FAST_BELOW_MS: u64 = 253_402_300_800_000;
+    let (year, month, day, ms_of_day) = match u64::try_from(millis) {
+        Ok(ms) if ms < FAST_BELOW_MS => {
+            // Below 2_932_897 days, so the day count fits a u32.
+            let (year, month, day) = civil_from_unix_days((ms / 86_400_000) as u32);
+            (year, month, day, (ms % 86_400_000) as u32)
+        }
+        _ => {
+            let (year, month, day) = civil_from_days(millis.div_euclid(86_400_000));
+            let ms_of_day = millis.rem_euclid(86_400_000) as u32;
+            (year.clamp(0, 9999) as u32, month, day, ms_of_day)
+        }
+    };
+    let seconds_of_day = ms_of_day / 1000;
+    let ms = ms_of_day % 1000;
     let mut buf = *b"0000-00-00T00:00:00.000Z";
     put_pair(&mut buf, 0, year / 100);
     put_pair(&mut buf, 2, year % 100);
@@ -158,7 +173,7 @@ pub fn write_rfc3339_millis(millis: i64, out: &mut Vec<u8>) {
     put_pair(&mut buf, 20, ms / 10);
     put_pair(&mut buf, 22, ms % 10 * 10); // the second digit is overwritten by the `Z` below
     buf[23] = b'Z';
-    out.extend_from_slice(&buf);
+    buf
 }
 
 /// "00" to "99", so two digits cost one lookup.
@@ -192,6 +207,34 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let day = (day_of_year - (153 * mp + 2) / 5 + 1) as u32; // [1, 31]
     let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32; // [1, 12]
     let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// [`civil_from_days`] for the days from 1970-01-01 to 9999-12-31 (fewer than 2_932_897):
+/// Neri and Schneider's Euclidean affine functions ("Euclidean affine functions and their
+/// application to calendar algorithms", 2022), in 32-bit unsigned arithmetic, which costs
+/// multiplications and shifts instead of signed divisions. The year is at most 9999.
+fn civil_from_unix_days(days: u32) -> (u32, u32, u32) {
+    // Days since 0000-03-01 in the proleptic Gregorian calendar, in which a year starts in
+    // March so the leap day ends it; under 2^30, so `4 * n + 3` fits.
+    let n = days + 719_468;
+    let n1 = 4 * n + 3;
+    let century = n1 / 146_097;
+    let day_of_century = n1 % 146_097 / 4;
+    let n2 = 4 * day_of_century + 3;
+    let p2 = 2_939_745 * u64::from(n2);
+    let year_of_century = (p2 >> 32) as u32;
+    let day_of_year = (p2 as u32) / 2_939_745 / 4; // [0, 365], from March 1
+    let n3 = 2141 * day_of_year + 197_913;
+    let month = n3 >> 16; // [3, 14], March-based
+    let day = (n3 & 0xffff) / 2141 + 1;
+    let january_or_february = day_of_year >= 306;
+    let year = 100 * century + year_of_century + u32::from(january_or_february);
+    let month = if january_or_february {
+        month - 12
+    } else {
+        month
+    };
     (year, month, day)
 }
 
@@ -248,6 +291,17 @@ mod tests {
             };
             assert_eq!(civil_from_days(day), expected, "day {day}");
         }
+    }
+
+    #[test]
+    fn the_fast_calendar_agrees_from_1970_to_9999() {
+        for day in 0..2_932_897u32 {
+            let (y, m, d) = civil_from_days(i64::from(day));
+            assert_eq!(civil_from_unix_days(day), (y as u32, m, d), "day {day}");
+        }
+        assert_eq!(civil_from_unix_days(2_932_896), (9999, 12, 31));
+        assert_eq!(rfc3339(253_402_300_799_999), "9999-12-31T23:59:59.999Z");
+        assert_eq!(rfc3339(253_402_300_800_000), "9999-01-01T00:00:00.000Z"); // clamped year
     }
 
     #[test]

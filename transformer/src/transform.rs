@@ -85,8 +85,8 @@ impl CompiledRules {
         let mut state = State::new(self.fields.len());
         let shape = scan(text, &self.root, &self.fields, &mut state)
             .map_err(|error| not_json(input, error))?;
-        let empty = match shape {
-            Shape::Object { empty } => empty,
+        let (empty, open, close) = match shape {
+            Shape::Object { empty, open, close } => (empty, open, close),
             Shape::NotObject(kind) => {
                 return Err(Rejection::new(
                     DeadLetterReason::NotObject,
@@ -106,7 +106,8 @@ impl CompiledRules {
             write_without_outputs(text, &self.output_keys, out)
                 .map_err(|error| not_json(input, error))?
         } else {
-            match object_body(input) {
+            // The object without its surrounding whitespace and closing brace: `{"a":1`.
+            match input.get(open..close) {
                 Some(body) => out.extend_from_slice(body),
                 None => {
                     return Err(Rejection::new(
@@ -126,8 +127,7 @@ impl CompiledRules {
     fn resolve_fields(&self, input: &[u8], state: &mut State) -> Result<(), Rejection> {
         for (field, seen) in self.fields.iter().zip(state.slots.as_mut_slice()) {
             let resolved = match *seen {
-                Finding::Class(Class::Good) => Finding::Class(Class::Good),
-                Finding::Class(Class::Bad) => Finding::Class(Class::Bad),
+                Finding::Class(Class::Good | Class::Bad) | Finding::Neither => continue,
                 Finding::Class(Class::Unknown) => by_policy(field.unknown, || {
                     Rejection::new(
                         DeadLetterReason::UnknownValue,
@@ -161,6 +161,7 @@ impl CompiledRules {
                     )
                 })?,
                 Finding::Through { depth, kind } => by_policy(field.wrong_type, || {
+                    let depth = usize::try_from(depth).unwrap_or(usize::MAX);
                     let parent = field.segments.get(..depth).unwrap_or_default().join(".");
                     Rejection::new(
                         DeadLetterReason::WrongType,
@@ -171,7 +172,6 @@ impl CompiledRules {
                         ),
                     )
                 })?,
-                Finding::Neither => Finding::Neither,
             };
             *seen = resolved;
         }
@@ -190,29 +190,64 @@ impl CompiledRules {
     ) {
         // Without the template's leading comma if the record has no member to follow.
         let skip = usize::from(empty);
+        let suffix = self.suffix.get(skip..).unwrap_or_default();
+        out.reserve(suffix.len() + TAIL_CAPACITY + source.topic.len());
         let base = out.len();
-        out.extend_from_slice(self.suffix.get(skip..).unwrap_or_default());
+        out.extend_from_slice(suffix);
         let written = out.get_mut(base..).unwrap_or_default();
         for (offsets, finding) in self.digit_offsets.iter().zip(state.slots.as_slice()) {
-            let one = match finding {
-                Finding::Class(Class::Good) => 0,
-                Finding::Class(Class::Bad) => 1,
-                _ => continue,
+            let offset = match finding {
+                Finding::Class(Class::Good) => offsets[0],
+                Finding::Class(Class::Bad) => offsets[1],
+                _ => None,
             };
-            let digit = offsets
-                .get(one)
-                .copied()
-                .flatten()
-                .and_then(|offset| written.get_mut(offset.checked_sub(skip)?));
-            if let Some(digit) = digit {
+            if let Some(digit) = offset.and_then(|at| written.get_mut(at.wrapping_sub(skip))) {
                 *digit = b'1';
             }
         }
-        timestamp::write_rfc3339_millis(millis, out);
-        out.extend_from_slice(b"\",\"event_id\":");
-        write_event_id(source, out);
-        out.push(b'}');
+        write_tail(millis, source, out);
     }
+}
+
+/// The most [`write_tail`] assembles on the stack: the timestamp, `","event_id":"`, a topic
+/// of up to 64 bytes, two signed 64-bit numbers with their dashes, and `"}`.
+const TAIL_CAPACITY: usize = timestamp::RFC3339_MILLIS_LEN + 14 + 64 + 2 * 21 + 2;
+
+/// Appends the `@timestamp` value (its key is the template's end), the `event_id` member
+/// and the closing brace: `2023-11-14T22:13:20.000Z","event_id":"raw-3-1234567"}`. The event
+/// id is the text of [`pipeline::wire::event_id`] (`{topic}-{partition}-{offset}`, which a test
+/// pins), written in place to spare the allocation that function makes for every record; all
+/// of it is usually assembled on the stack and appended at once.
+#[inline(always)]
+fn write_tail(millis: i64, source: &SourcePosition, out: &mut Vec<u8>) {
+    let mut tail = [0u8; TAIL_CAPACITY];
+    let mut len = put(&mut tail, 0, &timestamp::rfc3339_millis(millis));
+    len = put(&mut tail, len, b"\",\"event_id\":\"");
+    let topic = source.topic.as_bytes();
+    if topic.len() <= 64 && is_plain(topic) {
+        len = put(&mut tail, len, topic);
+    } else {
+        // Without the opening quote, which `write_json_string` writes.
+        out.extend_from_slice(tail.get(..len - 1).unwrap_or_default());
+        write_json_string(&source.topic, out);
+        out.pop(); // reopen the string after the topic
+        len = 0;
+    }
+    // `-{partition}-{offset}"}`
+    for value in [i64::from(source.partition), source.offset] {
+        len = put(&mut tail, len, b"-");
+        if value < 0 {
+            len = put(&mut tail, len, b"-");
+        }
+        len = put_decimal(&mut tail, len, value.unsigned_abs());
+    }
+    len = put(&mut tail, len, b"\"}");
+    out.extend_from_slice(tail.get(..len).unwrap_or_default());
+}
+
+/// Whether `bytes` can stand in a JSON string as they are.
+fn is_plain(bytes: &[u8]) -> bool {
+    bytes.iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\')
 }
 
 /// The rejection of a record the scanner refused: not UTF-8 if it is not, else not JSON, with
@@ -247,7 +282,7 @@ fn by_policy(policy: Policy, reject: impl FnOnce() -> Rejection) -> Result<Findi
 pub(crate) fn write_json_string(text: &str, out: &mut Vec<u8>) {
     out.push(b'"');
     let bytes = text.as_bytes();
-    if bytes.iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if is_plain(bytes) {
         out.extend_from_slice(bytes);
         out.push(b'"');
         return;
@@ -278,75 +313,45 @@ pub(crate) fn write_json_string(text: &str, out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
-/// Appends the event id of `source` as a JSON string: the text of [`pipeline::wire::event_id`]
-/// (`{topic}-{partition}-{offset}`, which a test pins), written in place to spare the
-/// allocation that function makes for every record.
-fn write_event_id(source: &SourcePosition, out: &mut Vec<u8>) {
-    write_json_string(&source.topic, out);
-    out.pop(); // reopen the string after the topic
-    // `-{partition}-{offset}"`, assembled on the stack and appended at once.
-    let mut tail = [0u8; 48];
-    let mut len = 0;
-    for (separator, value) in [(b'-', i64::from(source.partition)), (b'-', source.offset)] {
-        len = put(&mut tail, len, &[separator]);
-        if value < 0 {
-            len = put(&mut tail, len, b"-");
-        }
-        let mut digits = [0u8; 20];
-        let start = decimal(value.unsigned_abs(), &mut digits);
-        len = put(&mut tail, len, digits.get(start..).unwrap_or_default());
-    }
-    len = put(&mut tail, len, b"\"");
-    out.extend_from_slice(tail.get(..len).unwrap_or_default());
-}
-
-/// Copies `bytes` into `buf` at `at` (as far as it fits); returns the new end.
+/// Copies `bytes` into `buf` at `at` if they fit; returns the new end.
+#[inline(always)]
 fn put(buf: &mut [u8], at: usize, bytes: &[u8]) -> usize {
-    let end = (at + bytes.len()).min(buf.len());
-    if let Some(slot) = buf.get_mut(at..end) {
-        slot.copy_from_slice(bytes.get(..end - at).unwrap_or_default());
+    match buf.get_mut(at..at + bytes.len()) {
+        Some(slot) => {
+            slot.copy_from_slice(bytes);
+            at + bytes.len()
+        }
+        None => at,
     }
-    end
 }
 
-/// Writes `value` in decimal at the end of `digits`; returns where the digits start.
-fn decimal(mut value: u64, digits: &mut [u8; 20]) -> usize {
+/// Writes `value` in decimal into `buf` at `at` if it fits; returns the new end.
+fn put_decimal(buf: &mut [u8], at: usize, mut value: u64) -> usize {
     const PAIRS: &[u8; 200] = crate::timestamp::DIGIT_PAIRS;
-    let mut at = digits.len();
+    let len = value.checked_ilog10().map_or(1, |log| log as usize + 1);
+    let Some(digits) = buf.get_mut(at..at + len) else {
+        return at;
+    };
+    // From the last digit back, two at a time.
+    let mut end = len;
     while value >= 100 {
         let pair = (value % 100) as usize * 2;
         value /= 100;
-        at -= 2;
-        if let (Some(slot), Some(pair)) = (digits.get_mut(at..at + 2), PAIRS.get(pair..pair + 2)) {
+        end = end.saturating_sub(2);
+        if let (Some(slot), Some(pair)) = (digits.get_mut(end..end + 2), PAIRS.get(pair..pair + 2))
+        {
             slot.copy_from_slice(pair);
         }
     }
     if value >= 10 {
         let pair = value as usize * 2;
-        at -= 2;
-        if let (Some(slot), Some(pair)) = (digits.get_mut(at..at + 2), PAIRS.get(pair..pair + 2)) {
+        if let (Some(slot), Some(pair)) = (digits.get_mut(..2), PAIRS.get(pair..pair + 2)) {
             slot.copy_from_slice(pair);
         }
-    } else {
-        at -= 1;
-        if let Some(slot) = digits.get_mut(at) {
-            *slot = b'0' + value as u8;
-        }
+    } else if let Some(slot) = digits.first_mut() {
+        *slot = b'0' + value as u8;
     }
-    at
-}
-
-/// JSON whitespace.
-fn is_json_space(byte: &u8) -> bool {
-    matches!(byte, b' ' | b'\t' | b'\n' | b'\r')
-}
-
-/// A validated JSON object without its surrounding whitespace and closing brace: `{"a":1`.
-fn object_body(input: &[u8]) -> Option<&[u8]> {
-    let start = input.iter().position(|b| !is_json_space(b))?;
-    let end = input.iter().rposition(|b| !is_json_space(b))?;
-    let object = input.get(start..=end)?;
-    object.strip_suffix(b"}")
+    at + len
 }
 
 /// The slow path for a record that already has keys the transformer writes: appends the
@@ -360,25 +365,34 @@ fn write_without_outputs(
 ) -> Result<bool, json::Error> {
     let start = out.len();
     let result = (|| {
-        let mut scanner = json::Scanner::new(text);
-        scanner.skip_space();
-        let mut members = scanner.object()?;
+        let bytes = text.as_bytes();
+        let (open, byte) = json::space(bytes, 0);
+        if byte != b'{' {
+            return Err(json::error(open, "expected `{`"));
+        }
         out.push(b'{');
         let mut kept = 0usize;
-        while let Some(key) = members.next_key(&mut scanner)? {
-            scanner.skip_value(1)?;
-            let name = json::unescape(key.text(text));
-            if output_keys.iter().any(|k| **k == *name) {
-                continue;
-            }
-            if kept > 0 {
-                out.push(b',');
-            }
-            let member = text.get(key.start..scanner.position()).unwrap_or_default();
-            out.extend_from_slice(member.as_bytes());
-            kept += 1;
+        let (mut pos, mut byte) = json::space(bytes, open + 1);
+        if byte == b'}' {
+            return Ok(true);
         }
-        Ok(kept == 0)
+        loop {
+            let (key, (value, first)) = json::member_key(bytes, pos, byte)?;
+            let (_, end) = json::skip(bytes, value, first, 1)?;
+            let name = json::unescape(key.text(text));
+            if !output_keys.iter().any(|k| **k == *name) {
+                if kept > 0 {
+                    out.push(b',');
+                }
+                let member = text.get(key.start..end).unwrap_or_default();
+                out.extend_from_slice(member.as_bytes());
+                kept += 1;
+            }
+            (pos, byte) = match json::next_member(bytes, end)? {
+                (next, Some(first)) => (next, first),
+                (_, None) => return Ok(kept == 0),
+            };
+        }
     })();
     if result.is_err() {
         out.truncate(start);
@@ -449,7 +463,7 @@ enum Finding {
     /// An object or array.
     WrongType(JsonKind),
     /// The object at `depth` segments along the path is of this other kind.
-    Through { depth: usize, kind: JsonKind },
+    Through { depth: u32, kind: JsonKind },
     /// Counted as neither good nor bad (by policy).
     Neither,
 }
@@ -466,7 +480,12 @@ enum Seen {
 /// The record's outermost value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Shape {
-    Object { empty: bool },
+    /// An object: whether it has no member, and the offsets of its `{` and `}`.
+    Object {
+        empty: bool,
+        open: usize,
+        close: usize,
+    },
     NotObject(JsonKind),
 }
 
@@ -535,133 +554,186 @@ impl State {
 }
 
 /// Validates `text` as exactly one JSON value and records what the rules need from it.
+#[inline(always)]
 fn scan(
     text: &str,
     root: &Node,
     fields: &[CompiledField],
     state: &mut State,
 ) -> Result<Shape, json::Error> {
-    let mut scanner = json::Scanner::new(text);
-    scanner.skip_space();
-    let shape = if scanner.peek() == Some(b'{') {
-        let empty = scan_object(&mut scanner, root, fields, state, 1)?;
-        Shape::Object { empty }
+    let bytes = text.as_bytes();
+    let (start, byte) = json::space(bytes, 0);
+    let (shape, end) = if byte == b'{' {
+        let (empty, end) = scan_object(text, start, root, fields, state, 1)?;
+        let object = Shape::Object {
+            empty,
+            open: start,
+            close: end - 1,
+        };
+        (object, end)
     } else {
-        Shape::NotObject(scanner.skip_value(0)?)
+        let (kind, end) = json::skip(bytes, start, byte, 0)?;
+        (Shape::NotObject(kind), end)
     };
-    scanner.skip_space();
-    scanner.end()?;
-    Ok(shape)
+    match json::space(bytes, end) {
+        (end, _) if end == bytes.len() => Ok(shape),
+        (at, _) => Err(json::error(at, "trailing characters")),
+    }
 }
 
-/// Scans the object at the scanner (on its `{`), which lies on the way to the monitored fields
-/// of `node`: reads those, skips everything else. Returns whether the object is empty.
+/// Scans the object whose `{` is at `open`, which lies on the way to the monitored fields of
+/// `node`: reads those, skips everything else. Returns whether the object is empty and the
+/// offset after its `}`.
 fn scan_object(
-    scanner: &mut json::Scanner<'_>,
+    text: &str,
+    open: usize,
     node: &Node,
     fields: &[CompiledField],
     state: &mut State,
     depth: usize,
-) -> Result<bool, json::Error> {
-    scanner.check_depth(depth)?;
-    // A repeated object key starts over: the last occurrence is the one read.
-    for &field in &node.leaves {
-        state.slots.set(field, Finding::Absent);
+) -> Result<(bool, usize), json::Error> {
+    let bytes = text.as_bytes();
+    if depth > json::MAX_DEPTH {
+        return Err(json::too_deep(open));
     }
-    let mut members = scanner.object()?;
-    let mut empty = true;
-    while let Some(key) = members.next_key(scanner)? {
-        empty = false;
-        let target = if key.escaped {
-            node.find(json::unescape(key.text(scanner.text())).as_bytes())
-        } else {
-            node.find(key.raw_bytes(scanner.text()))
-        };
-        match target {
-            None if scanner.peek() == Some(b'"') => {
-                scanner.string()?;
-            }
-            None => {
-                scanner.skip_value(depth)?;
-            }
-            Some(Target::Field(index)) => {
-                let finding = match fields.get(*index) {
-                    Some(field) => scan_field(scanner, field, depth)?,
-                    None => {
-                        scanner.skip_value(depth)?;
-                        continue;
-                    }
-                };
-                state.slots.set(*index, finding);
-            }
-            Some(Target::Object(child)) => match scanner.peek() {
-                Some(b'{') => {
-                    scan_object(scanner, child, fields, state, depth + 1)?;
-                }
-                Some(b'n') => {
-                    // A null object on the path: the fields below are missing, as a null
-                    // field is.
-                    scanner.skip_value(depth)?;
-                    for &field in &child.leaves {
-                        state.slots.set(field, Finding::Absent);
-                    }
-                }
-                _ => {
-                    let kind = scanner.skip_value(depth)?;
-                    let through = Finding::Through {
-                        depth: child.depth,
-                        kind,
-                    };
-                    for &field in &child.leaves {
-                        state.slots.set(field, through);
-                    }
-                }
-            },
-            Some(Target::Timestamp) => state.timestamp = scan_timestamp(scanner, depth)?,
-            Some(Target::Output) => {
-                state.conflict = true;
-                scanner.skip_value(depth)?;
+    // A repeated object key starts over: the last occurrence is the one read. (The record
+    // itself is scanned once, into fresh findings.)
+    if depth > 1 {
+        let slots = state.slots.as_mut_slice();
+        for &field in &node.leaves {
+            if let Some(slot) = slots.get_mut(field) {
+                *slot = Finding::Absent;
             }
         }
     }
-    Ok(empty)
+    let (mut pos, mut byte) = json::space(bytes, open + 1);
+    if byte == b'}' {
+        return Ok((true, pos + 1));
+    }
+    loop {
+        let (key, (value, first)) = json::member_key(bytes, pos, byte)?;
+        let target = if key.escaped {
+            node.find(json::unescape(key.text(text)).as_bytes())
+        } else {
+            node.find(key.raw_bytes(bytes)?)
+        };
+        let end = match target {
+            // Most members are of no interest: skipped here, strings and numbers inline.
+            None => match first {
+                b'"' => json::string(bytes, value)?.end + 1,
+                b'-' | b'0'..=b'9' => json::number(bytes, value)?,
+                _ => json::skip(bytes, value, first, depth)?.1,
+            },
+            Some(target) => scan_target(text, value, first, target, fields, state, depth)?,
+        };
+        (pos, byte) = match json::next_member(bytes, end)? {
+            (next, Some(first)) => (next, first),
+            (after, None) => return Ok((false, after)),
+        };
+    }
 }
 
-/// Reads a monitored field's value and classifies it.
+/// Reads the value (whose first byte `first` is at `at`) of a key of interest, `target`, in an
+/// object at `depth`; returns the offset after the value.
 #[inline(always)]
+fn scan_target(
+    text: &str,
+    at: usize,
+    first: u8,
+    target: &Target,
+    fields: &[CompiledField],
+    state: &mut State,
+    depth: usize,
+) -> Result<usize, json::Error> {
+    let bytes = text.as_bytes();
+    Ok(match target {
+        Target::Field(index) => match fields.get(*index) {
+            Some(field) => {
+                let (finding, end) = scan_field(text, at, first, field, depth)?;
+                state.slots.set(*index, finding);
+                end
+            }
+            None => json::skip(bytes, at, first, depth)?.1,
+        },
+        Target::Object(child) => match first {
+            b'{' => scan_object(text, at, child, fields, state, depth + 1)?.1,
+            b'n' => {
+                // A null object on the path: the fields below are missing, as a null field is.
+                let end = json::literal(bytes, at, b"null")?;
+                for &field in &child.leaves {
+                    state.slots.set(field, Finding::Absent);
+                }
+                end
+            }
+            _ => {
+                let (kind, end) = json::skip(bytes, at, first, depth)?;
+                let through = Finding::Through {
+                    depth: u32::try_from(child.depth).unwrap_or(u32::MAX),
+                    kind,
+                };
+                for &field in &child.leaves {
+                    state.slots.set(field, through);
+                }
+                end
+            }
+        },
+        Target::Timestamp => {
+            let (seen, end) = scan_timestamp(bytes, at, first, depth)?;
+            state.timestamp = seen;
+            end
+        }
+        Target::Output => {
+            state.conflict = true;
+            json::skip(bytes, at, first, depth)?.1
+        }
+    })
+}
+
+/// Reads a monitored field's value (whose first byte `first` is at `at`) and classifies it;
+/// returns the finding and the offset after the value. Out of line (the classes' code is
+/// large), so the loop over an object's members stays small.
+#[inline(never)]
 fn scan_field(
-    scanner: &mut json::Scanner<'_>,
+    text: &str,
+    at: usize,
+    first: u8,
     field: &CompiledField,
     depth: usize,
-) -> Result<Finding, json::Error> {
+) -> Result<(Finding, usize), json::Error> {
+    let bytes = text.as_bytes();
     let classify = |value| Finding::Class(field.classify(value));
-    Ok(match scanner.peek() {
-        Some(b'"') => {
-            let string = scanner.string()?;
-            let raw = string.text(scanner.text());
-            if string.escaped {
+    Ok(match first {
+        b'"' => {
+            let string = json::string(bytes, at)?;
+            let raw = string.text(text);
+            let finding = if string.escaped {
                 classify(Value::Str(&json::unescape(raw)))
             } else {
                 classify(Value::Str(raw))
-            }
+            };
+            (finding, string.end + 1)
         }
-        Some(b'-' | b'0'..=b'9') => match parse_number(scanner.number()?) {
-            EpochNumber::Int(int) => classify(Value::Int(int)),
-            EpochNumber::Float(float) => classify(Value::Float(float)),
-        },
-        Some(b't') => {
-            scanner.skip_value(depth)?;
-            classify(Value::Bool(true))
+        b'-' | b'0'..=b'9' => {
+            let (number, end) = read_number(bytes, at)?;
+            let finding = match number {
+                EpochNumber::Int(int) => classify(Value::Int(int)),
+                EpochNumber::Float(float) => classify(Value::Float(float)),
+            };
+            (finding, end)
         }
-        Some(b'f') => {
-            scanner.skip_value(depth)?;
-            classify(Value::Bool(false))
+        b't' => (
+            classify(Value::Bool(true)),
+            json::literal(bytes, at, b"true")?,
+        ),
+        b'f' => (
+            classify(Value::Bool(false)),
+            json::literal(bytes, at, b"false")?,
+        ),
+        b'n' => (Finding::Null, json::literal(bytes, at, b"null")?),
+        _ => {
+            let (kind, end) = json::skip(bytes, at, first, depth)?;
+            (Finding::WrongType(kind), end)
         }
-        Some(b'n') => {
-            scanner.skip_value(depth)?;
-            Finding::Null
-        }
-        _ => Finding::WrongType(scanner.skip_value(depth)?),
     })
 }
 
@@ -687,26 +759,74 @@ fn parse_number(text: &[u8]) -> EpochNumber {
     EpochNumber::Float(float)
 }
 
-/// Reads `timestamp`.
+/// Reads the number at `at`: its value, as [`parse_number`] gives it, and the offset after it.
+/// A plain integer, such as the usual timestamp, is read eight digits at a time as it is
+/// scanned.
 #[inline(always)]
-fn scan_timestamp(scanner: &mut json::Scanner<'_>, depth: usize) -> Result<Seen, json::Error> {
-    if let Some(b'-' | b'0'..=b'9') = scanner.peek() {
-        return Ok(Seen::Number(parse_number(scanner.number()?)));
+fn read_number(bytes: &[u8], at: usize) -> Result<(EpochNumber, usize), json::Error> {
+    let negative = bytes.get(at) == Some(&b'-');
+    let start = at + usize::from(negative);
+    let (count, value) = match json::leading_digits(bytes, start) {
+        Some(digits) => digits,
+        None => {
+            // Near the end of the text, or 16 digits or more: one digit at a time.
+            let mut pos = start;
+            let mut value = 0u64;
+            while let Some(&byte) = bytes.get(pos) {
+                let digit = byte.wrapping_sub(b'0');
+                if digit > 9 {
+                    break;
+                }
+                value = value.wrapping_mul(10).wrapping_add(u64::from(digit));
+                pos += 1;
+            }
+            (pos - start, value)
+        }
+    };
+    let pos = start + count;
+    // Up to 19 digits cannot overflow a u64; a leading zero must stand alone.
+    let plain = (1..=19).contains(&count)
+        && (count == 1 || bytes.get(start) != Some(&b'0'))
+        && !matches!(bytes.get(pos), Some(b'.' | b'e' | b'E'));
+    if plain {
+        let value = i128::from(value);
+        return Ok((EpochNumber::Int(if negative { -value } else { value }), pos));
     }
-    Ok(match scanner.skip_value(depth)? {
-        JsonKind::Null => Seen::Null,
-        other => Seen::Other(other),
-    })
+    let end = json::number(bytes, at)?;
+    Ok((parse_number(bytes.get(at..end).unwrap_or_default()), end))
 }
 
-/// A validating JSON scanner over a `&str`: it checks RFC 8259 syntax exactly as serde_json
-/// does (the tests compare the two on generated input), reads the few values asked for, and
-/// skips the rest without building anything.
+/// Reads `timestamp` (whose first byte `first` is at `at`); returns what it is and the offset
+/// after it.
+#[inline(always)]
+fn scan_timestamp(
+    bytes: &[u8],
+    at: usize,
+    first: u8,
+    depth: usize,
+) -> Result<(Seen, usize), json::Error> {
+    if let b'-' | b'0'..=b'9' = first {
+        let (number, end) = read_number(bytes, at)?;
+        return Ok((Seen::Number(number), end));
+    }
+    let (kind, end) = json::skip(bytes, at, first, depth)?;
+    let seen = match kind {
+        JsonKind::Null => Seen::Null,
+        other => Seen::Other(other),
+    };
+    Ok((seen, end))
+}
+
+/// A validating JSON scanner over a UTF-8 text's bytes: it checks RFC 8259 syntax exactly as
+/// serde_json does (the tests compare the two on generated input), reads the few values asked
+/// for, and skips the rest without building anything.
 ///
 /// It exists because serde_json, even deserializing into nothing, spent more time per record
-/// than the whole transform may take. Strings, most of a WAF record, are scanned eight bytes at
-/// a time for a quote, a backslash or a control character; containers are skipped iteratively
-/// with a bit stack, so no input can exhaust the call stack. Nesting deeper than
+/// than the whole transform may take. It is a set of functions from an offset to the offset
+/// after what they read, so the position stays in a register. Strings, most of a WAF record, are
+/// scanned eight bytes at a time for a quote, a backslash or a control character; nothing else
+/// inside them needs a look, as the text is already known to be UTF-8. Containers are skipped
+/// iteratively with a bit stack, so no input can exhaust the call stack. Nesting deeper than
 /// [`json::MAX_DEPTH`] is refused (serde_json's own limit when it deserializes).
 mod json {
     use std::borrow::Cow;
@@ -732,6 +852,18 @@ mod json {
         }
     }
 
+    /// The error `what` at byte `at`.
+    #[cold]
+    pub(super) fn error(at: usize, what: &'static str) -> Error {
+        Error { at, what }
+    }
+
+    /// The error for a container opened at `at` beyond [`MAX_DEPTH`].
+    #[cold]
+    pub(super) fn too_deep(at: usize) -> Error {
+        error(at, "nesting deeper than 128 levels")
+    }
+
     /// A string as it appears in the text, between its quotes.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub(super) struct Str {
@@ -744,12 +876,13 @@ mod json {
     }
 
     impl Str {
-        /// The bytes between the quotes, escapes as written.
-        #[inline]
-        pub(super) fn raw_bytes<'a>(&self, text: &'a str) -> &'a [u8] {
-            text.as_bytes()
+        /// The bytes between the quotes, escapes as written (`bytes` must be the text the
+        /// string was read from).
+        #[inline(always)]
+        pub(super) fn raw_bytes<'a>(&self, bytes: &'a [u8]) -> Result<&'a [u8], Error> {
+            bytes
                 .get(self.start + 1..self.end)
-                .unwrap_or_default()
+                .ok_or_else(|| error(self.start, "string out of bounds"))
         }
 
         /// The text between the quotes, escapes as written (quotes are ASCII, so these are
@@ -760,349 +893,432 @@ mod json {
         }
     }
 
-    /// The scanner's position in one JSON text.
-    #[derive(Debug)]
-    pub(super) struct Scanner<'a> {
-        text: &'a str,
-        bytes: &'a [u8],
-        pos: usize,
-    }
-
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
 
     /// The high bit of each byte of `word` that is a quote, a backslash or below 0x20 (exact
-    /// for the lowest such byte, which is all that is used).
-    #[inline]
+    /// for the lowest such byte, which is all that is used: a borrow only runs upwards from a
+    /// byte that is one of these). XOR with 2 maps the quote and the control characters, and
+    /// only them, below 0x21; the tests share the `!word` mask, as a byte with its high bit set
+    /// is none of these and XOR with an ASCII byte keeps that bit.
+    #[inline(always)]
     fn specials(word: u64) -> u64 {
-        let quote = word ^ (ONES * u64::from(b'"'));
-        let backslash = word ^ (ONES * u64::from(b'\\'));
-        ((quote.wrapping_sub(ONES) & !quote)
-            | (backslash.wrapping_sub(ONES) & !backslash)
-            | (word.wrapping_sub(ONES * 0x20) & !word))
-            & HIGHS
+        let quote_or_control = (word ^ (ONES * 0x02)).wrapping_sub(ONES * 0x21);
+        let backslash = (word ^ (ONES * u64::from(b'\\'))).wrapping_sub(ONES);
+        (quote_or_control | backslash) & !word & HIGHS
     }
 
-    impl<'a> Scanner<'a> {
-        pub(super) fn new(text: &'a str) -> Self {
-            Self {
-                text,
-                bytes: text.as_bytes(),
-                pos: 0,
-            }
-        }
+    /// JSON whitespace as a bit set over bytes up to the space.
+    const SPACES: u64 = 1 << b' ' | 1 << b'\t' | 1 << b'\n' | 1 << b'\r';
 
-        fn error(&self, what: &'static str) -> Error {
-            Error { at: self.pos, what }
-        }
-
-        /// The whole text being scanned.
-        pub(super) fn text(&self) -> &'a str {
-            self.text
-        }
-
-        /// The byte offset of the scanner.
-        pub(super) fn position(&self) -> usize {
-            self.pos
-        }
-
-        #[inline(always)]
-        pub(super) fn peek(&self) -> Option<u8> {
-            self.bytes.get(self.pos).copied()
-        }
-
-        #[inline(always)]
-        pub(super) fn skip_space(&mut self) {
+    /// The first byte at or after `pos` that is not JSON whitespace, with its offset; the byte
+    /// is 0 at the end of the text (a 0 byte is not JSON there either).
+    #[inline(always)]
+    pub(super) fn space(bytes: &[u8], pos: usize) -> (usize, u8) {
+        match bytes.get(pos) {
             // One comparison rules out every byte above the space, the usual case.
-            while let Some(byte @ (..=b' ')) = self.peek() {
-                if !matches!(byte, b' ' | b'\n' | b'\r' | b'\t') {
-                    break;
-                }
-                self.pos += 1;
+            Some(&byte) if byte > b' ' => (pos, byte),
+            _ => space_slow(bytes, pos),
+        }
+    }
+
+    #[inline(never)]
+    fn space_slow(bytes: &[u8], mut pos: usize) -> (usize, u8) {
+        while let Some(&byte) = bytes.get(pos) {
+            if byte > b' ' || SPACES >> byte & 1 == 0 {
+                return (pos, byte);
             }
+            pos += 1;
         }
+        (pos, 0)
+    }
 
-        /// Fails unless the whole text has been read.
-        pub(super) fn end(&self) -> Result<(), Error> {
-            if self.pos == self.bytes.len() {
-                Ok(())
-            } else {
-                Err(self.error("trailing characters"))
-            }
-        }
-
-        pub(super) fn check_depth(&self, depth: usize) -> Result<(), Error> {
-            if depth > MAX_DEPTH {
-                Err(self.error("nesting deeper than 128 levels"))
-            } else {
-                Ok(())
-            }
-        }
-
-        /// Consumes `byte` (after optional whitespace) or fails with `what`.
-        #[inline(always)]
-        fn expect(&mut self, byte: u8, what: &'static str) -> Result<(), Error> {
-            self.skip_space();
-            if self.peek() == Some(byte) {
-                self.pos += 1;
-                Ok(())
-            } else {
-                Err(self.error(what))
-            }
-        }
-
-        /// Starts reading the object at the scanner (on its `{`).
-        pub(super) fn object(&mut self) -> Result<Members, Error> {
-            self.expect(b'{', "expected `{`")?;
-            Ok(Members { first: true })
-        }
-
-        /// The string at the scanner (on its opening quote).
-        #[inline(always)]
-        pub(super) fn string(&mut self) -> Result<Str, Error> {
-            let start = self.pos;
-            let bytes = self.bytes;
-            let mut pos = start + 1;
-            let mut escaped = false;
-            loop {
-                // Eight bytes at a time while none is special.
-                while let Some(chunk) = bytes.get(pos..pos + 8) {
+    /// The string whose opening quote is at `start`.
+    #[inline(always)]
+    pub(super) fn string(bytes: &[u8], start: usize) -> Result<Str, Error> {
+        let mut pos = start + 1;
+        let mut escaped = false;
+        loop {
+            // Eight bytes at a time while none is special.
+            if let Some(last) = bytes.len().checked_sub(8) {
+                while pos <= last {
+                    let chunk = bytes.get(pos..pos + 8).unwrap_or_default();
                     let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
                     let found = specials(word);
                     if found != 0 {
-                        pos += (found.trailing_zeros() / 8) as usize;
+                        let bit = found.trailing_zeros();
+                        pos += (bit / 8) as usize;
+                        // The special byte itself, without another load.
+                        if (word >> (bit - 7)) as u8 == b'"' {
+                            return Ok(Str {
+                                start,
+                                end: pos,
+                                escaped,
+                            });
+                        }
                         break;
                     }
                     pos += 8;
                 }
-                match bytes.get(pos) {
-                    Some(b'"') => {
-                        self.pos = pos + 1;
-                        return Ok(Str {
-                            start,
-                            end: pos,
-                            escaped,
-                        });
-                    }
-                    Some(b'\\') => {
-                        escaped = true;
-                        self.pos = pos + 1;
-                        self.escape()?;
-                        pos = self.pos;
-                    }
-                    Some(0..=0x1f) => {
-                        self.pos = pos;
-                        return Err(self.error("control character in a string"));
-                    }
-                    Some(_) => pos += 1,
-                    None => {
-                        self.pos = pos;
-                        return Err(self.error("unterminated string"));
-                    }
+            }
+            match bytes.get(pos) {
+                Some(b'"') => {
+                    return Ok(Str {
+                        start,
+                        end: pos,
+                        escaped,
+                    });
                 }
+                Some(b'\\') => {
+                    escaped = true;
+                    pos = escape(bytes, pos + 1)?;
+                }
+                Some(0..=0x1f) => return Err(error(pos, "control character in a string")),
+                Some(_) => pos += 1,
+                None => return Err(error(pos, "unterminated string")),
             }
         }
+    }
 
-        /// Checks the escape after a backslash.
-        fn escape(&mut self) -> Result<(), Error> {
-            match self.peek() {
-                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
-                    self.pos += 1;
-                    Ok(())
-                }
-                Some(b'u') => {
-                    let hex = self.bytes.get(self.pos + 1..self.pos + 5);
-                    if hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
-                        self.pos += 5;
-                        Ok(())
-                    } else {
-                        Err(self.error("invalid \\u escape"))
-                    }
-                }
-                _ => Err(self.error("invalid escape")),
-            }
-        }
-
-        /// The number at the scanner, as written.
-        pub(super) fn number(&mut self) -> Result<&'a [u8], Error> {
-            let start = self.pos;
-            if self.peek() == Some(b'-') {
-                self.pos += 1;
-            }
-            match self.peek() {
-                Some(b'0') => {
-                    self.pos += 1;
-                    if let Some(b'0'..=b'9') = self.peek() {
-                        return Err(self.error("invalid number: leading zero"));
-                    }
-                }
-                Some(b'1'..=b'9') => self.digits(),
-                _ => return Err(self.error("invalid number")),
-            }
-            if self.peek() == Some(b'.') {
-                self.pos += 1;
-                if !matches!(self.peek(), Some(b'0'..=b'9')) {
-                    return Err(self.error("invalid number: no digit after `.`"));
-                }
-                self.digits();
-            }
-            if let Some(b'e' | b'E') = self.peek() {
-                self.pos += 1;
-                if let Some(b'+' | b'-') = self.peek() {
-                    self.pos += 1;
-                }
-                if !matches!(self.peek(), Some(b'0'..=b'9')) {
-                    return Err(self.error("invalid number: no digit in the exponent"));
-                }
-                self.digits();
-            }
-            Ok(self.bytes.get(start..self.pos).unwrap_or_default())
-        }
-
-        fn digits(&mut self) {
-            while let Some(b'0'..=b'9') = self.peek() {
-                self.pos += 1;
-            }
-        }
-
-        #[inline(always)]
-        fn literal(&mut self, word: &'static [u8], kind: JsonKind) -> Result<JsonKind, Error> {
-            if self.bytes.get(self.pos..self.pos + word.len()) == Some(word) {
-                self.pos += word.len();
-                Ok(kind)
-            } else {
-                Err(self.error("expected a value"))
-            }
-        }
-
-        /// Skips one scalar at the scanner.
-        #[inline(always)]
-        fn scalar(&mut self) -> Result<JsonKind, Error> {
-            match self.peek() {
-                Some(b'"') => self.string().map(|_| JsonKind::String),
-                Some(b'-' | b'0'..=b'9') => self.number().map(|_| JsonKind::Number),
-                Some(b't') => self.literal(b"true", JsonKind::Bool),
-                Some(b'f') => self.literal(b"false", JsonKind::Bool),
-                Some(b'n') => self.literal(b"null", JsonKind::Null),
-                Some(_) => Err(self.error("expected a value")),
-                None => Err(self.error("unexpected end while parsing a value")),
-            }
-        }
-
-        /// Validates and skips the value at the scanner (after optional whitespace), nested in
-        /// `depth` containers already; returns its kind. Iterative: containers are tracked in a
-        /// bit stack (1 for an object), so depth costs no call stack.
-        pub(super) fn skip_value(&mut self, depth: usize) -> Result<JsonKind, Error> {
-            self.skip_space();
-            let kind = match self.peek() {
-                Some(b'{') => JsonKind::Object,
-                Some(b'[') => JsonKind::Array,
-                _ => return self.scalar(),
-            };
-            let mut stack: u128 = 0;
-            let mut level = 0usize;
-            // Expecting a value (after `[`, `,` in an array, or `:`), or else a comma or the end
-            // of the innermost container.
-            let mut want_value = true;
-            loop {
-                if want_value {
-                    self.skip_space();
-                    match self.peek() {
-                        Some(open @ (b'{' | b'[')) => {
-                            level += 1;
-                            self.check_depth(depth + level)?;
-                            let is_object = open == b'{';
-                            stack = (stack << 1) | u128::from(is_object);
-                            self.pos += 1;
-                            self.skip_space();
-                            let close = if is_object { b'}' } else { b']' };
-                            if self.peek() == Some(close) {
-                                self.pos += 1;
-                                level -= 1;
-                                stack >>= 1;
-                                want_value = false;
-                            } else if is_object {
-                                self.member_key()?;
-                            }
-                        }
-                        _ => {
-                            self.scalar()?;
-                            want_value = false;
-                        }
-                    }
+    /// Checks the escape after a backslash, at `pos`; returns the offset after it.
+    #[inline(never)]
+    fn escape(bytes: &[u8], pos: usize) -> Result<usize, Error> {
+        match bytes.get(pos) {
+            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => Ok(pos + 1),
+            Some(b'u') => {
+                let hex = bytes.get(pos + 1..pos + 5);
+                if hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                    Ok(pos + 5)
                 } else {
-                    if level == 0 {
-                        return Ok(kind);
-                    }
-                    self.skip_space();
-                    let in_object = stack & 1 == 1;
-                    match self.peek() {
-                        Some(b',') => {
-                            self.pos += 1;
-                            if in_object {
-                                self.skip_space();
-                                self.member_key()?;
-                            }
-                            want_value = true;
-                        }
-                        Some(b'}') if in_object => {
-                            self.pos += 1;
-                            level -= 1;
-                            stack >>= 1;
-                        }
-                        Some(b']') if !in_object => {
-                            self.pos += 1;
-                            level -= 1;
-                            stack >>= 1;
-                        }
-                        _ if in_object => return Err(self.error("expected `,` or `}`")),
-                        _ => return Err(self.error("expected `,` or `]`")),
-                    }
+                    Err(error(pos, "invalid \\u escape"))
                 }
             }
-        }
-
-        /// Reads `"key" :` inside an object.
-        #[inline(always)]
-        fn member_key(&mut self) -> Result<Str, Error> {
-            if self.peek() != Some(b'"') {
-                return Err(self.error("expected a string key"));
-            }
-            let key = self.string()?;
-            self.expect(b':', "expected `:`")?;
-            self.skip_space();
-            Ok(key)
+            _ => Err(error(pos, "invalid escape")),
         }
     }
 
-    /// Iterates over an object's members: the caller reads or skips each value.
-    #[derive(Debug)]
-    pub(super) struct Members {
-        first: bool,
+    /// The count and value of the decimal digits at `pos`, read eight at a time; `None` for 16
+    /// digits or more, or where fewer than eight bytes are left to read.
+    #[inline(always)]
+    pub(super) fn leading_digits(bytes: &[u8], pos: usize) -> Option<(usize, u64)> {
+        const POWERS: [u64; 8] = [1, 10, 100, 1000, 10_000, 100_000, 1_000_000, 10_000_000];
+        let (count, value) = digits8(bytes, pos)?;
+        if count < 8 {
+            return Some((count, value));
+        }
+        let (more, low) = digits8(bytes, pos + 8)?;
+        let scale = POWERS.get(more)?;
+        Some((8 + more, value * scale + low))
     }
 
-    impl Members {
-        /// The next member's key, leaving the scanner on its value; `None` after the `}`.
-        #[inline(always)]
-        pub(super) fn next_key(&mut self, scanner: &mut Scanner<'_>) -> Result<Option<Str>, Error> {
-            scanner.skip_space();
-            match scanner.peek() {
-                Some(b'}') if self.first => {
-                    scanner.pos += 1;
-                    return Ok(None);
+    /// The count and value of the decimal digits that start the eight bytes at `pos`.
+    #[inline(always)]
+    fn digits8(bytes: &[u8], pos: usize) -> Option<(usize, u64)> {
+        let chunk = bytes.get(pos..pos + 8)?;
+        let word = u64::from_le_bytes(chunk.try_into().ok()?);
+        // Digits become 0 to 9; the high bit marks every byte that is not a digit (above 9),
+        // with no carry between bytes.
+        let values = word ^ (ONES * u64::from(b'0'));
+        let not_digit = (((values & !HIGHS) + ONES * 0x76) | values) & HIGHS;
+        let count = not_digit.trailing_zeros() / 8;
+        if count == 0 {
+            return Some((0, 0));
+        }
+        // The digits at the top, the first the most significant, after zeros.
+        let digits = values << (64 - 8 * count);
+        // Pairs, then fours, then all eight, by multiplications.
+        let pairs = digits.wrapping_mul(10).wrapping_add(digits >> 8);
+        const LOW: u64 = 0x0000_00ff_0000_00ff;
+        let value = ((pairs & LOW).wrapping_mul(100 + (1_000_000 << 32))
+            + ((pairs >> 16) & LOW).wrapping_mul(1 + (10_000 << 32)))
+            >> 32;
+        Some((count as usize, value))
+    }
+
+    /// The offset after the number that starts at `start`.
+    #[inline]
+    pub(super) fn number(bytes: &[u8], start: usize) -> Result<usize, Error> {
+        let mut pos = start;
+        if bytes.get(pos) == Some(&b'-') {
+            pos += 1;
+        }
+        match bytes.get(pos) {
+            Some(b'0') => {
+                pos += 1;
+                if let Some(b'0'..=b'9') = bytes.get(pos) {
+                    return Err(error(pos, "invalid number: leading zero"));
                 }
-                _ if self.first => self.first = false,
-                Some(b',') => {
-                    scanner.pos += 1;
-                    scanner.skip_space();
-                }
-                Some(b'}') => {
-                    scanner.pos += 1;
-                    return Ok(None);
-                }
-                _ => return Err(scanner.error("expected `,` or `}`")),
             }
-            scanner.member_key().map(Some)
+            Some(b'1'..=b'9') => pos = digits(bytes, pos + 1),
+            _ => return Err(error(pos, "invalid number")),
+        }
+        if bytes.get(pos) == Some(&b'.') {
+            pos += 1;
+            if !matches!(bytes.get(pos), Some(b'0'..=b'9')) {
+                return Err(error(pos, "invalid number: no digit after `.`"));
+            }
+            pos = digits(bytes, pos);
+        }
+        if let Some(b'e' | b'E') = bytes.get(pos) {
+            pos += 1;
+            if let Some(b'+' | b'-') = bytes.get(pos) {
+                pos += 1;
+            }
+            if !matches!(bytes.get(pos), Some(b'0'..=b'9')) {
+                return Err(error(pos, "invalid number: no digit in the exponent"));
+            }
+            pos = digits(bytes, pos);
+        }
+        Ok(pos)
+    }
+
+    #[inline(always)]
+    fn digits(bytes: &[u8], mut pos: usize) -> usize {
+        while let Some(b'0'..=b'9') = bytes.get(pos) {
+            pos += 1;
+        }
+        pos
+    }
+
+    /// The offset after `word` (`true`, `false` or `null`), which must be at `pos`.
+    #[inline(always)]
+    pub(super) fn literal(bytes: &[u8], pos: usize, word: &'static [u8]) -> Result<usize, Error> {
+        if bytes.get(pos..pos + word.len()) == Some(word) {
+            Ok(pos + word.len())
+        } else {
+            Err(error(pos, "expected a value"))
+        }
+    }
+
+    /// Skips the scalar whose first byte `first` is at `pos`; returns its kind and the offset
+    /// after it.
+    #[inline(always)]
+    fn scalar(bytes: &[u8], pos: usize, first: u8) -> Result<(JsonKind, usize), Error> {
+        match first {
+            b'"' => string(bytes, pos).map(|s| (JsonKind::String, s.end + 1)),
+            b'-' | b'0'..=b'9' => number(bytes, pos).map(|end| (JsonKind::Number, end)),
+            b't' => literal(bytes, pos, b"true").map(|end| (JsonKind::Bool, end)),
+            b'f' => literal(bytes, pos, b"false").map(|end| (JsonKind::Bool, end)),
+            b'n' => literal(bytes, pos, b"null").map(|end| (JsonKind::Null, end)),
+            _ if pos >= bytes.len() => Err(error(pos, "unexpected end while parsing a value")),
+            _ => Err(error(pos, "expected a value")),
+        }
+    }
+
+    /// Reads `"key" :` at `pos` (whose byte is `first`) inside an object; returns the key and
+    /// the offset and first byte of the member's value (after whitespace).
+    #[inline(always)]
+    pub(super) fn member_key(
+        bytes: &[u8],
+        pos: usize,
+        first: u8,
+    ) -> Result<(Str, (usize, u8)), Error> {
+        if first != b'"' {
+            return Err(error(pos, "expected a string key"));
+        }
+        let key = string(bytes, pos)?;
+        // Compact JSON, the usual case, has a string value right after the colon.
+        if pair_at(bytes, key.end + 1) == Some(b":\"".as_slice()) {
+            return Ok((key, (key.end + 2, b'"')));
+        }
+        match space(bytes, key.end + 1) {
+            (colon, b':') => Ok((key, space(bytes, colon + 1))),
+            (at, _) => Err(error(at, "expected `:`")),
+        }
+    }
+
+    /// The two bytes at `pos`, if there are two.
+    #[inline(always)]
+    fn pair_at(bytes: &[u8], pos: usize) -> Option<&[u8]> {
+        bytes.get(pos..pos + 2)
+    }
+
+    /// After a member's value, which ends before `pos`: the offset and first byte of the next
+    /// member (after the comma and whitespace), or `None` with the offset after the closing
+    /// brace.
+    #[inline(always)]
+    pub(super) fn next_member(bytes: &[u8], pos: usize) -> Result<(usize, Option<u8>), Error> {
+        // Compact JSON, the usual case, has the next key right after the comma.
+        if pair_at(bytes, pos) == Some(b",\"".as_slice()) {
+            return Ok((pos + 1, Some(b'"')));
+        }
+        match space(bytes, pos) {
+            (comma, b',') => {
+                let (next, first) = space(bytes, comma + 1);
+                Ok((next, Some(first)))
+            }
+            (close, b'}') => Ok((close + 1, None)),
+            (at, _) => Err(error(at, "expected `,` or `}`")),
+        }
+    }
+
+    /// Validates and skips the value whose first byte `first` (not whitespace) is at `pos`,
+    /// nested in `depth` containers already; returns its kind and the offset after it.
+    /// Iterative: containers are tracked in a bit stack, so depth costs no call stack. The bit
+    /// stack is one word while nesting is shallow (always, in logs); a value nested deeper, or
+    /// one that is not JSON, is read again with a stack as deep as [`MAX_DEPTH`].
+    pub(super) fn skip(
+        bytes: &[u8],
+        pos: usize,
+        first: u8,
+        depth: usize,
+    ) -> Result<(JsonKind, usize), Error> {
+        let shallow = if depth <= MAX_DEPTH - Shallow::LEVELS {
+            skip_in(bytes, pos, first, Shallow::EMPTY)
+        } else {
+            Err(too_deep(pos))
+        };
+        shallow.or_else(|_| {
+            let deep = Deep {
+                bits: 0,
+                level: 0,
+                room: MAX_DEPTH.saturating_sub(depth),
+            };
+            skip_in(bytes, pos, first, deep)
+        })
+    }
+
+    /// The containers open around a value being skipped, innermost last.
+    trait Nesting: Copy {
+        /// With one more container, an object or an array; `None` if there is no room.
+        fn open(self, object: bool) -> Option<Self>;
+        /// Without the innermost container.
+        fn close(self) -> Self;
+        /// Whether the innermost container is an object.
+        fn in_object(self) -> bool;
+        /// Whether no container is open.
+        fn outside(self) -> bool;
+    }
+
+    /// Up to [`Shallow::LEVELS`] containers as bits (1 for an object) below a marker bit.
+    #[derive(Debug, Clone, Copy)]
+    struct Shallow(u64);
+
+    impl Shallow {
+        const LEVELS: usize = 63;
+        const EMPTY: Self = Self(1);
+    }
+
+    impl Nesting for Shallow {
+        #[inline(always)]
+        fn open(self, object: bool) -> Option<Self> {
+            (self.0 >> Self::LEVELS == 0).then_some(Self(self.0 << 1 | u64::from(object)))
+        }
+        #[inline(always)]
+        fn close(self) -> Self {
+            Self(self.0 >> 1)
+        }
+        #[inline(always)]
+        fn in_object(self) -> bool {
+            self.0 & 1 == 1
+        }
+        #[inline(always)]
+        fn outside(self) -> bool {
+            self.0 == 1
+        }
+    }
+
+    /// Up to `room` containers (at most [`MAX_DEPTH`]) as bits, 1 for an object.
+    #[derive(Debug, Clone, Copy)]
+    struct Deep {
+        bits: u128,
+        level: usize,
+        room: usize,
+    }
+
+    impl Nesting for Deep {
+        fn open(self, object: bool) -> Option<Self> {
+            (self.level < self.room).then_some(Self {
+                bits: self.bits << 1 | u128::from(object),
+                level: self.level + 1,
+                room: self.room,
+            })
+        }
+        fn close(self) -> Self {
+            Self {
+                bits: self.bits >> 1,
+                level: self.level.saturating_sub(1),
+                room: self.room,
+            }
+        }
+        fn in_object(self) -> bool {
+            self.bits & 1 == 1
+        }
+        fn outside(self) -> bool {
+            self.level == 0
+        }
+    }
+
+    /// [`skip`] with the bit stack `N`, empty at the start; fails for a value nested deeper
+    /// than `N` holds.
+    #[inline(always)]
+    fn skip_in<N: Nesting>(
+        bytes: &[u8],
+        pos: usize,
+        first: u8,
+        mut stack: N,
+    ) -> Result<(JsonKind, usize), Error> {
+        let kind = match first {
+            b'{' => JsonKind::Object,
+            b'[' => JsonKind::Array,
+            _ => return scalar(bytes, pos, first),
+        };
+        let (mut pos, mut byte) = (pos, first);
+        loop {
+            // `byte`, at `pos`, starts a value.
+            match byte {
+                b'"' => pos = string(bytes, pos)?.end + 1,
+                b'{' | b'[' => {
+                    let is_object = byte == b'{';
+                    stack = stack.open(is_object).ok_or_else(|| too_deep(pos))?;
+                    let close = byte + 2; // `}` or `]`
+                    let (next, inner) = space(bytes, pos + 1);
+                    if inner == close {
+                        pos = next + 1;
+                        stack = stack.close();
+                    } else {
+                        (pos, byte) = if is_object {
+                            member_key(bytes, next, inner)?.1
+                        } else {
+                            (next, inner)
+                        };
+                        continue;
+                    }
+                }
+                _ => pos = scalar(bytes, pos, byte)?.1,
+            }
+            // After a value: a comma, or the end of the innermost container.
+            loop {
+                if stack.outside() {
+                    return Ok((kind, pos));
+                }
+                let in_object = stack.in_object();
+                if in_object && pair_at(bytes, pos) == Some(b",\"".as_slice()) {
+                    (pos, byte) = member_key(bytes, pos + 1, b'"')?.1;
+                    break;
+                }
+                let (next, separator) = space(bytes, pos);
+                if separator == b',' {
+                    let (next, first) = space(bytes, next + 1);
+                    (pos, byte) = if in_object {
+                        member_key(bytes, next, first)?.1
+                    } else {
+                        (next, first)
+                    };
+                    break;
+                }
+                let close = if in_object { b'}' } else { b']' };
+                if separator != close {
+                    let what = if in_object {
+                        "expected `,` or `}`"
+                    } else {
+                        "expected `,` or `]`"
+                    };
+                    return Err(error(next, what));
+                }
+                pos = next + 1;
+                stack = stack.close();
+            }
         }
     }
 
@@ -1166,11 +1382,13 @@ mod json {
     /// Whether `text` is exactly one JSON value, by this scanner.
     #[cfg(test)]
     pub(super) fn validate(text: &str) -> Result<JsonKind, Error> {
-        let mut scanner = Scanner::new(text);
-        let kind = scanner.skip_value(0)?;
-        scanner.skip_space();
-        scanner.end()?;
-        Ok(kind)
+        let bytes = text.as_bytes();
+        let (pos, first) = space(bytes, 0);
+        let (kind, end) = skip(bytes, pos, first, 0)?;
+        match space(bytes, end) {
+            (end, _) if end == bytes.len() => Ok(kind),
+            (at, _) => Err(error(at, "trailing characters")),
+        }
     }
 }
 #[cfg(test)]
@@ -1332,6 +1550,35 @@ mod tests {
     }
 
     #[test]
+    fn numbers_read_while_scanning_agree_with_parse_number() {
+        let numbers = "0 -0 7 -7 12 1234567 12345678 123456789 1700000000000 -1700000000000 \
+                       999999999999999 1000000000000000 9999999999999999 12345678901234567 \
+                       9999999999999999999 18446744073709551615 18446744073709551616 1.5 \
+                       -2.5e-3 1E9 1e300 0.1 10 100000000";
+        for number in numbers.split_whitespace() {
+            for after in [
+                "",
+                ",",
+                "}",
+                ",\"next\":1}",
+                "                 ",
+                "]]]]]]]]]]]]]]]]",
+            ] {
+                let text = format!("{number}{after}");
+                let (value, end) = read_number(text.as_bytes(), 0).expect("a number");
+                assert_eq!(end, number.len(), "{text:?}");
+                assert_eq!(value, parse_number(number.as_bytes()), "{text:?}");
+            }
+        }
+        for bad in ["-", "-x", "01", "00", "-01", "1.", "1e", "1e+"] {
+            for after in ["", ",", ",\"next\":1}              "] {
+                let text = format!("{bad}{after}");
+                assert!(read_number(text.as_bytes(), 0).is_err(), "{text:?}");
+            }
+        }
+    }
+
+    #[test]
     fn decimals_are_written_exactly() {
         for value in [
             0,
@@ -1347,9 +1594,12 @@ mod tests {
             u64::MAX,
             10u64.pow(19),
         ] {
-            let mut digits = [0u8; 20];
-            let start = decimal(value, &mut digits);
-            assert_eq!(&digits[start..], value.to_string().as_bytes());
+            let mut buf = *b"[........................]";
+            let end = put_decimal(&mut buf, 1, value);
+            assert_eq!(&buf[1..end], value.to_string().as_bytes());
+            assert_eq!(&buf[end..], &b"........................]"[end - 1..]);
+            let late = buf.len() + 1 - (end - 1);
+            assert_eq!(put_decimal(&mut buf, late, value), late, "does not fit");
         }
     }
 
