@@ -1,5 +1,5 @@
 //! Alerting: monitors turn results into notifications (pure), and a delivery task sends them to
-//! webhooks and Slack, retrying with backoff until they are delivered.
+//! webhooks, Slack and e-mail (SMTP), retrying with backoff until they are delivered.
 //!
 //! Episodes: a monitor's episode opens on the first result of one of its detectors that meets
 //! the condition (grade ≥ `min_grade`, confidence ≥ `min_confidence`, not historical): that sends
@@ -244,6 +244,104 @@ pub fn slack_body(n: &Notification) -> Value {
     })
 }
 
+/// The e-mail form of a notification: subject and plain-text body.
+pub fn email_text(n: &Notification) -> (String, String) {
+    let subject = format!("[logwarden] severity {}: {}", n.severity, n.message);
+    let body = format!(
+        "{}\n\nMonitor:     {}\nDetector:    {}\nField:       {}\nSeverity:    {}\nGrade:       {:.2}\nConfidence:  {:.2}\nValue:       {} (expected {:.1})\nInterval:    {} – {}\nEpisode since {}\n",
+        n.message,
+        n.monitor,
+        n.detector,
+        n.field,
+        n.severity,
+        n.grade,
+        n.confidence,
+        n.value,
+        n.expected,
+        rfc3339(n.interval_start),
+        rfc3339(n.interval_end),
+        rfc3339(n.episode_start),
+    );
+    (subject, body)
+}
+
+/// An SMTP channel, ready to send.
+#[derive(Clone)]
+pub struct Mailer {
+    transport: lettre::AsyncSmtpTransport<lettre::Tokio1Executor>,
+    from: lettre::message::Mailbox,
+    to: Vec<lettre::message::Mailbox>,
+}
+
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailer")
+            .field("from", &self.from.to_string())
+            .field("to", &self.to.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Mailer {
+    /// The mailer for an e-mail channel; the error names what is wrong (never a password).
+    pub fn new(spec: &crate::spec::EmailSpec) -> Result<Self, String> {
+        use lettre::transport::smtp::authentication::Credentials;
+        use lettre::{AsyncSmtpTransport, Tokio1Executor};
+        let mut builder = match spec.tls {
+            crate::spec::SmtpTls::None => {
+                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&spec.host)
+            }
+            crate::spec::SmtpTls::Starttls => {
+                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&spec.host)
+                    .map_err(|e| format!("SMTP host {}: {e}", spec.host))?
+            }
+            crate::spec::SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&spec.host)
+                .map_err(|e| format!("SMTP host {}: {e}", spec.host))?,
+        }
+        .port(spec.port)
+        .timeout(Some(Duration::from_secs(15)));
+        if let Some(username) = &spec.username {
+            let password = spec
+                .password
+                .as_ref()
+                .map(crate::spec::Secret::resolve)
+                .transpose()?
+                .unwrap_or_default();
+            builder = builder.credentials(Credentials::new(username.resolve()?, password));
+        }
+        let parse = |address: &str| {
+            address
+                .parse::<lettre::message::Mailbox>()
+                .map_err(|e| format!("address `{address}`: {e}"))
+        };
+        Ok(Self {
+            transport: builder.build(),
+            from: parse(&spec.from)?,
+            to: spec.to.iter().map(|a| parse(a)).collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// Sends one notification.
+    pub async fn send(&self, subject: &str, body: &str) -> Result<(), String> {
+        use lettre::AsyncTransport;
+        let mut message = lettre::Message::builder()
+            .from(self.from.clone())
+            .subject(subject);
+        for to in &self.to {
+            message = message.to(to.clone());
+        }
+        let message = message
+            .header(lettre::message::header::ContentType::TEXT_PLAIN)
+            .body(body.to_owned())
+            .map_err(|e| format!("building the message: {e}"))?;
+        self.transport
+            .send(message)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// A channel ready to send: its kind and resolved address.
 #[derive(Clone)]
 pub enum Target {
@@ -251,6 +349,8 @@ pub enum Target {
     Webhook(String),
     /// A Slack incoming-webhook URL.
     Slack(String),
+    /// An SMTP server and addresses.
+    Email(Box<Mailer>),
 }
 
 impl std::fmt::Debug for Target {
@@ -258,6 +358,7 @@ impl std::fmt::Debug for Target {
         match self {
             Self::Webhook(_) => f.write_str("Webhook(<redacted>)"),
             Self::Slack(_) => f.write_str("Slack(<redacted>)"),
+            Self::Email(_) => f.write_str("Email(<redacted>)"),
         }
     }
 }
@@ -278,11 +379,11 @@ pub fn targets(channels: &[ChannelSpec]) -> Result<BTreeMap<String, Target>, Str
                     .resolve()
                     .map_err(|e| format!("channel `{}` (slack): {e}", channel.name))?,
             )
-        } else if channel.email.is_some() {
-            return Err(format!(
-                "channel `{}`: e-mail channels are not supported yet; use a webhook or Slack",
-                channel.name
-            ));
+        } else if let Some(email) = &channel.email {
+            Target::Email(Box::new(
+                Mailer::new(email)
+                    .map_err(|e| format!("channel `{}` (email): {e}", channel.name))?,
+            ))
         } else {
             continue;
         };
@@ -333,6 +434,10 @@ pub async fn deliver(
                     for channel in &notification.channels {
                         let body = match targets.get(channel) {
                             Some(Target::Slack(_)) => slack_body(&notification),
+                            Some(Target::Email(_)) => {
+                                let (subject, text) = email_text(&notification);
+                                json!({"subject": subject, "text": text})
+                            }
                             _ => webhook_body(&notification),
                         };
                         queue.push_back(Pending {
@@ -363,6 +468,14 @@ pub async fn deliver(
                             .and_then(reqwest::Response::error_for_status)
                             .map(drop)
                             .map_err(|e| e.without_url().to_string()),
+                        Some(Target::Email(mailer)) => {
+                            mailer
+                                .send(
+                                    pending.body["subject"].as_str().unwrap_or_default(),
+                                    pending.body["text"].as_str().unwrap_or_default(),
+                                )
+                                .await
+                        }
                         None => Err(format!("no channel named {}", pending.channel)),
                     };
                     match result {
@@ -445,7 +558,7 @@ mod tests {
             "Monitor UNK_source-Monitor just entered alert status. Please investigate the issue."
         );
         assert_eq!(first[0].channels, ["security-team"]);
-        for minute in 2..10 {
+        for minute in 2..11 {
             assert!(
                 monitors
                     .evaluate(&result(d, minute * 60_000, 0.6, 1.0))
@@ -453,16 +566,16 @@ mod tests {
                 "minute {minute}: no second alert in one episode"
             );
         }
-        // 10 minutes of data time after the alert: a re-notification.
+        // 10 minutes of data time after the alerted interval ended: a re-notification.
         assert_eq!(
-            kinds(monitors.evaluate(&result(d, 10 * 60_000, 0.6, 1.0))),
+            kinds(monitors.evaluate(&result(d, 11 * 60_000, 0.6, 1.0))),
             [Kind::Renotify]
         );
-        let recovery = monitors.evaluate(&result(d, 11 * 60_000, 0.0, 1.0));
+        let recovery = monitors.evaluate(&result(d, 12 * 60_000, 0.0, 1.0));
         assert_eq!(kinds(recovery.clone()), [Kind::Recovery]);
         assert_eq!(recovery[0].episode_start, 60_000);
         assert_eq!(
-            kinds(monitors.evaluate(&result(d, 12 * 60_000, 0.9, 1.0))),
+            kinds(monitors.evaluate(&result(d, 13 * 60_000, 0.9, 1.0))),
             [Kind::Alert],
             "a new episode alerts again"
         );

@@ -6,7 +6,8 @@
 //! then live traffic runs with one anomaly phase on each of the five fields, a repeat of the
 //! first, and quiet gaps between. The test's own webhook receiver must get exactly one alert per
 //! phase, from the right monitor, and none in the quiet gaps; each sustained phase must be
-//! flagged for more than its first interval.
+//! flagged for more than its first interval. Every monitor also e-mails: a real SMTP server
+//! (PyPI's aiosmtpd) on loopback must receive the e-mail form of each alert.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -16,7 +17,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
 use detector::settings::{DetectorConfig, RawConfig, Settings};
-use detector::spec::{Secret, Spec};
+use detector::spec::{ChannelSpec, EmailSpec, Secret, SmtpTls, Spec};
 use pipeline::kafka::KafkaConfig;
 use pipeline::testkit;
 use pipeline::wire::MonitoredField;
@@ -121,7 +122,13 @@ fn transformer_settings(kafka: &KafkaConfig) -> transformer::settings::Settings 
     transformer::settings::Settings::from_raw(raw, Some("proof-0".into())).expect("settings")
 }
 
-fn detector_settings(kafka: &KafkaConfig, url: &str, index: &str, hook: &str) -> Settings {
+fn detector_settings(
+    kafka: &KafkaConfig,
+    url: &str,
+    index: &str,
+    hook: &str,
+    smtp_port: u16,
+) -> Settings {
     let mut spec = Spec::default_spec().expect("default spec");
     let name = testkit::unique_name("proof");
     spec.events = index.to_owned();
@@ -137,6 +144,23 @@ fn detector_settings(kafka: &KafkaConfig, url: &str, index: &str, hook: &str) ->
         file: None,
         value: Some(hook.to_owned()),
     });
+    spec.channels.push(ChannelSpec {
+        name: "security-email".into(),
+        webhook: None,
+        slack: None,
+        email: Some(EmailSpec {
+            host: "127.0.0.1".into(),
+            port: smtp_port,
+            tls: SmtpTls::None,
+            username: None,
+            password: None,
+            from: "logwarden <logwarden@example.test>".into(),
+            to: vec!["security-team@example.test".into()],
+        }),
+    });
+    for monitor in &mut spec.monitors {
+        monitor.channels.push("security-email".into());
+    }
     let mut raw = RawConfig {
         kafka: kafka.clone(),
         detector: DetectorConfig::default(),
@@ -232,7 +256,8 @@ async fn every_injected_phase_gets_one_alert_from_the_right_monitor_and_quiet_ge
 
     // The detector, trained on that history.
     let (hook, inbox) = receiver().await;
-    let settings = detector_settings(&kafka, &url, &index, &hook);
+    let smtp = testkit::SmtpServer::start().await;
+    let settings = detector_settings(&kafka, &url, &index, &hook, smtp.port);
     let results_index = settings.spec.results.clone();
     let (detector_service, detector_stop) = testkit::service("detector").await;
     let detector_metrics = detector_service.telemetry.clone();

