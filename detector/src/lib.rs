@@ -6,9 +6,12 @@
 //! - [`model`]: a random cut forest per detector with a thresholding layer: grade, confidence.
 //! - [`store`]: OpenSearch: history for a cold start, results, checkpoints.
 //! - [`alert`]: monitors and episodes (pure), and the delivery task (webhook, Slack).
+//! - [`evaluate`]: precision, recall and time to detect against the producer's labels; and
+//!   historical analysis of a past range.
 //! - [`settings`], [`service`]: the Kafka service.
 
 pub mod alert;
+pub mod evaluate;
 pub mod model;
 pub mod service;
 pub mod settings;

@@ -356,8 +356,9 @@ async fn start_detector(
         return Ok(None);
     };
     let mut model = Model::new(&detector.model, 0x5eed ^ index as u64)?;
+    // History comes per interval already aggregated (a rate already per second).
     for interval in &history {
-        model.observe(value_of(detector, interval))?;
+        model.observe(interval.value)?;
     }
     window = Window::new(interval, delay, Some(to));
     tracing::info!(detector = %detector.name, intervals = history.len(), "Cold start: trained on the index's history.");

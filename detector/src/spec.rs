@@ -82,6 +82,11 @@ pub struct DetectorSpec {
     /// Model settings.
     #[serde(default)]
     pub model: ModelSpec,
+    /// The field of the producer's ground-truth labels whose phases are this detector's
+    /// anomalies (`action`, `httpSourceName`, `httpStatus`, `country`, `httpMethod`), for
+    /// `logwarden-detector evaluate`.
+    #[serde(default, skip_serializing)]
+    pub ground_truth: Option<String>,
 }
 
 fn default_interval() -> Duration {

@@ -9,71 +9,25 @@
 //! flagged for more than its first interval. Every monitor also e-mails: a real SMTP server
 //! (PyPI's aiosmtpd) on loopback must receive the e-mail form of each alert.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State;
-use axum::routing::post;
+use common::{receiver, send};
 use detector::settings::{DetectorConfig, RawConfig, Settings};
 use detector::spec::{ChannelSpec, EmailSpec, Secret, SmtpTls, Spec};
 use pipeline::kafka::KafkaConfig;
 use pipeline::testkit;
 use pipeline::wire::MonitoredField;
 use producer::generate::Generator;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use serde_json::{Value, json};
 
 const INTERVAL_MS: i64 = 2_000;
 const RATE: usize = 50;
 const PHASE_MS: i64 = 10_000;
 const GAP_MS: i64 = 14_000;
-
-type Inbox = Arc<Mutex<Vec<(i64, Value)>>>;
-
-/// The test's webhook receiver: stores every body with its arrival time.
-async fn receiver() -> (String, Inbox) {
-    let inbox: Inbox = Arc::default();
-    let app = Router::new()
-        .route(
-            "/hook",
-            post(
-                |State(inbox): State<Inbox>, body: axum::Json<Value>| async move {
-                    let now = chrono::Utc::now().timestamp_millis();
-                    inbox.lock().expect("inbox").push((now, body.0));
-                    "ok"
-                },
-            ),
-        )
-        .with_state(inbox.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, inbox)
-}
-
-async fn send(producer: &FutureProducer, topic: &str, payloads: &[Vec<u8>]) {
-    let mut deliveries = Vec::new();
-    for (i, payload) in payloads.iter().enumerate() {
-        let key = i.to_string();
-        let mut record = FutureRecord::to(topic).key(&key).payload(payload);
-        loop {
-            match producer.send_result(record) {
-                Ok(delivery) => break deliveries.push(delivery),
-                Err((_, returned)) => {
-                    record = returned;
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            }
-        }
-    }
-    for delivery in deliveries {
-        delivery.await.expect("not cancelled").expect("delivered");
-    }
-}
 
 fn monitor_of(field: MonitoredField) -> &'static str {
     match field {
@@ -381,9 +335,24 @@ async fn every_injected_phase_gets_one_alert_from_the_right_monitor_and_quiet_ge
     detector_stop.cancel();
     sink_stop.cancel();
     transformer_stop.cancel();
-    let _ = detector.await;
-    let _ = sink.await;
-    let _ = transformer.await;
+    // A service that stopped early says why (e.g. OpenSearch refused an index).
+    for (name, outcome) in [
+        (
+            "detector",
+            detector.await.map(|r| r.map_err(|e| e.to_string())),
+        ),
+        ("sink", sink.await.map(|r| r.map_err(|e| e.to_string()))),
+        (
+            "transformer",
+            transformer.await.map(|r| r.map_err(|e| e.to_string())),
+        ),
+    ] {
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => failures.push(format!("the {name} failed: {err}")),
+            Err(err) => failures.push(format!("the {name} task failed: {err}")),
+        }
+    }
     for name in [format!("{index}-*"), results_index.clone()] {
         let _ = http.delete(format!("{url}/{name}")).send().await;
     }

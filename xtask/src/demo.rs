@@ -87,7 +87,22 @@ pub fn run(ctx: &Ctx, options: &StackOptions) -> Result<()> {
     println!(
         "\ndemo: one minute of live traffic (50 events/s) with a 20-second anomaly on `country`…"
     );
-    producer(state, &["--scenario", &scenario.display().to_string()])?;
+    let run_id = format!(
+        "demo-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    );
+    producer(
+        state,
+        &[
+            "--scenario",
+            &scenario.display().to_string(),
+            "--run-id",
+            &run_id,
+        ],
+    )?;
 
     println!("\ndemo: waiting for the transformer and the sink to catch up (consumer lag 0)…");
     let caught_up = wait_for_lag(ctx, &kafka, TRANSFORMER_GROUP, &kafka.topics.raw)?
@@ -132,6 +147,16 @@ pub fn run(ctx: &Ctx, options: &StackOptions) -> Result<()> {
             "  every scored interval: curl -s '{url}/{DEMO_RESULTS}/_search?q=anomaly_grade:>0&sort=data_start_time:desc&pretty'"
         );
     }
+    println!(
+        "\ndemo: the detector scored against the producer's ground truth (`logwarden-detector evaluate --run-id {run_id}`):"
+    );
+    let evaluated = binary(state, "detector", &["evaluate", "--run-id", &run_id])?
+        .env("LOGWARDEN_DETECTOR__SPEC", &spec)
+        .status()
+        .context("running the evaluation")?;
+    if !evaluated.success() {
+        println!("demo: the evaluation failed ({evaluated}); its error is above");
+    }
     report(ctx, state)?;
     if !received
         .iter()
@@ -150,38 +175,47 @@ const DEMO_CHECKPOINTS: &str = "logwarden-demo-detector-checkpoints";
 /// its channel pointed at the demo's receiver.
 fn demo_spec(receiver: &str) -> String {
     let detectors = [
-        ("action-anomaly-detector", "B_action", "B_action-Monitor"),
+        (
+            "action-anomaly-detector",
+            "B_action",
+            "B_action-Monitor",
+            "action",
+        ),
         (
             "source-anomaly-detector",
             "UNK_source",
             "UNK_source-Monitor",
+            "httpSourceName",
         ),
         (
             "httpstatus-anomaly-detector",
             "B_httpstatus",
             "B_httpstatus-Monitor",
+            "httpStatus",
         ),
         (
             "country-anomaly-detector",
             "UNK_country",
             "UNK_country-Monitor",
+            "country",
         ),
         (
             "method-anomaly-detector",
             "uncommon_method",
             "uncommon_method-Monitor",
+            "httpMethod",
         ),
     ];
     let mut spec = format!(
         "events: {EVENTS}\nresults: {DEMO_RESULTS}\ncheckpoints: {DEMO_CHECKPOINTS}\ndetectors:\n"
     );
-    for (name, field, _) in detectors {
+    for (name, field, _, truth) in detectors {
         spec.push_str(&format!(
-            "  - {{name: {name}, feature: {{field: {field}}}, interval: 5s, window_delay: 2s, model: {{history: 360}}}}\n"
+            "  - {{name: {name}, feature: {{field: {field}}}, interval: 5s, window_delay: 2s, model: {{history: 360}}, ground_truth: {truth}}}\n"
         ));
     }
     spec.push_str("monitors:\n");
-    for (name, _, monitor) in detectors {
+    for (name, _, monitor, _) in detectors {
         spec.push_str(&format!(
             "  - {{name: {monitor}, detectors: [{name}], channels: [demo-receiver]}}\n"
         ));

@@ -369,7 +369,10 @@ pub fn render_opensearch_yml(
          http.port: {}\n\
          transport.port: {}\n\
          path.data: {}\n\
-         path.logs: {}\n",
+         path.logs: {}\n\
+         # A dev box's disk is shared with build caches: without this, OpenSearch blocks index\n\
+         # creation once the disk is 90% full (`cluster create-index blocked`).\n\
+         cluster.routing.allocation.disk.threshold_enabled: false\n",
         settings.http_port,
         settings.transport_port,
         data.display(),
@@ -665,6 +668,7 @@ mod tests {
                 "transport.port: 19300",
                 "path.data: /d/os/data",
                 "path.logs: /d/os/logs",
+                "cluster.routing.allocation.disk.threshold_enabled: false",
             ]
         );
         // Rendering from the pristine copy again gives the same file: no duplicated block.

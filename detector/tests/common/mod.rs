@@ -1,0 +1,58 @@
+//! What the detector's integration tests share: a webhook receiver and a producer helper.
+
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::post;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::Value;
+
+/// Bodies received, with their arrival time (epoch ms).
+pub type Inbox = Arc<Mutex<Vec<(i64, Value)>>>;
+
+/// The test's webhook receiver: stores every body with its arrival time.
+pub async fn receiver() -> (String, Inbox) {
+    let inbox: Inbox = Arc::default();
+    let app = Router::new()
+        .route(
+            "/hook",
+            post(
+                |State(inbox): State<Inbox>, body: axum::Json<Value>| async move {
+                    let now = chrono::Utc::now().timestamp_millis();
+                    inbox.lock().expect("inbox").push((now, body.0));
+                    "ok"
+                },
+            ),
+        )
+        .with_state(inbox.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, inbox)
+}
+
+pub async fn send(producer: &FutureProducer, topic: &str, payloads: &[Vec<u8>]) {
+    let mut deliveries = Vec::new();
+    for (i, payload) in payloads.iter().enumerate() {
+        let key = i.to_string();
+        let mut record = FutureRecord::to(topic).key(&key).payload(payload);
+        loop {
+            match producer.send_result(record) {
+                Ok(delivery) => break deliveries.push(delivery),
+                Err((_, returned)) => {
+                    record = returned;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    }
+    for delivery in deliveries {
+        delivery.await.expect("not cancelled").expect("delivered");
+    }
+}

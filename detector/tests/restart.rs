@@ -1,0 +1,163 @@
+//! A restart of the detector on the real stack: the model comes back from its checkpoint (no
+//! history in the index, so a cold start would begin with zero confidence), and the anomaly
+//! alerted before the restart is not alerted again.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{receiver, send};
+use detector::settings::{RawConfig, Settings};
+use detector::spec::Spec;
+use pipeline::kafka::KafkaConfig;
+use pipeline::testkit;
+use rdkafka::producer::FutureProducer;
+use serde_json::{Value, json};
+
+fn settings(kafka: &KafkaConfig, url: &str, name: &str, hook: &str) -> Settings {
+    let spec = format!(
+        r#"
+events: {name}events
+results: {name}results
+checkpoints: {name}checkpoints
+detectors:
+  - name: country-anomaly-detector
+    feature: {{field: UNK_country}}
+    interval: 1s
+    window_delay: 500ms
+    model: {{history: 0, baseline: 10}}
+monitors:
+  - {{name: UNK_country-Monitor, detectors: [country-anomaly-detector], channels: [hook]}}
+channels:
+  - {{name: hook, webhook: {{value: "{hook}"}}}}
+"#
+    );
+    let mut raw = RawConfig {
+        kafka: kafka.clone(),
+        ..RawConfig::default()
+    };
+    raw.opensearch.url = url.to_owned();
+    raw.detector.checkpoint_ms = 1_000;
+    let mut settings = Settings::from_raw(raw).expect("settings");
+    settings.spec = Spec::parse(&spec, "restart test").expect("spec");
+    settings
+}
+
+/// Streams enriched-shaped records for `seconds`, 20 every 100 ms, `bad` of them with
+/// UNK_country = 1.
+async fn stream(producer: &FutureProducer, topic: &str, seconds: u64, bad: usize) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    for round in 0..seconds * 10 {
+        tick.tick().await;
+        let now = chrono::Utc::now();
+        let batch: Vec<Vec<u8>> = (0..20)
+            .map(|i| {
+                let record = json!({
+                    "@timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    "UNK_country": u8::from(i < bad || (bad == 0 && i == 0 && round % 7 == 0)),
+                    "event_id": format!("restart-{round}-{i}"),
+                });
+                serde_json::to_vec(&record).expect("json")
+            })
+            .collect();
+        send(producer, topic, &batch).await;
+    }
+}
+
+async fn run_detector(
+    settings: Settings,
+) -> (
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<()>,
+) {
+    let (service, stop) = testkit::service("detector").await;
+    let task = tokio::spawn(async move {
+        detector::service::run(settings, &service)
+            .await
+            .expect("the detector runs and stops cleanly");
+    });
+    (stop, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_keeps_the_model_and_does_not_alert_again() {
+    let url = testkit::require_opensearch().await;
+    let kafka = testkit::kafka_with_private_topics("restart", 1).await;
+    let name = testkit::unique_name("restart");
+    let producer: FutureProducer = kafka.producer_config("restart").create().expect("producer");
+    let (hook, inbox) = receiver().await;
+
+    let (stop, task) = run_detector(settings(&kafka, &url, &name, &hook)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stream(&producer, &kafka.topics.enriched, 15, 0).await;
+    stream(&producer, &kafka.topics.enriched, 4, 20).await;
+    stream(&producer, &kafka.topics.enriched, 4, 0).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.cancel();
+    task.await.expect("first run ends");
+    let before: Vec<Value> = inbox
+        .lock()
+        .expect("inbox")
+        .iter()
+        .map(|(_, b)| b.clone())
+        .collect();
+
+    let restarted_at = chrono::Utc::now().timestamp_millis();
+    let (stop, task) = run_detector(settings(&kafka, &url, &name, &hook)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stream(&producer, &kafka.topics.enriched, 5, 0).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.cancel();
+    task.await.expect("second run ends");
+    let after: Vec<Value> = inbox
+        .lock()
+        .expect("inbox")
+        .iter()
+        .map(|(_, b)| b.clone())
+        .collect();
+
+    let http = reqwest::Client::new();
+    let results_index = format!("{name}results");
+    let _ = http
+        .post(format!("{url}/{results_index}/_refresh"))
+        .send()
+        .await;
+    let answer: Value = http
+        .post(format!("{url}/{results_index}/_search"))
+        .json(&json!({
+            "size": 100,
+            "sort": [{"data_start_time": "asc"}],
+            "query": {"range": {"data_start_time": {"gte": restarted_at}}}
+        }))
+        .send()
+        .await
+        .expect("search")
+        .json()
+        .await
+        .expect("json");
+    let confidences: Vec<f64> = answer["hits"]["hits"]
+        .as_array()
+        .expect("hits")
+        .iter()
+        .filter_map(|h| h["_source"]["confidence"].as_f64())
+        .collect();
+    for index in [results_index, format!("{name}checkpoints")] {
+        let _ = http.delete(format!("{url}/{index}")).send().await;
+    }
+
+    let alerts = |bodies: &[Value]| bodies.iter().filter(|b| b["kind"] == "alert").count();
+    assert_eq!(alerts(&before), 1, "one alert for the anomaly: {before:?}");
+    assert_eq!(
+        after.len(),
+        before.len(),
+        "nothing new after the restart: {after:?}"
+    );
+    assert!(
+        confidences.len() >= 4,
+        "the restarted detector scored the new intervals: {confidences:?}"
+    );
+    assert!(
+        confidences.iter().all(|&c| c >= 0.99),
+        "the restored model is confident at once (a cold start without history begins at 0): {confidences:?}"
+    );
+}
