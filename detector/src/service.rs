@@ -110,15 +110,18 @@ impl Metrics {
                 &["detector"],
             )?,
         };
-        registry.register(Box::new(metrics.intervals.clone()))?;
-        registry.register(Box::new(metrics.anomalies.clone()))?;
-        registry.register(Box::new(metrics.late.clone()))?;
-        registry.register(Box::new(metrics.unreadable.clone()))?;
-        registry.register(Box::new(metrics.checkpoint_age.clone()))?;
-        registry.register(Box::new(metrics.delivery.sent.clone()))?;
-        registry.register(Box::new(metrics.delivery.failed.clone()))?;
-        registry.register(Box::new(metrics.delivery.pending.clone()))?;
-        registry.register(Box::new(metrics.scored_until.clone()))?;
+        pipeline::register_metrics!(
+            registry,
+            metrics.intervals,
+            metrics.anomalies,
+            metrics.late,
+            metrics.unreadable,
+            metrics.checkpoint_age,
+            metrics.delivery.sent,
+            metrics.delivery.failed,
+            metrics.delivery.pending,
+            metrics.scored_until
+        )?;
         Ok(metrics)
     }
 }

@@ -259,6 +259,18 @@ async fn readyz(State(telemetry): State<Telemetry>) -> impl IntoResponse {
     (status, text)
 }
 
+/// Registers each listed metric (a clone of it: metrics share their values) in a registry,
+/// stopping at the first error: `register_metrics!(registry, metrics.a, metrics.b)?`.
+#[macro_export]
+macro_rules! register_metrics {
+    ($registry:expr, $($metric:expr),+ $(,)?) => {
+        (|| -> ::prometheus::Result<()> {
+            $( $registry.register(::std::boxed::Box::new($metric.clone()))?; )+
+            Ok(())
+        })()
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -61,10 +61,13 @@ impl Metrics {
                 "Deliveries awaiting the broker's acknowledgement.",
             )?,
         };
-        registry.register(Box::new(metrics.records.clone()))?;
-        registry.register(Box::new(metrics.labels.clone()))?;
-        registry.register(Box::new(metrics.errors.clone()))?;
-        registry.register(Box::new(metrics.in_flight.clone()))?;
+        pipeline::register_metrics!(
+            registry,
+            metrics.records,
+            metrics.labels,
+            metrics.errors,
+            metrics.in_flight
+        )?;
         Ok(metrics)
     }
 }

@@ -128,16 +128,19 @@ impl Metrics {
         for reason in DeadLetterReason::ALL {
             metrics.dead_letters.with_label_values(&[reason.as_str()]);
         }
-        registry.register(Box::new(metrics.records_in.clone()))?;
-        registry.register(Box::new(metrics.batch_records.clone()))?;
-        registry.register(Box::new(metrics.batch_bytes.clone()))?;
-        registry.register(Box::new(metrics.bulk_seconds.clone()))?;
-        registry.register(Box::new(metrics.items.clone()))?;
-        registry.register(Box::new(metrics.requests.clone()))?;
-        registry.register(Box::new(metrics.dead_letters.clone()))?;
-        registry.register(Box::new(metrics.backpressure.clone()))?;
-        registry.register(Box::new(metrics.requests_in_flight.clone()))?;
-        registry.register(Box::new(metrics.records_in_flight.clone()))?;
+        pipeline::register_metrics!(
+            registry,
+            metrics.records_in,
+            metrics.batch_records,
+            metrics.batch_bytes,
+            metrics.bulk_seconds,
+            metrics.items,
+            metrics.requests,
+            metrics.dead_letters,
+            metrics.backpressure,
+            metrics.requests_in_flight,
+            metrics.records_in_flight
+        )?;
         Ok(metrics)
     }
 }

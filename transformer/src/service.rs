@@ -114,14 +114,17 @@ impl Metrics {
         for reason in DeadLetterReason::ALL {
             metrics.dead_letters.with_label_values(&[reason.as_str()]);
         }
-        registry.register(Box::new(metrics.records_in.clone()))?;
-        registry.register(Box::new(metrics.records_out.clone()))?;
-        registry.register(Box::new(metrics.dead_letters.clone()))?;
-        registry.register(Box::new(metrics.transform_seconds.clone()))?;
-        registry.register(Box::new(metrics.delivery_seconds.clone()))?;
-        registry.register(Box::new(metrics.in_flight.clone()))?;
-        registry.register(Box::new(metrics.delivery_events.clone()))?;
-        registry.register(Box::new(metrics.transactions.clone()))?;
+        pipeline::register_metrics!(
+            registry,
+            metrics.records_in,
+            metrics.records_out,
+            metrics.dead_letters,
+            metrics.transform_seconds,
+            metrics.delivery_seconds,
+            metrics.in_flight,
+            metrics.delivery_events,
+            metrics.transactions
+        )?;
         Ok(metrics)
     }
 }
