@@ -503,7 +503,7 @@ mod tests {
             ]
         );
         let specs = names.specs(4, 1);
-        assert_eq!(specs.len(), 4);
+        assert_eq!(specs.len(), 5);
         assert!(specs.iter().all(|s| s.partitions == 4));
     }
 }

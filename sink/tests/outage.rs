@@ -96,18 +96,7 @@ async fn opensearch_unreachable_for_30_s_mid_stream_loses_and_duplicates_nothing
     let sink = common::start_sink(settings).await;
 
     // A steady stream: 500 records/s for 30 s, so records keep arriving through the outage.
-    let producer: rdkafka::producer::FutureProducer = kafka
-        .producer_config("sink-outage-stream")
-        .create()
-        .expect("producer");
-    let topic = kafka.topics.enriched.clone();
-    let stream = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(100));
-        for chunk in payloads.chunks(RATE_PER_100MS) {
-            tick.tick().await;
-            common::produce_with(&producer, &topic, chunk).await;
-        }
-    });
+    let stream = common::stream(&kafka, &kafka.topics.enriched, payloads, RATE_PER_100MS);
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while search.count(&index).await < 1_000 {

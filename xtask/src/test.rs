@@ -95,6 +95,15 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
             smtpd.display().to_string(),
         ),
         (
+            // The sink's freeze test stops (SIGSTOP) and resumes this process.
+            "XTASK_OPENSEARCH_PID",
+            up.state
+                .opensearch
+                .as_ref()
+                .map(|o| o.pid.to_string())
+                .context("the stack state lists no OpenSearch; run `cargo xtask stack reset`")?,
+        ),
+        (
             "LOGWARDEN_KAFKA__BROKERS",
             up.state
                 .kafka_brokers()

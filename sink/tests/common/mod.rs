@@ -297,3 +297,24 @@ pub fn metric(text: &str, name: &str, labels: &str) -> f64 {
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
+
+/// Streams `payloads` to `topic` in the background, `per_tick` records every 100 ms.
+pub fn stream(
+    kafka: &KafkaConfig,
+    topic: &str,
+    payloads: Vec<Vec<u8>>,
+    per_tick: usize,
+) -> tokio::task::JoinHandle<()> {
+    let producer: FutureProducer = kafka
+        .producer_config("sink-test-stream")
+        .create()
+        .expect("producer");
+    let topic = topic.to_owned();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        for chunk in payloads.chunks(per_tick) {
+            tick.tick().await;
+            produce_with(&producer, &topic, chunk).await;
+        }
+    })
+}

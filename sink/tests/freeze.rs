@@ -1,0 +1,107 @@
+//! The stack's OpenSearch itself stopped for 30 seconds mid-stream (SIGSTOP, then SIGCONT: the
+//! process does not run at all, every request hangs until the sink's request timeout) and started
+//! again: the sink holds back, retries, and resumes by itself; the index ends with exactly the
+//! expected documents, and the sink was never restarted.
+//!
+//! This test binary has this one test: cargo runs test binaries one after another, so no other
+//! test is talking to OpenSearch while it is stopped. The OpenSearch pid comes from
+//! `cargo xtask test` (`XTASK_OPENSEARCH_PID`).
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Search, metric};
+use pipeline::testkit;
+
+/// Sends SIGCONT when dropped, so OpenSearch runs again even if the test fails midway.
+struct Stopped(String);
+
+impl Stopped {
+    fn stop(pid: &str) -> Self {
+        let status = Command::new("kill")
+            .args(["-STOP", pid])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "SIGSTOP to OpenSearch (pid {pid}) failed");
+        Self(pid.to_owned())
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-CONT", &self.0]).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opensearch_stopped_for_30_s_mid_stream_loses_and_duplicates_nothing() {
+    const RECORDS: usize = 15_000;
+    let pid = std::env::var("XTASK_OPENSEARCH_PID").unwrap_or_else(|_| {
+        panic!("XTASK_OPENSEARCH_PID is not set: run the suite with `cargo xtask test`, which starts the stack and names its OpenSearch process")
+    });
+    let search = Search::require().await;
+    let kafka = testkit::kafka_with_private_topics("sink-freeze", 2).await;
+    let index = common::unique_index("sink-freeze");
+    let payloads = common::enriched(&common::raw_records(RECORDS, 13), &kafka.topics.raw);
+    let mut settings = common::sink_settings(&kafka, &search.url, &index);
+    settings.request_timeout = Duration::from_secs(5);
+    let sink = common::start_sink(settings).await;
+    // 500 records/s for 30 s: records keep arriving while OpenSearch is stopped.
+    let stream = common::stream(&kafka, &kafka.topics.enriched, payloads, 50);
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while search.count(&index).await < 1_000 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the sink never started indexing"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let before = search.count(&index).await;
+    let stopped = Stopped::stop(&pid);
+    eprintln!("OpenSearch (pid {pid}) stopped with {before} of {RECORDS} documents indexed");
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let during = sink.metrics.render();
+    let (ready, why) = sink.metrics.health.report();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    drop(stopped);
+    eprintln!("OpenSearch started again");
+
+    let count = search
+        .wait_for_count(&index, RECORDS as u64, Duration::from_secs(120))
+        .await;
+    stream.await.expect("the stream ends");
+    let after = sink.metrics.render();
+    let metrics = sink.stop().await;
+    search.clean(&index).await;
+
+    assert!(
+        (before as usize) < RECORDS,
+        "the stop began mid-stream ({before} of {RECORDS} already indexed)"
+    );
+    assert_eq!(
+        metric(&during, "logwarden_sink_backpressure", ""),
+        1.0,
+        "back-pressure shows while OpenSearch is stopped"
+    );
+    assert!(
+        !ready && why.contains("opensearch"),
+        "/readyz is not ready while OpenSearch is stopped: {why}"
+    );
+    assert_eq!(count, RECORDS as u64, "exactly every record, once");
+    assert_eq!(metric(&after, "logwarden_sink_backpressure", ""), 0.0);
+    assert!(
+        metric(
+            &metrics,
+            "logwarden_sink_bulk_requests_total",
+            "result=\"retry\""
+        ) >= 1.0,
+        "retries were counted"
+    );
+    assert_eq!(
+        metric(&metrics, "logwarden_sink_dead_letters_total", ""),
+        0.0
+    );
+}
