@@ -78,6 +78,36 @@ impl Preparer {
 
     /// The document for an enriched record, or why there cannot be one. Never panics.
     pub fn prepare(&mut self, payload: &[u8]) -> Result<Document, Unusable> {
+        self.prepare_owned(payload.to_vec())
+            .map_err(|(unusable, _)| unusable)
+    }
+
+    /// As [`Preparer::prepare`], taking the record's bytes (kept as the document's source
+    /// without a copy), and giving them back with the reason when unusable.
+    pub fn prepare_owned(&mut self, payload: Vec<u8>) -> Result<Document, (Unusable, Vec<u8>)> {
+        match self.keys(&payload) {
+            Ok((index, id)) => {
+                // `_bulk` is one JSON document per line: a record pretty-printed over several
+                // lines is put on one (a newline can only be whitespace between tokens in
+                // valid JSON).
+                let mut source = payload;
+                for byte in &mut source {
+                    if *byte == b'\n' {
+                        *byte = b' ';
+                    }
+                }
+                Ok(Document {
+                    index,
+                    id: id.into(),
+                    source: source.into_boxed_slice(),
+                })
+            }
+            Err(unusable) => Err((unusable, payload)),
+        }
+    }
+
+    /// The daily index and the event id of a record.
+    fn keys(&mut self, payload: &[u8]) -> Result<(Arc<str>, String), Unusable> {
         let text = std::str::from_utf8(payload).map_err(|err| {
             Unusable::new(
                 DeadLetterReason::NotUtf8,
@@ -106,21 +136,7 @@ impl Preparer {
                 format!("@timestamp `{timestamp}` does not start with a date (YYYY-MM-DD)"),
             )
         })?;
-        // `_bulk` is one JSON document per line: a record pretty-printed over several lines is
-        // put on one (a newline can only be whitespace between tokens in valid JSON).
-        let source: Box<[u8]> = if payload.contains(&b'\n') {
-            payload
-                .iter()
-                .map(|&b| if b == b'\n' { b' ' } else { b })
-                .collect()
-        } else {
-            payload.into()
-        };
-        Ok(Document {
-            index,
-            id: id.into(),
-            source,
-        })
+        Ok((index, id))
     }
 
     fn daily_index(&mut self, timestamp: &str) -> Option<Arc<str>> {

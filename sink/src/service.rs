@@ -421,7 +421,7 @@ impl Stage {
     fn can_take(&self) -> bool {
         let room = match self.batches.back() {
             Some(batch) if batch.open => !self.is_full(batch),
-            _ => self.batches.len() < self.settings.max_requests,
+            _ => self.batches.len() <= self.settings.max_requests,
         };
         room && !self.dead_letters.is_full() && !self.dead_letters.is_retrying()
     }
@@ -457,7 +457,7 @@ impl Stage {
             key,
             payload,
         } = record;
-        let prepared = self.preparer.prepare(&payload);
+        let prepared = self.preparer.prepare_owned(payload);
         let batch = self.open_batch();
         if batch.records == 0 {
             batch.first_at = tokio::time::Instant::now();
@@ -474,7 +474,7 @@ impl Stage {
                 batch.unsettled += 1;
                 Ok(())
             }
-            Err(unusable) => {
+            Err((unusable, payload)) => {
                 batch.unsettled += 1;
                 let dead = DeadLetter {
                     reason: unusable.reason,
