@@ -8,10 +8,12 @@
 //! - [`alert`]: monitors and episodes (pure), and the delivery task (webhook, Slack).
 //! - [`evaluate`]: precision, recall and time to detect against the producer's labels; and
 //!   historical analysis of a past range.
+//! - [`lease`]: one active replica at a time (a lease document with optimistic concurrency).
 //! - [`settings`], [`service`]: the Kafka service.
 
 pub mod alert;
 pub mod evaluate;
+pub mod lease;
 pub mod model;
 pub mod service;
 pub mod settings;

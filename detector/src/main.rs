@@ -91,7 +91,7 @@ async fn main() -> ExitCode {
 
 async fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
     let raw: RawConfig = pipeline::config::load(config.as_deref())?;
-    let settings = Settings::from_raw(raw)?;
+    let settings = Settings::from_raw(raw, std::env::var("HOSTNAME").ok())?;
     pipeline::telemetry::init_logging(&settings.telemetry)?;
     let service = Service::start("detector", &settings.telemetry, TELEMETRY_PORT)
         .await
@@ -128,7 +128,7 @@ fn check(path: &std::path::Path) -> anyhow::Result<()> {
 
 fn offline_settings(config: Option<PathBuf>) -> anyhow::Result<(Settings, opensearch::OpenSearch)> {
     let raw: RawConfig = pipeline::config::load(config.as_deref())?;
-    let settings = Settings::from_raw(raw)?;
+    let settings = Settings::from_raw(raw, None)?;
     let client =
         pipeline::search::client(&settings.opensearch, std::time::Duration::from_secs(60))?;
     Ok((settings, client))

@@ -9,8 +9,9 @@
 //!
 //! One active instance: the detector reads every partition of `enriched` itself (assigned, not
 //! through a consumer group), because each interval needs all of its events; its positions are
-//! part of the checkpoint, so a restart resumes exactly where the saved state left off. Run one
-//! replica (the Helm chart's Deployment uses `replicas: 1` and the `Recreate` strategy).
+//! part of the checkpoint, so a restart resumes exactly where the saved state left off. Replicas
+//! beyond the first wait on standby for the lease ([`crate::lease`]); the one holding it restores
+//! the latest checkpoint and scores, and a standby takes over when it stops.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -30,6 +31,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::alert::{self, DeliveryMetrics, Monitors};
+use crate::lease::{Attempt, Lease};
 use crate::model::{Model, ModelError};
 use crate::settings::Settings;
 use crate::spec::{Aggregation, DetectorSpec, Feature};
@@ -38,6 +40,8 @@ use crate::window::{Interval, Window};
 
 /// The readiness check for OpenSearch.
 pub const OPENSEARCH_CHECK: &str = "opensearch";
+/// The readiness check for the lease: not ready while on standby.
+pub const LEASE_CHECK: &str = "lease";
 /// The checkpoint document holding stream positions and monitor episodes.
 const STREAM_CHECKPOINT: &str = "_stream";
 
@@ -58,6 +62,8 @@ pub struct Metrics {
     pub delivery: DeliveryMetrics,
     /// Each detector's last scored interval end, epoch seconds.
     pub scored_until: IntGaugeVec,
+    /// 1 while this replica holds the lease and scores, 0 on standby.
+    pub active: IntGauge,
 }
 
 impl Metrics {
@@ -109,6 +115,10 @@ impl Metrics {
                 ),
                 &["detector"],
             )?,
+            active: IntGauge::new(
+                "detector_active",
+                "1 while this replica holds the lease and scores, 0 on standby.",
+            )?,
         };
         pipeline::register_metrics!(
             registry,
@@ -120,7 +130,8 @@ impl Metrics {
             metrics.delivery.sent,
             metrics.delivery.failed,
             metrics.delivery.pending,
-            metrics.scored_until
+            metrics.scored_until,
+            metrics.active
         )?;
         Ok(metrics)
     }
@@ -138,6 +149,9 @@ pub enum ServiceError {
     /// A model could not be built.
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// Another replica took the lease over (this one could not renew it in time).
+    #[error("lost the lease to another replica; stopping so only one scores")]
+    LeaseLost,
     /// A channel cannot be used (its secret is missing).
     #[error("alert channels: {0}")]
     Channels(String),
@@ -227,6 +241,10 @@ pub async fn run(settings: Settings, service: &Service) -> Result<(), ServiceErr
     if prepared.is_none() {
         return Ok(());
     }
+    let Some(mut lease) = acquire(&client, &settings, &health, &shutdown).await? else {
+        return Ok(());
+    };
+    metrics.active.set(1);
 
     let now = now_ms();
     let mut detectors = Vec::with_capacity(spec.detectors.len());
@@ -286,11 +304,23 @@ pub async fn run(settings: Settings, service: &Service) -> Result<(), ServiceErr
     };
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut renew = tokio::time::interval(lease.renew_every());
+    renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_message = Instant::now();
     loop {
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
+            _ = renew.tick() => match lease.renew(&client).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    metrics.active.set(0);
+                    health.not_ready(LEASE_CHECK, "lost the lease");
+                    delivery_shutdown.cancel();
+                    return Err(ServiceError::LeaseLost);
+                }
+                Err(err) => tracing::warn!(%err, "Renewing the lease failed; retrying."),
+            },
             message = consumer.recv() => match message {
                 Ok(message) => {
                     last_message = Instant::now();
@@ -317,7 +347,52 @@ pub async fn run(settings: Settings, service: &Service) -> Result<(), ServiceErr
     drop(stage.outbox);
     let _ = tokio::time::timeout(Duration::from_secs(5), delivery).await;
     delivery_shutdown.cancel();
+    // A standby takes over at once.
+    lease.release(&client).await;
+    metrics.active.set(0);
     Ok(())
+}
+
+/// Waits on standby until this replica holds the lease; `None` if shut down first.
+async fn acquire(
+    client: &OpenSearch,
+    settings: &Settings,
+    health: &Health,
+    shutdown: &CancellationToken,
+) -> Result<Option<Lease>, ServiceError> {
+    health.register(LEASE_CHECK, "standby: waiting for the lease");
+    let mut told = false;
+    loop {
+        match Lease::try_acquire(
+            client,
+            &settings.spec.checkpoints,
+            &settings.instance_id,
+            settings.lease_ttl,
+        )
+        .await
+        {
+            Ok(Ok(lease)) => {
+                health.ready(LEASE_CHECK);
+                tracing::info!(instance = %settings.instance_id, "Holding the lease: this replica scores and alerts.");
+                return Ok(Some(lease));
+            }
+            Ok(Err(Attempt::HeldBy(holder, until))) => {
+                if !told {
+                    tracing::info!(%holder, until, "Standby: another replica holds the lease.");
+                    told = true;
+                }
+                health.not_ready(LEASE_CHECK, &format!("standby: {holder} holds the lease"));
+            }
+            Err(err) if err.is_transient() => {
+                tracing::warn!(%err, "Taking the lease: waiting for OpenSearch.");
+            }
+            Err(err) => return Err(err.into()),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(None),
+            () = tokio::time::sleep(settings.lease_ttl / 3) => {}
+        }
+    }
 }
 
 /// Restores a detector from its checkpoint, or trains a fresh one on the index's history.

@@ -40,6 +40,11 @@ pub struct DetectorConfig {
     pub spec: Option<PathBuf>,
     /// How often model checkpoints are saved, in milliseconds (and at shutdown).
     pub checkpoint_ms: u64,
+    /// This replica's name in the lease (default `$HOSTNAME`, the pod name).
+    pub instance_id: Option<String>,
+    /// How long the active replica's lease lasts unless renewed, in milliseconds: how soon a
+    /// standby takes over after a crash.
+    pub lease_ms: u64,
 }
 
 impl Default for DetectorConfig {
@@ -47,6 +52,8 @@ impl Default for DetectorConfig {
         Self {
             spec: None,
             checkpoint_ms: 60_000,
+            instance_id: None,
+            lease_ms: 30_000,
         }
     }
 }
@@ -64,11 +71,15 @@ pub struct Settings {
     pub spec: Spec,
     /// Checkpoint period.
     pub checkpoint_every: Duration,
+    /// This replica's name in the lease.
+    pub instance_id: String,
+    /// The lease's time to live.
+    pub lease_ttl: Duration,
 }
 
 impl Settings {
-    /// Validates `raw` and loads its spec.
-    pub fn from_raw(raw: RawConfig) -> Result<Self, ConfigError> {
+    /// Validates `raw` and loads its spec; `hostname` is the default instance id.
+    pub fn from_raw(raw: RawConfig, hostname: Option<String>) -> Result<Self, ConfigError> {
         raw.kafka.validate()?;
         let d = raw.detector;
         let spec = match &d.spec {
@@ -82,19 +93,31 @@ impl Settings {
                 "fix the spec (check it with `logwarden-detector check --spec FILE`)",
             )
         })?;
-        if d.checkpoint_ms == 0 {
-            return Err(ConfigError::invalid(
-                "detector.checkpoint_ms",
-                "is 0",
-                "give a period in milliseconds, e.g. 60000",
-            ));
+        for (key, value) in [
+            ("detector.checkpoint_ms", d.checkpoint_ms),
+            ("detector.lease_ms", d.lease_ms),
+        ] {
+            if value < 300 {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("is {value}"),
+                    "give a period of at least 300 milliseconds, e.g. 30000",
+                ));
+            }
         }
+        let instance_id = d
+            .instance_id
+            .or(hostname)
+            .filter(|id| !id.is_empty())
+            .unwrap_or_else(|| format!("detector-{}", std::process::id()));
         Ok(Self {
             kafka: raw.kafka,
             telemetry: raw.telemetry,
             opensearch: raw.opensearch,
             spec,
             checkpoint_every: Duration::from_millis(d.checkpoint_ms),
+            instance_id,
+            lease_ttl: Duration::from_millis(d.lease_ms),
         })
     }
 }

@@ -121,7 +121,7 @@ fn detector_settings(
         ..RawConfig::default()
     };
     raw.opensearch.url = url.to_owned();
-    let mut settings = Settings::from_raw(raw).expect("detector settings");
+    let mut settings = Settings::from_raw(raw, Some("test-0".into())).expect("detector settings");
     settings.spec = spec;
     settings
 }

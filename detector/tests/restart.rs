@@ -1,6 +1,7 @@
-//! A restart of the detector on the real stack: the model comes back from its checkpoint (no
-//! history in the index, so a cold start would begin with zero confidence), and the anomaly
-//! alerted before the restart is not alerted again.
+//! Restarts and replicas of the detector on the real stack: the model comes back from its
+//! checkpoint (no history in the index, so a cold start would begin with zero confidence), the
+//! anomaly alerted before a restart is not alerted again, and a second replica waits on standby
+//! until the first one stops, then takes over.
 
 mod common;
 
@@ -15,6 +16,10 @@ use rdkafka::producer::FutureProducer;
 use serde_json::{Value, json};
 
 fn settings(kafka: &KafkaConfig, url: &str, name: &str, hook: &str) -> Settings {
+    replica(kafka, url, name, hook, "test-0")
+}
+
+fn replica(kafka: &KafkaConfig, url: &str, name: &str, hook: &str, instance: &str) -> Settings {
     let spec = format!(
         r#"
 events: {name}events
@@ -38,7 +43,8 @@ channels:
     };
     raw.opensearch.url = url.to_owned();
     raw.detector.checkpoint_ms = 1_000;
-    let mut settings = Settings::from_raw(raw).expect("settings");
+    raw.detector.lease_ms = 1_500;
+    let mut settings = Settings::from_raw(raw, Some(instance.into())).expect("settings");
     settings.spec = Spec::parse(&spec, "restart test").expect("spec");
     settings
 }
@@ -70,13 +76,78 @@ async fn run_detector(
     tokio_util::sync::CancellationToken,
     tokio::task::JoinHandle<()>,
 ) {
+    let (stop, task, _) = run_replica(settings).await;
+    (stop, task)
+}
+
+async fn run_replica(
+    settings: Settings,
+) -> (
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<()>,
+    pipeline::telemetry::Telemetry,
+) {
     let (service, stop) = testkit::service("detector").await;
+    let telemetry = service.telemetry.clone();
     let task = tokio::spawn(async move {
         detector::service::run(settings, &service)
             .await
             .expect("the detector runs and stops cleanly");
     });
-    (stop, task)
+    (stop, task, telemetry)
+}
+
+fn gauge(telemetry: &pipeline::telemetry::Telemetry, name: &str) -> f64 {
+    telemetry
+        .render()
+        .lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_replica_waits_on_standby_and_takes_over() {
+    let url = testkit::require_opensearch().await;
+    let kafka = testkit::kafka_with_private_topics("replicas", 1).await;
+    let name = testkit::unique_name("replicas");
+    let producer: FutureProducer = kafka
+        .producer_config("replicas")
+        .create()
+        .expect("producer");
+    let (hook, _inbox) = receiver().await;
+
+    let (stop_a, task_a, a) = run_replica(replica(&kafka, &url, &name, &hook, "replica-a")).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (stop_b, task_b, b) = run_replica(replica(&kafka, &url, &name, &hook, "replica-b")).await;
+    stream(&producer, &kafka.topics.enriched, 6, 0).await;
+    let scored = "logwarden_detector_intervals_scored_total";
+    let (a_active, a_scored) = (gauge(&a, "logwarden_detector_active"), gauge(&a, scored));
+    let (b_active, b_scored) = (gauge(&b, "logwarden_detector_active"), gauge(&b, scored));
+    let (b_ready, b_why) = b.health.report();
+
+    stop_a.cancel();
+    task_a.await.expect("the first replica stops");
+    // The released lease is taken over within one retry period (lease / 3).
+    stream(&producer, &kafka.topics.enriched, 4, 0).await;
+    let b_active_after = gauge(&b, "logwarden_detector_active");
+    let b_scored_after = gauge(&b, scored);
+    stop_b.cancel();
+    task_b.await.expect("the second replica stops");
+    let http = reqwest::Client::new();
+    for index in [format!("{name}results"), format!("{name}checkpoints")] {
+        let _ = http.delete(format!("{url}/{index}")).send().await;
+    }
+
+    assert_eq!((a_active, b_active), (1.0, 0.0), "one active replica");
+    assert!(a_scored >= 4.0, "the active replica scores: {a_scored}");
+    assert_eq!(b_scored, 0.0, "the standby scores nothing");
+    assert!(
+        !b_ready && b_why.contains("standby"),
+        "the standby says so: {b_why}"
+    );
+    assert_eq!(b_active_after, 1.0, "the standby took over");
+    assert!(b_scored_after >= 2.0, "and scores: {b_scored_after}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
