@@ -1,0 +1,111 @@
+//! Historical analysis on the real stack: a past range of the events index is scored by a model
+//! trained on the history before it, and the results carry a task id (so monitors ignore them).
+
+use detector::spec::Spec;
+use pipeline::testkit;
+use serde_json::{Value, json};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_past_range_is_scored_and_marked_historical() {
+    let url = testkit::require_opensearch().await;
+    let name = testkit::unique_name("historical");
+    let events = format!("{name}events");
+    let http = reqwest::Client::new();
+    // 120 one-second intervals of 10 events each, ten minutes ago; seconds 100..105 are a burst
+    // of UNK_country.
+    let base = (chrono::Utc::now().timestamp_millis() - 600_000) / 1_000 * 1_000;
+    let mut body = String::new();
+    for second in 0..120_i64 {
+        for i in 0..10_i64 {
+            let bad = (100..105).contains(&second) || (second % 17 == 0 && i == 0);
+            let time = chrono::DateTime::from_timestamp_millis(base + second * 1_000 + i * 50)
+                .expect("time")
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            body.push_str(&format!("{{\"index\":{{\"_index\":\"{events}\"}}}}\n"));
+            body.push_str(&json!({"@timestamp": time, "UNK_country": u8::from(bad)}).to_string());
+            body.push('\n');
+        }
+    }
+    let loaded: Value = http
+        .post(format!("{url}/_bulk?refresh=true"))
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .expect("bulk")
+        .json()
+        .await
+        .expect("bulk answer");
+    assert_eq!(loaded["errors"], false, "{loaded}");
+
+    let spec = Spec::parse(
+        &format!(
+            r"
+events: {events}
+results: {name}results
+checkpoints: {name}checkpoints
+detectors:
+  - name: country-anomaly-detector
+    feature: {{field: UNK_country}}
+    interval: 1s
+    model: {{history: 80, baseline: 30}}
+"
+        ),
+        "historical test",
+    )
+    .expect("spec");
+    let config = pipeline::config::OpenSearchConfig {
+        url: url.clone(),
+        ..Default::default()
+    };
+    let client =
+        pipeline::search::client(&config, std::time::Duration::from_secs(30)).expect("client");
+    let (task, summary) =
+        detector::evaluate::historical(&spec, &client, base + 90_000, base + 120_000)
+            .await
+            .expect("historical analysis");
+
+    let _ = http
+        .post(format!("{url}/{name}results/_refresh"))
+        .send()
+        .await;
+    let answer: Value = http
+        .post(format!("{url}/{name}results/_search"))
+        .json(&json!({"size": 100, "sort": [{"data_start_time": "asc"}]}))
+        .send()
+        .await
+        .expect("search")
+        .json()
+        .await
+        .expect("results");
+    let results: Vec<Value> = answer["hits"]["hits"]
+        .as_array()
+        .expect("hits")
+        .iter()
+        .map(|h| h["_source"].clone())
+        .collect();
+    for index in [events, format!("{name}results")] {
+        let _ = http.delete(format!("{url}/{index}")).send().await;
+    }
+
+    assert_eq!(
+        summary,
+        vec![("country-anomaly-detector".to_owned(), 30, 5)]
+    );
+    assert_eq!(results.len(), 30, "one result per interval of the range");
+    assert!(
+        results.iter().all(|r| r["task_id"] == json!(task)),
+        "every result is marked historical"
+    );
+    let flagged: Vec<i64> = results
+        .iter()
+        .filter(|r| r["anomaly_grade"].as_f64().unwrap_or(0.0) > 0.0)
+        .filter_map(|r| r["data_start_time"].as_i64())
+        .map(|t| (t - base) / 1_000)
+        .collect();
+    assert_eq!(
+        flagged,
+        [100, 101, 102, 103, 104],
+        "the burst, and only the burst"
+    );
+}
