@@ -55,7 +55,7 @@ enum Command {
     /// started.
     Test(test::TestArgs),
     /// Run logwarden on this machine: the stack, history and live traffic with an anomaly.
-    Demo(StackOptions),
+    Demo(demo::DemoArgs),
 }
 
 #[derive(Debug, Subcommand)]
