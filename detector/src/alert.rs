@@ -110,7 +110,7 @@ impl Monitors {
             }
             let key = format!("{}\u{1f}{}", monitor.name, result.detector_name);
             let meets = result.anomaly_grade >= monitor.min_grade
-                && result.confidence >= monitor.min_confidence;
+                && result.confidence >= monitor.builtin_min_confidence();
             let renotify = i64::try_from(monitor.renotify.as_millis()).unwrap_or(i64::MAX);
             let kind = match (self.open.get_mut(&key), meets) {
                 (None, true) => {

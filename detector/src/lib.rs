@@ -17,6 +17,8 @@ pub mod lease;
 pub mod model;
 pub mod service;
 pub mod settings;
-pub mod spec;
 pub mod store;
 pub mod window;
+
+/// The detection spec lives in `pipeline` because the provisioner reads it too.
+pub use pipeline::spec;

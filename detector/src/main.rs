@@ -119,7 +119,7 @@ fn check(path: &std::path::Path) -> anyhow::Result<()> {
             m.detectors.join(", "),
             m.channels.join(", "),
             m.min_grade,
-            m.min_confidence,
+            m.builtin_min_confidence(),
             m.severity
         );
     }

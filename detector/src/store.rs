@@ -1,7 +1,6 @@
 //! What the detector reads from and writes to OpenSearch: history for a cold start (a date
 //! histogram over the events alias), anomaly results, and model checkpoints.
 
-use opensearch::indices::IndicesPutIndexTemplateParts;
 use opensearch::{BulkParts, GetParts, IndexParts, OpenSearch, SearchParts};
 use pipeline::search::{SearchError, check, describe_error, results_template};
 use serde::{Deserialize, Serialize};
@@ -106,27 +105,12 @@ impl ResultDoc {
 
 /// The name of a detector's feature, e.g. `sum_UNK_country`.
 pub fn feature_name(detector: &DetectorSpec) -> String {
-    let aggregation = match detector.feature.aggregation {
-        Aggregation::Sum => "sum",
-        Aggregation::Count => "count",
-        Aggregation::Rate => "rate",
-    };
-    match &detector.feature.field {
-        Some(field) => format!("{aggregation}_{field}"),
-        None => aggregation.to_owned(),
-    }
+    detector.feature_name()
 }
 
-/// Puts the results index template (idempotent).
+/// Creates the results index template unless it exists (the provisioner owns it then).
 pub async fn put_results_template(client: &OpenSearch, index: &str) -> Result<(), SearchError> {
-    let response = client
-        .indices()
-        .put_index_template(IndicesPutIndexTemplateParts::Name(index))
-        .body(results_template(index))
-        .send()
-        .await
-        .map_err(SearchError::Unreachable)?;
-    check(response, || format!("PUT _index_template/{index}")).await
+    pipeline::search::ensure_template(client, index, results_template(index)).await
 }
 
 /// Writes results (by id: writing again overwrites).

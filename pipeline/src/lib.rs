@@ -8,6 +8,7 @@
 //! - [`telemetry`]: logs, a per-service metrics registry, `/metrics`, `/healthz`, `/readyz`.
 //! - [`service`]: the start-up sequence every binary's `main` shares.
 //! - `search` (feature `opensearch`): the OpenSearch client and the events index and template.
+//! - `spec` (feature `spec`): the declarative spec the detector and the provisioner read.
 //!
 //! This crate does no work of its own at import time and holds no global state besides the log
 //! subscriber [`telemetry::init_logging`] installs.
@@ -22,6 +23,9 @@ pub mod wire;
 
 #[cfg(feature = "opensearch")]
 pub mod search;
+
+#[cfg(feature = "spec")]
+pub mod spec;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;

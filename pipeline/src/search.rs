@@ -233,20 +233,42 @@ impl EventsIndex {
         })
     }
 
-    /// Creates or replaces the template (idempotent: the same definition every time).
-    pub async fn put_template(&self, client: &OpenSearch) -> Result<(), SearchError> {
-        let response = client
-            .indices()
-            .put_index_template(IndicesPutIndexTemplateParts::Name(self.template_name()))
-            .body(self.template())
-            .send()
-            .await
-            .map_err(SearchError::Unreachable)?;
-        check(response, || {
-            format!("PUT _index_template/{}", self.template_name())
-        })
-        .await
+    /// Creates the template unless one of that name exists (see [`ensure_template`]).
+    pub async fn ensure_template(&self, client: &OpenSearch) -> Result<(), SearchError> {
+        ensure_template(client, self.template_name(), self.template()).await
     }
+}
+
+/// Creates the index template `name` unless one of that name exists. A service ensures its
+/// template exists so it works without the provisioner; once it exists, the provisioner owns it
+/// and converges it (with its owner mark), and no service overwrites that.
+pub async fn ensure_template(
+    client: &OpenSearch,
+    name: &str,
+    template: Value,
+) -> Result<(), SearchError> {
+    let response = client
+        .indices()
+        .put_index_template(IndicesPutIndexTemplateParts::Name(name))
+        .create(true)
+        .body(template)
+        .send()
+        .await
+        .map_err(SearchError::Unreachable)?;
+    let status = response.status_code();
+    if status.is_success() {
+        return Ok(());
+    }
+    let body = response.text().await.unwrap_or_default();
+    let reason = error_reason(&body);
+    if status == StatusCode::BAD_REQUEST && reason.contains("already exists") {
+        return Ok(());
+    }
+    Err(SearchError::Refused {
+        what: format!("PUT _index_template/{name}?create=true"),
+        status,
+        reason,
+    })
 }
 
 /// The anomaly-results index: one document per scored interval, with field names close to

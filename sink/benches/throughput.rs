@@ -47,7 +47,7 @@ async fn plain(
     };
     let client = pipeline::search::client(&config, Duration::from_secs(60)).expect("client");
     let events = EventsIndex::new(index, "bench").expect("index name");
-    events.put_template(&client).await.expect("template");
+    events.ensure_template(&client).await.expect("template");
     let mut preparer = Preparer::new(events);
     let mut requests = JoinSet::new();
     for chunk in payloads.chunks(batch) {

@@ -195,7 +195,7 @@ async fn apply_template(
 ) -> Result<bool, ServiceError> {
     let mut attempt = 0;
     loop {
-        match settings.index.put_template(client).await {
+        match settings.index.ensure_template(client).await {
             Ok(()) => {
                 health.ready(OPENSEARCH_CHECK);
                 tracing::info!(template = settings.index.template_name(), pattern = %settings.index.pattern(), "Index template applied.");

@@ -1,6 +1,6 @@
 //! The detection spec: which detectors watch which indicator, how often, with which model
 //! settings, and which monitors alert whom. One YAML file, read by the detector service and (with
-//! issue #8) the provisioner. The default spec ([`Spec::default_spec`], `spec/default.yaml`)
+//! the provisioner. The default spec ([`Spec::default_spec`], `spec/default.yaml`)
 //! reproduces the seed: five detectors, one per monitored field, each with a monitor.
 //!
 //! A spec is read strictly (unknown keys are errors naming the key path) and then checked as a
@@ -53,6 +53,87 @@ pub struct Spec {
     /// Where alerts go.
     #[serde(default)]
     pub channels: Vec<ChannelSpec>,
+    /// How `logwarden-provisioner` prepares OpenSearch (the detector ignores it).
+    #[serde(default)]
+    pub provisioning: Provisioning,
+}
+
+/// What the provisioner converges, besides the detectors, monitors and channels above.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provisioning {
+    /// Where detection runs: logwarden's own detector, OpenSearch's plugins, or whichever the
+    /// cluster supports.
+    #[serde(default)]
+    pub target: TargetChoice,
+    /// How long data is kept.
+    #[serde(default)]
+    pub retention: Retention,
+    /// The mark on every object the provisioner creates (`managed_by: <owner>`); `--prune`
+    /// deletes only objects with this mark. Two deployments sharing a cluster need two owners.
+    #[serde(default = "default_owner")]
+    pub owner: String,
+}
+
+fn default_owner() -> String {
+    "logwarden".to_owned()
+}
+
+impl Default for Provisioning {
+    fn default() -> Self {
+        Self {
+            target: TargetChoice::default(),
+            retention: Retention::default(),
+            owner: default_owner(),
+        }
+    }
+}
+
+/// The provisioning target as declared.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetChoice {
+    /// `opensearch-plugins` when the cluster has the anomaly-detection, alerting and
+    /// notifications plugins, else `builtin`.
+    #[default]
+    Auto,
+    /// logwarden's own detector scores and alerts; OpenSearch gets templates, the results index
+    /// and retention.
+    Builtin,
+    /// The detectors, monitors and channels are created in OpenSearch's plugins.
+    OpensearchPlugins,
+}
+
+impl fmt::Display for TargetChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::Builtin => "builtin",
+            Self::OpensearchPlugins => "opensearch-plugins",
+        })
+    }
+}
+
+/// Data retention.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// Daily event indices older than this (by the day in their name) are deleted; `null` keeps
+    /// them forever.
+    #[serde(default = "default_events_retention", with = "humantime_serde::option")]
+    pub events: Option<Duration>,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            events: default_events_retention(),
+        }
+    }
+}
+
+fn default_events_retention() -> Option<Duration> {
+    Some(Duration::from_secs(30 * 86_400))
 }
 
 fn default_events() -> String {
@@ -87,6 +168,22 @@ pub struct DetectorSpec {
     /// `logwarden-detector evaluate`.
     #[serde(default, skip_serializing)]
     pub ground_truth: Option<String>,
+}
+
+impl DetectorSpec {
+    /// The name of the detector's feature, e.g. `sum_UNK_country` (`count` alone when it has no
+    /// field): in results, and as the plugin detector's feature name.
+    pub fn feature_name(&self) -> String {
+        let aggregation = match self.feature.aggregation {
+            Aggregation::Sum => "sum",
+            Aggregation::Count => "count",
+            Aggregation::Rate => "rate",
+        };
+        match &self.feature.field {
+            Some(field) => format!("{aggregation}_{field}"),
+            None => aggregation.to_owned(),
+        }
+    }
 }
 
 fn default_interval() -> Duration {
@@ -177,9 +274,10 @@ pub struct MonitorSpec {
     /// Least anomaly grade that triggers (0 < grade ≤ 1).
     #[serde(default = "default_min_grade")]
     pub min_grade: f64,
-    /// Least confidence that triggers.
-    #[serde(default = "default_min_confidence")]
-    pub min_confidence: f64,
+    /// Least confidence that triggers. Unset, it is [`BUILTIN_MIN_CONFIDENCE`] for logwarden's
+    /// detector and [`PLUGIN_MIN_CONFIDENCE`] for the plugin's, whose confidence starts low.
+    #[serde(default)]
+    pub min_confidence: Option<f64>,
     /// Severity, 1 (highest) to 5, as in the seed's monitors.
     #[serde(default = "default_severity")]
     pub severity: u8,
@@ -193,8 +291,20 @@ pub struct MonitorSpec {
 fn default_min_grade() -> f64 {
     0.1
 }
-fn default_min_confidence() -> f64 {
-    0.5
+/// The least confidence a monitor of logwarden's detector needs by default. Its model is restored
+/// from checkpoints or trained on history, so confidence is high from the start.
+pub const BUILTIN_MIN_CONFIDENCE: f64 = 0.5;
+
+/// The least confidence a plugin monitor needs by default. Measured on OpenSearch 3.6's
+/// anomaly-detection plugin: right after a cold start its confidence is about 0.3–0.4 and rises
+/// about 0.01 per interval, so the dashboards' usual 0.7 would stay silent for hours.
+pub const PLUGIN_MIN_CONFIDENCE: f64 = 0.2;
+
+impl MonitorSpec {
+    /// The confidence threshold logwarden's detector applies.
+    pub fn builtin_min_confidence(&self) -> f64 {
+        self.min_confidence.unwrap_or(BUILTIN_MIN_CONFIDENCE)
+    }
 }
 fn default_severity() -> u8 {
     1
@@ -388,6 +498,18 @@ impl Spec {
                 ));
             }
         }
+        let owner = &self.provisioning.owner;
+        if owner.is_empty()
+            || !owner
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err(error(
+                "provisioning.owner".into(),
+                format!("`{owner}` is not a usable mark"),
+                "use letters, digits, `-`, `_` and `.`, e.g. logwarden or logwarden-staging",
+            ));
+        }
         let mut channels = BTreeSet::new();
         for (i, c) in self.channels.iter().enumerate() {
             let kinds = usize::from(c.webhook.is_some())
@@ -439,10 +561,10 @@ impl Spec {
                     "use a grade in (0, 1], e.g. 0.1",
                 ));
             }
-            if !(0.0..=1.0).contains(&m.min_confidence) {
+            if let Some(confidence) = m.min_confidence.filter(|c| !(0.0..=1.0).contains(c)) {
                 return Err(error(
                     key("min_confidence"),
-                    format!("is {}", m.min_confidence),
+                    format!("is {confidence}"),
                     "use a confidence in [0, 1], e.g. 0.5",
                 ));
             }
