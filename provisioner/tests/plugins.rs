@@ -665,3 +665,92 @@ async fn a_missing_object_is_none_and_other_errors_carry_the_reason() {
     replay.finish();
     assert!(err.to_string().contains("Connection refused"), "{err}");
 }
+
+#[tokio::test]
+async fn the_default_spec_plans_the_seeds_five_detectors_monitors_and_a_webhook_on_an_empty_cluster()
+ {
+    let mut spec = Spec::default_spec().expect("valid");
+    // The default channel reads its URL from LOGWARDEN_ALERT_WEBHOOK_URL; here it is given inline.
+    spec.channels[0].webhook = Some(pipeline::spec::Secret {
+        env: None,
+        file: None,
+        value: Some("http://127.0.0.1:8089/alert".into()),
+    });
+    let replay = Replay::start(vec![
+        // The recorded answers, edited to an empty cluster: no configs, no detectors, no monitors.
+        Exchange::recorded("19-channel-list").edit(|b| {
+            b["config_list"] = json!([]);
+            b["total_hits"] = json!(0);
+        }),
+        Exchange::recorded("03-detector-search-by-name").edit(|b| b["hits"]["hits"] = json!([])),
+        Exchange::recorded("24-monitor-search-by-name").edit(|b| b["hits"]["hits"] = json!([])),
+    ])
+    .await;
+    let mut plan = Plan::default();
+    Plugins::new(&replay.api, "logwarden", false, false)
+        .converge(&spec, &mut plan)
+        .await
+        .expect("plans");
+    replay.finish();
+    let created = |kind: &str| -> Vec<String> {
+        plan.steps
+            .iter()
+            .filter(|s| s.kind == kind && s.action == Action::Create)
+            .map(|s| s.name.clone())
+            .collect()
+    };
+    assert_eq!(created("channel"), ["security-team"]);
+    assert_eq!(
+        created("detector"),
+        [
+            "action-anomaly-detector",
+            "source-anomaly-detector",
+            "httpstatus-anomaly-detector",
+            "country-anomaly-detector",
+            "method-anomaly-detector"
+        ]
+    );
+    assert_eq!(
+        created("monitor"),
+        [
+            "B_action-Monitor",
+            "UNK_source-Monitor",
+            "B_httpstatus-Monitor",
+            "UNK_country-Monitor",
+            "uncommon_method-Monitor"
+        ]
+    );
+    assert_eq!(plan.steps.len(), 11, "{}", plan.table());
+    // Each seed field, summed per minute over the events alias, trained on 120 intervals.
+    for (d, field) in spec.detectors.iter().zip([
+        "B_action",
+        "UNK_source",
+        "B_httpstatus",
+        "UNK_country",
+        "uncommon_method",
+    ]) {
+        let body = plugins::detector_body(d, 0, &spec.events, "logwarden").expect("body");
+        assert_eq!(body["indices"], json!(["logwarden-events*"]));
+        assert_eq!(body["detection_interval"]["period"]["interval"], 1);
+        assert_eq!(body["history"], 120);
+        assert_eq!(
+            body["feature_attributes"][0]["aggregation_query"][format!("sum_{field}")]["sum"]["field"],
+            field
+        );
+    }
+}
+
+#[test]
+fn an_unset_channel_secret_names_the_channel_and_the_variable() {
+    let spec = Spec::parse(
+        "detectors: [{name: a, feature: {field: x}}]\nchannels: [{name: c, webhook: {env: LOGWARDEN_TEST_SURELY_UNSET_URL}}]",
+        "t",
+    )
+    .expect("valid");
+    let err = plugins::channel_configs(&spec.channels[0], 0, "o").expect_err("unset");
+    assert_eq!(err.key, "channels[0].webhook");
+    assert!(
+        err.to_string().contains("LOGWARDEN_TEST_SURELY_UNSET_URL"),
+        "{err}"
+    );
+}

@@ -62,6 +62,24 @@ pub fn run(ctx: &Ctx, args: &DemoArgs) -> Result<()> {
     let kafka = KafkaConfig::new(&brokers);
     let before = topic_sizes(ctx, &kafka)?;
 
+    let alerts = Receiver::start()?;
+    let spec = ctx.dirs.data.join("demo-detection.yaml");
+    std::fs::write(&spec, demo_spec(&alerts.url))
+        .with_context(|| format!("writing {}", spec.display()))?;
+    println!(
+        "\ndemo: the provisioner converges OpenSearch to the spec (index templates, results index, retention)…"
+    );
+    let provisioned = binary(
+        state,
+        "provisioner",
+        &["apply", "--spec", &spec.display().to_string()],
+    )?
+    .status()
+    .context("running the provisioner")?;
+    if !provisioned.success() {
+        bail!("the provisioner failed ({provisioned}); its output is above");
+    }
+
     println!("\ndemo: starting the transformer (raw → enriched, with the seed's indicator rules)…");
     let mut transformer = service(state, "transformer", &["run"])?;
     println!("demo: starting the sink (enriched → OpenSearch `{EVENTS}`)…");
@@ -90,10 +108,6 @@ pub fn run(ctx: &Ctx, args: &DemoArgs) -> Result<()> {
         if args.release { "release" } else { "debug" }
     );
 
-    let alerts = Receiver::start()?;
-    let spec = ctx.dirs.data.join("demo-detection.yaml");
-    std::fs::write(&spec, demo_spec(&alerts.url))
-        .with_context(|| format!("writing {}", spec.display()))?;
     if let Some(url) = state.opensearch_url() {
         // A cold start every time: the detector trains on the history just written.
         let _ = ureq::delete(format!("{url}/{DEMO_CHECKPOINTS}")).call();
@@ -250,6 +264,7 @@ fn demo_spec(receiver: &str) -> String {
     spec.push_str(&format!(
         "channels:\n  - {{name: demo-receiver, webhook: {{value: \"{receiver}\"}}}}\n"
     ));
+    spec.push_str("provisioning: {target: builtin, owner: logwarden-demo}\n");
     spec
 }
 
