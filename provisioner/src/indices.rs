@@ -193,7 +193,7 @@ impl<'a> Indices<'a> {
                 "retention",
                 name,
                 Action::Unchanged,
-                format!("keep forever: {} daily indices", indices.len()),
+                format!("keep forever: {}", daily(indices.len())),
             ));
             return Ok(());
         };
@@ -204,8 +204,8 @@ impl<'a> Indices<'a> {
             name,
             Action::Unchanged,
             format!(
-                "keep {keep_text}: {} daily indices, {} expired",
-                indices.len(),
+                "keep {keep_text}: {}, {} expired",
+                daily(indices.len()),
                 expired.len()
             ),
         ));
@@ -234,6 +234,13 @@ impl<'a> Indices<'a> {
         };
         names.sort();
         Ok(names)
+    }
+}
+
+fn daily(count: usize) -> String {
+    match count {
+        1 => "1 daily index".to_owned(),
+        n => format!("{n} daily indices"),
     }
 }
 

@@ -600,12 +600,7 @@ impl<'a> Plugins<'a> {
         plan: &mut Plan,
         leftovers: &mut Vec<Leftover>,
     ) -> Result<BTreeMap<String, Option<String>>, PluginError> {
-        let mut existing: BTreeMap<String, Found> = self
-            .search(&format!("{DETECTORS}/_search"))
-            .await?
-            .into_iter()
-            .filter_map(|f| Some((f.source["name"].as_str()?.to_owned(), f)))
-            .collect();
+        let mut existing = self.detectors_by_name().await?;
         let mut ids = BTreeMap::new();
         for (index, d) in spec.detectors.iter().enumerate() {
             let body = detector_body(d, index, &spec.events, self.owner)?;
@@ -684,6 +679,16 @@ impl<'a> Plugins<'a> {
             }
         }
         Ok(ids)
+    }
+
+    /// Every plugin detector, by name.
+    async fn detectors_by_name(&self) -> Result<BTreeMap<String, Found>, PluginError> {
+        Ok(self
+            .search(&format!("{DETECTORS}/_search"))
+            .await?
+            .into_iter()
+            .filter_map(|f| Some((f.source["name"].as_str()?.to_owned(), f)))
+            .collect())
     }
 
     async fn start(&self, id: &str) -> Result<(), PluginError> {
@@ -790,12 +795,7 @@ impl<'a> Plugins<'a> {
         &self,
         spec: &Spec,
     ) -> Result<Vec<(String, String, String)>, PluginError> {
-        let existing: BTreeMap<String, Found> = self
-            .search(&format!("{DETECTORS}/_search"))
-            .await?
-            .into_iter()
-            .filter_map(|f| Some((f.source["name"].as_str()?.to_owned(), f)))
-            .collect();
+        let existing = self.detectors_by_name().await?;
         let mut states = Vec::new();
         for d in &spec.detectors {
             let Some(found) = existing.get(&d.name) else {

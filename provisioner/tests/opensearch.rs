@@ -21,6 +21,15 @@ impl Names {
             base: testkit::unique_name(test),
         }
     }
+    /// The events alias, the results index and the owner.
+    fn spec_names(&self) -> (String, String, String) {
+        (
+            self.name("events"),
+            self.name("results"),
+            self.name("owner"),
+        )
+    }
+
     fn name(&self, suffix: &str) -> String {
         format!("{}{suffix}", self.base)
     }
@@ -124,11 +133,7 @@ async fn builtin_objects_converge_once_and_a_dry_run_changes_nothing() {
     let url = testkit::require_opensearch().await;
     let http = reqwest::Client::new();
     let names = Names::new("prov");
-    let (events, results, owner) = (
-        names.name("events"),
-        names.name("results"),
-        names.name("owner"),
-    );
+    let (events, results, owner) = names.spec_names();
     let today = chrono::Utc::now().format("%Y.%m.%d").to_string();
     let (expired, foreign, current) = (
         format!("{events}-2020.01.01"),
@@ -237,11 +242,7 @@ async fn a_changed_spec_updates_exactly_that_and_prune_deletes_only_owned_templa
     let url = testkit::require_opensearch().await;
     let http = reqwest::Client::new();
     let names = Names::new("prov");
-    let (events, results, owner) = (
-        names.name("events"),
-        names.name("results"),
-        names.name("owner"),
-    );
+    let (events, results, owner) = names.spec_names();
     let first = spec(&events, &results, &owner, "30d");
     provision(&url, &first, &["apply"]);
 

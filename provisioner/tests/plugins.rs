@@ -165,7 +165,7 @@ impl Replay {
     }
 
     /// Asserts every expected request came, and nothing else; returns what was received.
-    fn finish(&self) -> Vec<(String, String, Value)> {
+    fn finish(&self) -> Received {
         let script = self.script.lock().expect("lock");
         assert!(script.unexpected.is_empty(), "{:#?}", script.unexpected);
         let left: Vec<String> = script
@@ -176,6 +176,28 @@ impl Replay {
         assert!(left.is_empty(), "never requested: {left:#?}");
         script.received.clone()
     }
+}
+
+/// What the server received: method, path (with query) and body.
+type Received = Vec<(String, String, Value)>;
+
+/// Converges the plugin objects of `spec` (as `owner`; `apply`, `prune`) against a server
+/// replaying `exchanges`; checks that every expected request came and nothing else, and returns
+/// the plan (as far as it got), the outcome and what the server received.
+async fn converge(
+    spec: &Spec,
+    owner: &str,
+    apply: bool,
+    prune: bool,
+    exchanges: Vec<Exchange>,
+) -> (Plan, Result<(), plugins::PluginError>, Received) {
+    let replay = Replay::start(exchanges).await;
+    let mut plan = Plan::default();
+    let result = Plugins::new(&replay.api, owner, apply, prune)
+        .converge(spec, &mut plan)
+        .await;
+    let received = replay.finish();
+    (plan, result, received)
 }
 
 const OWNER: &str = "contract";
@@ -312,31 +334,36 @@ provisioning: {{owner: {OWNER}}}
         "contract",
     )
     .expect("valid");
-    let replay = Replay::start(vec![
-        // The recorded channel list: waf-webhook exists with another description.
-        Exchange::recorded("19-channel-list"),
-        Exchange::documented(
-            "PUT",
-            "/_plugins/_notifications/configs/waf-webhook",
-            200,
-            json!({"config_id": "waf-webhook"}),
-        ),
-        // Only waf-unk-country exists (not ours: no mark), so recording-create is created.
-        Exchange::recorded("03-detector-search-by-name"),
-        Exchange::recorded("10-detector-create"),
-        Exchange::recorded("12-detector-start"),
-        // The recorded monitor search: waf-unk-source-monitor, not ours.
-        Exchange::recorded("24-monitor-search-by-name"),
-        // The create answer has the GET's shape (`_id`, versions, `monitor`).
-        Exchange::recorded("23-monitor-get").answering("POST", "/_plugins/_alerting/monitors", 201),
-    ])
+    let (plan, result, received) = converge(
+        &spec,
+        OWNER,
+        true,
+        false,
+        vec![
+            // The recorded channel list: waf-webhook exists with another description.
+            Exchange::recorded("19-channel-list"),
+            Exchange::documented(
+                "PUT",
+                "/_plugins/_notifications/configs/waf-webhook",
+                200,
+                json!({"config_id": "waf-webhook"}),
+            ),
+            // Only waf-unk-country exists (not ours: no mark), so recording-create is created.
+            Exchange::recorded("03-detector-search-by-name"),
+            Exchange::recorded("10-detector-create"),
+            Exchange::recorded("12-detector-start"),
+            // The recorded monitor search: waf-unk-source-monitor, not ours.
+            Exchange::recorded("24-monitor-search-by-name"),
+            // The create answer has the GET's shape (`_id`, versions, `monitor`).
+            Exchange::recorded("23-monitor-get").answering(
+                "POST",
+                "/_plugins/_alerting/monitors",
+                201,
+            ),
+        ],
+    )
     .await;
-    let mut plan = Plan::default();
-    Plugins::new(&replay.api, OWNER, true, false)
-        .converge(&spec, &mut plan)
-        .await
-        .expect("converges");
-    let received = replay.finish();
+    result.expect("converges");
     let action = |kind, name| plan.step(kind, name).map(|s| s.action);
     assert_eq!(action("channel", "waf-webhook"), Some(Action::Update));
     assert_eq!(action("detector", "recording-create"), Some(Action::Create));
@@ -395,13 +422,8 @@ async fn a_running_detector_that_differs_is_stopped_updated_and_started() {
             .edit(|b| b["_id"] = json!(RUNNING)),
     );
     exchanges.push(Exchange::recorded("24-monitor-search-by-name"));
-    let replay = Replay::start(exchanges).await;
-    let mut plan = Plan::default();
-    Plugins::new(&replay.api, OWNER, true, false)
-        .converge(&spec, &mut plan)
-        .await
-        .expect("converges");
-    let received = replay.finish();
+    let (plan, result, received) = converge(&spec, OWNER, true, false, exchanges).await;
+    result.expect("converges");
     let step = plan.step("detector", "waf-unk-country").expect("step");
     assert_eq!(step.action, Action::Update);
     assert!(
@@ -417,19 +439,25 @@ async fn a_running_detector_that_differs_is_stopped_updated_and_started() {
 #[tokio::test]
 async fn a_refused_update_shows_the_plugins_reason() {
     let spec = recorded_spec("");
-    let replay = Replay::start(running_detector_exchanges(
-        // What the plugin answers when the detector is (still) running.
-        Exchange::recorded("13-detector-update-while-running").at(&format!(
-            "{DETECTORS}/{RUNNING}?if_seq_no=0&if_primary_term=1"
-        )),
-    ))
+    let (plan, result, _) = converge(
+        &spec,
+        OWNER,
+        true,
+        false,
+        running_detector_exchanges(
+            // What the plugin answers when the detector is (still) running.
+            Exchange::recorded("13-detector-update-while-running").at(&format!(
+                "{DETECTORS}/{RUNNING}?if_seq_no=0&if_primary_term=1"
+            )),
+        ),
+    )
     .await;
-    let mut plan = Plan::default();
-    let err = Plugins::new(&replay.api, OWNER, true, false)
-        .converge(&spec, &mut plan)
-        .await
-        .expect_err("refused");
-    replay.finish();
+    let err = result.expect_err("refused");
+    assert!(
+        plan.step("detector", "waf-unk-country").is_none(),
+        "a failed step is reported as done: {}",
+        plan.table()
+    );
     let text = err.to_string();
     assert!(
         text.contains("status_exception: Job is running: GAuxBaIBAmw-9BUqe322"),
@@ -470,28 +498,29 @@ async fn a_name_taken_meanwhile_and_a_bad_monitor_show_the_plugins_reasons() {
     let spec = recorded_spec(
         "monitors: [{name: recording-bad, detectors: [waf-unk-country], channels: []}]",
     );
-    let replay = Replay::start(vec![
-        Exchange::recorded("19-channel-list"),
-        Exchange::recorded("03-detector-search-by-name").edit(|b| {
-            b["hits"]["hits"][0]["_source"]["description"] =
-                json!(format!("sum(UNK_country) per 1m (managed_by: {OWNER})"));
-            b["hits"]["hits"][0]["_source"]["history"] = json!(40);
-            b["hits"]["hits"][0]["_source"]["feature_attributes"][0]["feature_name"] =
-                json!("sum_UNK_country");
-            b["hits"]["hits"][0]["_source"]["feature_attributes"][0]["aggregation_query"] =
-                json!({"sum_UNK_country": {"sum": {"field": "UNK_country"}}});
-        }),
-        Exchange::recorded("04-detector-get"),
-        Exchange::recorded("24-monitor-search-by-name"),
-        Exchange::recorded("27-monitor-create-bad-schedule"),
-    ])
+    let (plan, result, _) = converge(
+        &spec,
+        OWNER,
+        true,
+        false,
+        vec![
+            Exchange::recorded("19-channel-list"),
+            Exchange::recorded("03-detector-search-by-name").edit(|b| {
+                b["hits"]["hits"][0]["_source"]["description"] =
+                    json!(format!("sum(UNK_country) per 1m (managed_by: {OWNER})"));
+                b["hits"]["hits"][0]["_source"]["history"] = json!(40);
+                b["hits"]["hits"][0]["_source"]["feature_attributes"][0]["feature_name"] =
+                    json!("sum_UNK_country");
+                b["hits"]["hits"][0]["_source"]["feature_attributes"][0]["aggregation_query"] =
+                    json!({"sum_UNK_country": {"sum": {"field": "UNK_country"}}});
+            }),
+            Exchange::recorded("04-detector-get"),
+            Exchange::recorded("24-monitor-search-by-name"),
+            Exchange::recorded("27-monitor-create-bad-schedule"),
+        ],
+    )
     .await;
-    let mut plan = Plan::default();
-    let err = Plugins::new(&replay.api, OWNER, true, false)
-        .converge(&spec, &mut plan)
-        .await
-        .expect_err("bad monitor");
-    replay.finish();
+    let err = result.expect_err("bad monitor");
     assert!(
         err.to_string()
             .contains("alerting_exception: Interval is not allowed to be 0 or negative"),
@@ -561,13 +590,8 @@ provisioning: {{owner: {OWNER}}}
             json!({"delete_response_list": {"waf-webhook": "OK"}}),
         ),
     ]);
-    let replay = Replay::start(exchanges).await;
-    let mut plan = Plan::default();
-    Plugins::new(&replay.api, OWNER, true, true)
-        .converge(&spec, &mut plan)
-        .await
-        .expect("converges");
-    replay.finish();
+    let (plan, result, _) = converge(&spec, OWNER, true, true, exchanges).await;
+    result.expect("converges");
     let deleted: Vec<(&str, &str)> = plan
         .steps
         .iter()
@@ -591,13 +615,8 @@ async fn without_prune_owned_leftovers_are_listed_and_kept_and_a_dry_run_writes_
     // The declared detector is missing (the search's only hit is the leftover): a dry run
     // plans its creation without asking for anything but lists.
     exchanges.push(Exchange::recorded("24-monitor-search-by-name"));
-    let replay = Replay::start(exchanges).await;
-    let mut plan = Plan::default();
-    Plugins::new(&replay.api, OWNER, false, false)
-        .converge(&spec, &mut plan)
-        .await
-        .expect("plans");
-    let received = replay.finish();
+    let (plan, result, received) = converge(&spec, OWNER, false, false, exchanges).await;
+    result.expect("plans");
     assert!(
         received
             .iter()
@@ -676,22 +695,24 @@ async fn the_default_spec_plans_the_seeds_five_detectors_monitors_and_a_webhook_
         file: None,
         value: Some("http://127.0.0.1:8089/alert".into()),
     });
-    let replay = Replay::start(vec![
-        // The recorded answers, edited to an empty cluster: no configs, no detectors, no monitors.
-        Exchange::recorded("19-channel-list").edit(|b| {
-            b["config_list"] = json!([]);
-            b["total_hits"] = json!(0);
-        }),
-        Exchange::recorded("03-detector-search-by-name").edit(|b| b["hits"]["hits"] = json!([])),
-        Exchange::recorded("24-monitor-search-by-name").edit(|b| b["hits"]["hits"] = json!([])),
-    ])
+    let (plan, result, _) = converge(
+        &spec,
+        "logwarden",
+        false,
+        false,
+        vec![
+            // The recorded answers, edited to an empty cluster: no configs, no detectors, no monitors.
+            Exchange::recorded("19-channel-list").edit(|b| {
+                b["config_list"] = json!([]);
+                b["total_hits"] = json!(0);
+            }),
+            Exchange::recorded("03-detector-search-by-name")
+                .edit(|b| b["hits"]["hits"] = json!([])),
+            Exchange::recorded("24-monitor-search-by-name").edit(|b| b["hits"]["hits"] = json!([])),
+        ],
+    )
     .await;
-    let mut plan = Plan::default();
-    Plugins::new(&replay.api, "logwarden", false, false)
-        .converge(&spec, &mut plan)
-        .await
-        .expect("plans");
-    replay.finish();
+    result.expect("plans");
     let created = |kind: &str| -> Vec<String> {
         plan.steps
             .iter()

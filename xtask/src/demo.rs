@@ -421,10 +421,24 @@ fn topic_sizes(ctx: &Ctx, kafka: &KafkaConfig) -> Result<Vec<(String, i64)>> {
         .collect()
 }
 
+/// The topic's size; retried for up to 30 s, because a broker that just started can answer
+/// "not leader for partition" while it takes leadership of its partitions.
 fn topic_size_of(ctx: &Ctx, kafka: &KafkaConfig, topic: &str) -> Result<i64> {
-    ctx.rt
-        .block_on(topic_size(kafka, topic, Duration::from_secs(10)))
-        .with_context(|| format!("reading the size of `{topic}`"))
+    let started = Instant::now();
+    loop {
+        match ctx
+            .rt
+            .block_on(topic_size(kafka, topic, Duration::from_secs(10)))
+        {
+            Ok(size) => return Ok(size),
+            Err(_) if started.elapsed() < Duration::from_secs(30) => {
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(err) => {
+                return Err(err).with_context(|| format!("reading the size of `{topic}`"));
+            }
+        }
+    }
 }
 
 /// Polls `done` until it holds or `timeout` passes; says which.
