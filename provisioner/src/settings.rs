@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use pipeline::config::{ConfigError, OpenSearchConfig};
 use pipeline::kafka::KafkaConfig;
-use pipeline::spec::{Spec, TargetChoice};
+use pipeline::spec::{Spec, SpecError, TargetChoice};
 use pipeline::telemetry::TelemetryConfig;
 use serde::Deserialize;
 
@@ -65,6 +65,17 @@ pub struct Overrides {
     pub wait: Option<Duration>,
 }
 
+/// Why the settings are unusable: a config key, or the spec (naming its own key).
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// A config key.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The spec.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+}
+
 /// The validated settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -84,27 +95,21 @@ pub struct Settings {
 
 impl Settings {
     /// Validates `raw` with the command line's `overrides`, and loads the spec.
-    pub fn from_raw(raw: RawConfig, overrides: Overrides) -> Result<Self, ConfigError> {
+    pub fn from_raw(raw: RawConfig, overrides: Overrides) -> Result<Self, SettingsError> {
         let p = raw.provisioner;
         if p.request_timeout_ms == 0 {
             return Err(ConfigError::invalid(
                 "provisioner.request_timeout_ms",
                 "is 0",
                 "use a timeout in milliseconds, e.g. 30000",
-            ));
+            )
+            .into());
         }
         let path = overrides.spec.or(p.spec);
         let spec = match &path {
             Some(path) => Spec::load(path),
             None => Spec::default_spec(),
-        }
-        .map_err(|err| {
-            ConfigError::invalid(
-                "provisioner.spec",
-                err.to_string(),
-                "fix the spec (`logwarden-provisioner spec` prints the default, with every key)",
-            )
-        })?;
+        }?;
         let mut opensearch = raw.opensearch;
         if let Some(url) = overrides.url {
             opensearch.url = url;

@@ -505,15 +505,7 @@ async fn a_name_taken_meanwhile_and_a_bad_monitor_show_the_plugins_reasons() {
         false,
         vec![
             Exchange::recorded("19-channel-list"),
-            Exchange::recorded("03-detector-search-by-name").edit(|b| {
-                b["hits"]["hits"][0]["_source"]["description"] =
-                    json!(format!("sum(UNK_country) per 1m (managed_by: {OWNER})"));
-                b["hits"]["hits"][0]["_source"]["history"] = json!(40);
-                b["hits"]["hits"][0]["_source"]["feature_attributes"][0]["feature_name"] =
-                    json!("sum_UNK_country");
-                b["hits"]["hits"][0]["_source"]["feature_attributes"][0]["aggregation_query"] =
-                    json!({"sum_UNK_country": {"sum": {"field": "UNK_country"}}});
-            }),
+            declared_detector_search(),
             Exchange::recorded("04-detector-get"),
             Exchange::recorded("24-monitor-search-by-name"),
             Exchange::recorded("27-monitor-create-bad-schedule"),
@@ -531,6 +523,58 @@ async fn a_name_taken_meanwhile_and_a_bad_monitor_show_the_plugins_reasons() {
         plan.step("detector", "waf-unk-country").map(|s| s.action),
         Some(Action::Unchanged)
     );
+}
+
+/// The recorded detector search, its detector edited to be exactly the declared
+/// `waf-unk-country` of [`recorded_spec`] (owned, history 40, our feature name).
+fn declared_detector_search() -> Exchange {
+    Exchange::recorded("03-detector-search-by-name").edit(|b| {
+        let source = &mut b["hits"]["hits"][0]["_source"];
+        source["description"] = json!(format!("sum(UNK_country) per 1m (managed_by: {OWNER})"));
+        source["history"] = json!(40);
+        source["feature_attributes"][0]["feature_name"] = json!("sum_UNK_country");
+        source["feature_attributes"][0]["aggregation_query"] =
+            json!({"sum_UNK_country": {"sum": {"field": "UNK_country"}}});
+    })
+}
+
+#[tokio::test]
+async fn a_monitor_on_another_detector_is_updated_in_place() {
+    let spec = recorded_spec(
+        "monitors: [{name: waf-unk-source-monitor, detectors: [waf-unk-country], channels: []}]",
+    );
+    let (plan, result, received) = converge(
+        &spec,
+        OWNER,
+        true,
+        false,
+        vec![
+            Exchange::recorded("19-channel-list"),
+            declared_detector_search(),
+            Exchange::recorded("04-detector-get"),
+            // The recorded monitor watches detector hZGZ...; the spec's watches waf-unk-country.
+            Exchange::recorded("24-monitor-search-by-name"),
+            // The update answer has the GET's shape (documented; no recording holds one).
+            Exchange::recorded("23-monitor-get").answering(
+                "PUT",
+                "/_plugins/_alerting/monitors/utypBaIBjm7DZZbaeRK4?if_seq_no=5&if_primary_term=3",
+                200,
+            ),
+        ],
+    )
+    .await;
+    result.expect("converges");
+    let step = plan
+        .step("monitor", "waf-unk-source-monitor")
+        .expect("step");
+    assert_eq!(step.action, Action::Update);
+    assert!(step.detail.contains("inputs[0].search"), "{}", step.detail);
+    let sent = &received[4].2;
+    assert_eq!(
+        sent["inputs"][0]["search"]["query"]["query"]["bool"]["filter"][1]["term"]["detector_id"]["value"],
+        RUNNING
+    );
+    assert_eq!(sent["name"], "waf-unk-source-monitor");
 }
 
 /// The recorded objects, edited to carry this owner's mark, as leftovers of an empty-ish spec.
