@@ -1,6 +1,8 @@
 //! Historical analysis on the real stack: a past range of the events index is scored by a model
 //! trained on the history before it, and the results carry a task id (so monitors ignore them).
 
+mod common;
+
 use detector::spec::Spec;
 use pipeline::testkit;
 use serde_json::{Value, json};
@@ -65,25 +67,13 @@ detectors:
             .await
             .expect("historical analysis");
 
-    let _ = http
-        .post(format!("{url}/{name}results/_refresh"))
-        .send()
-        .await;
-    let answer: Value = http
-        .post(format!("{url}/{name}results/_search"))
-        .json(&json!({"size": 100, "sort": [{"data_start_time": "asc"}]}))
-        .send()
-        .await
-        .expect("search")
-        .json()
-        .await
-        .expect("results");
-    let results: Vec<Value> = answer["hits"]["hits"]
-        .as_array()
-        .expect("hits")
-        .iter()
-        .map(|h| h["_source"].clone())
-        .collect();
+    let results = common::results(
+        &http,
+        &url,
+        &format!("{name}results"),
+        json!({"match_all": {}}),
+    )
+    .await;
     for index in [events, format!("{name}results")] {
         let _ = http.delete(format!("{url}/{index}")).send().await;
     }

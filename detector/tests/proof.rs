@@ -148,27 +148,16 @@ async fn results(
     from: i64,
     to: i64,
 ) -> Vec<Value> {
-    let _ = http.post(format!("{url}/{index}/_refresh")).send().await;
-    let answer: Value = http
-        .post(format!("{url}/{index}/_search"))
-        .json(&json!({
-            "size": 1000,
-            "sort": [{"data_start_time": "asc"}],
-            "query": {"bool": {"filter": [
-                {"term": {"detector_id": detector}},
-                {"range": {"data_start_time": {"gte": from, "lt": to}}}
-            ]}}
-        }))
-        .send()
-        .await
-        .expect("search results")
-        .json()
-        .await
-        .expect("results JSON");
-    answer["hits"]["hits"]
-        .as_array()
-        .map(|hits| hits.iter().map(|h| h["_source"].clone()).collect())
-        .unwrap_or_default()
+    common::results(
+        http,
+        url,
+        index,
+        json!({"bool": {"filter": [
+            {"term": {"detector_id": detector}},
+            {"range": {"data_start_time": {"gte": from, "lt": to}}}
+        ]}}),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -189,29 +189,16 @@ async fn a_restart_keeps_the_model_and_does_not_alert_again() {
 
     let http = reqwest::Client::new();
     let results_index = format!("{name}results");
-    let _ = http
-        .post(format!("{url}/{results_index}/_refresh"))
-        .send()
-        .await;
-    let answer: Value = http
-        .post(format!("{url}/{results_index}/_search"))
-        .json(&json!({
-            "size": 100,
-            "sort": [{"data_start_time": "asc"}],
-            "query": {"range": {"data_start_time": {"gte": restarted_at}}}
-        }))
-        .send()
-        .await
-        .expect("search")
-        .json()
-        .await
-        .expect("json");
-    let confidences: Vec<f64> = answer["hits"]["hits"]
-        .as_array()
-        .expect("hits")
-        .iter()
-        .filter_map(|h| h["_source"]["confidence"].as_f64())
-        .collect();
+    let confidences: Vec<f64> = common::results(
+        &http,
+        &url,
+        &results_index,
+        json!({"range": {"data_start_time": {"gte": restarted_at}}}),
+    )
+    .await
+    .iter()
+    .filter_map(|r| r["confidence"].as_f64())
+    .collect();
     for index in [results_index, format!("{name}checkpoints")] {
         let _ = http.delete(format!("{url}/{index}")).send().await;
     }

@@ -198,7 +198,7 @@ async fn apply_template(
         match settings.index.ensure_template(client).await {
             Ok(()) => {
                 health.ready(OPENSEARCH_CHECK);
-                tracing::info!(template = settings.index.template_name(), pattern = %settings.index.pattern(), "Index template applied.");
+                tracing::info!(template = settings.index.template_name(), pattern = %settings.index.pattern(), "Index template in place (created if it was missing).");
                 return Ok(true);
             }
             Err(err) if err.is_transient() => {

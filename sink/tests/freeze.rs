@@ -12,7 +12,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Search, metric};
+use common::Search;
 use pipeline::testkit;
 
 /// Sends SIGCONT when dropped, so OpenSearch runs again even if the test fails midway.
@@ -77,31 +77,13 @@ async fn opensearch_stopped_for_30_s_mid_stream_loses_and_duplicates_nothing() {
     let metrics = sink.stop().await;
     search.clean(&index).await;
 
-    assert!(
-        (before as usize) < RECORDS,
-        "the stop began mid-stream ({before} of {RECORDS} already indexed)"
-    );
-    assert_eq!(
-        metric(&during, "logwarden_sink_backpressure", ""),
-        1.0,
-        "back-pressure shows while OpenSearch is stopped"
-    );
-    assert!(
-        !ready && why.contains("opensearch"),
-        "/readyz is not ready while OpenSearch is stopped: {why}"
-    );
-    assert_eq!(count, RECORDS as u64, "exactly every record, once");
-    assert_eq!(metric(&after, "logwarden_sink_backpressure", ""), 0.0);
-    assert!(
-        metric(
-            &metrics,
-            "logwarden_sink_bulk_requests_total",
-            "result=\"retry\""
-        ) >= 1.0,
-        "retries were counted"
-    );
-    assert_eq!(
-        metric(&metrics, "logwarden_sink_dead_letters_total", ""),
-        0.0
-    );
+    common::assert_outage_survived(&common::Outage {
+        records: RECORDS,
+        before,
+        during,
+        ready_during: (ready, why),
+        count,
+        after,
+        last: metrics,
+    });
 }

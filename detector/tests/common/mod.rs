@@ -56,3 +56,25 @@ pub async fn send(producer: &FutureProducer, topic: &str, payloads: &[Vec<u8>]) 
         delivery.await.expect("not cancelled").expect("delivered");
     }
 }
+
+/// The results in `index` that match `query` (refreshed first), oldest interval first.
+pub async fn results(http: &reqwest::Client, url: &str, index: &str, query: Value) -> Vec<Value> {
+    let _ = http.post(format!("{url}/{index}/_refresh")).send().await;
+    let answer: Value = http
+        .post(format!("{url}/{index}/_search"))
+        .json(&serde_json::json!({
+            "size": 1000,
+            "sort": [{"data_start_time": "asc"}],
+            "query": query
+        }))
+        .send()
+        .await
+        .expect("search results")
+        .json()
+        .await
+        .expect("results JSON");
+    answer["hits"]["hits"]
+        .as_array()
+        .map(|hits| hits.iter().map(|h| h["_source"].clone()).collect())
+        .unwrap_or_default()
+}

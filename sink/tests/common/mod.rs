@@ -318,3 +318,61 @@ pub fn stream(
         }
     })
 }
+
+/// What a sink showed through an OpenSearch outage mid-stream.
+#[derive(Debug)]
+pub struct Outage {
+    /// Records streamed in all.
+    pub records: usize,
+    /// Documents indexed when the outage began.
+    pub before: u64,
+    /// Metrics rendered during the outage.
+    pub during: String,
+    /// `/readyz` during the outage: ready, and why not.
+    pub ready_during: (bool, String),
+    /// Documents indexed once the sink caught up.
+    pub count: u64,
+    /// Metrics rendered after it caught up.
+    pub after: String,
+    /// The final metrics, at shutdown.
+    pub last: String,
+}
+
+/// What a user checks after an outage: it began mid-stream; back-pressure and `/readyz` showed
+/// it; every record is indexed exactly once; back-pressure is gone; retries were counted and
+/// nothing was dead-lettered.
+pub fn assert_outage_survived(outage: &Outage) {
+    let Outage {
+        records,
+        before,
+        during,
+        ready_during: (ready, why),
+        count,
+        after,
+        last,
+    } = outage;
+    assert!(
+        (*before as usize) < *records,
+        "the outage began mid-stream ({before} of {records} already indexed)"
+    );
+    assert_eq!(
+        metric(during, "logwarden_sink_backpressure", ""),
+        1.0,
+        "back-pressure shows during the outage"
+    );
+    assert!(
+        !ready && why.contains("opensearch"),
+        "/readyz is not ready during the outage: {why}"
+    );
+    assert_eq!(*count, *records as u64, "exactly every record, once");
+    assert_eq!(metric(after, "logwarden_sink_backpressure", ""), 0.0);
+    assert!(
+        metric(
+            last,
+            "logwarden_sink_bulk_requests_total",
+            "result=\"retry\""
+        ) >= 1.0,
+        "retries were counted"
+    );
+    assert_eq!(metric(last, "logwarden_sink_dead_letters_total", ""), 0.0);
+}
