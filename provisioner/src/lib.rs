@@ -234,13 +234,14 @@ pub async fn converge(
 }
 
 /// Each object's state for people: the dry-run plan read as "in sync / missing / differs", and
-/// on the plugins target each detector's state and initialization progress.
+/// on the plugins target each detector's state and initialization progress; and whether
+/// anything differs from the spec.
 pub async fn status(
     api: &Api,
     spec: &Spec,
     target: Target,
     now: DateTime<Utc>,
-) -> Result<String, ProvisionError> {
+) -> Result<(String, bool), ProvisionError> {
     let plan = converge(
         api,
         spec,
@@ -290,5 +291,5 @@ pub async fn status(
     } else {
         "in sync with the spec\n"
     });
-    Ok(out)
+    Ok((out, plan.changes()))
 }

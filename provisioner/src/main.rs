@@ -7,6 +7,8 @@
 //! - `logwarden-provisioner status`: each object's state (plugin detectors: state and init
 //!   progress).
 //! - `logwarden-provisioner spec`: prints the default spec.
+//!
+//! With `--exit-code`, `plan` and `status` exit 2 when OpenSearch differs from the spec.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,6 +37,10 @@ struct Args {
     /// Delete objects this owner created that the spec no longer declares.
     #[arg(long, global = true)]
     prune: bool,
+    /// With `plan` or `status`: exit 2 when OpenSearch differs from the spec (a drift check
+    /// for CI), 0 when it is in sync.
+    #[arg(long, global = true)]
+    exit_code: bool,
 }
 
 #[derive(Debug, Clone, ClapArgs)]
@@ -91,14 +97,15 @@ async fn main() -> ExitCode {
     let result = match args.command.unwrap_or(Command::Apply) {
         Command::Spec => {
             print!("{DEFAULT_SPEC}");
-            Ok(())
+            Ok(false)
         }
         Command::Apply => run(&args.common, args.dry_run, args.prune, false).await,
         Command::Plan => run(&args.common, true, args.prune, false).await,
         Command::Status => run(&args.common, true, false, true).await,
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(true) if args.exit_code => ExitCode::from(2),
+        Ok(_) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("logwarden-provisioner: {err:#}");
             ExitCode::FAILURE
@@ -106,7 +113,14 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(common: &Common, dry_run: bool, prune: bool, show_status: bool) -> anyhow::Result<()> {
+/// Plans (and unless `dry_run`, converges), or shows the status; says whether the plan had
+/// changes.
+async fn run(
+    common: &Common,
+    dry_run: bool,
+    prune: bool,
+    show_status: bool,
+) -> anyhow::Result<bool> {
     let raw: RawConfig = pipeline::config::load(common.config.as_deref())?;
     let settings = Settings::from_raw(
         raw,
@@ -128,11 +142,9 @@ async fn run(common: &Common, dry_run: bool, prune: bool, show_status: bool) -> 
     );
     let now = chrono::Utc::now();
     if show_status {
-        print!(
-            "{}",
-            status(&api, &settings.spec, choice.target, now).await?
-        );
-        return Ok(());
+        let (table, changes) = status(&api, &settings.spec, choice.target, now).await?;
+        print!("{table}");
+        return Ok(changes);
     }
     let mode = Mode {
         apply: !dry_run,
@@ -143,5 +155,5 @@ async fn run(common: &Common, dry_run: bool, prune: bool, show_status: bool) -> 
     if dry_run {
         println!("dry run: nothing was changed");
     }
-    Ok(())
+    Ok(plan.changes())
 }

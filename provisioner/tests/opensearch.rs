@@ -35,9 +35,8 @@ impl Names {
     }
 }
 
-/// Runs the provisioner with `args` and the spec `spec`; returns its output, asserting it
-/// succeeded.
-fn provision(url: &str, spec: &str, args: &[&str]) -> String {
+/// Runs the provisioner with `args` and the spec `spec`; returns its exit code and output.
+fn provision_code(url: &str, spec: &str, args: &[&str]) -> (i32, String) {
     let path = std::env::temp_dir().join(format!("logwarden-spec-{}.yaml", uuid_like(spec)));
     std::fs::write(&path, spec).expect("write spec");
     let output = Command::new(env!("CARGO_BIN_EXE_logwarden-provisioner"))
@@ -49,12 +48,19 @@ fn provision(url: &str, spec: &str, args: &[&str]) -> String {
         .expect("run logwarden-provisioner");
     let _ = std::fs::remove_file(PathBuf::from(&path));
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "logwarden-provisioner {args:?} failed: {}\n{stdout}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    (
+        output.status.code().unwrap_or(-1),
+        format!("{stdout}{stderr}"),
+    )
+}
+
+/// Runs the provisioner with `args` and the spec `spec`; returns its output, asserting it
+/// succeeded.
+fn provision(url: &str, spec: &str, args: &[&str]) -> String {
+    let (code, output) = provision_code(url, spec, args);
+    assert_eq!(code, 0, "logwarden-provisioner {args:?} failed: {output}");
+    output
 }
 
 fn uuid_like(text: &str) -> String {
@@ -212,6 +218,8 @@ async fn builtin_objects_converge_once_and_a_dry_run_changes_nothing() {
     assert!(changes(&again).is_empty(), "{again}");
     assert!(again.contains("0 to create, 0 to update,"), "{again}");
     assert!(again.contains("0 to delete"), "{again}");
+    let (code, _) = provision_code(&url, &spec, &["plan", "--exit-code"]);
+    assert_eq!(code, 0, "in sync: a drift check passes");
 
     // Drift: someone changed the events template by hand. The plan names the field; apply
     // puts it back.
@@ -225,6 +233,8 @@ async fn builtin_objects_converge_once_and_a_dry_run_changes_nothing() {
         "{planned}"
     );
     assert!(planned.contains("priority"), "{planned}");
+    let (code, _) = provision_code(&url, &spec, &["status", "--exit-code"]);
+    assert_eq!(code, 2, "drift: a drift check fails");
     provision(&url, &spec, &["apply"]);
     let (_, template) = get(&http, &url, &format!("_index_template/{events}")).await;
     assert_eq!(
