@@ -160,7 +160,19 @@ impl<'a> Indices<'a> {
     pub async fn index(&self, name: &str, plan: &mut Plan) -> Result<(), ApiError> {
         let path = format!("/{name}");
         let step = match self.api.found(Method::Get, &path).await? {
-            Some(_) => Step::new("index", name, Action::Unchanged, "exists"),
+            Some(_) => {
+                let count = self
+                    .api
+                    .found(Method::Get, &format!("/{name}/_count"))
+                    .await?
+                    .and_then(|body| body["count"].as_u64());
+                let detail = match count {
+                    Some(1) => "exists, 1 document".to_owned(),
+                    Some(n) => format!("exists, {n} documents"),
+                    None => "exists".to_owned(),
+                };
+                Step::new("index", name, Action::Unchanged, detail)
+            }
             None => {
                 if self.apply {
                     let reply = self.api.call(Method::Put, &path, None).await?;

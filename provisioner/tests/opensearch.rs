@@ -245,6 +245,7 @@ async fn builtin_objects_converge_once_and_a_dry_run_changes_nothing() {
     let status = provision(&url, &spec, &["status"]);
     assert!(status.contains("in sync with the spec"), "{status}");
     assert!(status.contains("enforced"), "{status}");
+    assert!(status.contains("exists, 0 documents"), "{status}");
 }
 
 #[tokio::test]
