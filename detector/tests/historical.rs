@@ -74,9 +74,7 @@ detectors:
         json!({"match_all": {}}),
     )
     .await;
-    for index in [events, format!("{name}results")] {
-        let _ = http.delete(format!("{url}/{index}")).send().await;
-    }
+    common::clean(&http, &url, &[events, format!("{name}results")]).await;
 
     assert_eq!(
         summary,

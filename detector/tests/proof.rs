@@ -202,6 +202,7 @@ async fn every_injected_phase_gets_one_alert_from_the_right_monitor_and_quiet_ge
     let smtp = testkit::SmtpServer::start().await;
     let settings = detector_settings(&kafka, &url, &index, &hook, smtp.port);
     let results_index = settings.spec.results.clone();
+    let checkpoints_index = settings.spec.checkpoints.clone();
     let (detector_service, detector_stop) = testkit::service("detector").await;
     let detector_metrics = detector_service.telemetry.clone();
     let detector =
@@ -342,9 +343,17 @@ async fn every_injected_phase_gets_one_alert_from_the_right_monitor_and_quiet_ge
             Err(err) => failures.push(format!("the {name} task failed: {err}")),
         }
     }
-    for name in [format!("{index}-*"), results_index.clone()] {
-        let _ = http.delete(format!("{url}/{name}")).send().await;
-    }
+    common::clean(
+        &http,
+        &url,
+        &[
+            format!("{index}-*"),
+            index.clone(),
+            results_index.clone(),
+            checkpoints_index,
+        ],
+    )
+    .await;
     let by_monitor: BTreeMap<String, usize> =
         alerts.iter().fold(BTreeMap::new(), |mut m, (_, b)| {
             *m.entry(format!("{} {}", b["monitor"], b["kind"]))

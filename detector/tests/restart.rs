@@ -135,9 +135,12 @@ async fn a_second_replica_waits_on_standby_and_takes_over() {
     stop_b.cancel();
     task_b.await.expect("the second replica stops");
     let http = reqwest::Client::new();
-    for index in [format!("{name}results"), format!("{name}checkpoints")] {
-        let _ = http.delete(format!("{url}/{index}")).send().await;
-    }
+    common::clean(
+        &http,
+        &url,
+        &[format!("{name}results"), format!("{name}checkpoints")],
+    )
+    .await;
 
     assert_eq!((a_active, b_active), (1.0, 0.0), "one active replica");
     assert!(a_scored >= 4.0, "the active replica scores: {a_scored}");
@@ -199,9 +202,7 @@ async fn a_restart_keeps_the_model_and_does_not_alert_again() {
     .iter()
     .filter_map(|r| r["confidence"].as_f64())
     .collect();
-    for index in [results_index, format!("{name}checkpoints")] {
-        let _ = http.delete(format!("{url}/{index}")).send().await;
-    }
+    common::clean(&http, &url, &[results_index, format!("{name}checkpoints")]).await;
 
     let alerts = |bodies: &[Value]| bodies.iter().filter(|b| b["kind"] == "alert").count();
     assert_eq!(alerts(&before), 1, "one alert for the anomaly: {before:?}");

@@ -124,6 +124,24 @@ async fn put(http: &reqwest::Client, url: &str, path: &str, body: &Value) {
     );
 }
 
+/// Deletes every index and index template the test created (all named `<base>...`).
+async fn clean(http: &reqwest::Client, url: &str, names: &Names) {
+    let (_, templates) = get(http, url, &format!("_index_template/{}*", names.base)).await;
+    for template in templates["index_templates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        if let Some(name) = template["name"].as_str() {
+            let _ = http
+                .delete(format!("{url}/_index_template/{name}"))
+                .send()
+                .await;
+        }
+    }
+    let _ = http.delete(format!("{url}/{}*", names.base)).send().await;
+}
+
 fn spec(events: &str, results: &str, owner: &str, retention: &str) -> String {
     format!(
         "events: {events}
@@ -246,6 +264,7 @@ async fn builtin_objects_converge_once_and_a_dry_run_changes_nothing() {
     assert!(status.contains("in sync with the spec"), "{status}");
     assert!(status.contains("enforced"), "{status}");
     assert!(status.contains("exists, 0 documents"), "{status}");
+    clean(&http, &url, &names).await;
 }
 
 #[tokio::test]
@@ -360,6 +379,7 @@ async fn a_changed_spec_updates_exactly_that_and_prune_deletes_only_owned_templa
         "{updated}"
     );
     assert!(updated.contains("_meta.managed_by"), "{updated}");
+    clean(&http, &url, &names).await;
 }
 
 #[tokio::test]

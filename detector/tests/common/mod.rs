@@ -78,3 +78,17 @@ pub async fn results(http: &reqwest::Client, url: &str, index: &str, query: Valu
         .map(|hits| hits.iter().map(|h| h["_source"].clone()).collect())
         .unwrap_or_default()
 }
+
+/// Deletes each name as an index (patterns allowed) and as an index template, ignoring what is
+/// not there: a test leaves nothing behind in the shared cluster.
+pub async fn clean(http: &reqwest::Client, url: &str, names: &[String]) {
+    for name in names {
+        let _ = http.delete(format!("{url}/{name}")).send().await;
+        if !name.contains('*') {
+            let _ = http
+                .delete(format!("{url}/_index_template/{name}"))
+                .send()
+                .await;
+        }
+    }
+}
