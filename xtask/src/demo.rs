@@ -29,7 +29,7 @@ const EVENTS: &str = "logwarden-events";
 /// The live part: quiet, an anomaly on `country`, quiet again.
 const LIVE_SCENARIO: &str = "\
 name: demo-live
-rate: 50
+rate: 20
 phases:
   - normal: 20s
   - anomaly: country
@@ -126,7 +126,7 @@ pub fn run(ctx: &Ctx, args: &DemoArgs) -> Result<()> {
     std::fs::write(&scenario, LIVE_SCENARIO)
         .with_context(|| format!("writing {}", scenario.display()))?;
     println!(
-        "\ndemo: one minute of live traffic (50 events/s) with a 20-second anomaly on `country`…"
+        "\ndemo: one minute of live traffic (20 events/s, the history's rate) with a 20-second anomaly on `country`…"
     );
     let run_id = format!(
         "demo-{}",
