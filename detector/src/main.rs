@@ -107,7 +107,7 @@ fn check(path: &std::path::Path) -> anyhow::Result<()> {
         println!(
             "  detector {}: {} every {:?} (delay {:?})",
             d.name,
-            detector::store::feature_name(d),
+            d.feature_name(),
             d.interval,
             d.window_delay
         );

@@ -67,7 +67,7 @@ impl ResultDoc {
         started: i64,
         task: Option<&str>,
     ) -> Self {
-        let feature = feature_name(detector);
+        let feature = detector.feature_name();
         Self {
             detector_id: detector.name.clone(),
             detector_name: detector.name.clone(),
@@ -101,11 +101,6 @@ impl ResultDoc {
             None => format!("{}-{}", self.detector_id, self.data_start_time),
         }
     }
-}
-
-/// The name of a detector's feature, e.g. `sum_UNK_country`.
-pub fn feature_name(detector: &DetectorSpec) -> String {
-    detector.feature_name()
 }
 
 /// Creates the results index template unless it exists (the provisioner owns it then).

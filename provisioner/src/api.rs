@@ -11,7 +11,7 @@ use opensearch::OpenSearch;
 use opensearch::http::headers::HeaderMap;
 use opensearch::http::request::JsonBody;
 use opensearch::http::{Method, StatusCode};
-use pipeline::search::error_reason;
+use pipeline::search::{describe_error, error_reason};
 use serde_json::Value;
 
 /// Why a call failed.
@@ -136,7 +136,8 @@ impl Api {
 pub fn refused(method: Method, path: &str, reply: &Reply) -> ApiError {
     let reason = match &reply.body {
         Value::String(text) => error_reason(text),
-        body => error_reason(&body.to_string()),
+        body if body.get("error").is_some() => describe_error(&body["error"]),
+        body => body.to_string(),
     };
     ApiError::Refused {
         what: format!("{} {path}", method_name(method)),

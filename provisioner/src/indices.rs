@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use crate::api::{Api, ApiError};
 use crate::compare::differences;
-use crate::plan::{Action, Plan, Step};
+use crate::plan::{Action, Plan, Step, span};
 
 /// The events index template, marked with `owner`.
 pub fn events_template(events: &EventsIndex, owner: &str) -> Value {
@@ -253,17 +253,6 @@ fn daily(count: usize) -> String {
     match count {
         1 => "1 daily index".to_owned(),
         n => format!("{n} daily indices"),
-    }
-}
-
-/// `30d`, `12h`, `90m`, `45s`: the largest whole unit.
-fn span(duration: Duration) -> String {
-    let secs = duration.as_secs();
-    match secs {
-        s if s >= 86_400 && s % 86_400 == 0 => format!("{}d", s / 86_400),
-        s if s >= 3_600 && s % 3_600 == 0 => format!("{}h", s / 3_600),
-        s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
-        s => format!("{s}s"),
     }
 }
 

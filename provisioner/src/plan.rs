@@ -6,6 +6,7 @@
 //! table with what was done. Pure: no IO.
 
 use std::fmt::{self, Write as _};
+use std::time::Duration;
 
 /// What converging does to one object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -111,6 +112,20 @@ impl Plan {
     }
 }
 
+/// A duration as a spec would write it: the largest whole unit (`30d`, `12h`, `90m`, `45s`),
+/// else as humantime prints it (`1m 30s`, `500ms`).
+pub fn span(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    if secs > 0 && duration.subsec_nanos() == 0 {
+        for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+            if secs.is_multiple_of(size) {
+                return format!("{}{unit}", secs / size);
+            }
+        }
+    }
+    humantime_serde::re::humantime::format_duration(duration).to_string()
+}
+
 /// Rows as an aligned text table (the last column is not padded).
 pub fn table<const N: usize>(
     header: [&str; N],
@@ -144,6 +159,22 @@ pub fn table<const N: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spans_read_as_the_spec_writes_them() {
+        let cases = [
+            (30 * 86_400, "30d"),
+            (7_200, "2h"),
+            (300, "5m"),
+            (90, "90s"),
+            (5, "5s"),
+        ];
+        for (secs, text) in cases {
+            assert_eq!(span(Duration::from_secs(secs)), text);
+        }
+        assert_eq!(span(Duration::from_millis(500)), "500ms");
+        assert_eq!(span(Duration::from_millis(1_500)), "1s 500ms");
+    }
 
     #[test]
     fn the_table_aligns_columns_and_counts_actions() {

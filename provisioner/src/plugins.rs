@@ -34,7 +34,7 @@ use serde_json::{Value, json};
 
 use crate::api::{Api, ApiError, index_missing};
 use crate::compare::differences;
-use crate::plan::{Action, Plan, Step};
+use crate::plan::{Action, Plan, Step, span};
 
 /// The anomaly-detection plugin's detectors API.
 pub const DETECTORS: &str = "/_plugins/_anomaly_detection/detectors";
@@ -86,21 +86,12 @@ pub fn interval_minutes(d: &DetectorSpec, index: usize) -> Result<u64, SpecError
             format!("detectors[{index}].interval"),
             format!(
                 "is {}, not whole minutes: the anomaly-detection plugin counts intervals in minutes",
-                humantime_fmt(d.interval)
+                span(d.interval)
             ),
             "use 1m or more in whole minutes for the opensearch-plugins target, or target builtin",
         ));
     }
     Ok(seconds / 60)
-}
-
-fn humantime_fmt(duration: Duration) -> String {
-    let secs = duration.as_secs_f64();
-    if secs >= 60.0 && secs % 60.0 == 0.0 {
-        format!("{}m", secs / 60.0)
-    } else {
-        format!("{secs}s")
-    }
 }
 
 /// The plugin detector for spec detector `index`: one feature over `<events>*`, the interval and
@@ -113,11 +104,19 @@ pub fn detector_body(
 ) -> Result<Value, SpecError> {
     let minutes = interval_minutes(d, index)?;
     let name = d.feature_name();
-    let aggregation = match (d.feature.aggregation, &d.feature.field) {
-        (Aggregation::Sum, Some(field)) => json!({ "sum": { "field": field } }),
-        (Aggregation::Count, field) => {
-            json!({ "value_count": { "field": field.as_deref().unwrap_or("@timestamp") } })
-        }
+    let (aggregation, what) = match (d.feature.aggregation, &d.feature.field) {
+        (Aggregation::Sum, Some(field)) => (
+            json!({ "sum": { "field": field } }),
+            format!("sum({field})"),
+        ),
+        (Aggregation::Count, Some(field)) => (
+            json!({ "value_count": { "field": field } }),
+            format!("count({field})"),
+        ),
+        (Aggregation::Count, None) => (
+            json!({ "value_count": { "field": "@timestamp" } }),
+            "count".to_owned(),
+        ),
         (Aggregation::Sum, None) | (Aggregation::Rate, _) => {
             return Err(spec_error(
                 format!("detectors[{index}].feature.aggregation"),
@@ -133,10 +132,6 @@ pub fn detector_body(
             "adjust_pure_negative": true,
             "boost": 1.0
         } }),
-    };
-    let what = match &d.feature.field {
-        Some(field) => format!("{}({field})", name.split('_').next().unwrap_or("sum")),
-        None => "count".to_owned(),
     };
     Ok(json!({
         "name": d.name,

@@ -37,7 +37,7 @@ impl Names {
 
 /// Runs the provisioner with `args` and the spec `spec`; returns its exit code and output.
 fn provision_code(url: &str, spec: &str, args: &[&str]) -> (i32, String) {
-    let path = std::env::temp_dir().join(format!("logwarden-spec-{}.yaml", uuid_like(spec)));
+    let path = std::env::temp_dir().join(format!("{}spec.yaml", testkit::unique_name("logwarden")));
     std::fs::write(&path, spec).expect("write spec");
     let output = Command::new(env!("CARGO_BIN_EXE_logwarden-provisioner"))
         .args(args)
@@ -61,14 +61,6 @@ fn provision(url: &str, spec: &str, args: &[&str]) -> String {
     let (code, output) = provision_code(url, spec, args);
     assert_eq!(code, 0, "logwarden-provisioner {args:?} failed: {output}");
     output
-}
-
-fn uuid_like(text: &str) -> String {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    text.hash(&mut hasher);
-    std::process::id().hash(&mut hasher);
-    format!("{:016x}", hasher.finish())
 }
 
 /// The plan table's rows that are not `unchanged`, as `(action, kind, name)`.
@@ -386,7 +378,7 @@ async fn a_changed_spec_updates_exactly_that_and_prune_deletes_only_owned_templa
 async fn an_unreachable_cluster_and_missing_plugins_fail_naming_the_fix() {
     let url = testkit::require_opensearch().await;
     let spec = spec("prov-x-events", "prov-x-results", "prov-x", "30d");
-    let path = std::env::temp_dir().join(format!("logwarden-spec-{}.yaml", uuid_like(&spec)));
+    let path = std::env::temp_dir().join(format!("{}spec.yaml", testkit::unique_name("logwarden")));
     std::fs::write(&path, &spec).expect("write spec");
     let run = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_logwarden-provisioner"))
