@@ -8,6 +8,11 @@
 //! are read as YAML scalars (`4` is a number, `true` a boolean). Each service then validates the
 //! raw struct into the form the rest of its code sees; [`ConfigError::invalid`] is how those
 //! cross-field checks name a key and its fix.
+//!
+//! One namespace is reserved: variables named `LOGWARDEN_SECRET_*` are never config keys. They
+//! hold the secrets that the spec references by name (a channel's webhook URL, an SMTP password),
+//! so one environment (a pod's, a shell's) can carry both without the strict loader rejecting the
+//! spec's secrets as unknown keys. The spec refuses references to other `LOGWARDEN_*` names.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -20,6 +25,10 @@ pub const ENV_PREFIX: &str = "LOGWARDEN_";
 
 /// Separator between key levels in an environment variable name.
 pub const ENV_SEPARATOR: &str = "__";
+
+/// Prefix of the environment variables that hold secrets the spec references by name: the loader
+/// skips them, they are not config keys.
+pub const SECRET_ENV_PREFIX: &str = "LOGWARDEN_SECRET_";
 
 /// A configuration that cannot be used, with what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -142,7 +151,7 @@ pub fn load_from<T: DeserializeOwned>(
     };
     let mut env: Vec<(String, String)> = env
         .into_iter()
-        .filter(|(name, _)| name.starts_with(ENV_PREFIX))
+        .filter(|(name, _)| name.starts_with(ENV_PREFIX) && !name.starts_with(SECRET_ENV_PREFIX))
         .collect();
     env.sort();
     for (name, raw) in env {
@@ -323,6 +332,25 @@ mod tests {
         let err = load_from::<Sample>(None, env(&[("LOGWARDEN_RATEE", "1")])).unwrap_err();
         assert_eq!(err.key(), Some("ratee"));
         assert!(err.to_string().contains("LOGWARDEN_"), "{err}");
+    }
+
+    #[test]
+    fn secret_variables_are_not_config_keys() {
+        let sample: Sample = load_from(
+            None,
+            env(&[
+                (
+                    "LOGWARDEN_SECRET_ALERT_WEBHOOK_URL",
+                    "https://hooks.example/T0K3N",
+                ),
+                ("LOGWARDEN_KAFKA__BROKERS", "env:9092"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(sample.kafka.brokers, "env:9092");
+        // A look-alike outside the reserved prefix is still a (misspelled) key.
+        let err = load_from::<Sample>(None, env(&[("LOGWARDEN_SECRETS_X", "1")])).unwrap_err();
+        assert_eq!(err.key(), Some("secrets_x"));
     }
 
     #[test]

@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::{ENV_PREFIX, SECRET_ENV_PREFIX};
+
 /// The default spec, embedded: the seed's five detectors and monitors, one webhook channel.
 pub const DEFAULT_SPEC: &str = include_str!("../spec/default.yaml");
 
@@ -357,21 +359,73 @@ impl fmt::Debug for Secret {
 }
 
 impl Secret {
-    /// Reads the secret; the error says which source failed, never the value.
+    /// Reads the secret; the error says which source failed and how to provide it, never the
+    /// value.
     pub fn resolve(&self) -> Result<String, String> {
         if let Some(value) = &self.value {
             return Ok(value.clone());
         }
         if let Some(variable) = &self.env {
-            return std::env::var(variable)
-                .map_err(|_| format!("the environment variable {variable} is not set"));
+            return match std::env::var(variable) {
+                Ok(value) if !value.is_empty() => Ok(value),
+                Ok(_) => Err(format!(
+                    "the environment variable {variable} is empty: set it to the secret, or mount \
+                     the secret as a file and reference it with `file: /path`"
+                )),
+                Err(_) => Err(format!(
+                    "the environment variable {variable} is not set: set it (in Kubernetes, from \
+                     a Secret), or mount the secret as a file and reference it with `file: /path`"
+                )),
+            };
         }
         if let Some(path) = &self.file {
             return std::fs::read_to_string(path)
                 .map(|text| text.trim_end_matches(['\n', '\r']).to_owned())
-                .map_err(|err| format!("reading {}: {err}", path.display()));
+                .map_err(|err| {
+                    format!(
+                        "reading {}: {err}: mount the secret there, or reference an environment \
+                         variable with `env: {SECRET_ENV_PREFIX}...`",
+                        path.display()
+                    )
+                });
         }
         Err("no source given (set one of env, file, value)".to_owned())
+    }
+
+    /// Checks the reference itself: exactly one source, and an environment variable outside the
+    /// config namespace (`LOGWARDEN_*` names are config keys, except `LOGWARDEN_SECRET_*`).
+    fn check(&self) -> Result<(), (String, String)> {
+        let sources = usize::from(self.env.is_some())
+            + usize::from(self.file.is_some())
+            + usize::from(self.value.is_some());
+        if sources != 1 {
+            return Err((
+                format!("has {sources} sources"),
+                "give exactly one of env, file, value".to_owned(),
+            ));
+        }
+        if let Some(variable) = &self.env
+            && (variable.is_empty()
+                || (variable.starts_with(ENV_PREFIX) && !variable.starts_with(SECRET_ENV_PREFIX)))
+        {
+            let suffix = variable.strip_prefix(ENV_PREFIX).unwrap_or(variable);
+            return Err((
+                format!(
+                    "env `{variable}` is in the config namespace ({ENV_PREFIX}* variables are \
+                     config keys)"
+                ),
+                format!(
+                    "name secrets {SECRET_ENV_PREFIX}*, e.g. {SECRET_ENV_PREFIX}{}, or use a name \
+                     outside {ENV_PREFIX}*, or `file: /path`",
+                    if suffix.is_empty() {
+                        "WEBHOOK_URL"
+                    } else {
+                        suffix
+                    }
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -529,6 +583,23 @@ impl Spec {
                     "give exactly one of webhook, slack, email",
                 ));
             }
+            let secrets = [
+                ("webhook", c.webhook.as_ref()),
+                ("slack", c.slack.as_ref()),
+                (
+                    "email.username",
+                    c.email.as_ref().and_then(|e| e.username.as_ref()),
+                ),
+                (
+                    "email.password",
+                    c.email.as_ref().and_then(|e| e.password.as_ref()),
+                ),
+            ];
+            for (kind, secret) in secrets {
+                if let Some(Err((problem, fix))) = secret.map(Secret::check) {
+                    return Err(error(format!("channels[{i}].{kind}"), problem, &fix));
+                }
+            }
         }
         let mut monitors = BTreeSet::new();
         for (i, m) in self.monitors.iter().enumerate() {
@@ -683,7 +754,7 @@ mod tests {
             Ok("https://hooks.example/T0K3N")
         );
         let missing = Secret {
-            env: Some("LOGWARDEN_TEST_UNSET_VARIABLE".into()),
+            env: Some("LOGWARDEN_SECRET_TEST_UNSET_VARIABLE".into()),
             file: None,
             value: None,
         };
@@ -691,7 +762,39 @@ mod tests {
             missing
                 .resolve()
                 .expect_err("unset")
-                .contains("LOGWARDEN_TEST_UNSET_VARIABLE")
+                .contains("LOGWARDEN_SECRET_TEST_UNSET_VARIABLE")
+        );
+    }
+
+    #[test]
+    fn secret_references_stay_out_of_the_config_namespace() {
+        let spec = |env: &str| {
+            format!(
+                "detectors: [{{name: a, feature: {{field: x}}}}]\n\
+                 channels: [{{name: team, webhook: {{env: {env}}}}}]\n"
+            )
+        };
+        let err = Spec::parse(&spec("LOGWARDEN_ALERT_WEBHOOK_URL"), "t.yaml")
+            .expect_err("config namespace");
+        assert_eq!(err.key, "channels[0].webhook");
+        let text = err.to_string();
+        assert!(
+            text.contains("LOGWARDEN_SECRET_ALERT_WEBHOOK_URL"),
+            "{text}"
+        );
+        Spec::parse(&spec("LOGWARDEN_SECRET_ALERT_WEBHOOK_URL"), "t.yaml")
+            .expect("reserved prefix");
+        Spec::parse(&spec("TEAM_WEBHOOK_URL"), "t.yaml").expect("outside the namespace");
+        let both = "detectors: [{name: a, feature: {field: x}}]\n\
+                    channels: [{name: team, slack: {env: A, file: /b}}]\n";
+        let err = Spec::parse(both, "t.yaml").expect_err("two sources");
+        assert_eq!(err.key, "channels[0].slack");
+        // The default spec's reference is valid, and the error for its absence says how to set it.
+        let default = Spec::default_spec().expect("valid");
+        let secret = default.channels[0].webhook.as_ref().expect("a webhook");
+        assert_eq!(
+            secret.env.as_deref(),
+            Some("LOGWARDEN_SECRET_ALERT_WEBHOOK_URL")
         );
     }
 }

@@ -733,7 +733,7 @@ async fn a_missing_object_is_none_and_other_errors_carry_the_reason() {
 async fn the_default_spec_plans_the_seeds_five_detectors_monitors_and_a_webhook_on_an_empty_cluster()
  {
     let mut spec = Spec::default_spec().expect("valid");
-    // The default channel reads its URL from LOGWARDEN_ALERT_WEBHOOK_URL; here it is given inline.
+    // The default channel reads its URL from LOGWARDEN_SECRET_ALERT_WEBHOOK_URL; here it is given inline.
     spec.channels[0].webhook = Some(pipeline::spec::Secret {
         env: None,
         file: None,
@@ -808,14 +808,15 @@ async fn the_default_spec_plans_the_seeds_five_detectors_monitors_and_a_webhook_
 #[test]
 fn an_unset_channel_secret_names_the_channel_and_the_variable() {
     let spec = Spec::parse(
-        "detectors: [{name: a, feature: {field: x}}]\nchannels: [{name: c, webhook: {env: LOGWARDEN_TEST_SURELY_UNSET_URL}}]",
+        "detectors: [{name: a, feature: {field: x}}]\nchannels: [{name: c, webhook: {env: LOGWARDEN_SECRET_TEST_SURELY_UNSET_URL}}]",
         "t",
     )
     .expect("valid");
     let err = plugins::channel_configs(&spec.channels[0], 0, "o").expect_err("unset");
     assert_eq!(err.key, "channels[0].webhook");
     assert!(
-        err.to_string().contains("LOGWARDEN_TEST_SURELY_UNSET_URL"),
+        err.to_string()
+            .contains("LOGWARDEN_SECRET_TEST_SURELY_UNSET_URL"),
         "{err}"
     );
 }
