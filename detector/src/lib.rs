@@ -3,6 +3,8 @@
 //! - [`spec`]: the detection spec (detectors, monitors, channels), strict, with the seed's five
 //!   detectors as the default.
 //! - [`window`]: event-time intervals that close after a window delay, quiet ones with 0.
+//! - [`event_time`]: which records are scored (not too far in the future) and the watermark
+//!   (the slowest partition with a backlog).
 //! - [`model`]: a random cut forest per detector with a thresholding layer: grade, confidence.
 //! - [`store`]: OpenSearch: history for a cold start, results, checkpoints.
 //! - [`alert`]: monitors and episodes (pure), and the delivery task (webhook, Slack).
@@ -13,6 +15,7 @@
 
 pub mod alert;
 pub mod evaluate;
+pub mod event_time;
 pub mod lease;
 pub mod model;
 pub mod service;

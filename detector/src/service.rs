@@ -31,6 +31,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::alert::{self, DeliveryMetrics, Monitors};
+use crate::event_time::{Admission, EventClock};
 use crate::lease::{Attempt, Lease};
 use crate::model::{Model, ModelError};
 use crate::settings::Settings;
@@ -56,6 +57,8 @@ pub struct Metrics {
     pub late: IntCounterVec,
     /// Records that were not enriched events (no JSON or no `@timestamp`).
     pub unreadable: prometheus::IntCounter,
+    /// Records stamped beyond the future tolerance: kept out of the model.
+    pub future: prometheus::IntCounter,
     /// Seconds since the last saved checkpoint.
     pub checkpoint_age: IntGauge,
     /// Alerts delivered, failed, waiting.
@@ -92,6 +95,10 @@ impl Metrics {
                 "detector_unreadable_records_total",
                 "Records without JSON or @timestamp.",
             )?,
+            future: prometheus::IntCounter::new(
+                "detector_future_events_total",
+                "Records stamped further ahead of the clock than detector.future_tolerance_ms allows; not scored.",
+            )?,
             checkpoint_age: IntGauge::new(
                 "detector_checkpoint_age_seconds",
                 "Seconds since the last saved checkpoint.",
@@ -126,6 +133,7 @@ impl Metrics {
             metrics.anomalies,
             metrics.late,
             metrics.unreadable,
+            metrics.future,
             metrics.checkpoint_age,
             metrics.delivery.sent,
             metrics.delivery.failed,
@@ -267,7 +275,7 @@ pub async fn run(settings: Settings, service: &Service) -> Result<(), ServiceErr
         monitors.restore(&state.monitors);
     }
 
-    let consumer = assign(&settings, stream_state.as_ref(), &detectors)?;
+    let (consumer, partitions) = assign(&settings, stream_state.as_ref(), &detectors)?;
     let producer: FutureProducer = settings
         .kafka
         .producer_config("logwarden-detector")
@@ -298,7 +306,8 @@ pub async fn run(settings: Settings, service: &Service) -> Result<(), ServiceErr
         detectors,
         monitors,
         outbox,
-        watermark: i64::MIN,
+        clock: EventClock::new(partitions, millis(settings.future_tolerance)),
+        last_future_report: None,
         unwritten: Vec::new(),
         last_checkpoint: Instant::now(),
     };
@@ -324,16 +333,15 @@ pub async fn run(settings: Settings, service: &Service) -> Result<(), ServiceErr
             message = consumer.recv() => match message {
                 Ok(message) => {
                     last_message = Instant::now();
-                    stage.take(message.payload().unwrap_or_default());
+                    stage.take(message.partition(), message.offset(), message.payload().unwrap_or_default());
                 }
+                Err(KafkaError::PartitionEOF(partition)) => stage.clock.caught_up(partition),
                 Err(err) => tracing::warn!(%err, "Consuming failed; librdkafka retries."),
             },
             _ = tick.tick() => {
                 // An idle stream: time moves on by the clock, so quiet intervals close too.
-                if last_message.elapsed() > Duration::from_secs(1) {
-                    stage.watermark = stage.watermark.max(now_ms());
-                }
-                stage.close_intervals().await;
+                let idle = (last_message.elapsed() > Duration::from_secs(1)).then(now_ms);
+                stage.close_intervals(idle).await;
                 if stage.last_checkpoint.elapsed() >= settings.checkpoint_every {
                     stage.checkpoint(&consumer).await;
                 }
@@ -341,7 +349,7 @@ pub async fn run(settings: Settings, service: &Service) -> Result<(), ServiceErr
             }
         }
     }
-    stage.close_intervals().await;
+    stage.close_intervals(None).await;
     stage.checkpoint(&consumer).await;
     // Give pending alerts a moment to go out.
     drop(stage.outbox);
@@ -415,10 +423,24 @@ async fn start_detector(
         && let Ok(state) = serde_json::from_str::<DetectorState>(&checkpoint.state)
     {
         tracing::info!(detector = %detector.name, seen = state.model.seen(), saved_at = checkpoint.saved_at, "Model restored from its checkpoint.");
+        let mut window = state.window;
+        // A window saved past the trusted horizon (by a version that let a future record move
+        // the watermark) would keep the detector blind until that date: start it again now.
+        if window
+            .next()
+            .is_some_and(|next| next > now + millis(settings.future_tolerance))
+        {
+            tracing::warn!(detector = %detector.name, next = ?window.next(), "The checkpoint's open interval lies in the future; scoring resumes from now.");
+            window = Window::new(
+                millis(detector.interval),
+                millis(detector.window_delay),
+                Some(now),
+            );
+        }
         return Ok(Some(Live {
             spec: detector.clone(),
             model: state.model,
-            window: state.window,
+            window,
         }));
     }
     let interval = millis(detector.interval);
@@ -455,18 +477,21 @@ fn value_of(detector: &DetectorSpec, interval: &Interval) -> f64 {
     }
 }
 
-/// Assigns every partition of `enriched`: at the checkpointed positions, or (cold start) at the
-/// records written since shortly before the first interval to score.
+/// Assigns every partition of `enriched`: at the checkpointed positions, or (cold start, or a
+/// partition the checkpoint does not know) at the records written since shortly before the first
+/// interval to score. Returns the consumer and the partitions it reads.
 fn assign(
     settings: &Settings,
     state: Option<&StreamState>,
     detectors: &[Live],
-) -> Result<StreamConsumer, ServiceError> {
+) -> Result<(StreamConsumer, Vec<i32>), ServiceError> {
     let topic = &settings.kafka.topics.enriched;
     let mut config = settings.kafka.client_config("logwarden-detector");
     config
         .set("group.id", "logwarden-detector")
         .set("enable.auto.commit", "false")
+        // Reaching a partition's end is how the event clock knows it is caught up.
+        .set("enable.partition.eof", "true")
         .set("isolation.level", "read_committed");
     let consumer: StreamConsumer = config.create().map_err(ServiceError::Client)?;
     let metadata_client: BaseConsumer = settings
@@ -488,28 +513,32 @@ fn assign(
         .min()
         .unwrap_or_else(now_ms);
     let mut list = TopicPartitionList::new();
+    // Partitions without a saved position start from a time, looked up as an offset.
+    let mut by_time = TopicPartitionList::new();
     for &partition in &partitions {
-        let offset = match state.and_then(|s| s.positions.get(&partition)) {
-            Some(&offset) => Offset::Offset(offset),
+        match state.and_then(|s| s.positions.get(&partition)) {
+            Some(&offset) => list.add_partition_offset(topic, partition, Offset::Offset(offset)),
             // Record timestamps are write times, never before the events' own times.
-            None => Offset::Offset(first - 60_000),
-        };
-        list.add_partition_offset(topic, partition, offset)
-            .map_err(ServiceError::Client)?;
+            None => by_time.add_partition_offset(topic, partition, Offset::Offset(first - 60_000)),
+        }
+        .map_err(ServiceError::Client)?;
     }
-    if state.is_none() {
-        list = consumer
-            .offsets_for_times(list, Duration::from_secs(30))
+    if by_time.count() > 0 {
+        let found = consumer
+            .offsets_for_times(by_time, Duration::from_secs(30))
             .map_err(ServiceError::Client)?;
-        for element in list.clone().elements() {
-            if !matches!(element.offset(), Offset::Offset(o) if o >= 0) {
-                list.set_partition_offset(topic, element.partition(), Offset::End)
-                    .map_err(ServiceError::Client)?;
-            }
+        for element in found.elements() {
+            let offset = match element.offset() {
+                Offset::Offset(o) if o >= 0 => Offset::Offset(o),
+                // No record written since then: only new ones.
+                _ => Offset::End,
+            };
+            list.add_partition_offset(topic, element.partition(), offset)
+                .map_err(ServiceError::Client)?;
         }
     }
     consumer.assign(&list).map_err(ServiceError::Client)?;
-    Ok(consumer)
+    Ok((consumer, partitions))
 }
 
 /// The loop's state.
@@ -522,7 +551,10 @@ struct Stage<'a> {
     detectors: Vec<Live>,
     monitors: Monitors,
     outbox: tokio::sync::mpsc::UnboundedSender<alert::Notification>,
-    watermark: i64,
+    /// Per-partition event time: which records are scored, and the watermark.
+    clock: EventClock,
+    /// When a future record was last logged (they are counted always, logged at most every 10 s).
+    last_future_report: Option<Instant>,
     /// Results not yet written (OpenSearch was unavailable).
     unwritten: Vec<ResultDoc>,
     last_checkpoint: Instant,
@@ -552,8 +584,8 @@ fn contribution(feature: &Feature, record: &Value) -> Option<f64> {
 }
 
 impl Stage<'_> {
-    /// Adds one enriched record to every detector's open interval.
-    fn take(&mut self, payload: &[u8]) {
+    /// Adds one enriched record of `partition` to every detector's open interval.
+    fn take(&mut self, partition: i32, offset: i64, payload: &[u8]) {
         let Ok(record) = serde_json::from_slice::<Value>(payload) else {
             self.metrics.unreadable.inc();
             return;
@@ -566,6 +598,25 @@ impl Stage<'_> {
             self.metrics.unreadable.inc();
             return;
         };
+        let now = now_ms();
+        if self.clock.admit(partition, time, now) == Admission::Future {
+            self.metrics.future.inc();
+            if self
+                .last_future_report
+                .is_none_or(|last| last.elapsed() >= Duration::from_secs(10))
+            {
+                self.last_future_report = Some(Instant::now());
+                tracing::warn!(
+                    partition,
+                    offset,
+                    event_time = time,
+                    horizon = self.clock.horizon(now),
+                    total = self.metrics.future.get(),
+                    "A record is stamped further in the future than detector.future_tolerance_ms allows: not scored (check the sender's clock)."
+                );
+            }
+            return;
+        }
         for live in &mut self.detectors {
             if let Some(value) = contribution(&live.spec.feature, &record)
                 && !live.window.add(time, value)
@@ -576,19 +627,18 @@ impl Stage<'_> {
                     .inc();
             }
         }
-        self.watermark = self.watermark.max(time);
     }
 
     /// Scores every interval the watermark closed; writes results, publishes anomalies, and
-    /// hands notifications to the delivery task.
-    async fn close_intervals(&mut self) {
-        if self.watermark == i64::MIN {
+    /// hands notifications to the delivery task. `idle_now` is the clock when the stream is idle.
+    async fn close_intervals(&mut self, idle_now: Option<i64>) {
+        let Some(watermark) = self.clock.watermark(idle_now) else {
             return;
-        }
+        };
         let started = now_ms();
         let mut results = Vec::new();
         for live in &mut self.detectors {
-            for interval in live.window.close(self.watermark) {
+            for interval in live.window.close(watermark) {
                 let value = value_of(&live.spec, &interval);
                 let scored = match live.model.observe(value) {
                     Ok(scored) => scored,

@@ -45,6 +45,10 @@ pub struct DetectorConfig {
     /// How long the active replica's lease lasts unless renewed, in milliseconds: how soon a
     /// standby takes over after a crash.
     pub lease_ms: u64,
+    /// How far ahead of this replica's clock a record's `@timestamp` may be, in milliseconds.
+    /// Records stamped further ahead (a sender with a wrong clock) are counted
+    /// (`logwarden_detector_future_events_total`), logged, and not scored.
+    pub future_tolerance_ms: u64,
 }
 
 impl Default for DetectorConfig {
@@ -54,6 +58,7 @@ impl Default for DetectorConfig {
             checkpoint_ms: 60_000,
             instance_id: None,
             lease_ms: 30_000,
+            future_tolerance_ms: 300_000,
         }
     }
 }
@@ -75,6 +80,8 @@ pub struct Settings {
     pub instance_id: String,
     /// The lease's time to live.
     pub lease_ttl: Duration,
+    /// How far ahead of the clock an event time is still trusted.
+    pub future_tolerance: Duration,
 }
 
 impl Settings {
@@ -118,6 +125,7 @@ impl Settings {
             checkpoint_every: Duration::from_millis(d.checkpoint_ms),
             instance_id,
             lease_ttl: Duration::from_millis(d.lease_ms),
+            future_tolerance: Duration::from_millis(d.future_tolerance_ms),
         })
     }
 }

@@ -11,6 +11,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+/// The most intervals one [`Window::close`] returns.
+pub const MAX_CLOSED_PER_CALL: usize = 10_000;
+
 /// A closed interval: `[start, end)` in epoch milliseconds, and its value.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Interval {
@@ -76,7 +79,8 @@ impl Window {
     }
 
     /// Closes every interval whose end plus the delay is at or before `watermark`, in order,
-    /// including empty ones since the last closed interval.
+    /// including empty ones since the last closed interval; at most [`MAX_CLOSED_PER_CALL`] at a
+    /// time (the rest on the next call), so memory stays bounded whatever the watermark.
     pub fn close(&mut self, watermark: i64) -> Vec<Interval> {
         let limit = watermark - self.delay_ms;
         let next = match self.next {
@@ -89,7 +93,7 @@ impl Window {
         };
         let mut closed = Vec::new();
         let mut start = next;
-        while start + self.interval_ms <= limit {
+        while start + self.interval_ms <= limit && closed.len() < MAX_CLOSED_PER_CALL {
             let (value, events) = self.open.remove(&start).unwrap_or((0.0, 0));
             closed.push(Interval {
                 start,
@@ -158,6 +162,23 @@ mod tests {
         let closed = window.close(240_000);
         assert_eq!(closed.len(), 2);
         assert_eq!((closed[0].start, closed[0].value), (120_000, 1.0));
+    }
+
+    #[test]
+    fn a_watermark_far_ahead_closes_in_bounded_steps() {
+        let mut window = Window::new(1_000, 0, Some(0));
+        let far = 1_000 * (MAX_CLOSED_PER_CALL as i64) * 3 + 500;
+        let sizes: Vec<usize> = (0..4).map(|_| window.close(far).len()).collect();
+        assert_eq!(
+            sizes,
+            [
+                MAX_CLOSED_PER_CALL,
+                MAX_CLOSED_PER_CALL,
+                MAX_CLOSED_PER_CALL,
+                0
+            ]
+        );
+        assert_eq!(window.next(), Some(far - 500));
     }
 
     #[test]

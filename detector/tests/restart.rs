@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{receiver, send};
+use common::{gauge, receiver, run_replica, send};
 use detector::settings::{RawConfig, Settings};
 use detector::spec::Spec;
 use pipeline::kafka::KafkaConfig;
@@ -78,32 +78,6 @@ async fn run_detector(
 ) {
     let (stop, task, _) = run_replica(settings).await;
     (stop, task)
-}
-
-async fn run_replica(
-    settings: Settings,
-) -> (
-    tokio_util::sync::CancellationToken,
-    tokio::task::JoinHandle<()>,
-    pipeline::telemetry::Telemetry,
-) {
-    let (service, stop) = testkit::service("detector").await;
-    let telemetry = service.telemetry.clone();
-    let task = tokio::spawn(async move {
-        detector::service::run(settings, &service)
-            .await
-            .expect("the detector runs and stops cleanly");
-    });
-    (stop, task, telemetry)
-}
-
-fn gauge(telemetry: &pipeline::telemetry::Telemetry, name: &str) -> f64 {
-    telemetry
-        .render()
-        .lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

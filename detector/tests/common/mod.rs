@@ -92,3 +92,32 @@ pub async fn clean(http: &reqwest::Client, url: &str, names: &[String]) {
         }
     }
 }
+
+/// Runs the detector in-process; returns its shutdown token, its task and its telemetry (for
+/// metrics and readiness).
+pub async fn run_replica(
+    settings: detector::settings::Settings,
+) -> (
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<()>,
+    pipeline::telemetry::Telemetry,
+) {
+    let (service, stop) = pipeline::testkit::service("detector").await;
+    let telemetry = service.telemetry.clone();
+    let task = tokio::spawn(async move {
+        detector::service::run(settings, &service)
+            .await
+            .expect("the detector runs and stops cleanly");
+    });
+    (stop, task, telemetry)
+}
+
+/// The sum of a metric's samples (all label values).
+pub fn gauge(telemetry: &pipeline::telemetry::Telemetry, name: &str) -> f64 {
+    telemetry
+        .render()
+        .lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
