@@ -96,6 +96,7 @@ async fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
     let service = Service::start("detector", &settings.telemetry, TELEMETRY_PORT)
         .await
         .context("starting telemetry")?;
+    service.check_kafka(&settings.kafka).await?;
     detector::service::run(settings, &service).await?;
     Ok(())
 }

@@ -85,6 +85,69 @@ impl ConfigError {
     }
 }
 
+/// A secret read from config (a password): any YAML scalar, kept as its text (so a password of
+/// `123456`, which an environment variable turns into a number, is still a password, and no
+/// parse error ever shows it), never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretString(String);
+
+impl SecretString {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(secret.into())
+    }
+
+    /// The secret itself, for the client that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SecretString {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Scalar;
+        impl serde::de::Visitor<'_> for Scalar {
+            type Value = SecretString;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a secret (text)")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SecretString, E> {
+                Ok(SecretString(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<SecretString, E> {
+                Ok(SecretString(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<SecretString, E> {
+                Ok(SecretString(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<SecretString, E> {
+                Ok(SecretString(v.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<SecretString, E> {
+                Ok(SecretString(v.to_string()))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<SecretString, E> {
+                Ok(SecretString(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(Scalar)
+    }
+}
+
+/// Whether a config key holds a secret, by its last segment: its value never appears in errors.
+pub fn is_secret_key(key: &str) -> bool {
+    let last = key.rsplit('.').next().unwrap_or(key).to_ascii_lowercase();
+    ["password", "secret", "token", "credential"]
+        .iter()
+        .any(|word| last.contains(word))
+}
+
 /// Where OpenSearch is: a section every service's config accepts, so that one environment (a
 /// shared ConfigMap) can serve them all; services that do not talk to OpenSearch ignore it.
 #[derive(Clone, PartialEq, Eq, serde::Deserialize)]
@@ -96,7 +159,7 @@ pub struct OpenSearchConfig {
     pub username: Option<String>,
     /// Basic-auth password; set it through `LOGWARDEN_OPENSEARCH__PASSWORD` (a Secret), not in a
     /// file. Never logged.
-    pub password: Option<String>,
+    pub password: Option<SecretString>,
 }
 
 impl Default for OpenSearchConfig {
@@ -114,7 +177,7 @@ impl fmt::Debug for OpenSearchConfig {
         f.debug_struct("OpenSearchConfig")
             .field("url", &self.url)
             .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("password", &self.password)
             .finish()
     }
 }
@@ -174,7 +237,11 @@ pub fn load_from<T: DeserializeOwned>(
     let origin = file.map_or(Origin::Defaults, Origin::File);
     serde_path_to_error::deserialize(tree).map_err(|err| {
         let key = err.path().to_string();
-        let inner = err.into_inner().to_string();
+        let inner = if is_secret_key(&key) {
+            "has a value that cannot be used (not shown: it is a secret)".to_owned()
+        } else {
+            err.into_inner().to_string()
+        };
         ConfigError::invalid(
             if key == "." { "(root)".to_owned() } else { key },
             inner,
@@ -277,7 +344,7 @@ mod tests {
     #[test]
     fn the_opensearch_password_is_never_printed() {
         let config = OpenSearchConfig {
-            password: Some("hunter2".into()),
+            password: Some(SecretString::new("hunter2")),
             ..OpenSearchConfig::default()
         };
         let printed = format!("{config:?}");
@@ -351,6 +418,37 @@ mod tests {
         // A look-alike outside the reserved prefix is still a (misspelled) key.
         let err = load_from::<Sample>(None, env(&[("LOGWARDEN_SECRETS_X", "1")])).unwrap_err();
         assert_eq!(err.key(), Some("secrets_x"));
+    }
+
+    #[test]
+    fn a_numeric_password_is_a_password_and_no_error_shows_a_secret() {
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct WithSecret {
+            #[serde(default)]
+            opensearch: OpenSearchConfig,
+        }
+        let loaded: WithSecret =
+            load_from(None, env(&[("LOGWARDEN_OPENSEARCH__PASSWORD", "123456")])).unwrap();
+        assert_eq!(
+            loaded
+                .opensearch
+                .password
+                .as_ref()
+                .map(SecretString::expose),
+            Some("123456")
+        );
+        assert!(!format!("{loaded:?}").contains("123456"));
+        // A secret where a map is expected: the error names the key, not the value.
+        let err = load_from::<WithSecret>(
+            None,
+            env(&[("LOGWARDEN_OPENSEARCH__PASSWORD__X", "s3cr3t-value")]),
+        )
+        .unwrap_err();
+        assert!(!err.to_string().contains("s3cr3t-value"), "{err}");
+        assert!(is_secret_key("kafka.sasl.password"));
+        assert!(is_secret_key("kafka.tls.key_password"));
+        assert!(!is_secret_key("kafka.brokers"));
     }
 
     #[test]

@@ -86,7 +86,11 @@ pub fn client(config: &OpenSearchConfig, timeout: Duration) -> Result<OpenSearch
     if let Some(username) = &config.username {
         builder = builder.auth(Credentials::Basic(
             username.clone(),
-            config.password.clone().unwrap_or_default(),
+            config
+                .password
+                .as_ref()
+                .map(|p| p.expose().to_owned())
+                .unwrap_or_default(),
         ));
     }
     let transport = builder.build().map_err(|err| {

@@ -85,3 +85,18 @@ impl Service {
         })
     }
 }
+
+impl Service {
+    /// How long start-up waits for the brokers before leaving them to librdkafka's retries.
+    pub const KAFKA_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// The start-up check of the brokers ([`crate::kafka::preflight`]): a refused password or an
+    /// untrusted certificate stops the service here, with the reason, instead of a silent retry
+    /// loop; `/readyz` says why.
+    pub async fn check_kafka(
+        &self,
+        kafka: &crate::kafka::KafkaConfig,
+    ) -> Result<(), crate::kafka::PreflightError> {
+        crate::kafka::preflight(kafka, &self.telemetry.health, Self::KAFKA_PATIENCE).await
+    }
+}

@@ -56,6 +56,87 @@ pub async fn kafka_with_private_topics(test: &str, partitions: i32) -> KafkaConf
     kafka
 }
 
+/// The stack's secure Kafka listeners, as `cargo xtask test` names them (else the stack's
+/// defaults): `(SASL_SSL address, mutual-TLS address, TLS directory)`.
+pub fn secure_listeners() -> (String, String, std::path::PathBuf) {
+    let var =
+        |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
+    let default_dir = if std::env::var("USER").as_deref() == Ok("root")
+        || std::path::Path::new("/var/lib/logwarden/stack/kafka/tls").exists()
+    {
+        "/var/lib/logwarden/stack/kafka/tls".to_owned()
+    } else {
+        format!(
+            "{}/.local/share/logwarden/stack/kafka/tls",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    };
+    (
+        var("XTASK_KAFKA_SASL_SSL", "127.0.0.1:9094"),
+        var("XTASK_KAFKA_MTLS", "127.0.0.1:9095"),
+        std::path::PathBuf::from(var("XTASK_KAFKA_TLS_DIR", &default_dir)),
+    )
+}
+
+/// Which of the stack's secure listeners a test uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secure {
+    /// SASL_SSL with SCRAM-SHA-512 as the stack's user (`logwarden`).
+    SaslScram,
+    /// SSL with the stack's client certificate (mutual TLS).
+    MutualTls,
+}
+
+/// The SCRAM user the stack's broker accepts (created by `cargo xtask stack up`).
+pub const STACK_SCRAM_USER: &str = "logwarden";
+/// Its password (a development stack's, public).
+pub const STACK_SCRAM_PASSWORD: &str = "logwarden-stack-password";
+
+/// Kafka settings for one of the stack's secure listeners, with a private, freshly created set of
+/// the five topics (created through the plaintext listener).
+///
+/// # Panics
+/// When Kafka is unreachable, the topics cannot be created, or the TLS material is missing.
+pub async fn secure_kafka(test: &str, partitions: i32, mode: Secure) -> KafkaConfig {
+    let plain = kafka_with_private_topics(test, partitions).await;
+    let (sasl_ssl, mtls, dir) = secure_listeners();
+    let ca = dir.join("ca.pem");
+    assert!(
+        ca.exists(),
+        "the stack's TLS material is missing ({}): restart the stack (`cargo xtask stack down` \
+         and `cargo xtask stack up`)",
+        ca.display()
+    );
+    let mut kafka = KafkaConfig::new(match mode {
+        Secure::SaslScram => sasl_ssl,
+        Secure::MutualTls => mtls,
+    });
+    kafka.topics = plain.topics;
+    let mut tls = crate::kafka::KafkaTls {
+        ca_file: Some(ca),
+        certificate_file: None,
+        key_file: None,
+        key_password: None,
+        verify_hostname: true,
+    };
+    match mode {
+        Secure::SaslScram => {
+            kafka.sasl = Some(crate::kafka::KafkaSasl {
+                mechanism: crate::kafka::SaslMechanism::ScramSha512,
+                username: STACK_SCRAM_USER.to_owned(),
+                password: Some(crate::config::SecretString::new(STACK_SCRAM_PASSWORD)),
+                password_file: None,
+            });
+        }
+        Secure::MutualTls => {
+            tls.certificate_file = Some(dir.join("client.pem"));
+            tls.key_file = Some(dir.join("client.key"));
+        }
+    }
+    kafka.tls = Some(tls);
+    kafka
+}
+
 /// The stack's OpenSearch URL, after checking that it answers.
 ///
 /// # Panics

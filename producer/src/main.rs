@@ -49,6 +49,9 @@ async fn main_inner() -> anyhow::Result<ExitCode> {
     let service = Service::start("producer", &settings.telemetry, default_port)
         .await
         .context("starting telemetry")?;
+    if settings.output == OutputKind::Kafka {
+        service.check_kafka(&settings.kafka).await?;
+    }
     // A stop by signal after a clean drain is a success: every record sent was acknowledged.
     run(settings, &service).await?;
     Ok(ExitCode::SUCCESS)

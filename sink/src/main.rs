@@ -43,6 +43,7 @@ async fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
     let service = Service::start("sink", &settings.telemetry, TELEMETRY_PORT)
         .await
         .context("starting telemetry")?;
+    service.check_kafka(&settings.kafka).await?;
     sink::service::run(settings, &service).await?;
     Ok(())
 }

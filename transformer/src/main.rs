@@ -78,6 +78,7 @@ async fn run(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let service = Service::start("transformer", &settings.telemetry, TELEMETRY_PORT)
         .await
         .context("starting telemetry")?;
+    service.check_kafka(&settings.kafka).await?;
     transformer::service::run(settings, &service).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -9,6 +9,7 @@
 
 mod demo;
 mod kafka;
+mod kafka_tls;
 mod opensearch;
 mod paths;
 mod prereq;

@@ -77,6 +77,11 @@ impl Dirs {
         self.data.join("kafka")
     }
 
+    /// The local Kafka's TLS material (CA, broker and client certificates).
+    pub fn kafka_tls(&self) -> PathBuf {
+        self.kafka().join("tls")
+    }
+
     /// OpenSearch's install (with plugins), data, logs and pid file.
     pub fn opensearch(&self) -> PathBuf {
         self.data.join("opensearch")

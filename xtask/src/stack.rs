@@ -44,6 +44,12 @@ pub struct StackOptions {
     /// Kafka's JVM heap.
     #[arg(long, default_value = "512m", value_name = "SIZE")]
     pub kafka_heap: String,
+    /// Kafka's SASL_SSL port on 127.0.0.1 (SCRAM-SHA-256/512 and PLAIN, the stack's CA).
+    #[arg(long, default_value_t = 9094, value_name = "PORT")]
+    pub kafka_sasl_ssl_port: u16,
+    /// Kafka's mutual-TLS port on 127.0.0.1 (SSL, client certificate required).
+    #[arg(long, default_value_t = 9095, value_name = "PORT")]
+    pub kafka_mtls_port: u16,
     /// OpenSearch version (Maven Central integ-test distribution; give an exact version).
     #[arg(long, default_value = opensearch::DEFAULT_VERSION, value_name = "VERSION")]
     pub opensearch_version: String,
@@ -72,6 +78,8 @@ impl StackOptions {
             port: self.kafka_port,
             controller_port: self.kafka_controller_port,
             heap: self.kafka_heap.clone(),
+            sasl_ssl_port: self.kafka_sasl_ssl_port,
+            mtls_port: self.kafka_mtls_port,
         }
     }
 
@@ -276,6 +284,13 @@ fn bring_up(ctx: &Ctx, options: &StackOptions, adopt_running: bool) -> Result<Up
     let mut opensearch_settings = options.opensearch()?;
     let mut mismatches = Vec::new();
     if let Some(k) = &running.kafka {
+        if k.settings.sasl_ssl_port == 0 {
+            bail!(
+                "the running Kafka (pid {}) was started by an older `cargo xtask` and has no \
+                 TLS/SASL listeners; run `cargo xtask stack down` and retry",
+                k.pid
+            );
+        }
         mismatches.extend(k.settings.differences(&kafka_settings));
         kafka_settings = k.settings.clone();
     }
@@ -309,7 +324,12 @@ fn bring_up(ctx: &Ctx, options: &StackOptions, adopt_running: bool) -> Result<Up
         None => {
             check_ports_free(
                 "kafka",
-                &[kafka_settings.port, kafka_settings.controller_port],
+                &[
+                    kafka_settings.port,
+                    kafka_settings.controller_port,
+                    kafka_settings.sasl_ssl_port,
+                    kafka_settings.mtls_port,
+                ],
             )?;
             Plan::Start {
                 mvn: prereq::maven(ctx.root)?,
@@ -488,6 +508,11 @@ fn kafka_up(
         &mut server,
         KAFKA_READY_TIMEOUT,
     )?;
+    if let Plan::Start { mvn, java } = &plan {
+        // SCRAM users live in the metadata log: upserted at every start, idempotently.
+        let lib = kafka::install(&ctx.dirs.cache, mvn, &settings.version)?;
+        crate::kafka_tls::ensure_scram_user(java, &lib, &ctx.dirs.kafka(), &settings.brokers())?;
+    }
     match plan {
         Plan::Keep(_) => println!("kafka: already running (pid {})", server.pid()),
         Plan::Start { .. } => println!(

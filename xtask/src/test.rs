@@ -88,6 +88,12 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
     let started = Instant::now();
     let up = stack::ensure_up(ctx, &args.stack)?;
     let smtpd = crate::prereq::aiosmtpd(&ctx.dirs.cache)?;
+    let kafka = &up
+        .state
+        .kafka
+        .as_ref()
+        .context("the stack state lists no Kafka; run `cargo xtask stack reset`")?
+        .settings;
     let env = [
         (
             // Not `LOGWARDEN_*`: the services' strict config loader would reject it.
@@ -108,6 +114,16 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
             up.state
                 .kafka_brokers()
                 .context("the stack state lists no Kafka; run `cargo xtask stack reset`")?,
+        ),
+        (
+            // The secure listeners and their TLS material (pipeline::testkit::secure_kafka).
+            "XTASK_KAFKA_SASL_SSL",
+            kafka.sasl_ssl_brokers(),
+        ),
+        ("XTASK_KAFKA_MTLS", kafka.mtls_brokers()),
+        (
+            "XTASK_KAFKA_TLS_DIR",
+            ctx.dirs.kafka_tls().display().to_string(),
         ),
         (
             "LOGWARDEN_OPENSEARCH__URL",

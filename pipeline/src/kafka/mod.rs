@@ -6,7 +6,11 @@
 //! alike. The producer and consumer presets encode the delivery guarantees the services rely on:
 //! idempotent, fully acknowledged produces, and consumers that never store an offset by themselves.
 
+mod preflight;
+mod security;
+
 use std::collections::BTreeMap;
+use std::fmt;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
@@ -17,20 +21,58 @@ use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use serde::Deserialize;
 
+pub use preflight::{PreflightError, preflight};
+pub use security::{KafkaSasl, KafkaTls, SaslMechanism};
+
 /// Where the brokers are and how to talk to them.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaConfig {
     /// Bootstrap servers, comma-separated (`host:port,host:port`).
     #[serde(default = "default_brokers")]
     pub brokers: String,
-    /// librdkafka properties passed through verbatim to every client, e.g. `security.protocol`,
-    /// `sasl.mechanism`, `sasl.username`. They override logwarden's presets.
+    /// TLS to the brokers (`SSL`, or `SASL_SSL` with `sasl`): CA, client certificate and key.
+    #[serde(default)]
+    pub tls: Option<KafkaTls>,
+    /// SASL authentication: `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    #[serde(default)]
+    pub sasl: Option<KafkaSasl>,
+    /// Accept sending credentials over a plaintext connection (SASL without TLS); a warning is
+    /// logged at start-up.
+    #[serde(default)]
+    pub allow_insecure: bool,
+    /// librdkafka properties passed through verbatim to every client. They override logwarden's
+    /// presets; security settings belong in `tls` and `sasl`.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
     /// Names of the topics logwarden reads and writes.
     #[serde(default)]
     pub topics: TopicNames,
+}
+
+impl fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let properties: BTreeMap<&str, &str> = self
+            .properties
+            .iter()
+            .map(|(key, value)| {
+                let shown = if security::is_secret_property(key) {
+                    "<redacted>"
+                } else {
+                    value.as_str()
+                };
+                (key.as_str(), shown)
+            })
+            .collect();
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("tls", &self.tls)
+            .field("sasl", &self.sasl)
+            .field("allow_insecure", &self.allow_insecure)
+            .field("properties", &properties)
+            .field("topics", &self.topics)
+            .finish()
+    }
 }
 
 fn default_brokers() -> String {
@@ -48,9 +90,26 @@ impl KafkaConfig {
     pub fn new(brokers: impl Into<String>) -> Self {
         Self {
             brokers: brokers.into(),
+            tls: None,
+            sasl: None,
+            allow_insecure: false,
             properties: BTreeMap::new(),
             topics: TopicNames::default(),
         }
+    }
+
+    fn security(&self) -> security::Security<'_> {
+        security::Security {
+            tls: self.tls.as_ref(),
+            sasl: self.sasl.as_ref(),
+            allow_insecure: self.allow_insecure,
+            properties: &self.properties,
+        }
+    }
+
+    /// Weakened checks the settings ask for, to log at start-up.
+    pub fn security_warnings(&self) -> Vec<String> {
+        self.security().warnings()
     }
 
     /// Checks what serde cannot: an empty broker list, a property that logwarden manages itself.
@@ -71,19 +130,27 @@ impl KafkaConfig {
                 ));
             }
         }
+        self.security().validate()?;
         self.topics.validate()
     }
 
-    /// The base configuration every client starts from: servers, a client id, user properties.
+    /// The base configuration every client starts from: servers, a client id, security, user
+    /// properties.
     pub fn client_config(&self, client_id: &str) -> ClientConfig {
         let mut config = ClientConfig::new();
+        self.set_base(&mut config, client_id);
+        config
+    }
+
+    /// Sets the base settings on `config`, over what it holds.
+    fn set_base(&self, config: &mut ClientConfig, client_id: &str) {
         config
             .set("bootstrap.servers", &self.brokers)
             .set("client.id", client_id);
+        self.security().apply(config);
         for (key, value) in &self.properties {
             config.set(key, value);
         }
-        config
     }
 
     /// An idempotent producer that waits for every in-sync replica: a delivery report of success
@@ -114,11 +181,10 @@ impl KafkaConfig {
         self.overlay(config, client_id)
     }
 
-    /// Presets first, then the base settings, so user properties win over presets.
+    /// Presets first, then the base settings, so user properties win over presets. (Not through
+    /// `config_map`, which masks passwords.)
     fn overlay(&self, mut preset: ClientConfig, client_id: &str) -> ClientConfig {
-        for (key, value) in self.client_config(client_id).config_map() {
-            preset.set(key, value);
-        }
+        self.set_base(&mut preset, client_id);
         preset
     }
 }
