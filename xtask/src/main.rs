@@ -13,6 +13,7 @@ mod opensearch;
 mod paths;
 mod prereq;
 mod process;
+mod receiver;
 mod stack;
 mod test;
 
