@@ -406,13 +406,13 @@ mod tests {
     // are merged: with 200,000 records the rarest cell (weight 0.001 of a total of about 1,
     // probability ~0.001) still expects ~200 records, far above the usual minimum of 5, which
     // `chi_square` asserts. The sample is drawn from a fixed seed, so the outcome is the same
-    // on every run. The expected weights are copied here from shared/seeds/model.md rather than
-    // taken from `crate::model`, so a wrong table there fails these tests too.
+    // on every run. The expected weights are written out again here from the seed's generator
+    // rather than taken from `crate::model`, so a wrong table there fails these tests too.
 
     const SAMPLE: u64 = 200_000;
     const SEED: u64 = 0x5eed_2022;
 
-    /// The seed's facts (model.md): each field's values, normal weights and anomaly weights.
+    /// The seed's facts: each field's values, normal weights and anomaly weights.
     struct Seed {
         field: MonitoredField,
         values: &'static [&'static str],
