@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 use crate::model::Model;
 use crate::spec::{DetectorSpec, Spec};
-use crate::store::{self, ResultDoc};
+use crate::store;
 
 /// One detector's figures.
 #[derive(Debug, Clone, PartialEq)]
@@ -261,7 +261,7 @@ async fn historical_one(
     let mut results = Vec::new();
     for interval in store::history(client, &spec.events, detector, from, to).await? {
         let scored = model.observe(interval.value)?;
-        results.push(ResultDoc::new(
+        results.push(store::result(
             detector,
             &interval,
             &scored,

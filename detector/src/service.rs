@@ -648,7 +648,7 @@ impl Stage<'_> {
                     }
                 };
                 let scored_interval = Interval { value, ..interval };
-                let result = ResultDoc::new(&live.spec, &scored_interval, &scored, started, None);
+                let result = store::result(&live.spec, &scored_interval, &scored, started, None);
                 self.metrics
                     .intervals
                     .with_label_values(&[&live.spec.name])

@@ -1,8 +1,13 @@
 //! What the detector reads from and writes to OpenSearch: history for a cold start (a date
 //! histogram over the events alias), anomaly results, and model checkpoints.
+//!
+//! A result's form is a wire format (the same document goes to the results index and to the
+//! `anomalies` topic), so [`ResultDoc`] is defined in [`pipeline::wire`]; this module builds it
+//! from a scored interval ([`result`]) and stores it.
 
 use opensearch::{BulkParts, GetParts, IndexParts, OpenSearch, SearchParts};
 use pipeline::search::{SearchError, check, describe_error, results_template};
+pub use pipeline::wire::{FeatureData, ResultDoc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -10,96 +15,39 @@ use crate::model::Scored;
 use crate::spec::{Aggregation, DetectorSpec};
 use crate::window::Interval;
 
-/// One anomaly result, as stored (field names close to the AD plugin's).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ResultDoc {
-    /// The detector's name (the plugin's id; logwarden's detectors are named).
-    pub detector_id: String,
-    /// The detector's name.
-    pub detector_name: String,
-    /// The feature's value.
-    pub feature_data: Vec<FeatureData>,
-    /// Interval start, epoch ms.
-    pub data_start_time: i64,
-    /// Interval end, epoch ms.
-    pub data_end_time: i64,
-    /// When scoring started, epoch ms.
-    pub execution_start_time: i64,
-    /// When scoring ended, epoch ms.
-    pub execution_end_time: i64,
-    /// The forest's raw score.
-    pub anomaly_score: f64,
-    /// 0 (normal) to 1.
-    pub anomaly_grade: f64,
-    /// 0 to 1.
-    pub confidence: f64,
-    /// What the value was expected to be (the baseline).
-    pub expected_value: f64,
-    /// The feature's value (also in `feature_data`).
-    pub value: f64,
-    /// Events in the interval.
-    pub events: u64,
-    /// The rule that flagged it, if anomalous.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rule: Option<String>,
-    /// Set on historical-analysis results (monitors ignore them).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub task_id: Option<String>,
-}
-
-/// A feature's value in a result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FeatureData {
-    /// The feature's id (its field).
-    pub feature_id: String,
-    /// The feature's name (its field).
-    pub feature_name: String,
-    /// The value.
-    pub data: f64,
-}
-
-impl ResultDoc {
-    /// The result of scoring `interval` for `detector`.
-    pub fn new(
-        detector: &DetectorSpec,
-        interval: &Interval,
-        scored: &Scored,
-        started: i64,
-        task: Option<&str>,
-    ) -> Self {
-        let feature = detector.feature_name();
-        Self {
-            detector_id: detector.name.clone(),
-            detector_name: detector.name.clone(),
-            feature_data: vec![FeatureData {
-                feature_id: feature.clone(),
-                feature_name: feature,
-                data: interval.value,
-            }],
-            data_start_time: interval.start,
-            data_end_time: interval.end,
-            execution_start_time: started,
-            execution_end_time: chrono::Utc::now().timestamp_millis(),
-            anomaly_score: scored.score,
-            anomaly_grade: scored.grade,
-            confidence: scored.confidence,
-            expected_value: scored.expected,
-            value: interval.value,
-            events: interval.events,
-            rule: scored
-                .rule
-                .map(|rule| format!("{rule:?}").to_ascii_lowercase()),
-            task_id: task.map(str::to_owned),
-        }
-    }
-
-    /// The document id: one result per detector, interval (and historical task), so scoring an
-    /// interval again overwrites.
-    pub fn id(&self) -> String {
-        match &self.task_id {
-            Some(task) => format!("{task}-{}-{}", self.detector_id, self.data_start_time),
-            None => format!("{}-{}", self.detector_id, self.data_start_time),
-        }
+/// The result of scoring `interval` for `detector`: written to the results index and, when
+/// anomalous, published on `anomalies`. `started` is when scoring began (epoch ms); `task` marks
+/// a historical analysis.
+pub fn result(
+    detector: &DetectorSpec,
+    interval: &Interval,
+    scored: &Scored,
+    started: i64,
+    task: Option<&str>,
+) -> ResultDoc {
+    let feature = detector.feature_name();
+    ResultDoc {
+        detector_id: detector.name.clone(),
+        detector_name: detector.name.clone(),
+        feature_data: vec![FeatureData {
+            feature_id: feature.clone(),
+            feature_name: feature,
+            data: interval.value,
+        }],
+        data_start_time: interval.start,
+        data_end_time: interval.end,
+        execution_start_time: started,
+        execution_end_time: chrono::Utc::now().timestamp_millis(),
+        anomaly_score: scored.score,
+        anomaly_grade: scored.grade,
+        confidence: scored.confidence,
+        expected_value: scored.expected,
+        value: interval.value,
+        events: interval.events,
+        rule: scored
+            .rule
+            .map(|rule| format!("{rule:?}").to_ascii_lowercase()),
+        task_id: task.map(str::to_owned),
     }
 }
 

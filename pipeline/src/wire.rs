@@ -6,6 +6,10 @@
 //! - `dead-letter`: the input's bytes untouched as the value; why and where from in headers
 //!   ([`DeadLetter`]), the convention Kafka Connect uses, so no byte of the input is re-encoded.
 //! - `labels`: [`Label`], one record per injected anomaly phase: ground truth for evaluation.
+//! - `anomalies`: [`ResultDoc`], one record per anomalous interval the detector scored, keyed by
+//!   the detector's name; the same document the detector writes to its results index (every
+//!   interval, anomalous or not, with [`ResultDoc::id`] as `_id`). Its field names follow
+//!   OpenSearch's anomaly-detection plugin, so the same monitors and queries read both.
 
 use std::fmt;
 
@@ -151,6 +155,66 @@ pub struct Label {
     pub start_ms: i64,
     /// Phase end, epoch milliseconds (event time), exclusive.
     pub end_ms: i64,
+}
+
+/// One scored interval of one detector. Published to `anomalies` when anomalous, and written to
+/// the results index as is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultDoc {
+    /// The detector's name (the plugin's id; logwarden's detectors are named).
+    pub detector_id: String,
+    /// The detector's name.
+    pub detector_name: String,
+    /// The feature's value.
+    pub feature_data: Vec<FeatureData>,
+    /// Interval start, epoch ms.
+    pub data_start_time: i64,
+    /// Interval end, epoch ms.
+    pub data_end_time: i64,
+    /// When scoring started, epoch ms.
+    pub execution_start_time: i64,
+    /// When scoring ended, epoch ms.
+    pub execution_end_time: i64,
+    /// The forest's raw score.
+    pub anomaly_score: f64,
+    /// 0 (normal) to 1.
+    pub anomaly_grade: f64,
+    /// 0 to 1.
+    pub confidence: f64,
+    /// What the value was expected to be (the baseline).
+    pub expected_value: f64,
+    /// The feature's value (also in `feature_data`).
+    pub value: f64,
+    /// Events in the interval.
+    pub events: u64,
+    /// The rule that flagged it, if anomalous.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// Set on historical-analysis results (monitors ignore them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+}
+
+/// A feature's value in a [`ResultDoc`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureData {
+    /// The feature's id (its field).
+    pub feature_id: String,
+    /// The feature's name (its field).
+    pub feature_name: String,
+    /// The value.
+    pub data: f64,
+}
+
+impl ResultDoc {
+    /// The document id: one result per detector, interval (and historical task), so scoring an
+    /// interval again overwrites.
+    pub fn id(&self) -> String {
+        match &self.task_id {
+            Some(task) => format!("{task}-{}-{}", self.detector_id, self.data_start_time),
+            None => format!("{}-{}", self.detector_id, self.data_start_time),
+        }
+    }
 }
 
 /// Name of the event id field the transformer adds to each enriched record; the sink uses it as
@@ -414,5 +478,60 @@ mod tests {
     fn event_ids_are_stable_and_distinct() {
         assert_eq!(event_id("raw", 2, 7), event_id("raw", 2, 7));
         assert_ne!(event_id("raw", 2, 7), event_id("raw", 3, 7));
+    }
+
+    /// A live result and a historical one: the JSON form is pinned byte for byte, because the
+    /// results index's template and mapping, documents already stored and consumers of
+    /// `anomalies` all depend on it.
+    #[test]
+    fn result_docs_keep_their_json_form() {
+        let mut result = ResultDoc {
+            detector_id: "country-anomaly-detector".into(),
+            detector_name: "country-anomaly-detector".into(),
+            feature_data: vec![FeatureData {
+                feature_id: "UNK_country_sum".into(),
+                feature_name: "UNK_country_sum".into(),
+                data: 12.0,
+            }],
+            data_start_time: 1_700_000_000_000,
+            data_end_time: 1_700_000_060_000,
+            execution_start_time: 1_700_000_125_000,
+            execution_end_time: 1_700_000_125_042,
+            anomaly_score: 2.5,
+            anomaly_grade: 0.75,
+            confidence: 0.9,
+            expected_value: 0.5,
+            value: 12.0,
+            events: 1_200,
+            rule: Some("level".into()),
+            task_id: None,
+        };
+        let live = concat!(
+            r#"{"detector_id":"country-anomaly-detector","detector_name":"country-anomaly-detector","#,
+            r#""feature_data":[{"feature_id":"UNK_country_sum","feature_name":"UNK_country_sum","data":12.0}],"#,
+            r#""data_start_time":1700000000000,"data_end_time":1700000060000,"#,
+            r#""execution_start_time":1700000125000,"execution_end_time":1700000125042,"#,
+            r#""anomaly_score":2.5,"anomaly_grade":0.75,"confidence":0.9,"expected_value":0.5,"#,
+            r#""value":12.0,"events":1200,"rule":"level"}"#
+        );
+        assert_eq!(serde_json::to_string(&result).expect("serializes"), live);
+        assert_eq!(
+            serde_json::from_str::<ResultDoc>(live).expect("parses"),
+            result
+        );
+        assert_eq!(result.id(), "country-anomaly-detector-1700000000000");
+
+        result.rule = None;
+        result.task_id = Some("task-1".into());
+        let historical = live.replace(r#""rule":"level""#, r#""task_id":"task-1""#);
+        assert_eq!(
+            serde_json::to_string(&result).expect("serializes"),
+            historical
+        );
+        assert_eq!(
+            serde_json::from_str::<ResultDoc>(&historical).expect("parses"),
+            result
+        );
+        assert_eq!(result.id(), "task-1-country-anomaly-detector-1700000000000");
     }
 }

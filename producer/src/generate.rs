@@ -9,9 +9,9 @@
 //! except in the targeted field.
 //!
 //! Determinism and replicas: all randomness comes from ChaCha8 streams keyed by the `--seed`,
-//! a stream name and the instance id, never from the thread RNG. The same seed and instance give
-//! the same records; replicas with the same seed but different instance ids draw different
-//! records. `requestId` is `{run_id}/{instance}/{counter as 16 hex digits}`: the counter is
+//! a stream name and the instance id ([`crate::rng`]), never from the thread RNG. The same seed
+//! and instance give the same records; replicas with the same seed but different instance ids
+//! draw different records. `requestId` is `{run_id}/{instance}/{counter as 16 hex digits}`: the counter is
 //! unique within a generator and the instance id contains no `/`, so the id can be split back
 //! into its parts unambiguously and two generators with different instance ids (or run ids)
 //! can never produce the same `requestId`.
@@ -23,46 +23,14 @@ use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
 use pipeline::wire::{HttpHeader, HttpRequest, MonitoredField, RawLog};
+use rand::Rng;
 use rand::distr::Distribution;
 use rand::distr::weighted::WeightedIndex;
-use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::model::{self, FieldSampler, Mode, constant_weights};
+use crate::rng::{Stream, seeded_rng};
 use crate::schedule::Event;
-
-/// The independent random streams derived from one `--seed`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u64)]
-pub(crate) enum Stream {
-    /// The values of each record (keyed by instance too).
-    Records = 1,
-    /// The client address pool (shared by all instances with the same seed, as one client
-    /// population reaches every replica behind a load balancer).
-    ClientPool = 2,
-    /// Resolution of random anomaly targets in a schedule (shared by all instances, so
-    /// replicas running the same scenario inject the same field at the same time).
-    Schedule = 3,
-}
-
-/// A ChaCha8 RNG for `stream`, keyed by `seed` and `instance`.
-///
-/// The key is the seed, the stream tag and a stable (FNV-1a) hash of the instance id, so it is
-/// the same on every platform and Rust version, unlike `std`'s hashers.
-pub(crate) fn seeded_rng(seed: u64, stream: Stream, instance: &str) -> ChaCha8Rng {
-    let mut key = [0_u8; 32];
-    key[..8].copy_from_slice(&seed.to_le_bytes());
-    key[8..16].copy_from_slice(&(stream as u64).to_le_bytes());
-    key[16..24].copy_from_slice(&fnv1a(instance.as_bytes()).to_le_bytes());
-    ChaCha8Rng::from_seed(key)
-}
-
-/// 64-bit FNV-1a: a tiny, stable hash for deriving RNG keys from names.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
 
 /// An instance id that cannot be used to build unambiguous `requestId`s.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -438,13 +406,13 @@ mod tests {
     // are merged: with 200,000 records the rarest cell (weight 0.001 of a total of about 1,
     // probability ~0.001) still expects ~200 records, far above the usual minimum of 5, which
     // `chi_square` asserts. The sample is drawn from a fixed seed, so the outcome is the same
-    // on every run. The expected weights are copied here from shared/seeds/model.md rather than
-    // taken from `crate::model`, so a wrong table there fails these tests too.
+    // on every run. The expected weights are written out again here from the seed's generator
+    // rather than taken from `crate::model`, so a wrong table there fails these tests too.
 
     const SAMPLE: u64 = 200_000;
     const SEED: u64 = 0x5eed_2022;
 
-    /// The seed's facts (model.md): each field's values, normal weights and anomaly weights.
+    /// The seed's facts: each field's values, normal weights and anomaly weights.
     struct Seed {
         field: MonitoredField,
         values: &'static [&'static str],

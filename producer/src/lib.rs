@@ -8,6 +8,7 @@
 //! - [`scenario`]: what to produce, as phases (normal, or an anomaly on a field), from YAML or
 //!   code.
 //! - [`schedule`]: a scenario laid out in event time: the events and the [`pipeline::wire::Label`]s.
+//! - `rng`: the seeded random streams both [`generate`] and [`schedule`] draw from.
 //!
 //! Around it, the service: [`settings`] (config, flags, validation), [`output`] (the `raw` and
 //! `labels` topics with pipelined deliveries, or NDJSON on stdout) and [`run`] (pacing, labels,
@@ -33,6 +34,7 @@
 pub mod generate;
 pub mod model;
 pub mod output;
+mod rng;
 pub mod run;
 pub mod scenario;
 pub mod schedule;

@@ -1,9 +1,10 @@
 //! The seed's data model as data: for each monitored field, its value set and the two weight
 //! vectors the seed's generator drew it with (normal, and anomaly when the field is the target).
 //!
-//! These tables are the facts the producer must reproduce (shared/seeds/model.md), so they live
-//! here as plain constants in the seed's value order, apart from any sampling code, where a
-//! reviewer can compare them line by line with the source. [`FieldSampler`] turns one table into
+//! These tables are the facts the producer must reproduce (the value lists and the weights the
+//! seed project's Python generator passed to `random.choices`), so they live here as plain
+//! constants in the seed's value order, apart from any sampling code, where a reviewer can
+//! compare them line by line with the seed's generator. [`FieldSampler`] turns one table into
 //! two pre-built [`WeightedIndex`] distributions, built once per generator and never per record.
 //! Weights are `random.choices` weights, not probabilities: they need not sum to 1.
 

@@ -23,7 +23,9 @@
 //!     duration: 1m
 //! ```
 //!
-//! Durations are whole numbers with units `ms`, `s`, `m`, `h`, `d`, combinable (`1h30m`).
+//! Durations are written as everywhere else in logwarden (the spec, the detector's and the
+//! provisioner's flags): humantime's grammar, numbers with units, combinable (`90s`, `5m`,
+//! `1h30m`, `1h 30m`, `500ms`, `2d`).
 //! Rates are events per second per producer instance (replicas each produce the rate).
 
 use std::fmt;
@@ -111,11 +113,11 @@ pub struct Scenario {
 const VALID_TARGETS: &str = "action, httpSourceName, httpStatus, country, httpMethod, \
                              or `random` for one of them picked at random";
 
-/// The duration units, as listed in error messages.
+/// How to write a duration, as shown in error messages.
 const DURATION_HELP: &str =
-    "write whole numbers with units ms, s, m, h, d, e.g. `500ms`, `30s`, `5m`, `1h30m`";
+    "write numbers with units (ms, s, m, h, d, ...), e.g. `500ms`, `30s`, `5m`, `1h30m`";
 
-/// A duration that is not a positive whole number of units.
+/// A duration that does not parse, or is not positive.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid duration `{value}`: {reason}; {DURATION_HELP}")]
 pub struct InvalidDuration {
@@ -195,48 +197,22 @@ pub enum ScenarioError {
     },
 }
 
-/// Parses a duration such as `500ms`, `30s`, `5m`, `1h`, `2d` or `1h30m`: whole numbers, each
-/// followed by a unit, optionally separated by spaces. Zero is rejected.
+/// Parses a duration in humantime's grammar (`500ms`, `30s`, `5m`, `1h`, `2d`, `1h30m`,
+/// `1h 30m`, ...), the one the rest of the workspace uses. Zero is rejected, and so is anything
+/// longer than epoch milliseconds in an `i64` can hold.
 pub fn parse_duration(text: &str) -> Result<Duration, InvalidDuration> {
     let fail = |reason: String| InvalidDuration {
         value: text.to_owned(),
         reason,
     };
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return Err(fail("it is empty".to_owned()));
-    }
-    let mut total_ms: u64 = 0;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(fail(format!("expected a number at `{rest}`")));
-        }
-        let (number, tail) = rest.split_at(digits);
-        let unit_len = tail.bytes().take_while(u8::is_ascii_alphabetic).count();
-        let (unit, tail) = tail.split_at(unit_len);
-        let unit_ms: u64 = match unit {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "" => return Err(fail(format!("`{number}` has no unit"))),
-            other => return Err(fail(format!("unknown unit `{other}`"))),
-        };
-        let too_long = || fail("it is too long".to_owned());
-        let amount: u64 = number.parse().map_err(|_| too_long())?;
-        total_ms = amount
-            .checked_mul(unit_ms)
-            .and_then(|ms| total_ms.checked_add(ms))
-            .filter(|ms| i64::try_from(*ms).is_ok())
-            .ok_or_else(too_long)?;
-        rest = tail.trim_start();
-    }
-    if total_ms == 0 {
+    let duration = humantime::parse_duration(text.trim()).map_err(|err| fail(err.to_string()))?;
+    if duration.is_zero() {
         return Err(fail("it must be longer than 0".to_owned()));
     }
-    Ok(Duration::from_millis(total_ms))
+    if i64::try_from(duration.as_millis()).is_err() {
+        return Err(fail("it is too long".to_owned()));
+    }
+    Ok(duration)
 }
 
 /// Checks that `rate` is a positive, finite number of events per second.
@@ -484,7 +460,7 @@ fn target_kind(target: &str, at: &str) -> Result<PhaseKind, ScenarioError> {
 }
 
 /// A scalar read as text, so that `normal: 30` reaches the duration parser (and gets its
-/// "has no unit" message) instead of a type error.
+/// "time unit needed" message) instead of a type error.
 #[derive(Debug)]
 struct Text(String);
 
@@ -661,18 +637,29 @@ phases:
 
     #[test]
     fn bad_durations_are_rejected_with_the_units() {
-        for (duration, reason) in [
-            ("5x", "unknown unit `x`"),
-            ("30", "`30` has no unit"),
-            ("0s", "longer than 0"),
-            ("soon", "expected a number"),
-            ("''", "empty"),
-            ("99999999999999999999d", "too long"),
+        for (duration, shown, reason) in [
+            ("5x", "`5x`", "unknown time unit \"x\""),
+            ("30", "`30`", "time unit needed, for example 30sec or 30ms"),
+            ("0s", "`0s`", "it must be longer than 0"),
+            ("0", "`0`", "it must be longer than 0"),
+            ("soon", "`soon`", "expected number at 0"),
+            ("''", "``", "value was empty"),
+            (
+                "99999999999999999999d",
+                "`99999999999999999999d`",
+                "number is too large",
+            ),
+            ("999999999y", "`999999999y`", "it is too long"),
         ] {
             let message = error(&format!("rate: 1\nphases:\n  - normal: {duration}\n"));
-            assert!(message.contains("phases[0]: invalid duration"), "{message}");
-            assert!(message.contains(reason), "{message}");
-            assert!(message.contains("ms, s, m, h, d"), "{message}");
+            assert!(
+                message.contains(&format!("phases[0]: invalid duration {shown}: {reason}")),
+                "{message}"
+            );
+            assert!(
+                message.ends_with("; write numbers with units (ms, s, m, h, d, ...), e.g. `500ms`, `30s`, `5m`, `1h30m`"),
+                "{message}"
+            );
         }
     }
 
@@ -686,6 +673,9 @@ phases:
             ("2d", 172_800_000),
             ("1h30m", 5_400_000),
             (" 1m 30s ", 90_000),
+            ("1h 30min", 5_400_000),
+            ("1.5s", 1_500),
+            ("1w", 604_800_000),
         ] {
             assert_eq!(
                 parse_duration(text),

@@ -24,7 +24,7 @@ use std::time::Duration;
 use pipeline::wire::{Label, MonitoredField};
 use rand::Rng;
 
-use crate::generate::{Stream, seeded_rng};
+use crate::rng::{Stream, seeded_rng};
 use crate::scenario::{InvalidRate, PhaseKind, Scenario, ScenarioError, check_rate};
 
 /// How to lay a scenario out, besides its start.

@@ -380,6 +380,39 @@ mod tests {
     }
 
     #[test]
+    fn durations_and_spans_use_the_workspace_grammar() {
+        for (text, seconds) in [("3m", 180), ("60m", 3_600), ("1h 30m", 5_400), ("90s", 90)] {
+            let s = settings(GeneratorConfig {
+                duration: Some(text.into()),
+                backfill: Some(text.into()),
+                ..Default::default()
+            })
+            .expect("valid");
+            let expected = Duration::from_secs(seconds);
+            assert_eq!(s.scenario.duration(), Some(expected), "{text}");
+            assert_eq!(
+                s.timeline,
+                Timeline::Backfill {
+                    now_ms: 1_700_000_000_000,
+                    span: expected
+                },
+                "{text}"
+            );
+        }
+        let err = settings(GeneratorConfig {
+            duration: Some("5 parsecs".into()),
+            ..Default::default()
+        })
+        .expect_err("invalid")
+        .to_string();
+        assert!(
+            err.contains("generator.duration")
+                && err.contains("invalid duration `5 parsecs`: unknown time unit \"parsecs\""),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn an_anomaly_run_is_one_phase_of_the_given_length() {
         let s = settings(GeneratorConfig {
             anomaly: Some("country".into()),

@@ -1,5 +1,6 @@
 //! The plugin target against real exchanges recorded from OpenSearch 3.6.0 with its
-//! anomaly-detection, alerting and notifications plugins (`../shared/recordings/`).
+//! anomaly-detection, alerting and notifications plugins (`tests/fixtures/opensearch-3.6-plugins/`,
+//! whose README says how and what was recorded).
 //!
 //! Those plugins cannot be installed on this project's machines, so the code that speaks to them
 //! is checked two ways:
@@ -32,15 +33,11 @@ use provisioner::target::{self, Target};
 use serde_json::{Value, json};
 
 fn recording(name: &str) -> Value {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/recordings/opensearch-3.6-plugins");
-    let path = dir.join(format!("{name}.json"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|err| {
-        panic!(
-            "{}: {err}: the recordings live in ../shared beside the checkout",
-            path.display()
-        )
-    });
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/opensearch-3.6-plugins")
+        .join(format!("{name}.json"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|err| panic!("reading the recording {}: {err}", path.display()));
     serde_json::from_str(&text).expect("a recording is JSON")
 }
 

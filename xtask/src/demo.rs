@@ -17,6 +17,7 @@ use anyhow::{Context, Result, bail};
 use pipeline::kafka::{KafkaConfig, group_lag, topic_size};
 
 use crate::Ctx;
+use crate::receiver::Receiver;
 use crate::stack::{self, StackOptions, State};
 
 /// The transformer's consumer group (its default).
@@ -62,7 +63,7 @@ pub fn run(ctx: &Ctx, args: &DemoArgs) -> Result<()> {
     let kafka = KafkaConfig::new(&brokers);
     let before = topic_sizes(ctx, &kafka)?;
 
-    let alerts = Receiver::start()?;
+    let alerts = Receiver::start(&ctx.rt)?;
     let spec = ctx.dirs.data.join("demo-detection.yaml");
     std::fs::write(&spec, demo_spec(&alerts.url))
         .with_context(|| format!("writing {}", spec.display()))?;
@@ -266,63 +267,6 @@ fn demo_spec(receiver: &str) -> String {
     ));
     spec.push_str("provisioning: {target: builtin, owner: logwarden-demo}\n");
     spec
-}
-
-/// A webhook receiver on loopback: prints each notification as it arrives and keeps it.
-struct Receiver {
-    url: String,
-    received: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
-}
-
-impl Receiver {
-    fn start() -> Result<Self> {
-        use std::io::{BufRead, BufReader, Read, Write};
-        let listener =
-            std::net::TcpListener::bind("127.0.0.1:0").context("binding the alert receiver")?;
-        let url = format!("http://{}/alerts", listener.local_addr()?);
-        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let store = received.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let mut reader = BufReader::new(&stream);
-                let mut length = 0;
-                let mut line = String::new();
-                while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
-                    if line == "\r\n" {
-                        break;
-                    }
-                    if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = value.trim().parse().unwrap_or(0);
-                    }
-                    line.clear();
-                }
-                let mut body = vec![0; length];
-                if reader.read_exact(&mut body).is_err() {
-                    continue;
-                }
-                let _ = (&stream).write_all(
-                    b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-                );
-                if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body) {
-                    println!(
-                        "demo: ALERT RECEIVED: {}",
-                        value["message"].as_str().unwrap_or("(no message)")
-                    );
-                    if let Ok(mut all) = store.lock() {
-                        all.push(value);
-                    }
-                }
-            }
-        });
-        Ok(Self { url, received })
-    }
-
-    fn received(&self) -> Vec<serde_json::Value> {
-        self.received
-            .lock()
-            .map(|all| all.clone())
-            .unwrap_or_default()
-    }
 }
 
 /// Waits (2 minutes at most) until `group` has consumed all of `topic`; says whether it did.

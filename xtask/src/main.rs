@@ -14,6 +14,7 @@ mod opensearch;
 mod paths;
 mod prereq;
 mod process;
+mod receiver;
 mod stack;
 mod test;
 
