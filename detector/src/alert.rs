@@ -425,6 +425,8 @@ pub async fn deliver(
         .build()
         .unwrap_or_default();
     let mut queue: VecDeque<Pending> = VecDeque::new();
+    // 1 s doubling to 60 s: a receiver that is down is often down for minutes.
+    let backoff = pipeline::backoff::Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     loop {
         let next_due = queue.iter().map(|p| p.due).min();
         tokio::select! {
@@ -486,9 +488,7 @@ pub async fn deliver(
                         Err(err) => {
                             metrics.failed.with_label_values(&[&pending.channel]).inc();
                             pending.attempt += 1;
-                            let delay = Duration::from_millis(
-                                (500_u64 << pending.attempt.min(7)).min(60_000),
-                            );
+                            let delay = backoff.delay(pending.attempt, &mut rand::rng());
                             tracing::warn!(channel = %pending.channel, monitor = %pending.monitor, attempt = pending.attempt, retry_in = ?delay, %err, "Alert delivery failed; retrying.");
                             pending.due = now + delay;
                             still.push_back(pending);

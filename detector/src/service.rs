@@ -200,7 +200,8 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// Retries `step` while OpenSearch is unreachable or overloaded; `None` if shut down first.
+/// Retries `step` while OpenSearch is unreachable or overloaded, waiting 200 ms doubling to 5 s
+/// (jittered); `None` if shut down first.
 async fn patiently<T, F, Fut>(
     what: &str,
     health: &Health,
@@ -211,7 +212,10 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, SearchError>>,
 {
-    let mut delay = Duration::from_millis(200);
+    let mut retries = pipeline::backoff::Retries::new(pipeline::backoff::Backoff::new(
+        Duration::from_millis(200),
+        Duration::from_secs(5),
+    ));
     loop {
         match step().await {
             Ok(value) => {
@@ -220,12 +224,12 @@ where
             }
             Err(err) if err.is_transient() => {
                 health.not_ready(OPENSEARCH_CHECK, &err.to_string());
+                let delay = retries.next_delay();
                 tracing::warn!(%err, retry_in = ?delay, "{what}: waiting for OpenSearch.");
                 tokio::select! {
                     () = shutdown.cancelled() => return Ok(None),
                     () = tokio::time::sleep(delay) => {}
                 }
-                delay = (delay * 2).min(Duration::from_secs(5));
             }
             Err(err) => return Err(err),
         }

@@ -8,7 +8,10 @@
 //!
 //! A failed delivery (the broker unreachable for longer than `message.timeout.ms`) is sent again
 //! and stays at the front: nothing behind it settles first, and nothing is dropped. Retrying ends
-//! only when the shutdown token is cancelled.
+//! only when the shutdown token is cancelled. The waits follow [`crate::backoff`] (200 ms doubling
+//! to 30 s); the count of failures and the instant of the next try are kept in the window, not in
+//! the `settle_next` future, so a stage that drops that future in a `select!` and calls it again
+//! waits out the same backoff instead of starting a new one.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -18,6 +21,12 @@ use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use tokio_util::sync::CancellationToken;
+
+use crate::backoff::{Backoff, Retries};
+
+/// Waits before sending a failed delivery again: 200 ms doubling to 30 s (as long as librdkafka's
+/// own `message.timeout.ms` already retried, so there is no hurry).
+const RETRY: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
 
 /// A record to send.
 #[derive(Debug, Clone)]
@@ -68,10 +77,11 @@ struct Pending<T> {
     record: Outgoing,
     tag: T,
     delivery: DeliveryFuture,
-    /// The delivery failed and no new one is queued yet: `delivery` is spent and must be
-    /// replaced before it is awaited again (`settle_next` may be dropped mid-retry, e.g. in a
-    /// `select!`, and called again).
-    failed: bool,
+    /// Set when the delivery failed and no new one is queued yet: when to send the record
+    /// again. `delivery` is spent and must be replaced before it is awaited again; the instant
+    /// is kept here because `settle_next` may be dropped mid-wait (e.g. in a `select!`) and
+    /// called again, and must then wait out the same backoff, not start a new one.
+    retry_at: Option<tokio::time::Instant>,
 }
 
 /// Records in flight, oldest first.
@@ -84,6 +94,9 @@ pub struct Deliveries<
     max_in_flight: usize,
     shutdown: CancellationToken,
     on_event: EventHook,
+    /// Failures of the oldest delivery in a row: how long to wait before sending it again.
+    /// Reset when it settles.
+    retries: Retries,
 }
 
 impl<T, C: rdkafka::ClientContext + 'static> std::fmt::Debug for Deliveries<T, C> {
@@ -111,6 +124,7 @@ impl<T, C: rdkafka::ClientContext + 'static> Deliveries<T, C> {
             max_in_flight: max_in_flight.max(1),
             shutdown,
             on_event: Box::new(on_event),
+            retries: Retries::new(RETRY),
         }
     }
 
@@ -137,7 +151,9 @@ impl<T, C: rdkafka::ClientContext + 'static> Deliveries<T, C> {
     /// Whether the oldest delivery failed and is being sent again: a stage should stop taking
     /// new input until it settles.
     pub fn is_retrying(&self) -> bool {
-        self.in_flight.front().is_some_and(|pending| pending.failed)
+        self.in_flight
+            .front()
+            .is_some_and(|pending| pending.retry_at.is_some())
     }
 
     /// Queues `record`; when librdkafka's queue is full, settles the oldest deliveries first and
@@ -151,7 +167,7 @@ impl<T, C: rdkafka::ClientContext + 'static> Deliveries<T, C> {
                         record,
                         tag,
                         delivery,
-                        failed: false,
+                        retry_at: None,
                     });
                     return Ok(settled);
                 }
@@ -176,44 +192,47 @@ impl<T, C: rdkafka::ClientContext + 'static> Deliveries<T, C> {
     /// failed delivery is sent again (with backoff) and waited for before anything behind it.
     /// Cancel-safe: dropped and called again, it resumes where it was.
     pub async fn settle_next(&mut self) -> Result<Option<T>, DeliveryError> {
-        let mut backoff = Duration::from_millis(200);
         loop {
             let Some(front) = self.in_flight.front_mut() else {
                 return Ok(None);
             };
-            if !front.failed {
-                let reason = match (&mut front.delivery).await {
-                    Ok(Ok(_)) => {
-                        return Ok(self.in_flight.pop_front().map(|pending| pending.tag));
-                    }
-                    Ok(Err((error, _))) => error.to_string(),
-                    Err(_cancelled) => "delivery cancelled".to_owned(),
-                };
-                front.failed = true;
-                (self.on_event)(Event::Retried, &reason);
-                tracing::warn!(%reason, topic = %front.record.topic, "Delivery failed; sending again.");
-            }
-            loop {
-                tokio::select! {
-                    () = tokio::time::sleep(backoff) => {}
-                    () = self.shutdown.cancelled() => {
-                        return Err(DeliveryError::Stopped { topic: front.record.topic.clone() });
-                    }
+            let retry_at = match front.retry_at {
+                Some(at) => at,
+                None => {
+                    let reason = match (&mut front.delivery).await {
+                        Ok(Ok(_)) => {
+                            self.retries.reset();
+                            return Ok(self.in_flight.pop_front().map(|pending| pending.tag));
+                        }
+                        Ok(Err((error, _))) => error.to_string(),
+                        Err(_cancelled) => "delivery cancelled".to_owned(),
+                    };
+                    let at = tokio::time::Instant::now() + self.retries.next_delay();
+                    front.retry_at = Some(at);
+                    (self.on_event)(Event::Retried, &reason);
+                    tracing::warn!(%reason, topic = %front.record.topic, "Delivery failed; sending again.");
+                    at
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
-                match enqueue(&self.producer, &front.record) {
-                    Ok(delivery) => {
-                        front.delivery = delivery;
-                        front.failed = false;
-                        break;
-                    }
-                    Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => {}
-                    Err(source) => {
-                        return Err(DeliveryError::Refused {
-                            topic: front.record.topic.clone(),
-                            source,
-                        });
-                    }
+            };
+            tokio::select! {
+                () = tokio::time::sleep_until(retry_at) => {}
+                () = self.shutdown.cancelled() => {
+                    return Err(DeliveryError::Stopped { topic: front.record.topic.clone() });
+                }
+            }
+            match enqueue(&self.producer, &front.record) {
+                Ok(delivery) => {
+                    front.delivery = delivery;
+                    front.retry_at = None;
+                }
+                Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => {
+                    front.retry_at = Some(tokio::time::Instant::now() + self.retries.next_delay());
+                }
+                Err(source) => {
+                    return Err(DeliveryError::Refused {
+                        topic: front.record.topic.clone(),
+                        source,
+                    });
                 }
             }
         }

@@ -2,6 +2,7 @@
 //!
 //! - [`config`]: YAML file + `LOGWARDEN_*` environment, unknown keys rejected, errors naming the key.
 //! - [`kafka`]: client presets (idempotent producer, manual offset store), topic administration.
+//! - [`backoff`]: the one retry policy: exponential, capped, jittered.
 //! - [`delivery`]: pipelined Kafka deliveries that settle in send order, retried, never dropped.
 //! - [`wire`]: what goes on each topic; the only place a wire format is defined.
 //! - [`shutdown`]: SIGTERM/SIGINT → a cancellation token, and a drain deadline.
@@ -13,6 +14,7 @@
 //! This crate does no work of its own at import time and holds no global state besides the log
 //! subscriber [`telemetry::init_logging`] installs.
 
+pub mod backoff;
 pub mod config;
 pub mod delivery;
 pub mod kafka;

@@ -3,23 +3,25 @@
 //! Records are gathered into batches (closed on count, bytes or time); each batch is one bulk
 //! request of `index` operations with the record's event id as `_id`, so a record loaded twice
 //! (after a crash, a rebalance, a retry) is overwritten, never duplicated. Up to `max_requests`
-//! batches are in flight. A batch is settled when every record in it is indexed or, for records
-//! that cannot be indexed, acknowledged on `dead-letter`; offsets are stored for settled batches
-//! only, oldest batch first, so offsets move in order per partition.
+//! batches are in flight. Which batch settles and which offsets may be stored is the
+//! [`Ledger`]'s to decide; this module is the loop around it: it consumes, sends the bulk
+//! requests the ledger asks for (as tasks in a `JoinSet`), sends dead letters through
+//! `pipeline::delivery`, stores the offsets the ledger releases, and keeps metrics, logs and
+//! `/readyz` in step.
 //!
-//! Failures: items OpenSearch asks to retry (429, 5xx, blocks) are sent again, alone, with
-//! exponential backoff and jitter; a request with no answer is retried whole. While anything is
+//! Failures: items OpenSearch asks to retry (429, 5xx, blocks) are sent again, alone, after a
+//! [`pipeline::backoff`] wait; a request with no answer is retried whole. While anything is
 //! being retried the sink is in back-pressure: it sends no new batch, stops consuming once the
 //! open batch is full, reports `/readyz` not ready (`opensearch`) and sets
 //! `logwarden_sink_backpressure` to 1; it recovers by itself when OpenSearch answers again.
 //! Nothing is dropped: retries end only at shutdown, and what is unsettled then is consumed
 //! again after the restart (and overwritten by id).
 
-use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use opensearch::{BulkParts, OpenSearch};
+use pipeline::backoff::Retries;
 use pipeline::delivery::{Deliveries, DeliveryError, Event, Outgoing};
 use pipeline::kafka::{HealthContext, KAFKA_CHECK};
 use pipeline::search::{self, SearchError};
@@ -27,7 +29,6 @@ use pipeline::service::Service;
 use pipeline::shutdown::{DRAIN_DEADLINE, drain};
 use pipeline::telemetry::Health;
 use pipeline::wire::{DeadLetter, DeadLetterReason, SourcePosition};
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
@@ -35,115 +36,16 @@ use rdkafka::producer::FutureProducer;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::bulk::{self, Document, FILTER_PATH, Outcome, Preparer, Verdict};
-use crate::settings::{Backoff, Settings};
+use crate::bulk::{self, Document, FILTER_PATH, Preparer, Verdict};
+use crate::ledger::{BatchId, Ledger, Position, Pressure, Request};
+use crate::metrics::Metrics;
+use crate::settings::Settings;
 
 /// The stage name written into dead letters.
 pub const STAGE: &str = "sink";
 
 /// The readiness check for OpenSearch.
 pub const OPENSEARCH_CHECK: &str = "opensearch";
-
-/// The sink's metrics.
-#[derive(Debug, Clone)]
-pub struct Metrics {
-    /// Records consumed from `enriched`.
-    pub records_in: IntCounter,
-    /// Records per bulk request.
-    pub batch_records: Histogram,
-    /// Bytes per bulk request body.
-    pub batch_bytes: Histogram,
-    /// Time from sending a bulk request to its response.
-    pub bulk_seconds: Histogram,
-    /// Documents by outcome of a bulk request: `indexed`, `retried`, `rejected`.
-    pub items: IntCounterVec,
-    /// Bulk requests by result: `ok` (every item judged), `retry` (no usable answer), `split`.
-    pub requests: IntCounterVec,
-    /// Records written to `dead-letter`, by reason.
-    pub dead_letters: IntCounterVec,
-    /// 1 while something is being retried (OpenSearch unreachable or overloaded), else 0.
-    pub backpressure: IntGauge,
-    /// Bulk requests in flight or waiting to be retried.
-    pub requests_in_flight: IntGauge,
-    /// Records consumed but not yet settled.
-    pub records_in_flight: IntGauge,
-}
-
-impl Metrics {
-    /// Creates the metrics and registers them in `registry`.
-    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
-        let counts = vec![1.0, 10.0, 100.0, 500.0, 1_000.0, 2_000.0, 5_000.0, 10_000.0];
-        let metrics = Self {
-            records_in: IntCounter::new(
-                "sink_records_in_total",
-                "Records consumed from enriched.",
-            )?,
-            batch_records: Histogram::with_opts(
-                HistogramOpts::new("sink_batch_records", "Documents per bulk request.")
-                    .buckets(counts),
-            )?,
-            batch_bytes: Histogram::with_opts(
-                HistogramOpts::new("sink_batch_bytes", "Bytes per bulk request body.")
-                    .buckets(vec![1e3, 1e4, 1e5, 5e5, 1e6, 2e6, 5e6, 1e7, 5e7]),
-            )?,
-            bulk_seconds: Histogram::with_opts(
-                HistogramOpts::new("sink_bulk_seconds", "Bulk request latency.").buckets(vec![
-                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 30.0,
-                ]),
-            )?,
-            items: IntCounterVec::new(
-                Opts::new("sink_items_total", "Documents by bulk outcome."),
-                &["outcome"],
-            )?,
-            requests: IntCounterVec::new(
-                Opts::new("sink_bulk_requests_total", "Bulk requests by result."),
-                &["result"],
-            )?,
-            dead_letters: IntCounterVec::new(
-                Opts::new(
-                    "sink_dead_letters_total",
-                    "Records written to dead-letter, by reason.",
-                ),
-                &["reason"],
-            )?,
-            backpressure: IntGauge::new(
-                "sink_backpressure",
-                "1 while OpenSearch is unreachable or overloaded and the sink retries.",
-            )?,
-            requests_in_flight: IntGauge::new(
-                "sink_requests_in_flight",
-                "Bulk requests in flight or waiting to be retried.",
-            )?,
-            records_in_flight: IntGauge::new(
-                "sink_records_in_flight",
-                "Records consumed and not yet settled.",
-            )?,
-        };
-        for outcome in ["indexed", "retried", "rejected"] {
-            metrics.items.with_label_values(&[outcome]);
-        }
-        for result in ["ok", "retry", "split"] {
-            metrics.requests.with_label_values(&[result]);
-        }
-        for reason in DeadLetterReason::ALL {
-            metrics.dead_letters.with_label_values(&[reason.as_str()]);
-        }
-        pipeline::register_metrics!(
-            registry,
-            metrics.records_in,
-            metrics.batch_records,
-            metrics.batch_bytes,
-            metrics.bulk_seconds,
-            metrics.items,
-            metrics.requests,
-            metrics.dead_letters,
-            metrics.backpressure,
-            metrics.requests_in_flight,
-            metrics.records_in_flight
-        )?;
-        Ok(metrics)
-    }
-}
 
 /// Why the service stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -193,7 +95,7 @@ async fn apply_template(
     health: &Health,
     shutdown: &CancellationToken,
 ) -> Result<bool, ServiceError> {
-    let mut attempt = 0;
+    let mut retries = Retries::new(settings.backoff);
     loop {
         match settings.index.ensure_template(client).await {
             Ok(()) => {
@@ -202,9 +104,8 @@ async fn apply_template(
                 return Ok(true);
             }
             Err(err) if err.is_transient() => {
-                attempt += 1;
                 health.not_ready(OPENSEARCH_CHECK, &err.to_string());
-                let delay = settings.backoff.delay(attempt, &mut rand::rng());
+                let delay = retries.next_delay();
                 tracing::warn!(%err, retry_in = ?delay, "Waiting for OpenSearch.");
                 tokio::select! {
                     () = shutdown.cancelled() => return Ok(false),
@@ -213,56 +114,6 @@ async fn apply_template(
             }
             Err(err) => return Err(err.into()),
         }
-    }
-}
-
-/// A batch: consecutive records, the documents among them, and what is still to do.
-#[derive(Debug)]
-struct Batch {
-    seq: u64,
-    /// Still taking records.
-    open: bool,
-    first_at: tokio::time::Instant,
-    records: usize,
-    bytes: usize,
-    /// The highest offset consumed per partition: stored when the batch settles.
-    offsets: BTreeMap<i32, i64>,
-    /// The source position of each document, for its dead letter.
-    positions: Vec<(i32, i64)>,
-    documents: Vec<Document>,
-    /// Documents (by index) waiting to be sent.
-    pending: Vec<usize>,
-    /// Documents not yet indexed and dead letters not yet acknowledged.
-    unsettled: usize,
-    /// A request (or its backoff) is under way.
-    requesting: bool,
-    /// Consecutive attempts that had something to retry.
-    attempt: u32,
-    /// Most documents per request (halved when OpenSearch refuses a request as a whole).
-    request_limit: usize,
-}
-
-impl Batch {
-    fn new(seq: u64) -> Self {
-        Self {
-            seq,
-            open: true,
-            first_at: tokio::time::Instant::now(),
-            records: 0,
-            bytes: 0,
-            offsets: BTreeMap::new(),
-            positions: Vec::new(),
-            documents: Vec::new(),
-            pending: Vec::new(),
-            unsettled: 0,
-            requesting: false,
-            attempt: 0,
-            request_limit: usize::MAX,
-        }
-    }
-
-    fn is_settled(&self) -> bool {
-        !self.open && self.unsettled == 0 && self.pending.is_empty() && !self.requesting
     }
 }
 
@@ -289,9 +140,7 @@ impl From<&BorrowedMessage<'_>> for Record {
 /// The answer to one bulk request.
 #[derive(Debug)]
 struct Reply {
-    seq: u64,
-    /// The documents sent, by index into the batch, in request order.
-    sent: Vec<usize>,
+    request: Request,
     verdict: Verdict,
     elapsed: Duration,
 }
@@ -301,23 +150,24 @@ struct Stage {
     client: OpenSearch,
     consumer: StreamConsumer<HealthContext>,
     context: HealthContext,
-    dead_letters: Deliveries<u64, HealthContext>,
+    /// Dead letters in flight, tagged with their batch: acknowledged ones settle it.
+    dead_letters: Deliveries<BatchId, HealthContext>,
     preparer: Preparer,
-    batches: VecDeque<Batch>,
-    next_seq: u64,
+    /// The batches between the consumer and the stored offsets.
+    ledger: Ledger<Document>,
+    /// When the open batch took its first record: it closes `batch.time` later.
+    opened_at: tokio::time::Instant,
     requests: JoinSet<Reply>,
     metrics: Metrics,
     health: Arc<Health>,
     shutdown: CancellationToken,
-    /// The last reason something is being retried, while it is.
-    trouble: Option<String>,
 }
 
 /// One turn of the loop.
 enum Step<'a> {
     Stop,
     Reply(Reply),
-    DeadLetter(Result<Option<u64>, DeliveryError>),
+    DeadLetter(Result<Option<BatchId>, DeliveryError>),
     Linger,
     Message(Result<BorrowedMessage<'a>, KafkaError>),
 }
@@ -359,13 +209,12 @@ impl Stage {
             context,
             dead_letters,
             preparer: Preparer::new(settings.index.clone()),
-            batches: VecDeque::new(),
-            next_seq: 0,
+            ledger: Ledger::new(settings.batch, settings.max_requests),
+            opened_at: tokio::time::Instant::now(),
             requests: JoinSet::new(),
             metrics,
             health,
             shutdown,
-            trouble: None,
         })
     }
 
@@ -393,12 +242,12 @@ impl Stage {
                 Step::Stop => break,
                 Step::Reply(reply) => self.on_reply(reply).await?,
                 Step::DeadLetter(settled) => {
-                    if let Some(seq) = settled? {
-                        self.dead_letter_settled(seq);
+                    if let Some(batch) = settled? {
+                        self.ledger.dead_letter_acknowledged(batch);
                         self.context.reachable();
                     }
                 }
-                Step::Linger => self.close_open_batch(),
+                Step::Linger => self.ledger.close(),
                 Step::Message(Err(err)) => {
                     tracing::warn!(%err, "Consuming failed; librdkafka retries.");
                 }
@@ -416,36 +265,14 @@ impl Stage {
         self.drain().await
     }
 
-    /// Whether to read another record: the open batch has room (or a new one may open: at most
-    /// `max_requests` closed batches wait behind it), and dead letters are flowing.
+    /// Whether to read another record: the ledger has room, and dead letters are flowing.
     fn can_take(&self) -> bool {
-        let room = match self.batches.back() {
-            Some(batch) if batch.open => !self.is_full(batch),
-            _ => self.batches.len() <= self.settings.max_requests,
-        };
-        room && !self.dead_letters.is_full() && !self.dead_letters.is_retrying()
-    }
-
-    fn is_full(&self, batch: &Batch) -> bool {
-        batch.records >= self.settings.batch.records || batch.bytes >= self.settings.batch.bytes
+        self.ledger.can_take() && !self.dead_letters.is_full() && !self.dead_letters.is_retrying()
     }
 
     /// When the open batch must close, if there is one with records in it.
     fn linger_deadline(&self) -> Option<tokio::time::Instant> {
-        self.batches
-            .back()
-            .filter(|batch| batch.open && batch.records > 0)
-            .map(|batch| batch.first_at + self.settings.batch.time)
-    }
-
-    fn open_batch(&mut self) -> &mut Batch {
-        if !self.batches.back().is_some_and(|batch| batch.open) {
-            let seq = self.next_seq;
-            self.next_seq += 1;
-            self.batches.push_back(Batch::new(seq));
-        }
-        // Just ensured.
-        self.batches.back_mut().expect("an open batch")
+        (self.ledger.open_records() > 0).then(|| self.opened_at + self.settings.batch.time)
     }
 
     /// Adds one record to the open batch, as a document or a dead letter.
@@ -457,25 +284,18 @@ impl Stage {
             key,
             payload,
         } = record;
-        let prepared = self.preparer.prepare_owned(payload);
-        let batch = self.open_batch();
-        if batch.records == 0 {
-            batch.first_at = tokio::time::Instant::now();
+        if self.ledger.open_records() == 0 {
+            self.opened_at = tokio::time::Instant::now();
         }
-        batch.records += 1;
-        batch.offsets.insert(partition, offset);
-        let seq = batch.seq;
-        match prepared {
+        let position = Position { partition, offset };
+        match self.preparer.prepare_owned(payload) {
             Ok(document) => {
-                batch.bytes += document.source.len() + document.id.len() + 64;
-                batch.pending.push(batch.documents.len());
-                batch.positions.push((partition, offset));
-                batch.documents.push(document);
-                batch.unsettled += 1;
+                let size = document.source.len() + document.id.len() + 64;
+                self.ledger.add_document(position, document, size);
                 Ok(())
             }
             Err((unusable, payload)) => {
-                batch.unsettled += 1;
+                let batch = self.ledger.add_dead_letter(position);
                 let dead = DeadLetter {
                     reason: unusable.reason,
                     detail: unusable.detail,
@@ -492,7 +312,7 @@ impl Stage {
                     payload,
                     headers: None,
                 };
-                self.send_dead_letter(dead, outgoing, seq).await
+                self.send_dead_letter(dead, outgoing, batch).await
             }
         }
     }
@@ -501,7 +321,7 @@ impl Stage {
         &mut self,
         dead: DeadLetter,
         mut outgoing: Outgoing,
-        seq: u64,
+        batch: BatchId,
     ) -> Result<(), ServiceError> {
         self.metrics
             .dead_letters
@@ -509,89 +329,43 @@ impl Stage {
             .inc();
         tracing::debug!(reason = %dead.reason, detail = %dead.detail, partition = dead.source.partition, offset = dead.source.offset, "Dead letter.");
         outgoing.headers = Some(dead.to_headers());
-        for settled in self.dead_letters.send(outgoing, seq).await? {
-            self.dead_letter_settled(settled);
+        for settled in self.dead_letters.send(outgoing, batch).await? {
+            self.ledger.dead_letter_acknowledged(settled);
         }
         Ok(())
     }
 
-    fn dead_letter_settled(&mut self, seq: u64) {
-        if let Some(batch) = self.batch_mut(seq) {
-            batch.unsettled = batch.unsettled.saturating_sub(1);
-        }
-    }
-
-    fn batch_mut(&mut self, seq: u64) -> Option<&mut Batch> {
-        let front = self.batches.front()?.seq;
-        let index = usize::try_from(seq.checked_sub(front)?).ok()?;
-        self.batches.get_mut(index)
-    }
-
-    fn close_open_batch(&mut self) {
-        if let Some(batch) = self.batches.back_mut()
-            && batch.open
-        {
-            batch.open = false;
-        }
-    }
-
-    /// Sends what can be sent: closes a full open batch, then starts requests for closed batches
-    /// with pending documents, up to `max_requests`, unless in back-pressure (then only batches
-    /// already retrying go on, by their own backoff).
+    /// Sends the requests the ledger starts (it closes a full open batch, and holds new
+    /// requests back in back-pressure).
     fn dispatch(&mut self) {
-        let full = self
-            .batches
-            .back()
-            .is_some_and(|batch| batch.open && self.is_full(batch));
-        if full {
-            self.close_open_batch();
-        }
-        if self.trouble.is_some() {
-            return;
-        }
-        let in_flight = self.batches.iter().filter(|b| b.requesting).count();
-        let ready: Vec<u64> = self
-            .batches
-            .iter()
-            .filter(|b| !b.open && !b.requesting && !b.pending.is_empty())
-            .map(|b| b.seq)
-            .take(self.settings.max_requests.saturating_sub(in_flight))
-            .collect();
-        for seq in ready {
-            self.request(seq, None);
+        for request in self.ledger.dispatch() {
+            self.send(request);
         }
     }
 
-    /// Starts a bulk request for batch `seq`'s pending documents (up to its request limit),
-    /// after `delay` if given.
-    fn request(&mut self, seq: u64, delay: Option<Duration>) {
+    /// Spawns `request` as a bulk request task, after its backoff when it is a retry.
+    fn send(&mut self, request: Request) {
+        let delay = request
+            .retry()
+            .map(|attempt| self.settings.backoff.delay(attempt, &mut rand::rng()));
+        let mut body = Vec::with_capacity(request.size_hint().min(64 << 20));
+        for document in self.ledger.documents(&request) {
+            bulk::write_operation(document, &mut body);
+        }
+        self.metrics.batch_records.observe(request.len() as f64);
+        self.metrics.batch_bytes.observe(body.len() as f64);
         let client = self.client.clone();
         let metrics = self.metrics.clone();
-        let Some(batch) = self.batch_mut(seq) else {
-            return;
-        };
-        let take = batch.pending.len().min(batch.request_limit);
-        let sent: Vec<usize> = batch.pending.drain(..take).collect();
-        let mut body = Vec::with_capacity(batch.bytes.min(64 << 20));
-        for &i in &sent {
-            if let Some(document) = batch.documents.get(i) {
-                bulk::write_operation(document, &mut body);
-            }
-        }
-        batch.requesting = true;
-        metrics.batch_records.observe(sent.len() as f64);
-        metrics.batch_bytes.observe(body.len() as f64);
         self.requests.spawn(async move {
             if let Some(delay) = delay {
                 tokio::time::sleep(delay).await;
             }
             let started = Instant::now();
-            let verdict = send_bulk(&client, body, sent.len()).await;
+            let verdict = send_bulk(&client, body, request.len()).await;
             let elapsed = started.elapsed();
             metrics.bulk_seconds.observe(elapsed.as_secs_f64());
             Reply {
-                seq,
-                sent,
+                request,
                 verdict,
                 elapsed,
             }
@@ -600,128 +374,87 @@ impl Stage {
 
     async fn on_reply(&mut self, reply: Reply) -> Result<(), ServiceError> {
         let Reply {
-            seq,
-            sent,
+            request,
             verdict,
             elapsed,
         } = reply;
-        let judged = Judged::from_verdict(&sent, verdict);
-        let backoff: Backoff = self.settings.backoff;
-        let Some(batch) = self.batch_mut(seq) else {
-            return Ok(());
-        };
-        batch.requesting = false;
-        batch.unsettled = batch.unsettled.saturating_sub(judged.indexed);
-        batch.pending.splice(0..0, judged.again.iter().copied());
-        if let Some(limit) = judged.request_limit {
-            batch.request_limit = limit;
-        }
-        let next = if judged.retry_reason.is_some() {
-            batch.attempt += 1;
-            Some(Some(backoff.delay(batch.attempt, &mut rand::rng())))
-        } else {
-            batch.attempt = 0;
-            // Split, or more documents than one request may carry: on at once.
-            (!batch.pending.is_empty()).then_some(None)
-        };
-        let attempt = batch.attempt;
-
+        let answer = self.ledger.answered(request, verdict);
         let items = &self.metrics.items;
         items
             .with_label_values(&["indexed"])
-            .inc_by(judged.indexed as u64);
+            .inc_by(answer.indexed as u64);
         items
             .with_label_values(&["rejected"])
-            .inc_by(judged.rejected.len() as u64);
-        if judged.retry_reason.is_some() {
-            items
-                .with_label_values(&["retried"])
-                .inc_by(judged.again.len() as u64);
-        }
+            .inc_by(answer.rejected.len() as u64);
+        items
+            .with_label_values(&["retried"])
+            .inc_by(answer.retried as u64);
         self.metrics
             .requests
-            .with_label_values(&[judged.result])
+            .with_label_values(&[answer.result.as_str()])
             .inc();
-        match &judged.retry_reason {
-            Some(reason) => {
-                if self.trouble.is_none() {
+        let attempt = answer.next.as_ref().and_then(Request::retry);
+        match &answer.pressure {
+            Pressure::Retrying { reason, first } => {
+                if *first {
                     tracing::warn!(%reason, attempt, "OpenSearch cannot take the batch now; retrying (back-pressure on).");
                 } else {
                     tracing::debug!(%reason, attempt, "Still retrying.");
                 }
                 self.health.not_ready(OPENSEARCH_CHECK, reason);
-                self.trouble = Some(reason.clone());
             }
-            None => {
-                if !self.batches.iter().any(|b| b.attempt > 0) {
-                    if self.trouble.take().is_some() {
-                        tracing::info!(
-                            latency = ?elapsed,
-                            "OpenSearch takes batches again (back-pressure off)."
-                        );
-                    }
-                    self.health.ready(OPENSEARCH_CHECK);
+            Pressure::Clear { ended } => {
+                if *ended {
+                    tracing::info!(
+                        latency = ?elapsed,
+                        "OpenSearch takes batches again (back-pressure off)."
+                    );
                 }
+                self.health.ready(OPENSEARCH_CHECK);
             }
+            Pressure::Held => {}
         }
-        for (i, reason) in judged.rejected {
-            self.reject(seq, i, reason).await?;
+        for rejection in answer.rejected {
+            let Some(document) = self.ledger.document(rejection.batch, rejection.document) else {
+                continue;
+            };
+            let Position { partition, offset } = rejection.position;
+            tracing::debug!(reason = %rejection.reason, partition, offset, "OpenSearch rejected a document.");
+            let dead = DeadLetter {
+                reason: DeadLetterReason::Rejected,
+                detail: rejection.reason,
+                stage: STAGE.to_owned(),
+                source: SourcePosition {
+                    topic: self.settings.kafka.topics.enriched.clone(),
+                    partition,
+                    offset,
+                },
+            };
+            let outgoing = Outgoing {
+                topic: self.settings.kafka.topics.dead_letter.clone(),
+                key: None,
+                payload: document.source.to_vec(),
+                headers: None,
+            };
+            self.send_dead_letter(dead, outgoing, rejection.batch)
+                .await?;
         }
-        if let Some(delay) = next {
-            self.request(seq, delay);
+        if let Some(next) = answer.next {
+            self.send(next);
         }
         Ok(())
     }
 
-    /// Sends document `i` of batch `seq` to `dead-letter` with OpenSearch's reason.
-    async fn reject(&mut self, seq: u64, i: usize, reason: String) -> Result<(), ServiceError> {
-        let topic = self.settings.kafka.topics.enriched.clone();
-        let Some(batch) = self.batch_mut(seq) else {
-            return Ok(());
-        };
-        let (Some(document), Some(&(partition, offset))) =
-            (batch.documents.get(i), batch.positions.get(i))
-        else {
-            return Ok(());
-        };
-        let payload = document.source.to_vec();
-        // The document's own place in `unsettled` passes to its dead letter.
-        tracing::debug!(%reason, partition, offset, "OpenSearch rejected a document.");
-        let dead = DeadLetter {
-            reason: DeadLetterReason::Rejected,
-            detail: reason,
-            stage: STAGE.to_owned(),
-            source: SourcePosition {
-                topic,
-                partition,
-                offset,
-            },
-        };
-        let outgoing = Outgoing {
-            topic: self.settings.kafka.topics.dead_letter.clone(),
-            key: None,
-            payload,
-            headers: None,
-        };
-        self.send_dead_letter(dead, outgoing, seq).await
-    }
-
-    /// Stores the offsets of settled batches, oldest first, stopping at the first unsettled one.
+    /// Stores the offsets the ledger releases: those of settled batches, oldest first.
     fn store_settled(&mut self) {
-        while self.batches.front().is_some_and(Batch::is_settled) {
-            let Some(batch) = self.batches.pop_front() else {
-                break;
-            };
-            for (partition, offset) in batch.offsets {
-                // Fails only for a partition revoked meanwhile: its new owner loads from the
-                // last commit, and the ids make that an overwrite.
-                if let Err(err) = self.consumer.store_offset(
-                    &self.settings.kafka.topics.enriched,
-                    partition,
-                    offset,
-                ) {
-                    tracing::debug!(%err, partition, offset, "Offset not stored (partition revoked).");
-                }
+        for Position { partition, offset } in self.ledger.take_settled() {
+            // Fails only for a partition revoked meanwhile: its new owner loads from the
+            // last commit, and the ids make that an overwrite.
+            if let Err(err) =
+                self.consumer
+                    .store_offset(&self.settings.kafka.topics.enriched, partition, offset)
+            {
+                tracing::debug!(%err, partition, offset, "Offset not stored (partition revoked).");
             }
         }
     }
@@ -729,31 +462,27 @@ impl Stage {
     fn update_gauges(&self) {
         self.metrics
             .backpressure
-            .set(i64::from(self.trouble.is_some()));
+            .set(i64::from(self.ledger.back_pressure().is_some()));
         self.metrics
             .requests_in_flight
             .set(self.requests.len() as i64);
         self.metrics
             .records_in_flight
-            .set(self.batches.iter().map(|b| b.records as i64).sum());
-    }
-
-    fn unsettled_records(&self) -> usize {
-        self.batches.iter().map(|b| b.records).sum()
+            .set(self.ledger.records() as i64);
     }
 
     /// Sends the open batch, settles everything in flight within the deadline, and commits.
     async fn drain(mut self) -> Result<(), ServiceError> {
-        self.close_open_batch();
-        tracing::info!(records = self.unsettled_records(), "Draining.");
+        self.ledger.close();
+        tracing::info!(records = self.ledger.records(), "Draining.");
         let drained = drain(
             async {
                 // Send everything now: the deadline bounds the drain, not back-pressure.
-                self.trouble = None;
+                self.ledger.relieve();
                 loop {
                     self.dispatch();
                     self.store_settled();
-                    if self.batches.is_empty() {
+                    if self.ledger.is_empty() {
                         return Ok::<(), ServiceError>(());
                     }
                     tokio::select! {
@@ -763,8 +492,8 @@ impl Stage {
                             }
                         }
                         settled = self.dead_letters.settle_next(), if !self.dead_letters.is_empty() => {
-                            if let Some(seq) = settled? {
-                                self.dead_letter_settled(seq);
+                            if let Some(batch) = settled? {
+                                self.ledger.dead_letter_acknowledged(batch);
                             }
                         }
                     }
@@ -773,7 +502,7 @@ impl Stage {
             DRAIN_DEADLINE,
         )
         .await;
-        let left = self.unsettled_records();
+        let left = self.ledger.records();
         match self.consumer.commit_consumer_state(CommitMode::Sync) {
             Ok(()) => {}
             Err(err)
@@ -813,65 +542,5 @@ async fn send_bulk(client: &OpenSearch, body: Vec<u8>, documents: usize) -> Verd
     match response.bytes().await {
         Ok(body) => bulk::classify(status, &body, documents),
         Err(err) => Verdict::RetryAll(format!("reading the bulk response: {err}")),
-    }
-}
-
-/// A bulk answer sorted into what happens to each document sent.
-#[derive(Debug)]
-struct Judged {
-    /// How many were indexed.
-    indexed: usize,
-    /// Those to send again (retried, or split into smaller requests).
-    again: Vec<usize>,
-    /// Those refused for good, with OpenSearch's reason.
-    rejected: Vec<(usize, String)>,
-    /// Set when `again` waits for a backoff (OpenSearch in trouble), not for a split.
-    retry_reason: Option<String>,
-    /// The batch's new request size, after a split.
-    request_limit: Option<usize>,
-    /// The request's result, for the metric.
-    result: &'static str,
-}
-
-impl Judged {
-    fn from_verdict(sent: &[usize], verdict: Verdict) -> Self {
-        let mut judged = Self {
-            indexed: 0,
-            again: Vec::new(),
-            rejected: Vec::new(),
-            retry_reason: None,
-            request_limit: None,
-            result: "ok",
-        };
-        match verdict {
-            Verdict::Items(outcomes) => {
-                for (&i, outcome) in sent.iter().zip(outcomes) {
-                    match outcome {
-                        Outcome::Indexed => judged.indexed += 1,
-                        Outcome::Retry(reason) => {
-                            judged.again.push(i);
-                            judged.retry_reason = Some(reason);
-                        }
-                        Outcome::Rejected(reason) => judged.rejected.push((i, reason)),
-                    }
-                }
-            }
-            Verdict::RetryAll(reason) => {
-                judged.again = sent.to_vec();
-                judged.retry_reason = Some(reason);
-                judged.result = "retry";
-            }
-            Verdict::Split(reason) => {
-                judged.result = "split";
-                match sent {
-                    [only] => judged.rejected.push((*only, reason)),
-                    _ => {
-                        judged.again = sent.to_vec();
-                        judged.request_limit = Some((sent.len() / 2).max(1));
-                    }
-                }
-            }
-        }
-        judged
     }
 }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use pipeline::backoff::Backoff;
 use pipeline::config::{ConfigError, OpenSearchConfig};
 use pipeline::kafka::KafkaConfig;
 use pipeline::search::EventsIndex;
@@ -94,7 +95,8 @@ pub struct Settings {
     pub max_requests: usize,
     /// Per-request timeout.
     pub request_timeout: Duration,
-    /// Retry backoff.
+    /// Waits before retrying what OpenSearch could not take (`retry_initial_ms` doubling to
+    /// `retry_max_ms`, jittered).
     pub backoff: Backoff,
 }
 
@@ -107,30 +109,6 @@ pub struct BatchLimits {
     pub bytes: usize,
     /// Time since the first record.
     pub time: Duration,
-}
-
-/// Exponential backoff with full jitter, capped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
-    /// Delay before the first retry.
-    pub initial: Duration,
-    /// The cap.
-    pub max: Duration,
-}
-
-impl Backoff {
-    /// The delay before retry number `attempt` (1-based): uniformly random between half and all
-    /// of `initial * 2^(attempt-1)`, capped at `max`.
-    pub fn delay(&self, attempt: u32, rng: &mut impl rand::Rng) -> Duration {
-        let exponent = attempt.saturating_sub(1).min(20);
-        let ceiling = self
-            .initial
-            .saturating_mul(1 << exponent)
-            .min(self.max)
-            .max(Duration::from_millis(1));
-        let ceiling_ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
-        Duration::from_millis(rng.random_range(ceiling_ms / 2..=ceiling_ms))
-    }
 }
 
 impl Settings {
@@ -192,10 +170,10 @@ impl Settings {
             },
             max_requests: s.max_requests,
             request_timeout: Duration::from_millis(s.request_timeout_ms),
-            backoff: Backoff {
-                initial: Duration::from_millis(s.retry_initial_ms),
-                max: Duration::from_millis(s.retry_max_ms),
-            },
+            backoff: Backoff::new(
+                Duration::from_millis(s.retry_initial_ms),
+                Duration::from_millis(s.retry_max_ms),
+            ),
         })
     }
 }
@@ -210,6 +188,10 @@ mod tests {
         assert_eq!(settings.index.alias(), "logwarden-events");
         assert_eq!(settings.instance_id, "sink-7");
         assert_eq!(settings.batch.records, 5_000);
+        assert_eq!(
+            settings.backoff,
+            Backoff::new(Duration::from_millis(100), Duration::from_secs(5))
+        );
     }
 
     #[test]
@@ -236,22 +218,5 @@ mod tests {
         .expect_err("unknown key")
         .to_string();
         assert!(err.contains("sink.batch_size"), "{err}");
-    }
-
-    #[test]
-    fn backoff_doubles_with_jitter_up_to_the_cap() {
-        let backoff = Backoff {
-            initial: Duration::from_millis(100),
-            max: Duration::from_millis(1_000),
-        };
-        let mut rng = rand::rng();
-        for _ in 0..100 {
-            let first = backoff.delay(1, &mut rng);
-            assert!((50..=100).contains(&first.as_millis()), "{first:?}");
-            let third = backoff.delay(3, &mut rng);
-            assert!((200..=400).contains(&third.as_millis()), "{third:?}");
-            let late = backoff.delay(40, &mut rng);
-            assert!((500..=1_000).contains(&late.as_millis()), "{late:?}");
-        }
     }
 }
