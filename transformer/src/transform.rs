@@ -81,6 +81,39 @@ impl CompiledRules {
         source: &SourcePosition,
         out: &mut Vec<u8>,
     ) -> Result<(), Rejection> {
+        let read = self.read(input)?;
+        let empty = if read.state.conflict {
+            write_without_outputs(read.text, &self.output_keys, out)
+                .map_err(|error| not_json(input, error))?
+        } else {
+            // The object without its surrounding whitespace and closing brace: `{"a":1`.
+            match input.get(read.open..read.close) {
+                Some(body) => out.extend_from_slice(body),
+                None => {
+                    return Err(Rejection::new(
+                        DeadLetterReason::NotJson,
+                        "the record's closing brace was not found",
+                    ));
+                }
+            }
+            read.empty
+        };
+        self.write_additions(&read.state, empty, read.millis, source, out);
+        Ok(())
+    }
+
+    /// Whether [`Self::apply`] would enrich `input`: the very same reading, checks and
+    /// classification, without writing the output. For dry runs, and for the benchmark that
+    /// compares the JSON scanner with the libraries that could replace it.
+    pub fn accepts(&self, input: &[u8]) -> Result<(), Rejection> {
+        self.read(input).map(drop)
+    }
+
+    /// Everything `apply` learns from a record before writing: checks its size, UTF-8 and JSON
+    /// syntax, finds and classifies the monitored fields (applying the policies) and reads the
+    /// event time.
+    #[inline(always)]
+    fn read<'a>(&self, input: &'a [u8]) -> Result<Read<'a>, Rejection> {
         if input.len() > self.max_record_bytes {
             return Err(Rejection::oversized(input.len(), self.max_record_bytes));
         }
@@ -109,25 +142,14 @@ impl CompiledRules {
             Seen::Other(kind) => Err(TimestampError::NotANumber(kind.with_article())),
         }
         .map_err(|error| Rejection::new(DeadLetterReason::BadTimestamp, error.to_string()))?;
-
-        let empty = if state.conflict {
-            write_without_outputs(text, &self.output_keys, out)
-                .map_err(|error| not_json(input, error))?
-        } else {
-            // The object without its surrounding whitespace and closing brace: `{"a":1`.
-            match input.get(open..close) {
-                Some(body) => out.extend_from_slice(body),
-                None => {
-                    return Err(Rejection::new(
-                        DeadLetterReason::NotJson,
-                        "the record's closing brace was not found",
-                    ));
-                }
-            }
-            empty
-        };
-        self.write_additions(&state, empty, millis, source, out);
-        Ok(())
+        Ok(Read {
+            text,
+            state,
+            empty,
+            open,
+            close,
+            millis,
+        })
     }
 
     /// Applies the policies: turns each monitored field's finding into good, bad or neither,
@@ -185,6 +207,21 @@ impl CompiledRules {
         }
         Ok(())
     }
+}
+
+/// What `apply` learned from a record it accepts.
+struct Read<'a> {
+    /// The record, as text.
+    text: &'a str,
+    /// The findings, resolved by the policies.
+    state: State,
+    /// Whether the object has no member.
+    empty: bool,
+    /// The offsets of its `{` and `}`.
+    open: usize,
+    close: usize,
+    /// The event time, epoch milliseconds.
+    millis: i64,
 }
 
 /// The rejection of a record the scanner refused: not UTF-8 if it is not, else not JSON, with
