@@ -29,8 +29,7 @@ use std::sync::mpsc;
 
 use pipeline::wire::DeadLetterReason;
 
-use self::batch::Batch;
-use self::process::process;
+use self::process::{Job, process};
 use crate::rules::{CompiledRules, RulesError, RulesSummary};
 
 /// The topic offline records are positioned in, for their event ids.
@@ -151,15 +150,16 @@ pub fn apply(
     let limit = rules.max_record_bytes();
     let workers = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
     std::thread::scope(|scope| {
-        // One lane per worker: batches go in, their results come out, in the same order.
+        // One lane per worker: jobs go in, come back processed, in the same order.
         let lanes: Vec<_> = (0..workers)
             .map(|_| {
-                let (to_worker, batches) = mpsc::sync_channel::<Batch>(IN_FLIGHT_PER_WORKER);
-                let (results, from_worker) = mpsc::sync_channel(IN_FLIGHT_PER_WORKER);
+                let (to_worker, jobs) = mpsc::sync_channel::<Job>(IN_FLIGHT_PER_WORKER);
+                let (done, from_worker) = mpsc::sync_channel(IN_FLIGHT_PER_WORKER);
                 scope.spawn(move || {
-                    for batch in batches {
+                    for mut job in jobs {
+                        let result = process(rules, &mut job, keep_dead);
                         // The receiver is gone only when `apply` returns early.
-                        if results.send(process(rules, &batch, keep_dead)).is_err() {
+                        if done.send((job, result)).is_err() {
                             break;
                         }
                     }
@@ -168,37 +168,41 @@ pub fn apply(
             })
             .collect();
         let mut counts = ApplyCounts::default();
-        let mut write_next = |turn: usize| -> Result<(), OfflineError> {
+        // Writes the result of the job sent in turn `turn` and keeps its buffers in `spare`.
+        let mut write_next = |turn: usize, spare: &mut Vec<Job>| -> Result<(), OfflineError> {
             let Some((_, from_worker)) = lanes.get(turn % workers) else {
                 return Ok(());
             };
             // A worker stops early only if its lane is dropped, which happens after this.
-            let Ok(result) = from_worker.recv() else {
+            let Ok((job, result)) = from_worker.recv() else {
                 return Ok(());
             };
-            let processed = result.map_err(OfflineError::WriteDeadLetters)?;
+            result.map_err(OfflineError::WriteDeadLetters)?;
             output
-                .write_all(&processed.enriched)
+                .write_all(&job.processed.enriched)
                 .map_err(OfflineError::Write)?;
             if let Some(dead) = dead_letters.as_mut() {
-                dead.write_all(&processed.dead_letters)
+                dead.write_all(&job.processed.dead_letters)
                     .map_err(OfflineError::WriteDeadLetters)?;
             }
-            counts.add(&processed.counts);
+            counts.add(&job.processed.counts);
+            spare.push(job);
             Ok(())
         };
+        let mut spare = Vec::new();
         let (mut sent, mut written) = (0usize, 0usize);
         let mut next_line = 0u64;
         let failed = loop {
             if sent - written == workers * IN_FLIGHT_PER_WORKER {
-                write_next(written)?;
+                write_next(written, &mut spare)?;
                 written += 1;
             }
-            let (batch, failed) = Batch::read(&mut input, next_line, limit);
-            if let Some(batch) = batch {
-                next_line = batch.end();
+            let mut job: Job = spare.pop().unwrap_or_default();
+            let failed = job.batch.fill(&mut input, next_line, limit);
+            if !job.batch.is_empty() {
+                next_line = job.batch.end();
                 if let Some((to_worker, _)) = lanes.get(sent % workers)
-                    && to_worker.send(batch).is_ok()
+                    && to_worker.send(job).is_ok()
                 {
                     sent += 1;
                 }
@@ -210,7 +214,7 @@ pub fn apply(
             }
         };
         while written < sent {
-            write_next(written)?;
+            write_next(written, &mut spare)?;
             written += 1;
         }
         if let Some((line, error)) = failed {

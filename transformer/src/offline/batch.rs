@@ -24,31 +24,34 @@ pub(super) struct Batch {
 }
 
 impl Batch {
-    /// Reads the lines from `first` on, until the batch is full or the input ends. Returns
-    /// the batch (`None` if no line was left) and the error that stopped reading, if one did,
-    /// with the 1-based number of the line being read.
-    pub(super) fn read(
+    /// Replaces the batch's lines with those from `first` on, until the batch is full or the
+    /// input ends (the batch is then empty if no line was left). Returns the error that stopped
+    /// reading, if one did, with the 1-based number of the line being read. The buffers are
+    /// reused from batch to batch.
+    pub(super) fn fill(
+        &mut self,
         input: &mut impl BufRead,
         first: u64,
         limit: usize,
-    ) -> (Option<Self>, Option<(u64, io::Error)>) {
-        let mut batch = Self {
-            first,
-            bytes: Vec::with_capacity(BATCH_BYTES + limit.min(BATCH_BYTES)),
-            ends: Vec::with_capacity(BATCH_LINES),
-        };
-        let mut failed = None;
-        while batch.bytes.len() < BATCH_BYTES && batch.ends.len() < BATCH_LINES {
-            match read_line_bounded(input, &mut batch.bytes, limit) {
-                Ok(Some(length)) => batch.ends.push((batch.bytes.len(), length)),
+    ) -> Option<(u64, io::Error)> {
+        self.first = first;
+        self.bytes.clear();
+        self.ends.clear();
+        self.bytes.reserve(BATCH_BYTES + limit.min(BATCH_BYTES));
+        self.ends.reserve(BATCH_LINES);
+        while self.bytes.len() < BATCH_BYTES && self.ends.len() < BATCH_LINES {
+            match read_line_bounded(input, &mut self.bytes, limit) {
+                Ok(Some(length)) => self.ends.push((self.bytes.len(), length)),
                 Ok(None) => break,
-                Err(error) => {
-                    failed = Some((batch.end() + 1, error));
-                    break;
-                }
+                Err(error) => return Some((self.end() + 1, error)),
             }
         }
-        ((!batch.ends.is_empty()).then_some(batch), failed)
+        None
+    }
+
+    /// Whether the batch has no line.
+    pub(super) fn is_empty(&self) -> bool {
+        self.ends.is_empty()
     }
 
     /// The 0-based index of the line after the batch.
@@ -162,9 +165,12 @@ mod tests {
                 Ok(n)
             }
         }
+        let mut batch = Batch::default();
+        let mut input = io::BufReader::with_capacity(4, b"old\n".as_slice());
+        assert!(batch.fill(&mut input, 3, 8).is_none());
+        assert!(batch.fill(&mut input, 4, 8).is_none() && batch.is_empty());
         let mut input = io::BufReader::with_capacity(4, Failing(b"a\r\n\nbc\n"));
-        let (batch, failed) = Batch::read(&mut input, 10, 8);
-        let batch = batch.expect("three lines were read");
+        let failed = batch.fill(&mut input, 10, 8);
         let lines: Vec<(u64, &[u8], usize)> = batch.lines().collect();
         assert_eq!(
             lines,
