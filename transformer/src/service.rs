@@ -22,13 +22,13 @@
 //! `FutureProducer` makes a completion channel per send, and `store_offset` a C string per
 //! stored offset.)
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
 mod metrics;
 mod outputs;
 mod router;
 mod window;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use pipeline::delivery::{DeliveryError, Event};
 use pipeline::kafka::{HealthContext, KAFKA_CHECK};

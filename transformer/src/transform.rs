@@ -73,8 +73,8 @@ impl CompiledRules {
     /// why it is a dead letter, leaving `out` as it was.
     ///
     /// `out` is meant to be reused from record to record (clear it in between or let records
-    /// accumulate): with its capacity warm, a record costs no allocation but its event id.
-    /// Never panics, whatever the bytes.
+    /// accumulate): with its capacity warm, an enriched record costs no allocation (a rejection
+    /// allocates its detail). Never panics, whatever the bytes.
     pub fn apply(
         &self,
         input: &[u8],
