@@ -9,12 +9,20 @@
 //! Kafka, the clock or the network, so the service, the offline commands ([`offline`]), the
 //! tests and the benchmark all run the very same code.
 
+//!
+//! Imports run one way: `transform` uses `rules`, the private JSON scanner (`json`) and
+//! `timestamp`; `rules` knows neither the scanner nor the transform; the scanner knows nothing
+//! of the crate. `escape` (JSON string escaping) is the one thing the rules and the transform
+//! share.
+
+mod escape;
+mod json;
 pub mod offline;
 pub mod rules;
+pub mod service;
+pub mod settings;
 pub mod timestamp;
 pub mod transform;
 
 pub use rules::{CompiledRules, Rules, RulesError, RulesSummary};
 pub use transform::Rejection;
-pub mod service;
-pub mod settings;

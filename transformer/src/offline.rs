@@ -2,8 +2,11 @@
 //! `logwarden-transformer check` validates and summarises a rules file.
 //!
 //! `apply` lets a person try rules on a log file without Kafka, and gives tests and demos the
-//! exact transform the service runs. It streams: one line in memory at a time (at most the
-//! record size limit of it), buffered writes, so files of any length go through. Records are
+//! exact transform the service runs. It streams, so files of any length go through, and uses
+//! every core: the calling thread reads batches of lines (`batch`, each line at most the record
+//! size limit), hands them in turn to one worker per core (`process`), and writes their results
+//! back in the same turn, so the output is in input order and identical to a line-by-line run.
+//! A few batches (of about a megabyte each) per worker are in memory at once. Records are
 //! positioned as if they came from partition 0 of a topic named [`STDIN_TOPIC`] with the line
 //! index (0-based) as offset, so their event ids are stable across runs over the same file.
 //!
@@ -15,17 +18,19 @@
 //! base64 with padding). An oversized line's `raw` holds only its first `max_record_bytes`
 //! bytes. Whitespace-only lines are skipped and counted as blank.
 
-use std::borrow::Cow;
+mod batch;
+mod process;
+
 use std::fmt;
 use std::io::{self, BufRead, BufWriter, Write};
+use std::num::NonZeroUsize;
 use std::path::Path;
+use std::sync::mpsc;
 
-use base64::Engine as _;
-use pipeline::wire::{DeadLetterReason, SourcePosition};
-use serde::Serialize;
+use pipeline::wire::DeadLetterReason;
 
+use self::process::{Job, process};
 use crate::rules::{CompiledRules, RulesError, RulesSummary};
-use crate::transform::Rejection;
 
 /// The topic offline records are positioned in, for their event ids.
 pub const STDIN_TOPIC: &str = "stdin";
@@ -67,6 +72,16 @@ impl ApplyCounts {
     fn count_dead(&mut self, reason: DeadLetterReason) {
         if let Some(count) = reason_index(reason).and_then(|i| self.dead.get_mut(i)) {
             *count += 1;
+        }
+    }
+
+    /// Adds `other`'s counts to these.
+    fn add(&mut self, other: &Self) {
+        self.records_in += other.records_in;
+        self.records_out += other.records_out;
+        self.blank_lines += other.blank_lines;
+        for (count, more) in self.dead.iter_mut().zip(other.dead) {
+            *count += more;
         }
     }
 }
@@ -115,21 +130,14 @@ pub enum OfflineError {
     WriteDeadLetters(io::Error),
 }
 
-/// One dead letter as `apply` writes it.
-#[derive(Debug, Serialize)]
-struct DeadLetterLine<'a> {
-    reason: DeadLetterReason,
-    detail: &'a str,
-    line: u64,
-    raw: Cow<'a, str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    raw_base64: Option<String>,
-}
+/// Batches handed to a worker and not yet written, per worker: one being processed, one
+/// waiting, so a worker never waits for the reader.
+const IN_FLIGHT_PER_WORKER: usize = 2;
 
 /// Enriches NDJSON: each line of `input` is a raw record; each enriched record is written to
 /// `output` as one line; each rejected line goes to `dead_letters` as a JSON object (see the
 /// module docs), or is only counted if there is none. Returns the counts; stops only when a
-/// read or write fails.
+/// read or write fails (what was read before a failed read is written first).
 pub fn apply(
     rules: &CompiledRules,
     mut input: impl BufRead,
@@ -138,153 +146,89 @@ pub fn apply(
 ) -> Result<ApplyCounts, OfflineError> {
     let mut output = BufWriter::new(output);
     let mut dead_letters = dead_letters.map(BufWriter::new);
-    let mut counts = ApplyCounts::default();
-    let mut line = Vec::new();
-    let mut enriched = Vec::new();
-    let mut position = SourcePosition {
-        topic: STDIN_TOPIC.to_owned(),
-        partition: 0,
-        offset: 0,
-    };
+    let keep_dead = dead_letters.is_some();
     let limit = rules.max_record_bytes();
-    for index in 0u64.. {
-        let number = index + 1;
-        line.clear();
-        let Some(length) = read_line_bounded(&mut input, &mut line, limit).map_err(|error| {
-            OfflineError::Read {
-                line: number,
-                error,
+    let workers = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    std::thread::scope(|scope| {
+        // One lane per worker: jobs go in, come back processed, in the same order.
+        let lanes: Vec<_> = (0..workers)
+            .map(|_| {
+                let (to_worker, jobs) = mpsc::sync_channel::<Job>(IN_FLIGHT_PER_WORKER);
+                let (done, from_worker) = mpsc::sync_channel(IN_FLIGHT_PER_WORKER);
+                scope.spawn(move || {
+                    for mut job in jobs {
+                        let result = process(rules, &mut job, keep_dead);
+                        // The receiver is gone only when `apply` returns early.
+                        if done.send((job, result)).is_err() {
+                            break;
+                        }
+                    }
+                });
+                (to_worker, from_worker)
+            })
+            .collect();
+        let mut counts = ApplyCounts::default();
+        // Writes the result of the job sent in turn `turn` and keeps its buffers in `spare`.
+        let mut write_next = |turn: usize, spare: &mut Vec<Job>| -> Result<(), OfflineError> {
+            let Some((_, from_worker)) = lanes.get(turn % workers) else {
+                return Ok(());
+            };
+            // A worker stops early only if its lane is dropped, which happens after this.
+            let Ok((job, result)) = from_worker.recv() else {
+                return Ok(());
+            };
+            result.map_err(OfflineError::WriteDeadLetters)?;
+            output
+                .write_all(&job.processed.enriched)
+                .map_err(OfflineError::Write)?;
+            if let Some(dead) = dead_letters.as_mut() {
+                dead.write_all(&job.processed.dead_letters)
+                    .map_err(OfflineError::WriteDeadLetters)?;
             }
-        })?
-        else {
-            break;
+            counts.add(&job.processed.counts);
+            spare.push(job);
+            Ok(())
         };
-        if line.iter().all(u8::is_ascii_whitespace) && length == line.len() {
-            counts.blank_lines += 1;
-            continue;
-        }
-        counts.records_in += 1;
-        position.offset = i64::try_from(index).unwrap_or(i64::MAX);
-        enriched.clear();
-        let result = if length > limit {
-            Err(Rejection::oversized(length, limit))
-        } else {
-            rules.apply(&line, &position, &mut enriched)
-        };
-        match result {
-            Ok(()) => {
-                enriched.push(b'\n');
-                output.write_all(&enriched).map_err(OfflineError::Write)?;
-                counts.records_out += 1;
+        let mut spare = Vec::new();
+        let (mut sent, mut written) = (0usize, 0usize);
+        let mut next_line = 0u64;
+        let failed = loop {
+            if sent - written == workers * IN_FLIGHT_PER_WORKER {
+                write_next(written, &mut spare)?;
+                written += 1;
             }
-            Err(rejection) => {
-                counts.count_dead(rejection.reason);
-                if let Some(dead) = dead_letters.as_mut() {
-                    write_dead_letter(dead, &rejection, number, &line)
-                        .map_err(OfflineError::WriteDeadLetters)?;
+            let mut job: Job = spare.pop().unwrap_or_default();
+            let failed = job.batch.fill(&mut input, next_line, limit);
+            if !job.batch.is_empty() {
+                next_line = job.batch.end();
+                if let Some((to_worker, _)) = lanes.get(sent % workers)
+                    && to_worker.send(job).is_ok()
+                {
+                    sent += 1;
                 }
+            } else if failed.is_none() {
+                break None;
             }
-        }
-    }
-    output.flush().map_err(OfflineError::Write)?;
-    if let Some(dead) = dead_letters.as_mut() {
-        dead.flush().map_err(OfflineError::WriteDeadLetters)?;
-    }
-    Ok(counts)
-}
-
-fn write_dead_letter(
-    out: &mut impl Write,
-    rejection: &Rejection,
-    line: u64,
-    raw: &[u8],
-) -> io::Result<()> {
-    let exact = std::str::from_utf8(raw).is_ok();
-    let record = DeadLetterLine {
-        reason: rejection.reason,
-        detail: &rejection.detail,
-        line,
-        raw: String::from_utf8_lossy(raw),
-        raw_base64: (!exact).then(|| base64::engine::general_purpose::STANDARD.encode(raw)),
-    };
-    serde_json::to_writer(&mut *out, &record)?;
-    out.write_all(b"\n")
-}
-
-/// Reads one line into `buf` without its `\n` or `\r\n`, keeping at most `limit + 1` bytes of
-/// it (enough to tell it is over the limit) and skipping the rest. Returns the line's full
-/// length without the line ending, or `None` at the end of the input.
-fn read_line_bounded(
-    input: &mut impl BufRead,
-    buf: &mut Vec<u8>,
-    limit: usize,
-) -> io::Result<Option<usize>> {
-    let mut length = 0usize;
-    let mut read_any = false;
-    loop {
-        let chunk = match input.fill_buf() {
-            Ok(chunk) => chunk,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(error) => return Err(error),
+            if failed.is_some() {
+                break failed;
+            }
         };
-        if chunk.is_empty() {
-            break;
+        while written < sent {
+            write_next(written, &mut spare)?;
+            written += 1;
         }
-        read_any = true;
-        let (part, consumed, ended) = match chunk.iter().position(|&b| b == b'\n') {
-            Some(newline) => (chunk.get(..newline).unwrap_or_default(), newline + 1, true),
-            None => (chunk, chunk.len(), false),
-        };
-        let room = (limit + 1).saturating_sub(buf.len());
-        buf.extend_from_slice(part.get(..room.min(part.len())).unwrap_or_default());
-        length += part.len();
-        input.consume(consumed);
-        if ended {
-            break;
+        if let Some((line, error)) = failed {
+            return Err(OfflineError::Read { line, error });
         }
-    }
-    if !read_any {
-        return Ok(None);
-    }
-    if buf.last() == Some(&b'\r') && length == buf.len() {
-        buf.pop();
-        length -= 1;
-    }
-    Ok(Some(length))
+        output.flush().map_err(OfflineError::Write)?;
+        if let Some(dead) = dead_letters.as_mut() {
+            dead.flush().map_err(OfflineError::WriteDeadLetters)?;
+        }
+        Ok(counts)
+    })
 }
 
 /// Validates a rules file and summarises it, for `logwarden-transformer check --rules <file>`.
 pub fn check(path: &Path) -> Result<RulesSummary, RulesError> {
     CompiledRules::load(path).map(|rules| rules.summary())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn lines(text: &[u8], limit: usize) -> Vec<(Vec<u8>, usize)> {
-        let mut input = io::BufReader::with_capacity(3, text);
-        let mut all = Vec::new();
-        let mut buf = Vec::new();
-        while let Some(length) = read_line_bounded(&mut input, &mut buf, limit).expect("reads") {
-            all.push((buf.clone(), length));
-            buf.clear();
-        }
-        all
-    }
-
-    #[test]
-    fn lines_are_split_and_bounded() {
-        assert_eq!(
-            lines(b"ab\r\ncdefgh\n\nij", 4),
-            [
-                (b"ab".to_vec(), 2),
-                (b"cdefg".to_vec(), 6),
-                (Vec::new(), 0),
-                (b"ij".to_vec(), 2)
-            ]
-        );
-        assert_eq!(lines(b"", 4), []);
-        assert_eq!(lines(b"x\n", 4), [(b"x".to_vec(), 1)]);
-    }
 }

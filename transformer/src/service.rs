@@ -3,8 +3,8 @@
 //! reason in headers. Scaled by partitions: every replica joins the same group.
 //!
 //! Two guarantees, chosen in config:
-//! - **At-least-once** (default): outputs are pipelined through
-//!   [`pipeline::delivery::Deliveries`], which settles them in send order; an input offset is
+//! - **At-least-once** (default): outputs are pipelined and settle in send order (as
+//!   [`pipeline::delivery::Deliveries`] does for the other stages); an input offset is
 //!   stored only when its output is delivered, and librdkafka commits stored offsets. A crash
 //!   repeats at most the unsettled window; the event id (topic, partition, offset of the input)
 //!   makes the repeat overwrite downstream rather than duplicate.
@@ -14,17 +14,27 @@
 //!
 //! On shutdown the loop stops taking input, settles what is in flight within the drain
 //! deadline, and commits.
+//!
+//! This file is the loop; `router` turns an input into its output (no IO), `window` keeps the
+//! outputs in flight and their reusable buffers (no IO), `outputs` sends them, and `metrics`
+//! counts. An enriched record is written straight into a reused buffer and handed to rdkafka as
+//! borrowed slices: the stage itself allocates nothing per record. (rdkafka does: its
+//! `FutureProducer` makes a completion channel per send, and `store_offset` a C string per
+//! stored offset.)
+
+mod metrics;
+mod outputs;
+mod router;
+mod window;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pipeline::delivery::{Deliveries, DeliveryError, Event, Outgoing};
+use pipeline::delivery::{DeliveryError, Event};
 use pipeline::kafka::{HealthContext, KAFKA_CHECK};
 use pipeline::service::Service;
 use pipeline::shutdown::{DRAIN_DEADLINE, drain};
 use pipeline::telemetry::Health;
-use pipeline::wire::{DeadLetter, DeadLetterReason, SourcePosition};
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
@@ -32,7 +42,9 @@ use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-use crate::rules::CompiledRules;
+pub use self::metrics::Metrics;
+use self::outputs::Outputs;
+use self::router::Router;
 use crate::settings::{Guarantee, Settings};
 
 /// The stage name written into dead letters.
@@ -40,94 +52,6 @@ pub const STAGE: &str = "transformer";
 
 /// How long transactional calls may take before the service gives up on the transaction.
 const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The transformer's metrics.
-#[derive(Debug, Clone)]
-pub struct Metrics {
-    /// Records consumed from `raw`.
-    pub records_in: IntCounter,
-    /// Records written to `enriched`.
-    pub records_out: IntCounter,
-    /// Records written to `dead-letter`, by reason.
-    pub dead_letters: IntCounterVec,
-    /// Time to apply the rules to one record.
-    pub transform_seconds: Histogram,
-    /// Time from send to acknowledgement of an output.
-    pub delivery_seconds: Histogram,
-    /// Outputs awaiting acknowledgement.
-    pub in_flight: IntGauge,
-    /// Delivery retries and full-queue waits, by kind.
-    pub delivery_events: IntCounterVec,
-    /// Transactions, by outcome (`committed`, `aborted`).
-    pub transactions: IntCounterVec,
-}
-
-impl Metrics {
-    /// Creates the metrics and registers them in `registry`.
-    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
-        let metrics = Self {
-            records_in: IntCounter::new(
-                "transformer_records_in_total",
-                "Records consumed from raw.",
-            )?,
-            records_out: IntCounter::new(
-                "transformer_records_out_total",
-                "Records written to enriched.",
-            )?,
-            dead_letters: IntCounterVec::new(
-                Opts::new(
-                    "transformer_dead_letters_total",
-                    "Records written to dead-letter, by reason.",
-                ),
-                &["reason"],
-            )?,
-            transform_seconds: Histogram::with_opts(
-                HistogramOpts::new(
-                    "transformer_transform_seconds",
-                    "Time to apply the rules to one record.",
-                )
-                .buckets(vec![1e-7, 5e-7, 1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 1e-3]),
-            )?,
-            delivery_seconds: Histogram::with_opts(
-                HistogramOpts::new(
-                    "transformer_delivery_seconds",
-                    "Time from send to acknowledgement of an output.",
-                )
-                .buckets(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0]),
-            )?,
-            in_flight: IntGauge::new("transformer_in_flight", "Outputs awaiting acknowledgement.")?,
-            delivery_events: IntCounterVec::new(
-                Opts::new(
-                    "transformer_delivery_events_total",
-                    "Delivery retries and full-queue waits.",
-                ),
-                &["kind"],
-            )?,
-            transactions: IntCounterVec::new(
-                Opts::new(
-                    "transformer_transactions_total",
-                    "Transactions by outcome (exactly-once).",
-                ),
-                &["outcome"],
-            )?,
-        };
-        for reason in DeadLetterReason::ALL {
-            metrics.dead_letters.with_label_values(&[reason.as_str()]);
-        }
-        pipeline::register_metrics!(
-            registry,
-            metrics.records_in,
-            metrics.records_out,
-            metrics.dead_letters,
-            metrics.transform_seconds,
-            metrics.delivery_seconds,
-            metrics.in_flight,
-            metrics.delivery_events,
-            metrics.transactions
-        )?;
-        Ok(metrics)
-    }
-}
 
 /// Why the service stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -176,21 +100,12 @@ pub async fn run(settings: Settings, service: &Service) -> Result<(), ServiceErr
 /// The input position of an output, and when it was sent.
 type Tag = (i32, i64, Instant);
 
-/// Turns inputs into outputs; apart from the consumer so both can be borrowed at once.
-struct Router {
-    rules: CompiledRules,
-    enriched: String,
-    dead_letter: String,
-    metrics: Metrics,
-    /// Reused for every record's enriched form.
-    buffer: Vec<u8>,
-}
-
 struct Stage {
     router: Router,
     input: String,
     consumer: StreamConsumer<HealthContext>,
-    deliveries: Deliveries<Tag, HealthContext>,
+    /// The outputs in flight; a settled one's tag is the input offset that may be stored.
+    outputs: Outputs<Tag, HealthContext>,
     context: HealthContext,
     metrics: Metrics,
     shutdown: CancellationToken,
@@ -201,56 +116,6 @@ enum Step<'a> {
     Stop,
     Settled(Result<Option<Tag>, DeliveryError>),
     Message(Result<BorrowedMessage<'a>, KafkaError>),
-}
-
-impl Router {
-    /// The output for one input: the enriched record, or the input as a dead letter.
-    fn route(&mut self, message: &BorrowedMessage<'_>) -> Outgoing {
-        self.metrics.records_in.inc();
-        let payload = message.payload().unwrap_or_default();
-        let source = SourcePosition {
-            topic: message.topic().to_owned(),
-            partition: message.partition(),
-            offset: message.offset(),
-        };
-        self.buffer.clear();
-        let started = Instant::now();
-        let result = self.rules.apply(payload, &source, &mut self.buffer);
-        self.metrics
-            .transform_seconds
-            .observe(started.elapsed().as_secs_f64());
-        let key = message.key().map(<[u8]>::to_vec);
-        match result {
-            Ok(()) => {
-                self.metrics.records_out.inc();
-                Outgoing {
-                    topic: self.enriched.clone(),
-                    key,
-                    payload: self.buffer.clone(),
-                    headers: None,
-                }
-            }
-            Err(rejection) => {
-                self.metrics
-                    .dead_letters
-                    .with_label_values(&[rejection.reason.as_str()])
-                    .inc();
-                tracing::debug!(reason = %rejection.reason, detail = %rejection.detail, partition = source.partition, offset = source.offset, "Dead letter.");
-                let dead = DeadLetter {
-                    reason: rejection.reason,
-                    detail: rejection.detail,
-                    stage: STAGE.to_owned(),
-                    source,
-                };
-                Outgoing {
-                    topic: self.dead_letter.clone(),
-                    key,
-                    payload: payload.to_vec(),
-                    headers: Some(dead.to_headers()),
-                }
-            }
-        }
-    }
 }
 
 impl Stage {
@@ -287,8 +152,12 @@ impl Stage {
             .create_with_context(context.clone())
             .map_err(ServiceError::Client)?;
         let events = metrics.delivery_events.clone();
-        let deliveries = Deliveries::new(
+        let outputs = Outputs::new(
             producer,
+            [
+                kafka.topics.enriched.clone(),
+                kafka.topics.dead_letter.clone(),
+            ],
             settings.max_in_flight,
             shutdown.clone(),
             move |event, reason| match event {
@@ -300,16 +169,10 @@ impl Stage {
             },
         );
         Ok(Self {
-            router: Router {
-                rules: settings.rules.clone(),
-                enriched: kafka.topics.enriched.clone(),
-                dead_letter: kafka.topics.dead_letter.clone(),
-                metrics: metrics.clone(),
-                buffer: Vec::with_capacity(4096),
-            },
+            router: Router::new(settings.rules.clone(), metrics.clone()),
             input: kafka.topics.raw.clone(),
             consumer,
-            deliveries,
+            outputs,
             context,
             metrics,
             shutdown,
@@ -330,12 +193,12 @@ impl Stage {
 
     async fn at_least_once(mut self) -> Result<(), ServiceError> {
         loop {
-            let can_take = !self.deliveries.is_full() && !self.deliveries.is_retrying();
-            let in_flight = !self.deliveries.is_empty();
+            let can_take = !self.outputs.is_full() && !self.outputs.is_retrying();
+            let in_flight = !self.outputs.is_empty();
             let step = tokio::select! {
                 biased;
                 () = self.shutdown.cancelled() => Step::Stop,
-                settled = self.deliveries.settle_next(), if in_flight => Step::Settled(settled),
+                settled = self.outputs.settle_next(), if in_flight => Step::Settled(settled),
                 message = self.consumer.recv(), if can_take => Step::Message(message),
             };
             match step {
@@ -351,20 +214,21 @@ impl Stage {
                 }
                 Step::Message(Ok(message)) => {
                     let tag = (message.partition(), message.offset(), Instant::now());
-                    let outgoing = self.router.route(&message);
+                    let mut output = self.outputs.take();
+                    self.router.route(&message, &mut output);
                     drop(message);
-                    for done in self.deliveries.send(outgoing, tag).await? {
+                    for done in self.outputs.send(output, tag).await? {
                         self.settled(done);
                     }
                 }
             }
-            self.metrics.in_flight.set(self.deliveries.len() as i64);
+            self.metrics.in_flight.set(self.outputs.len() as i64);
         }
 
-        tracing::info!(in_flight = self.deliveries.len(), "Draining.");
+        tracing::info!(in_flight = self.outputs.len(), "Draining.");
         let drained = drain(
             async {
-                while let Some(tag) = self.deliveries.settle_next().await? {
+                while let Some(tag) = self.outputs.settle_next().await? {
                     self.settled(tag);
                 }
                 Ok::<(), DeliveryError>(())
@@ -389,7 +253,7 @@ impl Stage {
     }
 
     async fn exactly_once(mut self, settings: &Settings) -> Result<(), ServiceError> {
-        let producer = self.deliveries.producer().clone();
+        let producer = self.outputs.producer().clone();
         producer
             .init_transactions(TRANSACTION_TIMEOUT)
             .map_err(ServiceError::Transaction)?;
@@ -410,10 +274,11 @@ impl Stage {
                 .begin_transaction()
                 .map_err(ServiceError::Transaction)?;
             let tag = (first.partition(), first.offset(), Instant::now());
-            let outgoing = self.router.route(&first);
+            let mut output = self.outputs.take();
+            self.router.route(&first, &mut output);
             drop(first);
             let mut count = 1;
-            let mut result = self.deliveries.send(outgoing, tag).await.map(drop);
+            let mut result = self.outputs.send(output, tag).await.map(drop);
             let deadline = tokio::time::Instant::now() + settings.transaction_time;
             while result.is_ok() && count < settings.transaction_records {
                 let message = tokio::select! {
@@ -423,16 +288,17 @@ impl Stage {
                 };
                 let Ok(message) = message else { continue };
                 let tag = (message.partition(), message.offset(), Instant::now());
-                let outgoing = self.router.route(&message);
+                let mut output = self.outputs.take();
+                self.router.route(&message, &mut output);
                 drop(message);
-                result = self.deliveries.send(outgoing, tag).await.map(drop);
+                result = self.outputs.send(output, tag).await.map(drop);
                 count += 1;
             }
             // Every output of the transaction must be acknowledged before the commit (else the
             // commit waits in 100 ms steps for them).
             if result.is_ok() {
                 result = self
-                    .deliveries
+                    .outputs
                     .drain(|tag| {
                         self.metrics
                             .delivery_seconds
@@ -468,7 +334,6 @@ impl Stage {
         Ok(())
     }
 
-    /// Sends the consumer's positions into the open transaction and commits it.
     /// Sends the consumer's positions into the open transaction and commits it; the error says
     /// what failed (it is logged, and the transaction aborted).
     fn commit_transaction(&self, producer: &FutureProducer<HealthContext>) -> Result<(), String> {

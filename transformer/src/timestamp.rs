@@ -146,20 +146,10 @@ pub fn write_rfc3339_millis(millis: i64, out: &mut Vec<u8>) {
 
 /// The text [`write_rfc3339_millis`] writes, on the stack.
 pub(crate) fn rfc3339_millis(millis: i64) -> [u8; RFC3339_MILLIS_LEN] {
-    /// 10000-01-01T00:00:00Z: from 1970 up to here, cheaper unsigned arithmetic does.
-    const FAST_BELOW_MS: u64 = 253_402_300_800_000;
-    let (year, month, day, ms_of_day) = match u64::try_from(millis) {
-        Ok(ms) if ms < FAST_BELOW_MS => {
-            // Below 2_932_897 days, so the day count fits a u32.
-            let (year, month, day) = civil_from_unix_days((ms / 86_400_000) as u32);
-            (year, month, day, (ms % 86_400_000) as u32)
-        }
-        _ => {
-            let (year, month, day) = civil_from_days(millis.div_euclid(86_400_000));
-            let ms_of_day = millis.rem_euclid(86_400_000) as u32;
-            (year.clamp(0, 9999) as u32, month, day, ms_of_day)
-        }
-    };
+    let (year, month, day) = civil_from_days(millis.div_euclid(86_400_000));
+    // In [0, 86_400_000), so it fits a u32.
+    let ms_of_day = millis.rem_euclid(86_400_000) as u32;
+    let year = year.clamp(0, 9999) as u32;
     let seconds_of_day = ms_of_day / 1000;
     let ms = ms_of_day % 1000;
     let mut buf = *b"0000-00-00T00:00:00.000Z";
@@ -192,35 +182,24 @@ fn put_pair(buf: &mut [u8], at: usize, value: u32) {
     }
 }
 
-/// The proleptic Gregorian (year, month, day) of a count of days since 1970-01-01: Howard
-/// Hinnant's `civil_from_days`, exact for every `i64` day count that keeps the year in `i64`.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097); // [0, 146096]
-    // [0, 399]
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    // [0, 365]
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let mp = (5 * day_of_year + 2) / 153; // [0, 11], March-based month
-    let day = (day_of_year - (153 * mp + 2) / 5 + 1) as u32; // [1, 31]
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32; // [1, 12]
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
+/// Eras of 400 years (146,097 days each) added before the computation so that every day count
+/// [`civil_from_days`] can be given (any `i64` milliseconds, divided into days) is positive,
+/// and taken off the year after: the calendar repeats every era.
+const SHIFT_ERAS: u64 = 1_000_000;
 
-/// [`civil_from_days`] for the days from 1970-01-01 to 9999-12-31 (fewer than 2_932_897):
-/// Neri and Schneider's Euclidean affine functions ("Euclidean affine functions and their
-/// application to calendar algorithms", 2022), in 32-bit unsigned arithmetic, which costs
-/// multiplications and shifts instead of signed divisions. The year is at most 9999.
-fn civil_from_unix_days(days: u32) -> (u32, u32, u32) {
-    // Days since 0000-03-01 in the proleptic Gregorian calendar, in which a year starts in
-    // March so the leap day ends it; under 2^30, so `4 * n + 3` fits.
-    let n = days + 719_468;
+/// The proleptic Gregorian (year, month, day) of a count of days since 1970-01-01, for any day
+/// count within ±(2^63 / 86,400,000) (every `i64` of milliseconds): Neri and Schneider's
+/// Euclidean affine functions ("Euclidean affine functions and their application to calendar
+/// algorithms", 2022) in unsigned arithmetic, which costs multiplications and shifts instead of
+/// signed divisions. A test checks it against chrono.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    // Days since 0000-03-01, SHIFT_ERAS eras earlier, in which a year starts in March so the
+    // leap day ends it. |days| < 1.1e11 and the shift is 1.5e11, so `n` is positive and
+    // `4 * n + 3` stays far below 2^64.
+    let n = days.wrapping_add_unsigned(719_468 + SHIFT_ERAS * 146_097) as u64;
     let n1 = 4 * n + 3;
     let century = n1 / 146_097;
-    let day_of_century = n1 % 146_097 / 4;
+    let day_of_century = (n1 % 146_097 / 4) as u32;
     let n2 = 4 * day_of_century + 3;
     let p2 = 2_939_745 * u64::from(n2);
     let year_of_century = (p2 >> 32) as u32;
@@ -229,7 +208,9 @@ fn civil_from_unix_days(days: u32) -> (u32, u32, u32) {
     let month = n3 >> 16; // [3, 14], March-based
     let day = (n3 & 0xffff) / 2141 + 1;
     let january_or_february = day_of_year >= 306;
-    let year = 100 * century + year_of_century + u32::from(january_or_february);
+    let year = (100 * century) as i64 - (400 * SHIFT_ERAS) as i64
+        + i64::from(year_of_century)
+        + i64::from(january_or_february);
     let month = if january_or_february {
         month - 12
     } else {
@@ -262,6 +243,9 @@ mod tests {
             (4_107_542_399_999, "2100-02-28T23:59:59.999Z"), // 2100 is not a leap year
             (4_107_542_400_000, "2100-03-01T00:00:00.000Z"),
             (-1, "1969-12-31T23:59:59.999Z"),
+            (253_402_300_799_999, "9999-12-31T23:59:59.999Z"),
+            (253_402_300_800_000, "9999-01-01T00:00:00.000Z"), // 10000: the year is clamped
+            (-62_167_219_200_001, "0000-12-31T23:59:59.999Z"), // -1: the year is clamped
         ];
         for (millis, expected) in table {
             assert_eq!(rfc3339(millis), expected, "{millis}");
@@ -269,39 +253,52 @@ mod tests {
         }
     }
 
-    #[test]
-    fn every_day_of_the_range_round_trips_through_the_calendar() {
-        // Walk day by day and check the calendar advances as months and leap years say.
-        let mut expected = (1999, 12, 31);
-        for day in 10_957..47_482 {
-            let (y, m, d) = expected;
-            let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
-            let month_len = match m {
-                2 if leap => 29,
-                2 => 28,
-                4 | 6 | 9 | 11 => 30,
-                _ => 31,
-            };
-            expected = if d < month_len {
-                (y, m, d + 1)
-            } else if m < 12 {
-                (y, m + 1, 1)
-            } else {
-                (y + 1, 1, 1)
-            };
-            assert_eq!(civil_from_days(day), expected, "day {day}");
-        }
+    /// chrono's (year, month, day) of a day count since 1970-01-01 (within its ±262,000 years).
+    fn chrono_civil(days: i64) -> (i64, u32, u32) {
+        use chrono::Datelike;
+        let date = chrono::NaiveDate::from_num_days_from_ce_opt(
+            i32::try_from(days + 719_163).expect("within chrono's range"),
+        )
+        .expect("within chrono's range");
+        (i64::from(date.year()), date.month(), date.day())
     }
 
     #[test]
-    fn the_fast_calendar_agrees_from_1970_to_9999() {
-        for day in 0..2_932_897u32 {
-            let (y, m, d) = civil_from_days(i64::from(day));
-            assert_eq!(civil_from_unix_days(day), (y as u32, m, d), "day {day}");
+    fn every_day_of_the_accepted_range_is_chronos_date() {
+        let first = MIN_EPOCH_MS / 86_400_000;
+        let end = MAX_EPOCH_MS / 86_400_000;
+        assert_eq!((first, end), (10_957, 47_482));
+        for day in first..end {
+            assert_eq!(civil_from_days(day), chrono_civil(day), "day {day}");
         }
-        assert_eq!(civil_from_unix_days(2_932_896), (9999, 12, 31));
-        assert_eq!(rfc3339(253_402_300_799_999), "9999-12-31T23:59:59.999Z");
-        assert_eq!(rfc3339(253_402_300_800_000), "9999-01-01T00:00:00.000Z"); // clamped year
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_calendar_agrees_with_chrono(day in -95_000_000i64..95_000_000) {
+            proptest::prop_assert_eq!(civil_from_days(day), chrono_civil(day));
+        }
+
+        #[test]
+        fn the_calendar_repeats_every_400_years_over_all_of_i64_millis(
+            millis in i64::MIN + 146_097 * 86_400_000..=i64::MAX,
+        ) {
+            let day = millis.div_euclid(86_400_000);
+            let (year, month, date) = civil_from_days(day);
+            let (earlier, month_before, date_before) = civil_from_days(day - 146_097);
+            proptest::prop_assert_eq!((earlier + 400, month_before, date_before), (year, month, date));
+            proptest::prop_assert!((1..=12).contains(&month) && (1..=31).contains(&date));
+        }
+
+        #[test]
+        fn accepted_instants_are_written_as_chrono_writes_them(
+            millis in MIN_EPOCH_MS..MAX_EPOCH_MS,
+        ) {
+            let expected = chrono::DateTime::from_timestamp_millis(millis)
+                .expect("in range")
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            proptest::prop_assert_eq!(rfc3339(millis), expected);
+        }
     }
 
     #[test]

@@ -192,3 +192,53 @@ fn check_summarises_a_good_rules_file_and_explains_a_bad_one() {
         "{message}"
     );
 }
+
+#[test]
+fn a_long_input_comes_out_in_order_as_a_line_by_line_run_writes_it() {
+    // Enough lines for several batches (and so several workers), with blank and bad ones.
+    let rules = CompiledRules::default_rules().expect("compiles");
+    let lines: Vec<String> = (0..30_000)
+        .map(|i| match i % 13 {
+            5 => String::new(),
+            7 => format!("not json {i}"),
+            _ => good(["ALLOW", "BLOCK", "Count"][i % 3]),
+        })
+        .collect();
+    let input = lines.join("\n");
+    let (mut expected, mut expected_dead) = (Vec::new(), Vec::new());
+    for (index, line) in lines.iter().enumerate() {
+        let position = pipeline::wire::SourcePosition {
+            topic: offline::STDIN_TOPIC.to_owned(),
+            partition: 0,
+            offset: index as i64,
+        };
+        if line.is_empty() {
+            continue;
+        }
+        match rules.apply(line.as_bytes(), &position, &mut expected) {
+            Ok(()) => expected.push(b'\n'),
+            Err(_) => expected_dead.push(index as u64 + 1),
+        }
+    }
+    let mut output = Vec::new();
+    let mut dead = Vec::new();
+    let counts = offline::apply(&rules, Cursor::new(input), &mut output, Some(&mut dead))
+        .expect("in-memory IO does not fail");
+    assert!(
+        output == expected,
+        "the output differs from a line-by-line run"
+    );
+    let dead_lines: Vec<u64> = String::from_utf8(dead)
+        .expect("UTF-8")
+        .lines()
+        .map(|line| {
+            let letter: Value = serde_json::from_str(line).expect("JSON");
+            letter["line"].as_u64().expect("a line number")
+        })
+        .collect();
+    assert_eq!(dead_lines, expected_dead);
+    assert_eq!(counts.blank_lines, 2308);
+    assert_eq!(counts.records_in, 30_000 - 2308);
+    assert_eq!(counts.dead(DeadLetterReason::NotJson), 2308);
+    assert_eq!(counts.records_out, 30_000 - 2 * 2308);
+}

@@ -663,6 +663,8 @@ proptest! {
         for rules in [rules(), permissive] {
             let mut out = Vec::new();
             let result = rules.apply(&input, &source(), &mut out);
+            // `accepts` decides exactly as `apply` does.
+            prop_assert_eq!(rules.accepts(&input), result.clone());
             let text = std::str::from_utf8(&input);
             let is_object = text.is_ok_and(|t| {
                 serde_json::from_str::<serde::de::IgnoredAny>(t).is_ok()

@@ -1,0 +1,198 @@
+//! Sending outputs to Kafka through a [`Window`]: pipelined, settled in send order, a failed
+//! delivery sent again and kept first, as `pipeline::delivery::Deliveries` does for the other
+//! stages, but from buffers the window reuses and handed to rdkafka as borrowed slices (which
+//! librdkafka copies into its own queue), so the transformer allocates nothing per record for
+//! its outputs. The tag of a settled output is what lets the stage store its input's offset.
+
+use std::time::Duration;
+
+use pipeline::delivery::{DeliveryError, Event};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
+use tokio_util::sync::CancellationToken;
+
+use super::window::{Destination, Output, Window};
+
+/// Told of waits and retries, with the reason: how the stage feeds its metrics and readiness.
+type EventHook = Box<dyn Fn(Event, &str) + Send + Sync>;
+
+/// The outputs in flight and the producer that sends them.
+pub(crate) struct Outputs<T, C: rdkafka::ClientContext + 'static> {
+    producer: FutureProducer<C>,
+    window: Window<T, DeliveryFuture>,
+    /// The topic names, by [`Destination`]: enriched, then dead-letter.
+    topics: [String; 2],
+    /// Ends retrying a failed delivery.
+    shutdown: CancellationToken,
+    on_event: EventHook,
+}
+
+impl<T, C: rdkafka::ClientContext + 'static> std::fmt::Debug for Outputs<T, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outputs")
+            .field("in_flight", &self.window.len())
+            .field("topics", &self.topics)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T, C: rdkafka::ClientContext + 'static> Outputs<T, C> {
+    /// Outputs to `enriched` and `dead_letter` through `producer`, at most `max_in_flight` at
+    /// once; retries end when `shutdown` is cancelled; `on_event(event, reason)` is told of
+    /// waits and retries.
+    pub(crate) fn new(
+        producer: FutureProducer<C>,
+        [enriched, dead_letter]: [String; 2],
+        max_in_flight: usize,
+        shutdown: CancellationToken,
+        on_event: impl Fn(Event, &str) + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            producer,
+            window: Window::new(max_in_flight),
+            topics: [enriched, dead_letter],
+            shutdown,
+            on_event: Box::new(on_event),
+        }
+    }
+
+    /// The producer, e.g. for transactions.
+    pub(crate) fn producer(&self) -> &FutureProducer<C> {
+        &self.producer
+    }
+
+    /// An output to write the next record into (see [`Window::take`]).
+    pub(crate) fn take(&mut self) -> Output {
+        self.window.take()
+    }
+
+    /// Outputs sent and not yet settled.
+    pub(crate) fn len(&self) -> usize {
+        self.window.len()
+    }
+
+    /// Whether nothing is in flight.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.window.is_empty()
+    }
+
+    /// Whether the window is full: settle before sending more.
+    pub(crate) fn is_full(&self) -> bool {
+        self.window.is_full()
+    }
+
+    /// Whether the oldest output failed and is being sent again.
+    pub(crate) fn is_retrying(&self) -> bool {
+        self.window.is_retrying()
+    }
+
+    /// Sends `output`; when librdkafka's queue is full, settles the oldest outputs first and
+    /// returns their tags (the caller handles them as it does [`Self::settle_next`]'s).
+    pub(crate) async fn send(&mut self, output: Output, tag: T) -> Result<Vec<T>, DeliveryError> {
+        let mut settled = Vec::new();
+        loop {
+            match enqueue(&self.producer, &self.topics, &output) {
+                Ok(delivery) => {
+                    self.window.push(output, tag, delivery);
+                    return Ok(settled);
+                }
+                Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => {
+                    (self.on_event)(Event::QueueFull, "local queue full");
+                    match self.settle_next().await? {
+                        Some(tag) => settled.push(tag),
+                        None => tokio::time::sleep(Duration::from_millis(10)).await,
+                    }
+                }
+                Err(source) => {
+                    let topic = topic(&self.topics, output.destination).to_owned();
+                    self.window.give_back(output);
+                    return Err(DeliveryError::Refused { topic, source });
+                }
+            }
+        }
+    }
+
+    /// Waits for the oldest output and returns its tag; `None` when nothing is in flight. A
+    /// failed delivery is sent again (with backoff) and waited for before anything behind it.
+    /// Cancel-safe: dropped and called again, it resumes where it was.
+    pub(crate) async fn settle_next(&mut self) -> Result<Option<T>, DeliveryError> {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let Some(front) = self.window.front_mut() else {
+                return Ok(None);
+            };
+            if let Some(delivery) = &mut front.delivery {
+                let reason = match delivery.await {
+                    Ok(Ok(_)) => return Ok(self.window.settle_front()),
+                    Ok(Err((error, _))) => error.to_string(),
+                    Err(_cancelled) => "delivery cancelled".to_owned(),
+                };
+                front.delivery = None;
+                (self.on_event)(Event::Retried, &reason);
+                let topic = topic(&self.topics, front.output.destination);
+                tracing::warn!(%reason, %topic, "Delivery failed; sending again.");
+            }
+            loop {
+                let topic = topic(&self.topics, front.output.destination);
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = self.shutdown.cancelled() => {
+                        return Err(DeliveryError::Stopped { topic: topic.to_owned() });
+                    }
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                match enqueue(&self.producer, &self.topics, &front.output) {
+                    Ok(delivery) => {
+                        front.delivery = Some(delivery);
+                        break;
+                    }
+                    Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => {}
+                    Err(source) => {
+                        return Err(DeliveryError::Refused {
+                            topic: topic.to_owned(),
+                            source,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Settles everything in flight, calling `on_settled` with each tag in order.
+    pub(crate) async fn drain(
+        &mut self,
+        mut on_settled: impl FnMut(T),
+    ) -> Result<(), DeliveryError> {
+        while let Some(tag) = self.settle_next().await? {
+            on_settled(tag);
+        }
+        Ok(())
+    }
+}
+
+/// The topic name of `destination`.
+fn topic(topics: &[String; 2], destination: Destination) -> &str {
+    let [enriched, dead_letter] = topics;
+    match destination {
+        Destination::Enriched => enriched,
+        Destination::DeadLetter => dead_letter,
+    }
+}
+
+/// Hands `output` to the producer as borrowed slices.
+fn enqueue<C: rdkafka::ClientContext + 'static>(
+    producer: &FutureProducer<C>,
+    topics: &[String; 2],
+    output: &Output,
+) -> Result<DeliveryFuture, KafkaError> {
+    let mut record =
+        FutureRecord::<[u8], [u8]>::to(topic(topics, output.destination)).payload(&output.payload);
+    if let Some(key) = output.key() {
+        record = record.key(key);
+    }
+    if let Some(headers) = &output.headers {
+        record = record.headers(headers.clone());
+    }
+    producer.send_result(record).map_err(|(error, _)| error)
+}
