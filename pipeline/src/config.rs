@@ -160,6 +160,19 @@ pub struct OpenSearchConfig {
     /// Basic-auth password; set it through `LOGWARDEN_OPENSEARCH__PASSWORD` (a Secret), not in a
     /// file. Never logged.
     pub password: Option<SecretString>,
+    /// PEM bundle of the CA(s) that signed the cluster's certificate (an `https` URL); the
+    /// system's roots when unset.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate, for clusters that authenticate clients by certificate.
+    pub certificate_file: Option<PathBuf>,
+    /// PEM private key of the client certificate.
+    pub key_file: Option<PathBuf>,
+    /// Verify the cluster's certificate (default on). Off, nothing about the certificate is
+    /// checked (the TLS library here cannot check the CA without the host name): a warning is
+    /// logged at start-up.
+    pub verify_certificates: bool,
+    /// Accept sending the password over plain `http`; a warning is logged at start-up.
+    pub allow_insecure: bool,
 }
 
 impl Default for OpenSearchConfig {
@@ -168,6 +181,11 @@ impl Default for OpenSearchConfig {
             url: "http://127.0.0.1:9200".to_owned(),
             username: None,
             password: None,
+            ca_file: None,
+            certificate_file: None,
+            key_file: None,
+            verify_certificates: true,
+            allow_insecure: false,
         }
     }
 }
@@ -175,10 +193,29 @@ impl Default for OpenSearchConfig {
 impl fmt::Debug for OpenSearchConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OpenSearchConfig")
-            .field("url", &self.url)
+            .field("url", &redact_url(&self.url))
             .field("username", &self.username)
             .field("password", &self.password)
+            .field("ca_file", &self.ca_file)
+            .field("certificate_file", &self.certificate_file)
+            .field("key_file", &self.key_file)
+            .field("verify_certificates", &self.verify_certificates)
+            .field("allow_insecure", &self.allow_insecure)
             .finish()
+    }
+}
+
+/// A URL as it may be shown: credentials embedded in it (`https://user:pass@host`) replaced.
+pub fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) => format!("{scheme}://<redacted>@{}", &rest[at + 1..]),
+                None => url.to_owned(),
+            }
+        }
+        None => url.to_owned(),
     }
 }
 
@@ -449,6 +486,20 @@ mod tests {
         assert!(is_secret_key("kafka.sasl.password"));
         assert!(is_secret_key("kafka.tls.key_password"));
         assert!(!is_secret_key("kafka.brokers"));
+    }
+
+    #[test]
+    fn credentials_in_a_url_are_never_shown() {
+        assert_eq!(
+            redact_url("https://admin:s3cr3t@search.example.com:9200/x"),
+            "https://<redacted>@search.example.com:9200/x"
+        );
+        assert_eq!(redact_url("http://127.0.0.1:9200"), "http://127.0.0.1:9200");
+        let config = OpenSearchConfig {
+            url: "https://admin:s3cr3t@search.example.com".into(),
+            ..OpenSearchConfig::default()
+        };
+        assert!(!format!("{config:?}").contains("s3cr3t"));
     }
 
     #[test]

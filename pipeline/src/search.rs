@@ -9,13 +9,14 @@
 use std::time::Duration;
 
 use opensearch::OpenSearch;
-use opensearch::auth::Credentials;
+use opensearch::auth::{ClientCertificate, Credentials};
+use opensearch::cert::{Certificate, CertificateValidation};
 use opensearch::http::StatusCode;
 use opensearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use opensearch::indices::IndicesPutIndexTemplateParts;
 use serde_json::{Value, json};
 
-use crate::config::{ConfigError, OpenSearchConfig};
+use crate::config::{ConfigError, OpenSearchConfig, redact_url};
 
 /// Marks objects logwarden created (the provisioner prunes only these).
 pub const OWNER_META: &str = "managed_by";
@@ -45,10 +46,10 @@ pub enum SearchError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// The request did not get an answer (connection refused, timeout, TLS).
-    #[error("OpenSearch is unreachable: {0}")]
+    #[error("{}", unreachable_text(.0))]
     Unreachable(#[source] opensearch::Error),
     /// OpenSearch answered with an error status; `reason` is its own explanation.
-    #[error("OpenSearch answered {status} to {what}: {reason}")]
+    #[error("{}", refused_text(what, *status, reason))]
     Refused {
         /// What was asked.
         what: String,
@@ -64,7 +65,7 @@ impl SearchError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Config(_) => false,
-            Self::Unreachable(_) => true,
+            Self::Unreachable(err) => !is_tls_failure(err),
             Self::Refused { status, .. } => {
                 *status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
             }
@@ -72,35 +73,178 @@ impl SearchError {
     }
 }
 
-/// A client for the cluster in `config`, with basic auth when a username is set, and a timeout on
-/// every request.
+/// A client for the cluster in `config`: basic auth when a username is set, the CA bundle and
+/// client certificate when given, and a timeout on every request. Refuses a password over plain
+/// `http` unless `allow_insecure`; logs the checks the settings weaken. Never shows a password or
+/// credentials embedded in the URL.
 pub fn client(config: &OpenSearchConfig, timeout: Duration) -> Result<OpenSearch, SearchError> {
+    let shown = redact_url(&config.url);
     let url = opensearch::http::Url::parse(&config.url).map_err(|err| {
         ConfigError::invalid(
             "opensearch.url",
-            format!("`{}` is not a URL ({err})", config.url),
+            format!("`{shown}` is not a URL ({err})"),
             "set it to the cluster's base URL, e.g. http://127.0.0.1:9200",
         )
     })?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ConfigError::invalid(
+            "opensearch.url",
+            format!("`{shown}` carries credentials"),
+            "set opensearch.username and LOGWARDEN_OPENSEARCH__PASSWORD instead",
+        )
+        .into());
+    }
+    let https = url.scheme() == "https";
+    if config.username.is_some() && !https {
+        if !config.allow_insecure {
+            return Err(ConfigError::invalid(
+                "opensearch.url",
+                format!("`{shown}` is plain http: the password would travel unencrypted"),
+                "use the cluster's https URL, or set opensearch.allow_insecure: true to accept it \
+                 knowingly",
+            )
+            .into());
+        }
+        tracing::warn!(url = %shown, "opensearch.allow_insecure: the password goes over plain http.");
+    }
     let mut builder = TransportBuilder::new(SingleNodeConnectionPool::new(url)).timeout(timeout);
-    if let Some(username) = &config.username {
-        builder = builder.auth(Credentials::Basic(
-            username.clone(),
-            config
-                .password
-                .as_ref()
-                .map(|p| p.expose().to_owned())
-                .unwrap_or_default(),
-        ));
+    let read = |key: &str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|err| {
+            ConfigError::invalid(
+                key,
+                format!("{} cannot be read ({err})", path.display()),
+                "mount the file there (a Secret), or fix the path",
+            )
+        })
+    };
+    if !config.verify_certificates {
+        tracing::warn!(url = %shown, "opensearch.verify_certificates is off: any certificate is accepted.");
+        builder = builder.cert_validation(CertificateValidation::None);
+    } else if let Some(path) = &config.ca_file {
+        let certificate =
+            Certificate::from_pem(&read("opensearch.ca_file", path)?).map_err(|err| {
+                ConfigError::invalid(
+                    "opensearch.ca_file",
+                    format!("{} is not a PEM certificate bundle ({err})", path.display()),
+                    "give the PEM file of the CA that signed the cluster's certificate",
+                )
+            })?;
+        builder = builder.cert_validation(CertificateValidation::Full(certificate));
+    }
+    let basic = config.username.as_ref().map(|username| {
+        let password = config.password.as_ref().map_or("", |p| p.expose());
+        (username.clone(), password.to_owned())
+    });
+    match (&config.certificate_file, &config.key_file) {
+        (Some(certificate), Some(key)) => {
+            let mut pem = read("opensearch.key_file", key)?;
+            pem.extend(read("opensearch.certificate_file", certificate)?);
+            builder = builder.auth(Credentials::Certificate(ClientCertificate::Pem(pem)));
+            // One credential slot: basic auth, if also set, goes in a header.
+            if let Some((username, password)) = basic {
+                use base64::Engine;
+                let token = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{username}:{password}"));
+                let mut value =
+                    opensearch::http::headers::HeaderValue::from_str(&format!("Basic {token}"))
+                        .map_err(|_| {
+                            ConfigError::invalid(
+                                "opensearch.username",
+                                "cannot be sent in a header",
+                                "use printable characters in the user name and password",
+                            )
+                        })?;
+                value.set_sensitive(true);
+                builder = builder.header(opensearch::http::headers::AUTHORIZATION, value);
+            }
+        }
+        (None, None) => {
+            if let Some((username, password)) = basic {
+                builder = builder.auth(Credentials::Basic(username, password));
+            }
+        }
+        _ => {
+            return Err(ConfigError::invalid(
+                "opensearch.certificate_file",
+                "is set without opensearch.key_file, or the other way round",
+                "set both (a client certificate and its key), or neither",
+            )
+            .into());
+        }
     }
     let transport = builder.build().map_err(|err| {
         ConfigError::invalid(
             "opensearch",
-            format!("the HTTP client cannot be built: {err}"),
-            "check opensearch.url and the credentials",
+            format!("the HTTP client cannot be built: {}", chain(&err)),
+            "check opensearch.url, opensearch.ca_file and the client certificate",
         )
     })?;
     Ok(OpenSearch::new(transport))
+}
+
+/// Whether a transport error is a failed TLS verification (a wrong CA, a certificate for another
+/// host): retrying cannot help, the settings must change.
+pub fn is_tls_failure(err: &opensearch::Error) -> bool {
+    let mut source: Option<&dyn std::error::Error> = Some(err);
+    while let Some(error) = source {
+        let text = format!("{error:?}").to_ascii_lowercase();
+        if [
+            "certificate",
+            "unknownissuer",
+            "invalidcertificate",
+            "handshake",
+        ]
+        .iter()
+        .any(|word| text.contains(word))
+        {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}
+
+/// An error with every cause it carries, for a reader.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let next = cause.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// A transport error for a reader: a failed TLS verification with the keys to check, anything
+/// else as "unreachable", each with every cause it carries.
+pub fn unreachable_text(err: &opensearch::Error) -> String {
+    if is_tls_failure(err) {
+        format!(
+            "TLS with OpenSearch failed: {}; check opensearch.ca_file (the CA that signed the \
+             cluster's certificate) and that opensearch.url names the host on that certificate",
+            chain(err)
+        )
+    } else {
+        format!("OpenSearch is unreachable: {}", chain(err))
+    }
+}
+
+/// What to do about a refusal with `status`: the keys to check for 401 and 403, else nothing.
+pub fn refusal_hint(status: u16) -> &'static str {
+    match status {
+        401 => "; check opensearch.username and the password (LOGWARDEN_OPENSEARCH__PASSWORD)",
+        403 => "; the user lacks a permission for this: grant it in the cluster's security roles",
+        _ => "",
+    }
+}
+
+fn refused_text(what: &str, status: StatusCode, reason: &str) -> String {
+    let hint = refusal_hint(status.as_u16());
+    format!("OpenSearch answered {status} to {what}: {reason}{hint}")
 }
 
 /// OpenSearch's explanation of an error response: `type: reason` of the root cause (and what

@@ -17,8 +17,8 @@ use serde_json::Value;
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// No answer (connection refused, timeout).
-    #[error("OpenSearch is unreachable ({what}): {source}")]
+    /// No answer (connection refused, timeout, a failed TLS verification).
+    #[error("{what}: {}", pipeline::search::unreachable_text(.source))]
     Unreachable {
         /// The request, e.g. `GET /_cat/plugins`.
         what: String,
@@ -27,7 +27,7 @@ pub enum ApiError {
         source: opensearch::Error,
     },
     /// An error status; `reason` is OpenSearch's explanation.
-    #[error("OpenSearch refused {what} ({status}): {reason}")]
+    #[error("OpenSearch refused {what} ({status}): {reason}{}", pipeline::search::refusal_hint(*.status))]
     Refused {
         /// The request.
         what: String,

@@ -98,6 +98,25 @@ pub async fn wait_for_cluster(
             .await
         {
             Ok(reply) if reply.is_success() && reply.body["timed_out"] != true => break,
+            // Credentials or TLS settings the cluster refuses: waiting cannot help.
+            Ok(reply) if matches!(reply.status, 401 | 403) => {
+                return Err(ApiError::Refused {
+                    what: "GET /_cluster/health".to_owned(),
+                    status: reply.status,
+                    reason: match reply.body.get("error") {
+                        Some(error) => pipeline::search::describe_error(error),
+                        None => {
+                            "the cluster (or a proxy in front of it) refused the request".to_owned()
+                        }
+                    },
+                }
+                .into());
+            }
+            Err(ApiError::Unreachable { source, what })
+                if pipeline::search::is_tls_failure(&source) =>
+            {
+                return Err(ApiError::Unreachable { what, source }.into());
+            }
             Ok(reply) => format!(
                 "health {} ({})",
                 reply.body["status"].as_str().unwrap_or("unknown"),

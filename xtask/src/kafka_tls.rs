@@ -46,8 +46,10 @@ impl TlsFiles {
     pub fn broker_keystore(&self) -> PathBuf {
         self.dir.join("broker-keystore.pem")
     }
+    /// Written last; its name changes when the material does (v2: the client certificate is
+    /// X.509 v3, which rustls requires), so older material is made again.
     fn marker(&self) -> PathBuf {
-        self.dir.join(".complete")
+        self.dir.join(".complete-v2")
     }
 }
 
@@ -89,14 +91,17 @@ pub fn ensure_certificates(files: &TlsFiles) -> Result<()> {
             &format!("making the {name} certificate"),
         )?;
     }
+    // Extensions make X.509 v3 certificates (a v1 client certificate is refused by rustls).
     std::fs::write(
         dir.join("broker.ext"),
         "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
     )
     .context("writing broker.ext")?;
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n")
+        .context("writing client.ext")?;
     for (name, subject, extensions) in [
-        ("broker", "/CN=localhost", Some("broker.ext")),
-        ("client", "/CN=logwarden", None),
+        ("broker", "/CN=localhost", "broker.ext"),
+        ("client", "/CN=logwarden", "client.ext"),
     ] {
         openssl(
             &[
@@ -114,7 +119,7 @@ pub fn ensure_certificates(files: &TlsFiles) -> Result<()> {
             &format!("making the {name} key"),
         )?;
         let (csr, pem) = (format!("{name}.csr"), format!("{name}.pem"));
-        let mut sign = vec![
+        let sign = [
             "x509",
             "-req",
             "-in",
@@ -128,10 +133,9 @@ pub fn ensure_certificates(files: &TlsFiles) -> Result<()> {
             days,
             "-out",
             &pem,
+            "-extfile",
+            extensions,
         ];
-        if let Some(file) = extensions {
-            sign.extend(["-extfile", file]);
-        }
         openssl(&sign, &format!("signing the {name} certificate"))?;
         openssl(
             &[

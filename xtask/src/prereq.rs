@@ -300,6 +300,33 @@ fn find_maven(root: bool) -> Result<PathBuf> {
         .context("apt-get installed maven but `mvn` is not on PATH; add /usr/bin to PATH")
 }
 
+/// Debian's nginx, the TLS-terminating, authenticating proxy the tests put in front of
+/// OpenSearch (`pipeline::testkit::AuthProxy`); as root, installed with apt if missing.
+pub fn nginx(root: bool) -> Result<()> {
+    let bin = Path::new("/usr/sbin/nginx");
+    if bin.exists() {
+        return Ok(());
+    }
+    if !root {
+        bail!(
+            "nginx is needed as a TLS and auth proxy for the OpenSearch tests and is not \
+             installed; install it (`sudo apt-get install nginx-light`) and retry"
+        );
+    }
+    apt_install(
+        &["nginx-light"],
+        "a TLS and auth proxy in front of OpenSearch",
+    )?;
+    // The package may start a default server on port 80: the tests run their own.
+    let _ = Command::new("nginx").args(["-s", "stop"]).output();
+    anyhow::ensure!(
+        bin.exists(),
+        "apt-get installed nginx-light but {} is missing",
+        bin.display()
+    );
+    Ok(())
+}
+
 /// Creates the system user OpenSearch runs as, if it does not exist.
 pub fn ensure_system_user(name: &str) -> Result<()> {
     let exists = Command::new("id")

@@ -88,6 +88,7 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
     let started = Instant::now();
     let up = stack::ensure_up(ctx, &args.stack)?;
     let smtpd = crate::prereq::aiosmtpd(&ctx.dirs.cache)?;
+    crate::prereq::nginx(ctx.root)?;
     let kafka = &up
         .state
         .kafka
