@@ -300,6 +300,10 @@ impl Mailer {
         }
         .port(spec.port)
         .timeout(Some(Duration::from_secs(15)));
+        if spec.allow_insecure && spec.tls == crate::spec::SmtpTls::None && spec.username.is_some()
+        {
+            tracing::warn!(host = %spec.host, "email allow_insecure: the SMTP login goes over a plaintext connection.");
+        }
         if let Some(username) = &spec.username {
             let password = spec
                 .password

@@ -110,6 +110,7 @@ fn detector_settings(
             password: None,
             from: "logwarden <logwarden@example.test>".into(),
             to: vec!["security-team@example.test".into()],
+            allow_insecure: false,
         }),
     });
     for monitor in &mut spec.monitors {

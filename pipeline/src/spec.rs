@@ -451,6 +451,9 @@ pub struct EmailSpec {
     pub from: String,
     /// Recipients.
     pub to: Vec<String>,
+    /// Accept logging in over a plaintext connection (`tls: none` with a username or password).
+    #[serde(default)]
+    pub allow_insecure: bool,
 }
 
 fn default_smtp_port() -> u16 {
@@ -595,6 +598,18 @@ impl Spec {
                     c.email.as_ref().and_then(|e| e.password.as_ref()),
                 ),
             ];
+            if let Some(email) = &c.email
+                && email.tls == SmtpTls::None
+                && (email.username.is_some() || email.password.is_some())
+                && !email.allow_insecure
+            {
+                return Err(error(
+                    format!("channels[{i}].email.tls"),
+                    "is none with a login: the SMTP password would travel unencrypted".into(),
+                    "use tls: starttls (port 587) or tls (port 465), or set allow_insecure: true \
+                     to accept it knowingly",
+                ));
+            }
             for (kind, secret) in secrets {
                 if let Some(Err((problem, fix))) = secret.map(Secret::check) {
                     return Err(error(format!("channels[{i}].{kind}"), problem, &fix));
@@ -764,6 +779,22 @@ mod tests {
                 .expect_err("unset")
                 .contains("LOGWARDEN_SECRET_TEST_UNSET_VARIABLE")
         );
+    }
+
+    #[test]
+    fn an_smtp_login_without_tls_is_refused_unless_allowed() {
+        let spec = |extra: &str| {
+            format!(
+                "detectors: [{{name: a, feature: {{field: x}}}}]\n\
+                 channels: [{{name: mail, email: {{host: smtp.example, tls: none, \
+                 username: {{value: u}}, password: {{env: LOGWARDEN_SECRET_SMTP}}, \
+                 from: a@example.test, to: [b@example.test]{extra}}}}}]\n"
+            )
+        };
+        let err = Spec::parse(&spec(""), "t.yaml").expect_err("plaintext login");
+        assert_eq!(err.key, "channels[0].email.tls");
+        assert!(err.to_string().contains("starttls"), "{err}");
+        Spec::parse(&spec(", allow_insecure: true"), "t.yaml").expect("allowed knowingly");
     }
 
     #[test]

@@ -1,0 +1,18 @@
+//! No secret is ever shown: with a distinctive secret in every place one can be given (the Kafka
+//! SASL password, the OpenSearch password, the alert channel's webhook URL), nothing the
+//! `logwarden-transformer` binary prints or serves shows one, through `--help`, start-up, its telemetry
+//! endpoints, SIGTERM, and a start-up the broker refuses (`pipeline::testkit::assert_keeps_secrets`).
+
+use pipeline::testkit;
+
+#[tokio::test]
+async fn no_secret_appears_in_output_endpoints_or_errors() {
+    let group = format!("{}group", testkit::unique_name("secrets"));
+    testkit::assert_keeps_secrets(
+        env!("CARGO_BIN_EXE_logwarden-transformer"),
+        &[],
+        Some("Transforming."),
+        &[("LOGWARDEN_TRANSFORMER__GROUP_ID", &group)],
+    )
+    .await;
+}
