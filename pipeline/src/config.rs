@@ -173,6 +173,25 @@ pub struct OpenSearchConfig {
     pub verify_certificates: bool,
     /// Accept sending the password over plain `http`; a warning is logged at start-up.
     pub allow_insecure: bool,
+    /// Sign requests with AWS SigV4 (Amazon OpenSearch Service or Serverless) instead of basic
+    /// auth; credentials from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and, for temporary
+    /// ones, `AWS_SESSION_TOKEN`.
+    pub aws_sigv4: Option<AwsSigV4>,
+}
+
+/// AWS request signing for Amazon OpenSearch Service.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsSigV4 {
+    /// The domain's region, e.g. `eu-west-1`.
+    pub region: String,
+    /// `es` (a managed domain, the default) or `aoss` (Serverless).
+    #[serde(default = "default_sigv4_service")]
+    pub service: String,
+}
+
+fn default_sigv4_service() -> String {
+    "es".to_owned()
 }
 
 impl Default for OpenSearchConfig {
@@ -186,6 +205,7 @@ impl Default for OpenSearchConfig {
             key_file: None,
             verify_certificates: true,
             allow_insecure: false,
+            aws_sigv4: None,
         }
     }
 }
@@ -201,6 +221,7 @@ impl fmt::Debug for OpenSearchConfig {
             .field("key_file", &self.key_file)
             .field("verify_certificates", &self.verify_certificates)
             .field("allow_insecure", &self.allow_insecure)
+            .field("aws_sigv4", &self.aws_sigv4)
             .finish()
     }
 }

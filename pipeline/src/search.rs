@@ -131,6 +131,24 @@ pub fn client(config: &OpenSearchConfig, timeout: Duration) -> Result<OpenSearch
             })?;
         builder = builder.cert_validation(CertificateValidation::Full(certificate));
     }
+    if let Some(sigv4) = &config.aws_sigv4 {
+        if config.username.is_some() || config.certificate_file.is_some() {
+            return Err(ConfigError::invalid(
+                "opensearch.aws_sigv4",
+                "is set together with a username or a client certificate",
+                "use one way to authenticate: SigV4 for Amazon OpenSearch Service",
+            )
+            .into());
+        }
+        let credentials = aws_credentials(std::env::vars())?;
+        builder = builder
+            .auth(Credentials::AwsSigV4(
+                aws_credential_types::provider::SharedCredentialsProvider::new(credentials),
+                aws_types::region::Region::new(sigv4.region.clone()),
+            ))
+            .service_name(&sigv4.service);
+        return build(builder).map(OpenSearch::new);
+    }
     let basic = config.username.as_ref().map(|username| {
         let password = config.password.as_ref().map_or("", |p| p.expose());
         (username.clone(), password.to_owned())
@@ -172,14 +190,44 @@ pub fn client(config: &OpenSearchConfig, timeout: Duration) -> Result<OpenSearch
             .into());
         }
     }
-    let transport = builder.build().map_err(|err| {
+    build(builder).map(OpenSearch::new)
+}
+
+fn build(builder: TransportBuilder) -> Result<opensearch::http::transport::Transport, SearchError> {
+    builder.build().map_err(|err| {
         ConfigError::invalid(
             "opensearch",
             format!("the HTTP client cannot be built: {}", chain(&err)),
             "check opensearch.url, opensearch.ca_file and the client certificate",
         )
-    })?;
-    Ok(OpenSearch::new(transport))
+        .into()
+    })
+}
+
+/// Static AWS credentials from the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// optionally `AWS_SESSION_TOKEN`), for SigV4.
+fn aws_credentials(
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<aws_credential_types::Credentials, ConfigError> {
+    let env: std::collections::BTreeMap<String, String> = env
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("AWS_"))
+        .collect();
+    let get = |name: &str| env.get(name).filter(|v| !v.is_empty()).cloned();
+    match (get("AWS_ACCESS_KEY_ID"), get("AWS_SECRET_ACCESS_KEY")) {
+        (Some(id), Some(secret)) => Ok(aws_credential_types::Credentials::new(
+            id,
+            secret,
+            get("AWS_SESSION_TOKEN"),
+            None,
+            "environment",
+        )),
+        _ => Err(ConfigError::invalid(
+            "opensearch.aws_sigv4",
+            "has no credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not both set",
+            "set them (and AWS_SESSION_TOKEN for temporary credentials) from a Secret",
+        )),
+    }
 }
 
 /// Whether a transport error is a failed TLS verification (a wrong CA, a certificate for another

@@ -27,8 +27,27 @@ async fn the_right_credentials_and_certificates_pass_the_start_up_check() {
     for mode in [Secure::SaslScram, Secure::MutualTls] {
         let kafka = testkit::secure_kafka("secure-ok", 1, mode).await;
         kafka.validate().expect("valid settings");
-        let (outcome, _) = check(&kafka).await;
+        let (outcome, readyz) = check(&kafka).await;
         outcome.unwrap_or_else(|err| panic!("{mode:?}: {err}"));
+        assert!(!readyz.contains("unreachable"), "{mode:?}: {readyz}");
+    }
+}
+
+#[tokio::test]
+async fn every_sasl_mechanism_authenticates() {
+    use pipeline::kafka::SaslMechanism;
+    for mechanism in [
+        SaslMechanism::Plain,
+        SaslMechanism::ScramSha256,
+        SaslMechanism::ScramSha512,
+    ] {
+        let mut kafka = testkit::secure_kafka("secure-mechanisms", 1, Secure::SaslScram).await;
+        if let Some(sasl) = kafka.sasl.as_mut() {
+            sasl.mechanism = mechanism;
+        }
+        let (outcome, readyz) = check(&kafka).await;
+        outcome.unwrap_or_else(|err| panic!("{mechanism:?}: {err}"));
+        assert!(!readyz.contains("unreachable"), "{mechanism:?}: {readyz}");
     }
 }
 
