@@ -1,0 +1,166 @@
+//! Partition assignment: the detector reads every partition of `enriched` itself (assigned, not
+//! through a consumer group), because each interval needs all of its events. A partition starts
+//! at its checkpointed position; one the checkpoint does not know (a cold start, or a partition
+//! added since) starts at the records written since shortly before the first interval to score.
+//! Where each partition starts is decided by pure functions; this module's IO is the metadata
+//! and time-to-offset lookups and the assignment itself.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::settings::Settings;
+
+use super::checkpoint::StreamState;
+use super::clock::now_ms;
+use super::error::ServiceError;
+use super::live::Live;
+
+/// How far before the first interval to score a partition without a saved position is read
+/// from. Record timestamps are write times, never before the events' own times, so every event
+/// of that interval or later was written at or after its start; the minute before is a margin.
+const LOOKBACK_MS: i64 = 60_000;
+
+/// Where a partition starts reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// At the saved offset.
+    At(i64),
+    /// At the first record written at or after this time (epoch ms).
+    Since(i64),
+}
+
+/// Where each of `partitions` starts: at its saved position, else at the records written since
+/// [`LOOKBACK_MS`] before `first`, the first interval to score.
+fn starts(
+    partitions: &[i32],
+    positions: Option<&BTreeMap<i32, i64>>,
+    first: i64,
+) -> Vec<(i32, Start)> {
+    partitions
+        .iter()
+        .map(|&partition| {
+            let start = match positions.and_then(|p| p.get(&partition)) {
+                Some(&offset) => Start::At(offset),
+                None => Start::Since(first - LOOKBACK_MS),
+            };
+            (partition, start)
+        })
+        .collect()
+}
+
+/// The offset a time lookup found; no record written since that time means only new ones.
+fn found_offset(offset: Offset) -> Offset {
+    match offset {
+        Offset::Offset(o) if o >= 0 => Offset::Offset(o),
+        _ => Offset::End,
+    }
+}
+
+/// Assigns every partition of `enriched`: at the checkpointed positions, or (cold start, or a
+/// partition the checkpoint does not know) at the records written since shortly before the first
+/// interval to score. Returns the consumer and the partitions it reads.
+pub(super) fn assign(
+    settings: &Settings,
+    state: Option<&StreamState>,
+    detectors: &[Live],
+) -> Result<(StreamConsumer, Vec<i32>), ServiceError> {
+    let topic = &settings.kafka.topics.enriched;
+    let mut config = settings.kafka.client_config("logwarden-detector");
+    config
+        .set("group.id", "logwarden-detector")
+        .set("enable.auto.commit", "false")
+        // Reaching a partition's end is how the event clock knows it is caught up.
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed");
+    let consumer: StreamConsumer = config.create().map_err(ServiceError::Client)?;
+    let metadata_client: BaseConsumer = settings
+        .kafka
+        .client_config("logwarden-detector-metadata")
+        .create()
+        .map_err(ServiceError::Client)?;
+    let metadata = metadata_client
+        .fetch_metadata(Some(topic), Duration::from_secs(30))
+        .map_err(ServiceError::Client)?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    let first = detectors
+        .iter()
+        .filter_map(|d| d.window.next())
+        .min()
+        .unwrap_or_else(now_ms);
+    let mut list = TopicPartitionList::new();
+    // Partitions without a saved position start from a time, looked up as an offset.
+    let mut by_time = TopicPartitionList::new();
+    for (partition, start) in starts(&partitions, state.map(|s| &s.positions), first) {
+        match start {
+            Start::At(offset) => {
+                list.add_partition_offset(topic, partition, Offset::Offset(offset))
+            }
+            Start::Since(time) => {
+                by_time.add_partition_offset(topic, partition, Offset::Offset(time))
+            }
+        }
+        .map_err(ServiceError::Client)?;
+    }
+    if by_time.count() > 0 {
+        let found = consumer
+            .offsets_for_times(by_time, Duration::from_secs(30))
+            .map_err(ServiceError::Client)?;
+        for element in found.elements() {
+            list.add_partition_offset(topic, element.partition(), found_offset(element.offset()))
+                .map_err(ServiceError::Client)?;
+        }
+    }
+    consumer.assign(&list).map_err(ServiceError::Client)?;
+    Ok((consumer, partitions))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saved_positions_win_and_other_partitions_start_by_time() {
+        let saved = BTreeMap::from([(0, 120), (2, 0), (7, 9)]);
+        let first = 600_000;
+        let cases = [
+            (
+                None,
+                vec![(0, Start::Since(540_000)), (1, Start::Since(540_000))],
+            ),
+            (
+                Some(&saved),
+                vec![(0, Start::At(120)), (1, Start::Since(540_000))],
+            ),
+        ];
+        for (positions, expected) in cases {
+            assert_eq!(starts(&[0, 1], positions, first), expected, "{positions:?}");
+        }
+        // A position for a partition the topic no longer has is not read.
+        assert_eq!(
+            starts(&[2, 3], Some(&saved), first),
+            vec![(2, Start::At(0)), (3, Start::Since(540_000))]
+        );
+        assert_eq!(starts(&[], Some(&saved), first), vec![]);
+    }
+
+    #[test]
+    fn a_time_without_records_since_means_only_new_ones() {
+        let cases = [
+            (Offset::Offset(0), Offset::Offset(0)),
+            (Offset::Offset(42), Offset::Offset(42)),
+            (Offset::Offset(-1), Offset::End),
+            (Offset::End, Offset::End),
+            (Offset::Invalid, Offset::End),
+        ];
+        for (found, expected) in cases {
+            assert_eq!(found_offset(found), expected, "{found:?}");
+        }
+    }
+}

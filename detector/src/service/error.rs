@@ -1,0 +1,31 @@
+//! Why the service stops with an error. Trouble the service waits out (OpenSearch unreachable
+//! at start-up, a failed lease renewal or results write, a consumer error) is retried where it
+//! happens; what reaches this type ends the run.
+
+use pipeline::search::SearchError;
+use rdkafka::error::KafkaError;
+
+use crate::model::ModelError;
+
+/// Why the service stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// A Kafka client could not be created or assigned.
+    #[error("Kafka client: {0}")]
+    Client(#[source] KafkaError),
+    /// OpenSearch refused something for good.
+    #[error(transparent)]
+    Search(#[from] SearchError),
+    /// A model could not be built.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// Another replica took the lease over (this one could not renew it in time).
+    #[error("lost the lease to another replica; stopping so only one scores")]
+    LeaseLost,
+    /// A channel cannot be used (its secret is missing).
+    #[error("alert channels: {0}")]
+    Channels(String),
+    /// Metrics could not be registered.
+    #[error("registering metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}

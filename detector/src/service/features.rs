@@ -1,0 +1,173 @@
+//! A record's contribution to a detector's feature: the enriched record's event time, and what it
+//! adds to its interval (1 for a count, the field's value for a sum or a rate, nothing when the
+//! feature's filter excludes it). Pure: no IO, no clock, and no panic on any input, because the
+//! loop feeds it whatever arrives on `enriched`; a record it cannot read is the caller's to count.
+
+use serde_json::Value;
+
+use crate::spec::{Aggregation, Feature};
+
+/// An enriched record and its event time (`@timestamp`, epoch ms); `None` when the payload is not
+/// JSON or carries no RFC 3339 `@timestamp` string.
+pub(super) fn read(payload: &[u8]) -> Option<(Value, i64)> {
+    let record = serde_json::from_slice::<Value>(payload).ok()?;
+    let time = record
+        .get("@timestamp")
+        .and_then(Value::as_str)
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.timestamp_millis())?;
+    Some((record, time))
+}
+
+/// Looks up a dotted path.
+pub(super) fn lookup<'v>(record: &'v Value, path: &str) -> Option<&'v Value> {
+    path.split('.')
+        .try_fold(record, |value, key| value.get(key))
+}
+
+/// A record's contribution to a feature: `None` when a filter excludes it.
+pub(super) fn contribution(feature: &Feature, record: &Value) -> Option<f64> {
+    if let Some(filter) = &feature.filter
+        && lookup(record, &filter.field) != Some(&filter.value)
+    {
+        return None;
+    }
+    Some(match (feature.aggregation, &feature.field) {
+        (Aggregation::Count, _) | (_, None) => 1.0,
+        (_, Some(field)) => match lookup(record, field) {
+            Some(Value::Number(n)) => n.as_f64().unwrap_or(0.0),
+            Some(Value::Bool(b)) => f64::from(u8::from(*b)),
+            _ => 0.0,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::spec::Filter;
+
+    #[test]
+    fn a_record_is_read_with_its_event_time() {
+        let cases: [(&[u8], Option<i64>); 8] = [
+            (
+                br#"{"@timestamp":"2026-12-05T10:00:00Z","x":1}"#,
+                Some(1_796_464_800_000),
+            ),
+            (
+                br#"{"@timestamp":"2026-12-05T11:00:00.250+01:00"}"#,
+                Some(1_796_464_800_250),
+            ),
+            (br#"{"x":1}"#, None),
+            (br#"{"@timestamp":1796464800000}"#, None),
+            (br#"{"@timestamp":"yesterday"}"#, None),
+            (br#"["@timestamp"]"#, None),
+            (b"not json", None),
+            (b"", None),
+        ];
+        for (payload, expected) in cases {
+            let read = read(payload);
+            assert_eq!(
+                read.as_ref().map(|(_, time)| *time),
+                expected,
+                "{}",
+                String::from_utf8_lossy(payload)
+            );
+            if let Some((record, _)) = read {
+                assert_eq!(Some(record), serde_json::from_slice::<Value>(payload).ok());
+            }
+        }
+    }
+
+    #[test]
+    fn dotted_paths_are_looked_up() {
+        let record = json!({"a": {"b": {"c": 3}}, "n": 1, "list": [1, 2], "a.b": "literal"});
+        let cases = [
+            ("n", Some(json!(1))),
+            ("a.b.c", Some(json!(3))),
+            ("a.b", Some(json!({"c": 3}))),
+            ("a.x", None),
+            ("a.b.c.d", None),
+            ("n.x", None),
+            ("list.0", None),
+            ("", None),
+            ("missing", None),
+        ];
+        for (path, expected) in cases {
+            assert_eq!(lookup(&record, path).cloned(), expected, "{path}");
+        }
+    }
+
+    fn feature(
+        aggregation: Aggregation,
+        field: Option<&str>,
+        filter: Option<(&str, Value)>,
+    ) -> Feature {
+        Feature {
+            field: field.map(str::to_owned),
+            aggregation,
+            filter: filter.map(|(field, value)| Filter {
+                field: field.to_owned(),
+                value,
+            }),
+        }
+    }
+
+    #[test]
+    fn contributions_follow_the_feature() {
+        let record = json!({
+            "UNK_country": 1,
+            "bytes": 2.5,
+            "flag": true,
+            "off": false,
+            "text": "7",
+            "status": 403,
+            "httpRequest": {"country": "XX"},
+        });
+        let xx = Some(("httpRequest.country", json!("XX")));
+        let us = Some(("httpRequest.country", json!("US")));
+        let cases = [
+            (
+                feature(Aggregation::Sum, Some("UNK_country"), None),
+                Some(1.0),
+            ),
+            (feature(Aggregation::Sum, Some("bytes"), None), Some(2.5)),
+            (feature(Aggregation::Rate, Some("bytes"), None), Some(2.5)),
+            (feature(Aggregation::Sum, Some("flag"), None), Some(1.0)),
+            (feature(Aggregation::Sum, Some("off"), None), Some(0.0)),
+            // A missing field, a string, an object: nothing to add, but the record counts.
+            (feature(Aggregation::Sum, Some("B_action"), None), Some(0.0)),
+            (feature(Aggregation::Sum, Some("text"), None), Some(0.0)),
+            (
+                feature(Aggregation::Sum, Some("httpRequest"), None),
+                Some(0.0),
+            ),
+            // A count ignores the field's value; a sum without a field counts.
+            (feature(Aggregation::Count, Some("bytes"), None), Some(1.0)),
+            (feature(Aggregation::Count, None, None), Some(1.0)),
+            (feature(Aggregation::Sum, None, None), Some(1.0)),
+            // Filters: equal values only, of the same JSON type.
+            (feature(Aggregation::Count, None, xx.clone()), Some(1.0)),
+            (feature(Aggregation::Count, None, us.clone()), None),
+            (feature(Aggregation::Sum, Some("bytes"), xx), Some(2.5)),
+            (feature(Aggregation::Sum, Some("bytes"), us), None),
+            (
+                feature(Aggregation::Count, None, Some(("status", json!(403)))),
+                Some(1.0),
+            ),
+            (
+                feature(Aggregation::Count, None, Some(("status", json!("403")))),
+                None,
+            ),
+            (
+                feature(Aggregation::Count, None, Some(("absent", json!(null)))),
+                None,
+            ),
+        ];
+        for (feature, expected) in cases {
+            assert_eq!(contribution(&feature, &record), expected, "{feature:?}");
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! One detector at work: its spec, its model and its open intervals. Start-up makes it (restored
+//! from a checkpoint or trained on history), the loop adds records to its window, scoring closes
+//! and scores its intervals, and checkpoints save it. It has a module of its own so that each of
+//! those parts takes it from one place instead of from one another.
+
+use crate::model::Model;
+use crate::spec::DetectorSpec;
+use crate::window::Window;
+
+/// A detector at work.
+pub(super) struct Live {
+    /// What it detects, as declared; its fingerprint stamps its checkpoints.
+    pub(super) spec: DetectorSpec,
+    /// The forest and thresholding layer that scores each closed interval.
+    pub(super) model: Model,
+    /// The open intervals, by event time.
+    pub(super) window: Window,
+}
+
+#[cfg(test)]
+pub(super) mod testing {
+    //! Detectors for the service's unit tests.
+
+    use std::time::Duration;
+
+    use super::Live;
+    use crate::model::{Model, ModelError};
+    use crate::service::clock::millis;
+    use crate::spec::{Aggregation, DetectorSpec, Feature, ModelSpec};
+    use crate::window::Window;
+
+    /// A `sum` of `UNK_country` per minute, closed 10 s after each minute ends.
+    pub(in crate::service) fn spec(name: &str) -> DetectorSpec {
+        DetectorSpec {
+            name: name.to_owned(),
+            feature: Feature {
+                field: Some("UNK_country".to_owned()),
+                aggregation: Aggregation::Sum,
+                filter: None,
+            },
+            interval: Duration::from_secs(60),
+            window_delay: Duration::from_secs(10),
+            model: ModelSpec::default(),
+            ground_truth: None,
+        }
+    }
+
+    /// `spec` at work with a fresh model, scoring from `resume`.
+    pub(in crate::service) fn live(
+        spec: DetectorSpec,
+        resume: Option<i64>,
+    ) -> Result<Live, ModelError> {
+        let window = Window::new(millis(spec.interval), millis(spec.window_delay), resume);
+        Ok(Live {
+            model: Model::new(&spec.model, 1)?,
+            spec,
+            window,
+        })
+    }
+}

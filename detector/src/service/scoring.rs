@@ -1,0 +1,155 @@
+//! Scoring closed intervals: the watermark closes a detector's intervals, each one's value (a
+//! rate is per second) is scored by the detector's model, and becomes a result document. The
+//! results are returned, not sent: where they go (monitors, `anomalies`, the results index) is
+//! the loop's business, so scoring can be tested with a model and a window alone.
+
+use crate::model::Model;
+use crate::spec::{Aggregation, DetectorSpec};
+use crate::store::{self, ResultDoc};
+use crate::window::Interval;
+
+use super::live::Live;
+use super::metrics::Metrics;
+
+/// The interval's feature value (a rate is per second).
+pub(super) fn value_of(detector: &DetectorSpec, interval: &Interval) -> f64 {
+    match detector.feature.aggregation {
+        Aggregation::Rate => interval.value / detector.interval.as_secs_f64().max(0.001),
+        _ => interval.value,
+    }
+}
+
+/// Closes every interval of `live` that `watermark` passed and scores it, in order; `started` is
+/// when this round of scoring began (epoch ms). Counts what it scored and flagged. An interval
+/// the model fails to score is logged and skipped.
+pub(super) fn score(
+    live: &mut Live,
+    watermark: i64,
+    started: i64,
+    metrics: &Metrics,
+) -> Vec<ResultDoc> {
+    let Live {
+        spec,
+        model,
+        window,
+    } = live;
+    window
+        .close(watermark)
+        .into_iter()
+        .filter_map(|interval| score_one(spec, model, interval, started, metrics))
+        .collect()
+}
+
+fn score_one(
+    spec: &DetectorSpec,
+    model: &mut Model,
+    interval: Interval,
+    started: i64,
+    metrics: &Metrics,
+) -> Option<ResultDoc> {
+    let value = value_of(spec, &interval);
+    let scored = match model.observe(value) {
+        Ok(scored) => scored,
+        Err(err) => {
+            tracing::error!(detector = %spec.name, %err, "Scoring failed.");
+            return None;
+        }
+    };
+    let scored_interval = Interval { value, ..interval };
+    let result = store::result(spec, &scored_interval, &scored, started, None);
+    metrics.intervals.with_label_values(&[&spec.name]).inc();
+    metrics
+        .scored_until
+        .with_label_values(&[&spec.name])
+        .set(interval.end / 1_000);
+    if result.anomaly_grade > 0.0 {
+        metrics.anomalies.with_label_values(&[&spec.name]).inc();
+        tracing::info!(detector = %spec.name, value, expected = scored.expected, grade = scored.grade, confidence = scored.confidence, rule = ?scored.rule, start = interval.start, "Anomaly.");
+    }
+    Some(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use prometheus::Registry;
+
+    use super::*;
+    use crate::service::live::testing;
+
+    #[test]
+    fn an_interval_is_valued_per_second_for_a_rate_only() {
+        let interval = Interval {
+            start: 0,
+            end: 60_000,
+            value: 120.0,
+            events: 40,
+        };
+        let cases = [
+            (Aggregation::Sum, Duration::from_secs(60), 120.0),
+            (Aggregation::Count, Duration::from_secs(60), 120.0),
+            (Aggregation::Rate, Duration::from_secs(60), 2.0),
+            (Aggregation::Rate, Duration::from_secs(5), 24.0),
+            (Aggregation::Rate, Duration::from_millis(500), 240.0),
+            // A zero-length interval cannot divide by zero: it counts as a millisecond.
+            (Aggregation::Rate, Duration::ZERO, 120_000.0),
+        ];
+        for (aggregation, length, expected) in cases {
+            let mut detector = testing::spec("d");
+            detector.feature.aggregation = aggregation;
+            detector.interval = length;
+            assert_eq!(
+                value_of(&detector, &interval),
+                expected,
+                "{aggregation:?} per {length:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn closed_intervals_are_scored_in_order_and_counted() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let mut spec = testing::spec("rate-detector");
+        spec.feature.aggregation = Aggregation::Rate;
+        let mut live = testing::live(spec, Some(0))?;
+        for (time, value) in [(1_000, 30.0), (59_999, 30.0), (61_000, 120.0)] {
+            assert!(live.window.add(time, value));
+        }
+        let metrics = Metrics::register(&Registry::new())?;
+
+        // The second minute ends at 120 s; with the 10 s delay it closes at 130 s, not before.
+        let results = score(&mut live, 129_999, 5, &metrics);
+        let scored: Vec<_> = results
+            .iter()
+            .map(|r| {
+                (
+                    r.data_start_time,
+                    r.data_end_time,
+                    r.value,
+                    r.events,
+                    r.execution_start_time,
+                )
+            })
+            .collect();
+        assert_eq!(scored, vec![(0, 60_000, 1.0, 2, 5)]);
+        let results = score(&mut live, 200_000, 6, &metrics);
+        let scored: Vec<_> = results
+            .iter()
+            .map(|r| (r.data_start_time, r.value, r.events, r.feature_data[0].data))
+            .collect();
+        // Quiet minutes close with 0 too.
+        assert_eq!(scored, vec![(60_000, 2.0, 1, 2.0), (120_000, 0.0, 0, 0.0)]);
+        assert!(
+            score(&mut live, 200_000, 7, &metrics).is_empty(),
+            "each interval is scored once"
+        );
+
+        assert_eq!(live.model.seen(), 3);
+        let name = ["rate-detector"];
+        assert_eq!(metrics.intervals.with_label_values(&name).get(), 3);
+        assert_eq!(metrics.scored_until.with_label_values(&name).get(), 180);
+        assert_eq!(metrics.anomalies.with_label_values(&name).get(), 0);
+        Ok(())
+    }
+}

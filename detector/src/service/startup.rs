@@ -1,0 +1,303 @@
+//! Start-up, once the lease is held: each detector is restored from its checkpoint when one was
+//! saved for the same spec (a fingerprint match), or else cold-started: a fresh model trained on
+//! the last `history` intervals in the events index, scoring from the first interval after them.
+//! Then the stream's checkpoint (positions and monitor episodes) is loaded.
+//!
+//! Every OpenSearch call here waits out an unreachable or overloaded cluster ([`patiently`]) and
+//! gives up only on shutdown or a refusal, because a detector that starts without its state would
+//! score from nothing. The decisions (restore or not, which history) are pure functions.
+
+use std::future::Future;
+use std::ops::Range;
+use std::time::Duration;
+
+use opensearch::OpenSearch;
+use pipeline::backoff::{Backoff, Retries};
+use pipeline::search::SearchError;
+use pipeline::telemetry::Health;
+use tokio_util::sync::CancellationToken;
+
+use crate::model::{Model, ModelError};
+use crate::settings::Settings;
+use crate::spec::{DetectorSpec, Spec};
+use crate::store::{self, Checkpoint};
+use crate::window::{Interval, Window};
+
+use super::checkpoint::{DetectorState, STREAM_CHECKPOINT, StreamState, fingerprint};
+use super::clock::millis;
+use super::error::ServiceError;
+use super::live::Live;
+use super::readiness::OPENSEARCH_CHECK;
+
+/// Retries `step` while OpenSearch is unreachable or overloaded, waiting 200 ms doubling to 5 s
+/// (jittered); `None` if shut down first.
+pub(super) async fn patiently<T, F, Fut>(
+    what: &str,
+    health: &Health,
+    shutdown: &CancellationToken,
+    mut step: F,
+) -> Result<Option<T>, SearchError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, SearchError>>,
+{
+    let mut retries = Retries::new(Backoff::new(
+        Duration::from_millis(200),
+        Duration::from_secs(5),
+    ));
+    loop {
+        match step().await {
+            Ok(value) => {
+                health.ready(OPENSEARCH_CHECK);
+                return Ok(Some(value));
+            }
+            Err(err) if err.is_transient() => {
+                health.not_ready(OPENSEARCH_CHECK, &err.to_string());
+                let delay = retries.next_delay();
+                tracing::warn!(%err, retry_in = ?delay, "{what}: waiting for OpenSearch.");
+                tokio::select! {
+                    () = shutdown.cancelled() => return Ok(None),
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+/// Creates the results template and the checkpoints index unless they exist; `None` if shut
+/// down first.
+pub(super) async fn prepare_indices(
+    client: &OpenSearch,
+    spec: &Spec,
+    health: &Health,
+    shutdown: &CancellationToken,
+) -> Result<Option<()>, SearchError> {
+    patiently("preparing indices", health, shutdown, || async {
+        store::put_results_template(client, &spec.results).await?;
+        store::ensure_checkpoints_index(client, &spec.checkpoints).await
+    })
+    .await
+}
+
+/// The stream's saved state; `None` when there is none, it cannot be read, or on shutdown.
+pub(super) async fn stream_state(
+    client: &OpenSearch,
+    spec: &Spec,
+    health: &Health,
+    shutdown: &CancellationToken,
+) -> Result<Option<StreamState>, SearchError> {
+    Ok(patiently("loading positions", health, shutdown, || {
+        store::load_checkpoint(client, &spec.checkpoints, STREAM_CHECKPOINT)
+    })
+    .await?
+    .flatten()
+    .and_then(|c| serde_json::from_str::<StreamState>(&c.state).ok()))
+}
+
+/// Restores a detector from its checkpoint, or trains a fresh one on the index's history;
+/// `None` if shut down first. `index` is the detector's place in the spec (it seeds the forest).
+pub(super) async fn start_detector(
+    client: &OpenSearch,
+    settings: &Settings,
+    detector: &DetectorSpec,
+    index: usize,
+    now: i64,
+    health: &Health,
+    shutdown: &CancellationToken,
+) -> Result<Option<Live>, ServiceError> {
+    let spec = &settings.spec;
+    let saved = patiently("loading a checkpoint", health, shutdown, || {
+        store::load_checkpoint(client, &spec.checkpoints, &detector.name)
+    })
+    .await?;
+    let Some(saved) = saved else { return Ok(None) };
+    if let Some(live) = restore(saved, detector, now, millis(settings.future_tolerance)) {
+        return Ok(Some(live));
+    }
+    let range = history_range(detector, now);
+    let history = patiently("reading history", health, shutdown, || {
+        store::history(client, &spec.events, detector, range.start, range.end)
+    })
+    .await?;
+    let Some(history) = history else {
+        return Ok(None);
+    };
+    let live = train(detector, index, &history, range.end)?;
+    tracing::info!(detector = %detector.name, intervals = history.len(), "Cold start: trained on the index's history.");
+    Ok(Some(live))
+}
+
+/// The detector restored from `saved`, if that checkpoint was taken for the same spec and can be
+/// read. An open interval beyond `now` plus the future tolerance restarts the window at `now`.
+fn restore(
+    saved: Option<Checkpoint>,
+    detector: &DetectorSpec,
+    now: i64,
+    future_tolerance_ms: i64,
+) -> Option<Live> {
+    let checkpoint = saved.filter(|c| c.spec == fingerprint(detector))?;
+    let state = serde_json::from_str::<DetectorState>(&checkpoint.state).ok()?;
+    tracing::info!(detector = %detector.name, seen = state.model.seen(), saved_at = checkpoint.saved_at, "Model restored from its checkpoint.");
+    let mut window = state.window;
+    // A window saved past the trusted horizon (by a version that let a future record move
+    // the watermark) would keep the detector blind until that date: start it again now.
+    if window
+        .next()
+        .is_some_and(|next| next > now + future_tolerance_ms)
+    {
+        tracing::warn!(detector = %detector.name, next = ?window.next(), "The checkpoint's open interval lies in the future; scoring resumes from now.");
+        window = Window::new(
+            millis(detector.interval),
+            millis(detector.window_delay),
+            Some(now),
+        );
+    }
+    Some(Live {
+        spec: detector.clone(),
+        model: state.model,
+        window,
+    })
+}
+
+/// The intervals a cold start trains on: the last `history` whole intervals that have closed
+/// (ended at least `window_delay` before `now`).
+fn history_range(detector: &DetectorSpec, now: i64) -> Range<i64> {
+    let interval = millis(detector.interval);
+    let delay = millis(detector.window_delay);
+    let to = Window::new(interval, delay, None).align(now - delay);
+    let from = to - interval * i64::try_from(detector.model.history).unwrap_or(0);
+    from..to
+}
+
+/// A fresh model trained on `history`, scoring from `to` (the end of the history).
+fn train(
+    detector: &DetectorSpec,
+    index: usize,
+    history: &[Interval],
+    to: i64,
+) -> Result<Live, ModelError> {
+    let mut model = Model::new(&detector.model, 0x5eed ^ index as u64)?;
+    // History comes per interval already aggregated (a rate already per second).
+    for interval in history {
+        model.observe(interval.value)?;
+    }
+    Ok(Live {
+        spec: detector.clone(),
+        model,
+        window: Window::new(
+            millis(detector.interval),
+            millis(detector.window_delay),
+            Some(to),
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::live::testing;
+
+    /// `live`'s checkpoint, as the service saves it.
+    fn checkpoint_of(live: Live) -> Result<Checkpoint, Box<dyn std::error::Error>> {
+        let monitors = crate::alert::Monitors::new(&Spec::default_spec()?);
+        let mut saved =
+            crate::service::checkpoint::build(&[live], Default::default(), &monitors, 1);
+        Ok(saved.remove(0))
+    }
+
+    #[test]
+    fn a_checkpoint_is_restored_only_for_the_same_spec() -> Result<(), Box<dyn std::error::Error>> {
+        let detector = testing::spec("d");
+        let mut saved = testing::live(detector.clone(), Some(120_000))?;
+        saved.model.observe(4.0)?;
+        saved.model.observe(5.0)?;
+        let good = checkpoint_of(saved)?;
+        let mut other_spec = good.clone();
+        other_spec.spec = fingerprint(&testing::spec("renamed"));
+        let mut unreadable = good.clone();
+        unreadable.state.truncate(unreadable.state.len() / 2);
+        let tolerance = 60_000;
+        // (saved, now): what is restored (seen, next), if anything.
+        let cases = [
+            (None, 100_000, None),
+            (Some(other_spec), 100_000, None),
+            (Some(unreadable), 100_000, None),
+            (Some(good.clone()), 100_000, Some((2, Some(120_000)))),
+            // At the horizon exactly: still trusted.
+            (Some(good.clone()), 60_000, Some((2, Some(120_000)))),
+            // Beyond it: the window starts again at now (aligned), the model is kept.
+            (Some(good), 59_999, Some((2, Some(0)))),
+        ];
+        for (checkpoint, now, expected) in cases {
+            let what = checkpoint.as_ref().map(|c| c.spec.clone());
+            let restored = restore(checkpoint, &detector, now, tolerance);
+            assert_eq!(
+                restored
+                    .as_ref()
+                    .map(|live| (live.model.seen(), live.window.next())),
+                expected,
+                "{what:?} at {now}"
+            );
+            if let Some(live) = restored {
+                assert_eq!(live.spec, detector);
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_cold_start_trains_on_the_last_closed_intervals() {
+        const MINUTE: i64 = 60_000;
+        let at = |minute: i64, ms: i64| minute * MINUTE + ms;
+        let mut five_seconds = testing::spec("d");
+        five_seconds.interval = Duration::from_secs(5);
+        five_seconds.window_delay = Duration::ZERO;
+        five_seconds.model.history = 12;
+        let mut no_history = testing::spec("d");
+        no_history.model.history = 0;
+        // 1-minute intervals, 10 s delay, 120 intervals of history.
+        let default = testing::spec("d");
+        let cases = [
+            (&default, at(200, 10_000), at(80, 0)..at(200, 0)),
+            (&default, at(200, 9_999), at(79, 0)..at(199, 0)),
+            (&default, at(200, 59_999), at(80, 0)..at(200, 0)),
+            (
+                &five_seconds,
+                at(200, 7_000),
+                at(199, 5_000)..at(200, 5_000),
+            ),
+            (&no_history, at(200, 30_000), at(200, 0)..at(200, 0)),
+        ];
+        for (detector, now, expected) in cases {
+            assert_eq!(
+                history_range(detector, now),
+                expected,
+                "{detector:?} at {now}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_cold_start_scores_from_the_end_of_its_history() -> Result<(), ModelError> {
+        let detector = testing::spec("d");
+        let history: Vec<Interval> = (0..3)
+            .map(|i| Interval {
+                start: i * 60_000,
+                end: (i + 1) * 60_000,
+                value: 1.0,
+                events: 1,
+            })
+            .collect();
+        let live = train(&detector, 2, &history, 180_000)?;
+        assert_eq!(live.model.seen(), 3);
+        assert_eq!(live.window.next(), Some(180_000));
+        assert_eq!(live.spec, detector);
+        let untrained = train(&detector, 0, &[], 180_000)?;
+        assert_eq!(
+            (untrained.model.seen(), untrained.window.next()),
+            (0, Some(180_000))
+        );
+        Ok(())
+    }
+}
