@@ -19,6 +19,8 @@
 //! confidence is 0.3–0.4 right after a cold start and rises only about 0.01 a minute (with
 //! `history: 115` and 120 minutes of history in the index it was 0.76 at start).
 //!
+//! [`PLUGIN_MIN_CONFIDENCE`]: pipeline::spec::PLUGIN_MIN_CONFIDENCE
+//!
 //! The bodies are built by pure functions (`bodies`: no IO), tested against the requests recorded
 //! from a real OpenSearch 3.6.0 with the plugins; the client that finds, creates, updates and
 //! prunes objects (`client`: [`Plugins`]) calls them and is tested against the recorded
