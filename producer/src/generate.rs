@@ -18,12 +18,16 @@
 //!
 //! Everything the generator needs is built once in [`Generator::new`]; a record costs a few
 //! uniform draws, binary searches and the string allocations the owned [`RawLog`] requires.
+//!
+//! The request parts the seed hard-coded are tables in `request`; the client pool is `clients`.
+//! Both are leaves: they know nothing of the generator.
+
+mod clients;
+mod request;
 
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
 
 use pipeline::wire::{HttpHeader, HttpRequest, MonitoredField, RawLog};
-use rand::Rng;
 use rand::distr::Distribution;
 use rand::distr::weighted::WeightedIndex;
 use rand_chacha::ChaCha8Rng;
@@ -32,6 +36,10 @@ use crate::model::{self, FieldSampler, Mode, constant_weights};
 use crate::rng::{Stream, seeded_rng};
 use crate::schedule::Event;
 
+pub use clients::CLIENT_POOL_SIZE;
+use clients::{CLIENT_ZIPF_EXPONENT, client_pool};
+use request::{HTTP_VERSIONS, PATHS, USER_AGENTS};
+
 /// An instance id that cannot be used to build unambiguous `requestId`s.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -39,143 +47,6 @@ use crate::schedule::Event;
      (use the pod or host name, e.g. `producer-0`)"
 )]
 pub struct InvalidInstance(pub String);
-
-/// How many distinct client addresses a generator draws from.
-pub const CLIENT_POOL_SIZE: usize = 300;
-
-/// Zipf exponent of client popularity: a few clients send much of the traffic, as in real logs.
-const CLIENT_ZIPF_EXPONENT: f64 = 0.8;
-
-/// What kind of resource a path is; decides the `Host` and `Accept` headers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Resource {
-    /// An HTML page of the site.
-    Page,
-    /// A JSON API endpoint.
-    Api,
-    /// A static asset.
-    Asset,
-}
-
-/// The query string a path takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Query {
-    /// Always empty.
-    None,
-    /// Empty, or `page=N`.
-    Paged,
-    /// `id=N`, or `page=N&limit=L`.
-    IdOrPaged,
-    /// `q=TERM&page=N`.
-    Search,
-    /// Empty, or `next=PATH` (a login redirect).
-    Next,
-    /// A cache-busting version.
-    Version,
-}
-
-/// One request path and how often it is requested.
-#[derive(Debug, Clone, Copy)]
-struct Path {
-    uri: &'static str,
-    resource: Resource,
-    query: Query,
-    weight: f64,
-}
-
-const PATHS: [Path; 15] = [
-    path("/", Resource::Page, Query::None, 20.0),
-    path("/login", Resource::Page, Query::Next, 6.0),
-    path("/account", Resource::Page, Query::None, 4.0),
-    path("/products", Resource::Page, Query::Paged, 10.0),
-    path("/search", Resource::Page, Query::Search, 6.0),
-    path("/cart", Resource::Page, Query::None, 4.0),
-    path("/checkout", Resource::Page, Query::None, 2.0),
-    path("/api/v1/orders", Resource::Api, Query::IdOrPaged, 10.0),
-    path("/api/v1/products", Resource::Api, Query::Paged, 8.0),
-    path("/api/v1/users/me", Resource::Api, Query::None, 5.0),
-    path("/api/v1/cart", Resource::Api, Query::None, 4.0),
-    path("/static/js/app.js", Resource::Asset, Query::Version, 8.0),
-    path("/static/css/main.css", Resource::Asset, Query::Version, 6.0),
-    path("/favicon.ico", Resource::Asset, Query::None, 3.0),
-    path("/robots.txt", Resource::Asset, Query::None, 1.0),
-];
-
-const fn path(uri: &'static str, resource: Resource, query: Query, weight: f64) -> Path {
-    Path {
-        uri,
-        resource,
-        query,
-        weight,
-    }
-}
-
-const SEARCH_TERMS: [&str; 6] = [
-    "shoes",
-    "laptop",
-    "coffee+mug",
-    "headphones",
-    "gift+card",
-    "usb-c+cable",
-];
-
-const LOGIN_REDIRECTS: [&str; 3] = ["next=%2Faccount", "next=%2Fcheckout", "next=%2Fcart"];
-
-const PAGE_LIMITS: [u32; 3] = [25, 50, 100];
-
-/// `(User-Agent, weight)`: browsers on common platforms, a crawler and a few scripts.
-const USER_AGENTS: [(&str, f64); 8] = [
-    (
-        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) \
-         Chrome/124.0.0.0 Safari/537.36",
-        30.0,
-    ),
-    (
-        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) \
-         Chrome/124.0.0.0 Safari/537.36",
-        15.0,
-    ),
-    (
-        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 \
-         (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
-        20.0,
-    ),
-    (
-        "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) \
-         Chrome/124.0.0.0 Mobile Safari/537.36",
-        12.0,
-    ),
-    (
-        "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
-        8.0,
-    ),
-    (
-        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
-        4.0,
-    ),
-    ("curl/8.5.0", 3.0),
-    ("python-requests/2.31.0", 3.0),
-];
-
-/// `(httpVersion, weight)`.
-const HTTP_VERSIONS: [(&str, f64); 2] = [("HTTP/2.0", 60.0), ("HTTP/1.1", 40.0)];
-
-impl Resource {
-    fn host(self) -> &'static str {
-        match self {
-            Self::Page | Self::Asset => "www.example.com",
-            Self::Api => "api.example.com",
-        }
-    }
-
-    fn accept(self) -> &'static str {
-        match self {
-            Self::Page => "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
-            Self::Api => "application/json",
-            Self::Asset => "*/*",
-        }
-    }
-}
 
 /// Generates the seed's WAF log records, one per call to [`Generator::next`].
 ///
@@ -257,7 +128,7 @@ impl Generator {
 
         let client = self.client_index.sample(&mut self.rng);
         let path = PATHS[self.path_index.sample(&mut self.rng)];
-        let args = self.args(path.query);
+        let args = path.query.draw(&mut self.rng);
         let user_agent = USER_AGENTS[self.user_agent_index.sample(&mut self.rng)].0;
         let version = HTTP_VERSIONS[self.version_index.sample(&mut self.rng)].0;
 
@@ -290,42 +161,6 @@ impl Generator {
             },
         }
     }
-
-    /// A query string of kind `query`.
-    fn args(&mut self, query: Query) -> String {
-        let rng = &mut self.rng;
-        match query {
-            Query::None => String::new(),
-            Query::Paged => {
-                if rng.random_bool(0.6) {
-                    String::new()
-                } else {
-                    format!("page={}", rng.random_range(2..=20_u32))
-                }
-            }
-            Query::IdOrPaged => {
-                if rng.random_bool(0.5) {
-                    format!("id={}", rng.random_range(1000..=99_999_u32))
-                } else {
-                    let page = rng.random_range(1..=20_u32);
-                    let limit = PAGE_LIMITS[rng.random_range(0..PAGE_LIMITS.len())];
-                    format!("page={page}&limit={limit}")
-                }
-            }
-            Query::Search => {
-                let term = SEARCH_TERMS[rng.random_range(0..SEARCH_TERMS.len())];
-                format!("q={term}&page={}", rng.random_range(1..=5_u32))
-            }
-            Query::Next => {
-                if rng.random_bool(0.7) {
-                    String::new()
-                } else {
-                    LOGIN_REDIRECTS[rng.random_range(0..LOGIN_REDIRECTS.len())].to_owned()
-                }
-            }
-            Query::Version => "v=3.14.2".to_owned(),
-        }
-    }
 }
 
 fn header(name: &str, value: &str) -> HttpHeader {
@@ -335,46 +170,12 @@ fn header(name: &str, value: &str) -> HttpHeader {
     }
 }
 
-/// [`CLIENT_POOL_SIZE`] distinct public-looking IPv4 addresses drawn from `seed`, most popular
-/// first. Private, loopback, link-local, shared, multicast, reserved and documentation ranges
-/// are skipped, and so are `.0` and `.255` host parts, so the pool looks like real clients.
-fn client_pool(seed: u64) -> Vec<String> {
-    let mut rng = seeded_rng(seed, Stream::ClientPool, "");
-    let mut addresses: Vec<u32> = Vec::with_capacity(CLIENT_POOL_SIZE);
-    while addresses.len() < CLIENT_POOL_SIZE {
-        let candidate: u32 = rng.random();
-        if looks_public(candidate) && !addresses.contains(&candidate) {
-            addresses.push(candidate);
-        }
-    }
-    addresses
-        .into_iter()
-        .map(|address| Ipv4Addr::from(address).to_string())
-        .collect()
-}
-
-/// Whether `address` is a plausible public unicast client address.
-fn looks_public(address: u32) -> bool {
-    let [a, b, c, d] = address.to_be_bytes();
-    let special = a == 0
-        || a == 10
-        || a == 127
-        || a >= 224
-        || (a == 100 && (64..128).contains(&b))
-        || (a == 169 && b == 254)
-        || (a == 172 && (16..32).contains(&b))
-        || (a == 192 && b == 168)
-        || (a == 192 && b == 0 && (c == 0 || c == 2))
-        || (a == 198 && (b == 18 || b == 19))
-        || (a == 198 && b == 51 && c == 100)
-        || (a == 203 && b == 0 && c == 113);
-    !special && d != 0 && d != 255
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
+    use std::net::Ipv4Addr;
 
+    use super::clients::looks_public;
     use super::*;
 
     const T0: i64 = 1_700_000_000_000;
@@ -709,31 +510,6 @@ mod tests {
         for bad in ["", "a/b"] {
             let error = Generator::new(1, bad, "run").expect_err("rejected");
             assert!(error.to_string().contains(&format!("`{bad}`")), "{error}");
-        }
-    }
-
-    #[test]
-    fn the_client_pool_is_distinct_public_and_seeded() {
-        let pool = client_pool(5);
-        assert_eq!(pool.len(), CLIENT_POOL_SIZE);
-        assert_eq!(pool.iter().collect::<HashSet<_>>().len(), CLIENT_POOL_SIZE);
-        assert_eq!(pool, client_pool(5));
-        assert_ne!(pool, client_pool(6));
-        for (address, public) in [
-            ("8.8.4.4", true),
-            ("81.2.69.142", true),
-            ("10.1.2.3", false),
-            ("127.0.0.1", false),
-            ("172.20.0.5", false),
-            ("192.168.1.10", false),
-            ("100.64.0.1", false),
-            ("169.254.1.1", false),
-            ("203.0.113.7", false),
-            ("224.0.0.1", false),
-            ("93.184.216.0", false),
-        ] {
-            let ip: Ipv4Addr = address.parse().expect("an address");
-            assert_eq!(looks_public(u32::from(ip)), public, "{address}");
         }
     }
 }

@@ -1,9 +1,16 @@
-//! The rules, as a user sees them: the seed's ten indicators for every value model.md lists,
-//! the three policies for unknown, missing and wrong-typed values, nested paths, and the error
-//! messages of bad rules files (each naming the key path and the fix).
+//! The rules, as a user sees them: the seed's ten indicators for every value the seed's generator
+//! emits, the three policies for unknown, missing and wrong-typed values, nested paths, and the
+//! error messages of bad rules files (each naming the key path and the fix).
 //!
-//! Expected indicator values come from tables written here from `shared/seeds/model.md`, not
-//! from the rules code or the default rules file.
+//! Expected indicator values come from tables written here from the seed's own definition (its
+//! Firehose Lambda, `X = 1 if value in [...] else X = 0`), not from the rules code or the default
+//! rules file: `K_action` is 1 for action ALLOW, CAPTCHA, Challenge or Count and `B_action` for
+//! BLOCK; `K_source` for httpSourceName ALB, APIGW, APPSYNC or CF and `UNK_source` for any other;
+//! `G_httpstatus` for a 2xx or 3xx httpStatus and `B_httpstatus` for 4xx or 5xx (the seed's slides
+//! once call 4xx good; its README's definition, followed here, does not); `K_country` for country
+//! US, UK or IN and `UNK_country` for any other; `common_method` for httpMethod GET, HEAD or POST
+//! and `uncommon_method` for DELETE. Each is 0 otherwise. A value that is neither known-good nor
+//! known-bad (action `FOO`, method `PATCH`) is a policy the rules file states.
 
 use pipeline::wire::{DeadLetterReason, SourcePosition};
 use serde_json::{Value, json};
@@ -94,9 +101,9 @@ fn indicators(enriched: &Value) -> Vec<i64> {
         .collect()
 }
 
-/// Each value model.md lists for each field (plus the values a policy decides), with the two
-/// indicators it must set, from model.md's table "Indicator fields added by the transformer"
-/// and the README's `X = 1 if value in [...] else X = 0`.
+/// Each value the seed's generator emits for each field (plus the values a policy decides), with
+/// the two indicators it must set by the seed's definition (in the module docs; each field's
+/// comment repeats its sets).
 #[rustfmt::skip]
 const SEED_TABLE: &[(&str, &str, [i64; 2])] = &[
     // action: K_action (ALLOW, CAPTCHA, Challenge, Count), B_action (BLOCK)

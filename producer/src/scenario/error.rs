@@ -1,0 +1,72 @@
+//! Why a scenario was rejected: one error type for the file and for scenarios built in code,
+//! whose messages are complete on their own so the CLI prints them as they are.
+
+use std::path::PathBuf;
+
+use super::values::{InvalidDuration, InvalidRate};
+
+/// Valid anomaly targets, as listed in error messages.
+const VALID_TARGETS: &str = "action, httpSourceName, httpStatus, country, httpMethod, \
+                             or `random` for one of them picked at random";
+
+/// Why a scenario was rejected. Each message names the bad value, where it is (`at`, such as
+/// `demo.yaml: phases[1]`), and the valid values; it is complete on its own (no `source()` to
+/// append), so a CLI prints it as is.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The file could not be read.
+    #[error("cannot read scenario file {}: {error}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The IO error.
+        error: std::io::Error,
+    },
+    /// Not YAML, not the scenario's shape, or an unknown key (the parser's message names the
+    /// key, the expected keys and the line).
+    #[error("{origin}: {message}")]
+    Syntax {
+        /// Where the text came from.
+        origin: String,
+        /// The parser's message.
+        message: String,
+    },
+    /// An anomaly target that is not a monitored field or `random`.
+    #[error("{at}: unknown field `{value}`; valid fields: {VALID_TARGETS}")]
+    UnknownField {
+        /// Where.
+        at: String,
+        /// The name given.
+        value: String,
+    },
+    /// A rate that is zero, negative or not finite.
+    #[error("{at}: {error}")]
+    Rate {
+        /// Where.
+        at: String,
+        /// The rate given.
+        error: InvalidRate,
+    },
+    /// A duration that does not parse or is zero.
+    #[error("{at}: {error}")]
+    Duration {
+        /// Where.
+        at: String,
+        /// The duration given.
+        error: InvalidDuration,
+    },
+    /// A phase that is neither or both of `normal` and `anomaly`, or is missing its duration.
+    #[error("{at}: {problem}")]
+    Phase {
+        /// Where.
+        at: String,
+        /// What is wrong, and what to write instead.
+        problem: &'static str,
+    },
+    /// A scenario without phases.
+    #[error("{at}: a scenario needs at least one phase under `phases:`")]
+    NoPhases {
+        /// Where.
+        at: String,
+    },
+}

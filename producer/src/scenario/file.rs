@@ -1,0 +1,412 @@
+//! The scenario file (its format is in [`super`]'s docs): a raw serde form that rejects unknown
+//! keys and reads durations as text, turned phase by phase into a [`Scenario`] whose errors say
+//! where in the file the bad value is. The only IO in the scenario module, reading the file,
+//! happens here.
+
+use std::fmt;
+use std::path::Path;
+
+use pipeline::wire::MonitoredField;
+use serde::Deserialize;
+
+use super::error::ScenarioError;
+use super::values::parse_duration;
+use super::{Phase, PhaseKind, Scenario};
+
+impl Scenario {
+    /// Reads and validates a scenario file (see the module docs for its format). The name
+    /// defaults to the file's stem.
+    pub fn load(path: &Path) -> Result<Self, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ScenarioError::Read {
+            path: path.to_owned(),
+            error,
+        })?;
+        let stem = path
+            .file_stem()
+            .map_or_else(|| "scenario".into(), |stem| stem.to_string_lossy());
+        Self::parse(&text, &path.display().to_string(), &stem)
+    }
+
+    /// Parses and validates a scenario from YAML text (see the module docs for its format).
+    pub fn from_yaml(text: &str) -> Result<Self, ScenarioError> {
+        Self::parse(text, "scenario", "scenario")
+    }
+
+    /// Parses `text`, naming `origin` in errors and `default_name` if the text has none.
+    fn parse(text: &str, origin: &str, default_name: &str) -> Result<Self, ScenarioError> {
+        let raw: RawScenario =
+            serde_norway::from_str(text).map_err(|error| ScenarioError::Syntax {
+                origin: origin.to_owned(),
+                message: error.to_string(),
+            })?;
+        let phases = raw
+            .phases
+            .into_iter()
+            .enumerate()
+            .map(|(index, phase)| phase.validate(&format!("{origin}: phases[{index}]")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let scenario = Self {
+            name: raw.name.unwrap_or_else(|| default_name.to_owned()),
+            rate: raw.rate,
+            phases,
+        };
+        scenario.validate_in(origin)?;
+        Ok(scenario)
+    }
+}
+
+/// The scenario file as written, before validation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    name: Option<String>,
+    rate: Option<f64>,
+    phases: Vec<RawPhase>,
+}
+
+/// One phase as written: exactly one of `normal` (with the duration as its value) and
+/// `anomaly` (with the field as its value and a `duration` key).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPhase {
+    normal: Option<Text>,
+    anomaly: Option<String>,
+    duration: Option<Text>,
+    rate: Option<f64>,
+}
+
+impl RawPhase {
+    fn validate(self, at: &str) -> Result<Phase, ScenarioError> {
+        let duration = |text: &Text| {
+            parse_duration(&text.0).map_err(|error| ScenarioError::Duration {
+                at: at.to_owned(),
+                error,
+            })
+        };
+        let phase = |problem| ScenarioError::Phase {
+            at: at.to_owned(),
+            problem,
+        };
+        let (kind, duration) = match (&self.normal, &self.anomaly, &self.duration) {
+            (Some(_), Some(_), _) => {
+                return Err(phase(
+                    "a phase is either `normal: <duration>` or `anomaly: <field>`, not both",
+                ));
+            }
+            (None, None, _) => {
+                return Err(phase(
+                    "a phase needs `normal: <duration>` or `anomaly: <field>` with `duration: <duration>`",
+                ));
+            }
+            (Some(_), None, Some(_)) => {
+                return Err(phase(
+                    "a normal phase takes its duration as its value (`normal: 2m`), not a `duration` key",
+                ));
+            }
+            (None, Some(_), None) => {
+                return Err(phase(
+                    "an anomaly phase needs a duration, e.g. `duration: 5m`",
+                ));
+            }
+            (Some(normal), None, None) => (PhaseKind::Normal, duration(normal)?),
+            (None, Some(target), Some(text)) => (target_kind(target, at)?, duration(text)?),
+        };
+        Ok(Phase {
+            kind,
+            duration: Some(duration),
+            rate: self.rate,
+        })
+    }
+}
+
+/// The phase kind for an anomaly target name: a monitored field (by name or path, any case) or
+/// `random`.
+fn target_kind(target: &str, at: &str) -> Result<PhaseKind, ScenarioError> {
+    if target.trim().eq_ignore_ascii_case("random") {
+        return Ok(PhaseKind::RandomAnomaly);
+    }
+    MonitoredField::parse(target.trim())
+        .map(PhaseKind::Anomaly)
+        .map_err(|_| ScenarioError::UnknownField {
+            at: at.to_owned(),
+            value: target.to_owned(),
+        })
+}
+
+/// A scalar read as text, so that `normal: 30` reaches the duration parser (and gets its
+/// "time unit needed" message) instead of a type error.
+#[derive(Debug)]
+struct Text(String);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Text;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as `30s` or `5m`")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Text, E> {
+                Ok(Text(v.to_owned()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const EXAMPLE: &str = "\
+name: five-fields
+rate: 50          # default events/s for phases without their own
+phases:
+  - normal: 2m
+  - anomaly: country
+    duration: 3m
+    rate: 80
+  - normal: 1m
+  - anomaly: random
+    duration: 1m
+";
+
+    fn error(text: &str) -> String {
+        Scenario::from_yaml(text)
+            .expect_err("the scenario is rejected")
+            .to_string()
+    }
+
+    #[test]
+    fn parses_the_documented_example() {
+        let scenario = Scenario::from_yaml(EXAMPLE).expect("valid");
+        let minutes = |m: u64| Some(Duration::from_secs(60 * m));
+        assert_eq!(
+            scenario,
+            Scenario {
+                name: "five-fields".into(),
+                rate: Some(50.0),
+                phases: vec![
+                    Phase {
+                        kind: PhaseKind::Normal,
+                        duration: minutes(2),
+                        rate: None
+                    },
+                    Phase {
+                        kind: PhaseKind::Anomaly(MonitoredField::Country),
+                        duration: minutes(3),
+                        rate: Some(80.0),
+                    },
+                    Phase {
+                        kind: PhaseKind::Normal,
+                        duration: minutes(1),
+                        rate: None
+                    },
+                    Phase {
+                        kind: PhaseKind::RandomAnomaly,
+                        duration: minutes(1),
+                        rate: None
+                    },
+                ],
+            }
+        );
+        assert_eq!(scenario.duration(), minutes(7));
+    }
+
+    #[test]
+    fn the_module_docs_example_parses() {
+        let docs = include_str!("../scenario.rs");
+        let start = docs.find("//! ```yaml\n").expect("has an example") + "//! ```yaml\n".len();
+        let end = start + docs[start..].find("//! ```\n").expect("closed");
+        let yaml: String = docs[start..end]
+            .lines()
+            .map(|line| line.strip_prefix("//! ").unwrap_or("").to_owned() + "\n")
+            .collect();
+        let scenario = Scenario::from_yaml(&yaml).expect("the documented example is valid");
+        assert_eq!(scenario.phases.len(), 4);
+    }
+
+    #[test]
+    fn fields_are_named_as_users_type_them() {
+        for (target, kind) in [
+            ("action", PhaseKind::Anomaly(MonitoredField::Action)),
+            (
+                "httpSourceName",
+                PhaseKind::Anomaly(MonitoredField::HttpSourceName),
+            ),
+            ("httpstatus", PhaseKind::Anomaly(MonitoredField::HttpStatus)),
+            (
+                "httpRequest.country",
+                PhaseKind::Anomaly(MonitoredField::Country),
+            ),
+            ("httpMethod", PhaseKind::Anomaly(MonitoredField::HttpMethod)),
+            ("Random", PhaseKind::RandomAnomaly),
+        ] {
+            let text = format!("rate: 1\nphases:\n  - anomaly: {target}\n    duration: 1s\n");
+            let scenario = Scenario::from_yaml(&text).expect("valid");
+            assert_eq!(scenario.phases[0].kind, kind, "{target}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_field_is_named_with_the_valid_ones() {
+        let message = error("phases:\n  - normal: 1m\n  - anomaly: colour\n    duration: 1m\n");
+        assert!(message.contains("phases[1]"), "{message}");
+        assert!(message.contains("unknown field `colour`"), "{message}");
+        for valid in [
+            "action",
+            "httpSourceName",
+            "httpStatus",
+            "country",
+            "httpMethod",
+            "random",
+        ] {
+            assert!(message.contains(valid), "{message} lacks {valid}");
+        }
+    }
+
+    #[test]
+    fn zero_and_negative_rates_are_rejected_by_value() {
+        for (text, shown, at) in [
+            (
+                "rate: 0\nphases:\n  - normal: 1m\n",
+                "`0`",
+                "scenario: rate",
+            ),
+            (
+                "rate: -5\nphases:\n  - normal: 1m\n",
+                "`-5`",
+                "scenario: rate",
+            ),
+            (
+                "phases:\n  - normal: 1m\n    rate: -5\n",
+                "`-5`",
+                "phases[0]",
+            ),
+            (
+                "phases:\n  - normal: 1m\n    rate: .nan\n",
+                "`NaN`",
+                "phases[0]",
+            ),
+        ] {
+            let message = error(text);
+            assert!(message.contains(shown), "{message}");
+            assert!(message.contains(at), "{message}");
+            assert!(message.contains("greater than 0"), "{message}");
+        }
+        assert!(Scenario::normal(0.0, None).is_err());
+        assert!(Scenario::anomaly(MonitoredField::Action, Duration::from_secs(1), -5.0).is_err());
+    }
+
+    #[test]
+    fn bad_durations_are_rejected_with_the_units() {
+        for (duration, shown, reason) in [
+            ("5x", "`5x`", "unknown time unit \"x\""),
+            ("30", "`30`", "time unit needed, for example 30sec or 30ms"),
+            ("0s", "`0s`", "it must be longer than 0"),
+            ("0", "`0`", "it must be longer than 0"),
+            ("soon", "`soon`", "expected number at 0"),
+            ("''", "``", "value was empty"),
+            (
+                "99999999999999999999d",
+                "`99999999999999999999d`",
+                "number is too large",
+            ),
+            ("999999999y", "`999999999y`", "it is too long"),
+        ] {
+            let message = error(&format!("rate: 1\nphases:\n  - normal: {duration}\n"));
+            assert!(
+                message.contains(&format!("phases[0]: invalid duration {shown}: {reason}")),
+                "{message}"
+            );
+            assert!(
+                message.ends_with("; write numbers with units (ms, s, m, h, d, ...), e.g. `500ms`, `30s`, `5m`, `1h30m`"),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_by_name() {
+        let message = error("rate: 1\nphases:\n  - normal: 1m\n    colour: red\n");
+        assert!(message.contains("unknown field `colour`"), "{message}");
+        assert!(
+            message.contains("anomaly"),
+            "lists the valid keys: {message}"
+        );
+        let message = error("rate: 1\nspeed: 3\nphases:\n  - normal: 1m\n");
+        assert!(message.contains("unknown field `speed`"), "{message}");
+    }
+
+    #[test]
+    fn malformed_phases_say_what_to_write() {
+        for (phases, says) in [
+            ("  - anomaly: action\n", "needs a duration"),
+            (
+                "  - normal: 1m\n    anomaly: action\n    duration: 1m\n",
+                "not both",
+            ),
+            (
+                "  - rate: 5\n",
+                "needs `normal: <duration>` or `anomaly: <field>`",
+            ),
+            (
+                "  - normal: 1m\n    duration: 1m\n",
+                "takes its duration as its value",
+            ),
+        ] {
+            let message = error(&format!("rate: 1\nphases:\n{phases}"));
+            assert!(
+                message.contains("phases[0]") && message.contains(says),
+                "{message}"
+            );
+        }
+        assert!(error("rate: 1\nphases: []\n").contains("at least one phase"));
+        assert!(error("rate: 1\n").contains("phases"));
+        assert!(error("- 1\n- 2\n").starts_with("scenario: "));
+    }
+
+    #[test]
+    fn files_are_read_and_named_after_their_stem() {
+        let path = std::env::temp_dir().join(format!("logwarden-{}-demo.yaml", std::process::id()));
+        std::fs::write(&path, "rate: 5\nphases:\n  - normal: 1s\n").expect("writes");
+        let scenario = Scenario::load(&path);
+        std::fs::remove_file(&path).expect("removes");
+        let scenario = scenario.expect("valid");
+        assert!(scenario.name.ends_with("-demo"), "{}", scenario.name);
+
+        let missing = Path::new("/nonexistent/logwarden/missing.yaml");
+        let message = Scenario::load(missing).expect_err("unreadable").to_string();
+        assert!(message.contains("cannot read scenario file /nonexistent/logwarden/missing.yaml"));
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_arbitrary_text_never_panics(text in any::<String>()) {
+            let _ = Scenario::from_yaml(&text);
+            let _ = parse_duration(&text);
+        }
+
+        #[test]
+        fn parsing_arbitrary_values_in_a_scenario_never_panics(
+            value in "[ -~]{0,20}",
+            key in prop::sample::select(vec!["normal", "anomaly", "duration", "rate", "name"]),
+        ) {
+            let text = format!("rate: 1\nphases:\n  - normal: 1m\n  - {key}: {value}\n");
+            let _ = Scenario::from_yaml(&text);
+        }
+    }
+}
