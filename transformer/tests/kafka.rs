@@ -40,8 +40,9 @@ fn record(i: usize) -> Value {
     })
 }
 
-/// The seed's ten indicators for a record, from model.md's table, written out independently of
-/// the rules engine.
+/// The seed's ten indicators for a record (K_/B_ action, K_/UNK_ source, G_/B_ httpstatus, K_/UNK_
+/// country, common_/uncommon_ method: 1 when the value is in the seed's known or bad set), written
+/// out independently of the rules engine.
 fn expected_indicators(r: &Value) -> BTreeMap<&'static str, i64> {
     let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
     let action = s(&r["action"]);
