@@ -1,0 +1,325 @@
+use proptest::prelude::*;
+
+use super::*;
+use crate::scenario::Phase;
+
+const T0: i64 = 1_700_000_000_000;
+const MINUTE: Duration = Duration::from_secs(60);
+
+fn example() -> Scenario {
+    Scenario::new(
+        "five-fields",
+        Some(50.0),
+        vec![
+            Phase::normal(2 * MINUTE),
+            Phase::anomaly(MonitoredField::Country, 3 * MINUTE).with_rate(80.0),
+            Phase::normal(MINUTE),
+            Phase::random_anomaly(MINUTE),
+        ],
+    )
+    .expect("valid")
+}
+
+fn options() -> Options {
+    Options {
+        seed: 42,
+        ..Options::default()
+    }
+}
+
+/// Checks the events of `schedule` against its phases: in order, inside their phase's
+/// span, as many as planned, evenly spread.
+fn check_events(schedule: &Schedule) -> Vec<Event> {
+    let events: Vec<Event> = schedule.events().collect();
+    assert!(
+        events
+            .windows(2)
+            .all(|w| w[0].timestamp_ms <= w[1].timestamp_ms)
+    );
+    for phase in schedule.phases() {
+        let mine: Vec<&Event> = events.iter().filter(|e| e.phase == phase.index).collect();
+        assert_eq!(
+            Some(mine.len() as u64),
+            phase.events,
+            "phase {}",
+            phase.index
+        );
+        let end = phase.end_ms.expect("finite");
+        for event in &mine {
+            assert!((phase.start_ms..end).contains(&event.timestamp_ms));
+            assert_eq!(event.anomaly, phase.anomaly);
+        }
+        assert_eq!(mine.first().map(|e| e.timestamp_ms), Some(phase.start_ms));
+        let spacing = 1000.0 / phase.rate;
+        for pair in mine.windows(2) {
+            let gap = (pair[1].timestamp_ms - pair[0].timestamp_ms) as f64;
+            assert!(
+                (gap - spacing).abs() < 1.0,
+                "gap {gap} at {} /s",
+                phase.rate
+            );
+        }
+    }
+    events
+}
+
+#[test]
+fn phases_have_rate_times_duration_events_back_to_back() {
+    let schedule = Schedule::live(&example(), T0, &options()).expect("valid");
+    let counts: Vec<Option<u64>> = schedule.phases().iter().map(|p| p.events).collect();
+    assert_eq!(
+        counts,
+        [Some(6_000), Some(14_400), Some(3_000), Some(3_000)]
+    );
+    let starts: Vec<i64> = schedule.phases().iter().map(|p| p.start_ms).collect();
+    assert_eq!(starts, [T0, T0 + 120_000, T0 + 300_000, T0 + 360_000]);
+    assert_eq!(schedule.end_ms(), Some(T0 + 420_000));
+    assert_eq!(schedule.total_events(), Some(26_400));
+    let events = check_events(&schedule);
+    assert_eq!(events.len(), 26_400);
+    assert_eq!(schedule.events().size_hint(), (26_400, Some(26_400)));
+}
+
+#[test]
+fn fractional_rates_and_durations_round_up_to_the_events_inside_the_span() {
+    let scenario = Scenario::new(
+        "odd",
+        None,
+        vec![
+            Phase::normal(Duration::from_secs(3)).with_rate(2.5),
+            Phase::normal(Duration::from_secs(10)).with_rate(0.3),
+            Phase::normal(Duration::from_millis(1_000)).with_rate(3.0),
+            Phase::normal(Duration::from_millis(10)).with_rate(5_000.0),
+        ],
+    )
+    .expect("valid");
+    let schedule = Schedule::live(&scenario, T0, &options()).expect("valid");
+    let counts: Vec<Option<u64>> = schedule.phases().iter().map(|p| p.events).collect();
+    assert_eq!(counts, [Some(8), Some(3), Some(3), Some(50)]);
+    check_events(&schedule);
+    let second: Vec<i64> = schedule
+        .events()
+        .filter(|e| e.phase == 1)
+        .map(|e| e.timestamp_ms)
+        .collect();
+    assert_eq!(second, [T0 + 3_000, T0 + 6_333, T0 + 9_666]);
+}
+
+#[test]
+fn labels_span_exactly_the_anomaly_phases() {
+    let schedule = Schedule::live(&example(), T0, &options()).expect("valid");
+    let labels = schedule.labels("run-7", "producer-1");
+    assert_eq!(labels.len(), 2);
+    assert_eq!(
+        labels[0],
+        Label {
+            run_id: "run-7".into(),
+            instance: "producer-1".into(),
+            phase: 1,
+            field: MonitoredField::Country,
+            start_ms: T0 + 120_000,
+            end_ms: T0 + 300_000,
+        }
+    );
+    let last = &schedule.phases()[3];
+    assert_eq!((labels[1].phase, labels[1].start_ms), (3, last.start_ms));
+    assert_eq!(Some(labels[1].end_ms), last.end_ms);
+    assert_eq!(Some(labels[1].field), last.anomaly);
+}
+
+#[test]
+fn random_targets_are_deterministic_under_the_seed_and_cover_all_fields() {
+    let scenario = Scenario::random_anomaly(MINUTE, 1.0).expect("valid");
+    let target = |seed| {
+        let options = Options {
+            seed,
+            ..Options::default()
+        };
+        Schedule::live(&scenario, T0, &options)
+            .expect("valid")
+            .phases()[0]
+            .anomaly
+    };
+    assert_eq!(target(42), target(42));
+    let picked: std::collections::HashSet<_> = (0..100).map(target).collect();
+    assert_eq!(picked.len(), 5, "{picked:?}");
+    assert!(picked.iter().all(Option::is_some));
+}
+
+#[test]
+fn a_count_stops_the_plan_and_cuts_the_label() {
+    let options = Options {
+        count: Some(7_000),
+        ..options()
+    };
+    let schedule = Schedule::live(&example(), T0, &options).expect("valid");
+    assert_eq!(schedule.phases().len(), 2);
+    assert_eq!(schedule.phases()[1].events, Some(1_000));
+    // 1,000 events at 80/s take 12.5 s: the cut phase ends where event 1,001 would be.
+    assert_eq!(schedule.phases()[1].end_ms, Some(T0 + 120_000 + 12_500));
+    let labels = schedule.labels("r", "i");
+    assert_eq!((labels.len(), labels[0].end_ms), (1, T0 + 132_500));
+    assert_eq!(check_events(&schedule).len(), 7_000);
+
+    let open = Scenario::normal(10.0, None).expect("valid");
+    let options = Options {
+        count: Some(25),
+        ..Options::default()
+    };
+    let schedule = Schedule::live(&open, T0, &options).expect("valid");
+    assert_eq!(schedule.events().count(), 25);
+    assert_eq!(schedule.end_ms(), Some(T0 + 2_500));
+}
+
+#[test]
+fn an_open_ended_scenario_runs_without_end() {
+    let open = Scenario::normal(1_000.0, None).expect("valid");
+    let schedule = Schedule::live(&open, T0, &options()).expect("valid");
+    assert_eq!(schedule.total_events(), None);
+    assert_eq!(schedule.events().size_hint(), (usize::MAX, None));
+    let last = schedule.events().nth(1_000_000).expect("keeps going");
+    assert_eq!(last.timestamp_ms, T0 + 1_000_000);
+    assert!(schedule.labels("r", "i").is_empty());
+}
+
+#[test]
+fn a_backfill_covers_exactly_the_span_before_now() {
+    let now = T0 + 3_600_000;
+    let open = Scenario::normal(20.0, None).expect("valid");
+    let schedule = Schedule::backfill(&open, now, Some(60 * MINUTE), &options()).expect("valid");
+    let events = check_events(&schedule);
+    assert_eq!(events.len(), 72_000);
+    assert_eq!(events.first().map(|e| e.timestamp_ms), Some(T0));
+    assert_eq!(events.last().map(|e| e.timestamp_ms), Some(now - 50));
+    assert_eq!(
+        (schedule.start_ms(), schedule.end_ms()),
+        (Some(T0), Some(now))
+    );
+}
+
+#[test]
+fn a_scenario_backfill_is_laid_over_the_past_with_its_labels() {
+    let now = T0 + 420_000;
+    let schedule = Schedule::backfill(&example(), now, None, &options()).expect("valid");
+    let live = Schedule::live(&example(), T0, &options()).expect("valid");
+    assert_eq!(schedule, live);
+
+    // A shorter span cuts the tail: the last anomaly phase is cut at now, and so is its label.
+    let now = T0 + 400_000;
+    let schedule = Schedule::backfill(&example(), now, Some(Duration::from_secs(400)), &options())
+        .expect("valid");
+    assert_eq!(schedule.start_ms(), Some(now - 400_000));
+    assert_eq!(schedule.end_ms(), Some(now));
+    let labels = schedule.labels("r", "i");
+    assert_eq!(labels[1].end_ms, now);
+    assert_eq!(check_events(&schedule).last().map(|e| e.phase), Some(3));
+}
+
+#[test]
+fn impossible_plans_are_errors_that_say_why() {
+    let open = Scenario::normal(1.0, None).expect("valid");
+    let finite = example();
+    let cases: Vec<(Result<Schedule, ScheduleError>, &str)> = vec![
+        (
+            Schedule::backfill(&open, T0, None, &options()),
+            "without a span",
+        ),
+        (
+            Schedule::backfill(&open, T0, Some(Duration::ZERO), &options()),
+            "span `0`",
+        ),
+        (
+            Schedule::backfill(&finite, T0, Some(60 * MINUTE), &options()),
+            "backfill span 3600000 ms is longer than scenario `five-fields` (420000 ms)",
+        ),
+        (
+            Schedule::live(
+                &open,
+                T0,
+                &Options {
+                    count: Some(0),
+                    ..options()
+                },
+            ),
+            "invalid count `0`",
+        ),
+        (
+            Schedule::live(
+                &open,
+                T0,
+                &Options {
+                    default_rate: Some(-5.0),
+                    ..options()
+                },
+            ),
+            "default rate: invalid rate `-5`",
+        ),
+        (
+            Schedule::live(&finite, i64::MAX - 10, &options()),
+            "does not fit",
+        ),
+        (
+            Schedule::backfill(&finite, i64::MIN + 10, None, &options()),
+            "does not fit",
+        ),
+    ];
+    for (result, says) in cases {
+        let error = result.expect_err(says).to_string();
+        assert!(error.contains(says), "{error}");
+    }
+    // An open-ended plan near the end of time saturates instead of failing.
+    let late = Schedule::live(&open, i64::MAX - 10, &options()).expect("valid");
+    assert!(
+        late.events()
+            .take(100)
+            .all(|e| e.timestamp_ms >= i64::MAX - 10)
+    );
+
+    let no_rate = Scenario::new("s", None, vec![Phase::normal(MINUTE)]).expect("valid");
+    let error = Schedule::live(&no_rate, T0, &options()).expect_err("no rate");
+    assert!(
+        error.to_string().contains("phases[0] has no rate"),
+        "{error}"
+    );
+    let options = Options {
+        default_rate: Some(4.0),
+        ..options()
+    };
+    let schedule = Schedule::live(&no_rate, T0, &options).expect("the default applies");
+    assert_eq!(schedule.total_events(), Some(240));
+}
+
+#[test]
+fn label_until_cuts_a_stopped_phase() {
+    let schedule = Schedule::live(&example(), T0, &options()).expect("valid");
+    let phase = &schedule.phases()[1];
+    let label = phase.label_until("r", "i", T0 + 200_000).expect("started");
+    assert_eq!((label.start_ms, label.end_ms), (T0 + 120_000, T0 + 200_000));
+    assert_eq!(phase.label_until("r", "i", T0 + 100_000), None);
+    assert_eq!(schedule.phases()[0].label("r", "i"), None);
+}
+
+proptest! {
+    #[test]
+    fn every_event_falls_inside_its_phase(
+        rate in 0.01_f64..20_000.0,
+        duration_ms in 1_u64..200_000,
+        start in -1_000_000_000_i64..4_000_000_000_000,
+    ) {
+        let scenario = Scenario::new(
+            "p",
+            Some(rate),
+            vec![Phase::normal(Duration::from_millis(duration_ms)), Phase::normal(MINUTE)],
+        ).expect("valid");
+        let schedule = Schedule::live(&scenario, start, &Options::default()).expect("valid");
+        let phase = schedule.phases()[0];
+        let expected = (rate * duration_ms as f64 / 1000.0).ceil() as u64;
+        prop_assert!(phase.events.is_some_and(|n| n.abs_diff(expected) <= 1));
+        let mut previous = i64::MIN;
+        for event in schedule.events().take_while(|e| e.phase == 0) {
+            prop_assert!((start..start + duration_ms as i64).contains(&event.timestamp_ms));
+            prop_assert!(event.timestamp_ms >= previous);
+            previous = event.timestamp_ms;
+        }
+    }
+}
