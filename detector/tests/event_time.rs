@@ -10,8 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::{gauge, receiver, run_replica};
-use detector::settings::{RawConfig, Settings};
-use detector::spec::Spec;
+use detector::settings::Settings;
 use pipeline::kafka::KafkaConfig;
 use pipeline::testkit;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -37,15 +36,7 @@ channels:
   - {{name: hook, webhook: {{value: "{hook}"}}}}
 "#
     );
-    let mut raw = RawConfig {
-        kafka: kafka.clone(),
-        ..RawConfig::default()
-    };
-    raw.opensearch.url = url.to_owned();
-    raw.detector.checkpoint_ms = 1_000;
-    let mut settings = Settings::from_raw(raw, Some("event-time-0".into())).expect("settings");
-    settings.spec = Spec::parse(&spec, "event-time test").expect("spec");
-    settings
+    common::settings(kafka, url, &spec, "event-time-0")
 }
 
 fn record(time: chrono::DateTime<chrono::Utc>, id: &str) -> Vec<u8> {

@@ -127,19 +127,6 @@ fn detector_settings(
     settings
 }
 
-async fn count(http: &reqwest::Client, url: &str, index: &str) -> u64 {
-    let _ = http.post(format!("{url}/{index}/_refresh")).send().await;
-    match http.get(format!("{url}/{index}/_count")).send().await {
-        Ok(response) => response
-            .json::<Value>()
-            .await
-            .ok()
-            .and_then(|v| v["count"].as_u64())
-            .unwrap_or(0),
-        Err(_) => 0,
-    }
-}
-
 /// The results of a detector in `[from, to)`, oldest first.
 async fn results(
     http: &reqwest::Client,
@@ -190,7 +177,7 @@ async fn every_injected_phase_gets_one_alert_from_the_right_monitor_and_quiet_ge
         .collect();
     send(&producer, &kafka.topics.raw, &history).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
-    while count(&http, &url, &index).await < 18_000 {
+    while common::count(&http, &url, &index).await < 18_000 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the history did not reach OpenSearch"

@@ -8,8 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::{gauge, receiver, run_replica, send};
-use detector::settings::{RawConfig, Settings};
-use detector::spec::Spec;
+use detector::settings::Settings;
 use pipeline::kafka::KafkaConfig;
 use pipeline::testkit;
 use rdkafka::producer::FutureProducer;
@@ -37,16 +36,7 @@ channels:
   - {{name: hook, webhook: {{value: "{hook}"}}}}
 "#
     );
-    let mut raw = RawConfig {
-        kafka: kafka.clone(),
-        ..RawConfig::default()
-    };
-    raw.opensearch.url = url.to_owned();
-    raw.detector.checkpoint_ms = 1_000;
-    raw.detector.lease_ms = 1_500;
-    let mut settings = Settings::from_raw(raw, Some(instance.into())).expect("settings");
-    settings.spec = Spec::parse(&spec, "restart test").expect("spec");
-    settings
+    common::settings(kafka, url, &spec, instance)
 }
 
 /// Streams enriched-shaped records for `seconds`, 20 every 100 ms, `bad` of them with

@@ -9,11 +9,10 @@ mod common;
 use std::time::Duration;
 
 use common::run_replica;
-use detector::settings::{RawConfig, Settings};
-use detector::spec::Spec;
+use detector::settings::Settings;
 use pipeline::kafka::KafkaConfig;
 use pipeline::testkit::{self, Secure};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const RECORDS: u64 = 300;
 
@@ -31,27 +30,7 @@ detectors:
     model: {{history: 0, baseline: 10}}
 "#
     );
-    let mut raw = RawConfig {
-        kafka: kafka.clone(),
-        ..RawConfig::default()
-    };
-    raw.opensearch.url = url.to_owned();
-    let mut settings = Settings::from_raw(raw, Some(format!("{name}0"))).expect("settings");
-    settings.spec = Spec::parse(&spec, "secure test").expect("spec");
-    settings
-}
-
-async fn count(http: &reqwest::Client, url: &str, index: &str) -> u64 {
-    let _ = http.post(format!("{url}/{index}/_refresh")).send().await;
-    match http.get(format!("{url}/{index}/_count")).send().await {
-        Ok(response) => response
-            .json::<Value>()
-            .await
-            .ok()
-            .and_then(|v| v["count"].as_u64())
-            .unwrap_or(0),
-        Err(_) => 0,
-    }
+    common::settings(kafka, url, &spec, &format!("{name}0"))
 }
 
 async fn pipeline_through(mode: Secure) {
@@ -123,7 +102,7 @@ async fn pipeline_through(mode: Secure) {
     let mut indexed = 0;
     let mut counted = 0.0;
     while tokio::time::Instant::now() < deadline {
-        indexed = count(&http, &url, &format!("{events}*")).await;
+        indexed = common::count(&http, &url, &format!("{events}*")).await;
         let results = common::results(
             &http,
             &url,

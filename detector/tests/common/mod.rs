@@ -121,3 +121,39 @@ pub fn gauge(telemetry: &pipeline::telemetry::Telemetry, name: &str) -> f64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
+
+/// Detector settings for a test: the stack's Kafka and OpenSearch, the spec `spec` (YAML), this
+/// replica's name, and checkpoints and lease renewals every second or so, so restarts and
+/// take-overs happen within a test's time.
+pub fn settings(
+    kafka: &pipeline::kafka::KafkaConfig,
+    url: &str,
+    spec: &str,
+    instance: &str,
+) -> detector::settings::Settings {
+    let mut raw = detector::settings::RawConfig {
+        kafka: kafka.clone(),
+        ..detector::settings::RawConfig::default()
+    };
+    raw.opensearch.url = url.to_owned();
+    raw.detector.checkpoint_ms = 1_000;
+    raw.detector.lease_ms = 1_500;
+    let mut settings =
+        detector::settings::Settings::from_raw(raw, Some(instance.into())).expect("settings");
+    settings.spec = detector::spec::Spec::parse(spec, "test spec").expect("spec");
+    settings
+}
+
+/// The documents `index` holds (refreshed first), 0 when it does not exist.
+pub async fn count(http: &reqwest::Client, url: &str, index: &str) -> u64 {
+    let _ = http.post(format!("{url}/{index}/_refresh")).send().await;
+    match http.get(format!("{url}/{index}/_count")).send().await {
+        Ok(response) => response
+            .json::<Value>()
+            .await
+            .ok()
+            .and_then(|v| v["count"].as_u64())
+            .unwrap_or(0),
+        Err(_) => 0,
+    }
+}
