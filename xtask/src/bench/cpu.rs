@@ -1,0 +1,181 @@
+//! `cargo xtask bench cpu`: records per CPU-second of each stage, for the capacity model.
+//!
+//! Throughput on this shared two-core box says little about a pod with its own cores: the
+//! broker, OpenSearch and other builds take turns on the same CPUs. What carries over is the
+//! work per record, so each stage runs alone over a backlog of `--records` records (release
+//! builds, private topics and index) and the run reads the process's own CPU time (user +
+//! system, from `/proc`): records ÷ CPU-seconds is what one core sustains. The producer writes
+//! the backlog (`--backfill`, as fast as the broker takes it), then the transformer enriches
+//! it, then the sink loads it; each is started only when the previous one is done.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use pipeline::kafka::topic_size;
+use serde_json::Value;
+
+use crate::Ctx;
+use crate::bench::private::Private;
+use crate::bench::services::{Service, agent, build_release, load_average};
+
+/// `cargo xtask bench cpu` options.
+#[derive(Debug, clap::Args)]
+pub struct CpuArgs {
+    /// Records through each stage.
+    #[arg(long, default_value_t = 200_000)]
+    pub records: u64,
+    /// Partitions of the private topics.
+    #[arg(long, default_value_t = 4)]
+    pub partitions: i32,
+}
+
+/// What one stage did.
+struct Stage {
+    name: &'static str,
+    wall: Duration,
+    cpu: Duration,
+}
+
+/// Runs `cargo xtask bench cpu`.
+pub fn run(ctx: &Ctx, args: &CpuArgs) -> Result<()> {
+    if args.records == 0 || args.partitions < 1 {
+        bail!("--records and --partitions must be at least 1");
+    }
+    println!("cpu: building the producer, the transformer and the sink (release)…");
+    let target = build_release(&["producer", "transformer", "sink"])?;
+    let private = Private::create(ctx, "cpu", args.partitions)?;
+    let logs = std::env::temp_dir().join(private.prefix.trim_end_matches('-'));
+    let load_before = load_average();
+    let outcome = std::fs::create_dir_all(&logs)
+        .with_context(|| format!("creating {}", logs.display()))
+        .and_then(|()| stages(ctx, args, &private, &target, &logs));
+    let load_after = load_average();
+    let removed = private.remove(ctx);
+    let stages = outcome?;
+    removed?;
+    println!(
+        "\ncpu: {} records per stage, {} partitions; load average (1, 5, 15 min) {load_before} before, {load_after} after",
+        args.records, args.partitions
+    );
+    println!(
+        "{:<12} {:>9} {:>9} {:>16} {:>22}",
+        "stage", "wall s", "CPU s", "records/s (wall)", "records per CPU-second"
+    );
+    let records = args.records as f64;
+    for stage in &stages {
+        println!(
+            "{:<12} {:>9.2} {:>9.2} {:>16.0} {:>22.0}",
+            stage.name,
+            stage.wall.as_secs_f64(),
+            stage.cpu.as_secs_f64(),
+            records / stage.wall.as_secs_f64(),
+            records / stage.cpu.as_secs_f64().max(0.01),
+        );
+    }
+    println!(
+        "(wall includes start-up and group join; CPU is the process's user + system time until its output was complete)"
+    );
+    println!("cpu: the services' logs are in {}", logs.display());
+    Ok(())
+}
+
+/// Runs the three stages one after the other.
+fn stages(
+    ctx: &Ctx,
+    args: &CpuArgs,
+    private: &Private,
+    target: &Path,
+    logs: &Path,
+) -> Result<Vec<Stage>> {
+    let records = i64::try_from(args.records).context("too many records")?;
+    let kafka = &private.kafka;
+    let size = |topic: &str| -> Result<i64> {
+        ctx.rt
+            .block_on(topic_size(kafka, topic, Duration::from_secs(10)))
+            .with_context(|| format!("reading the size of `{topic}`"))
+    };
+
+    // 20 minutes of history at the rate that makes `records` of it.
+    let rate = format!("{:.3}", args.records as f64 / 1200.0 + 1.0);
+    let count = args.records.to_string();
+    let producer_args = [
+        "--backfill",
+        "20m",
+        "--rate",
+        &rate,
+        "--count",
+        &count,
+        "--seed",
+        "1",
+    ];
+    println!("cpu: the producer writes {records} records…");
+    let producer = run_until(
+        target,
+        "producer",
+        &producer_args,
+        &private.env("producer"),
+        logs,
+        |service| service.exited().map(|exited| exited.is_some()),
+    )?;
+    let raw = size(&kafka.topics.raw)?;
+    if raw < records {
+        bail!(
+            "the producer wrote {raw} of {records} records; its log is in {}",
+            logs.display()
+        );
+    }
+
+    println!("cpu: the transformer enriches them…");
+    let transformer = run_until(
+        target,
+        "transformer",
+        &["run"],
+        &private.env("transformer"),
+        logs,
+        |_| Ok(size(&kafka.topics.enriched)? >= records),
+    )?;
+
+    println!("cpu: the sink loads them…");
+    let agent = agent(Duration::from_secs(10));
+    let count_url = format!("{}/{}/_count", private.url, private.alias);
+    let sink = run_until(target, "sink", &[], &private.env("sink"), logs, |_| {
+        let mut response = agent.get(&count_url).call().context("counting")?;
+        if response.status().as_u16() != 200 {
+            return Ok(false);
+        }
+        let answer: Value = response.body_mut().read_json().context("counting")?;
+        Ok(answer["count"].as_i64().unwrap_or(0) >= records)
+    })?;
+    Ok(vec![producer, transformer, sink])
+}
+
+/// Starts a stage and polls `done` every 100 ms (for 10 minutes at most); then reads its CPU
+/// time and stops it.
+fn run_until(
+    target: &Path,
+    name: &'static str,
+    args: &[&str],
+    env: &[(String, String)],
+    logs: &Path,
+    mut done: impl FnMut(&mut Service) -> Result<bool>,
+) -> Result<Stage> {
+    let started = Instant::now();
+    let mut service = Service::start(target, name, args, env, logs)?;
+    while !done(&mut service)? {
+        if name != "producer" && service.exited()?.is_some() {
+            bail!("the {name} exited; {}", service.log_tail());
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            bail!(
+                "the {name} did not finish within 10 minutes; {}",
+                service.log_tail()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let wall = started.elapsed();
+    let cpu = service.cpu_time()?;
+    service.stop()?;
+    Ok(Stage { name, wall, cpu })
+}
