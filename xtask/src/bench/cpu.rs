@@ -6,7 +6,10 @@
 //! builds, private topics and index) and the run reads the process's own CPU time (user +
 //! system, from `/proc`): records ÷ CPU-seconds is what one core sustains. The producer writes
 //! the backlog (`--backfill`, as fast as the broker takes it), then the transformer enriches
-//! it, then the sink loads it; each is started only when the previous one is done.
+//! it, then the sink loads it; each is started only when the previous one is done. The stack's
+//! broker and OpenSearch (pids from the stack's state file) are read the same way over each
+//! stage: their CPU per record is what sizes the clusters, with the caveat that whatever else
+//! uses the shared stack at the time (tests of other branches) is counted too.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -17,7 +20,9 @@ use serde_json::Value;
 
 use crate::Ctx;
 use crate::bench::private::Private;
-use crate::bench::services::{Service, agent, build_release, load_average};
+use crate::bench::services::{Service, agent, build_release, cpu_time, load_average};
+use crate::process::human_bytes;
+use crate::stack::State;
 
 /// `cargo xtask bench cpu` options.
 #[derive(Debug, clap::Args)]
@@ -35,6 +40,27 @@ struct Stage {
     name: &'static str,
     wall: Duration,
     cpu: Duration,
+    /// Peak resident memory, when readable.
+    memory: Option<u64>,
+    /// CPU the broker and OpenSearch used meanwhile, when their pids are known.
+    broker: Option<Duration>,
+    opensearch: Option<Duration>,
+}
+
+/// The stack's two servers, whose CPU each stage costs too.
+#[derive(Clone, Copy)]
+struct Servers {
+    broker: Option<u32>,
+    opensearch: Option<u32>,
+}
+
+impl Servers {
+    fn read(&self) -> (Option<Duration>, Option<Duration>) {
+        (
+            self.broker.and_then(cpu_time),
+            self.opensearch.and_then(cpu_time),
+        )
+    }
 }
 
 /// Runs `cargo xtask bench cpu`.
@@ -59,22 +85,35 @@ pub fn run(ctx: &Ctx, args: &CpuArgs) -> Result<()> {
         args.records, args.partitions
     );
     println!(
-        "{:<12} {:>9} {:>9} {:>16} {:>22}",
-        "stage", "wall s", "CPU s", "records/s (wall)", "records per CPU-second"
+        "{:<12} {:>8} {:>8} {:>10} {:>14} {:>9} {:>12} {:>16}",
+        "stage",
+        "wall s",
+        "CPU s",
+        "records/s",
+        "records/CPU-s",
+        "peak RSS",
+        "broker CPU s",
+        "OpenSearch CPU s"
     );
     let records = args.records as f64;
+    let seconds = |d: Option<Duration>| {
+        d.map_or_else(|| "?".to_owned(), |d| format!("{:.2}", d.as_secs_f64()))
+    };
     for stage in &stages {
         println!(
-            "{:<12} {:>9.2} {:>9.2} {:>16.0} {:>22.0}",
+            "{:<12} {:>8.2} {:>8.2} {:>10.0} {:>14.0} {:>9} {:>12} {:>16}",
             stage.name,
             stage.wall.as_secs_f64(),
             stage.cpu.as_secs_f64(),
             records / stage.wall.as_secs_f64(),
             records / stage.cpu.as_secs_f64().max(0.01),
+            stage.memory.map_or_else(|| "?".to_owned(), human_bytes),
+            seconds(stage.broker),
+            seconds(stage.opensearch),
         );
     }
     println!(
-        "(wall includes start-up and group join; CPU is the process's user + system time until its output was complete)"
+        "(records/s: wall clock, start-up and group join included; CPU: user + system time of the process until its output was complete; peak RSS: VmHWM, unreadable once a process has exited; broker and OpenSearch: their CPU over the same span, including anything else using the stack then)"
     );
     println!("cpu: the services' logs are in {}", logs.display());
     Ok(())
@@ -90,6 +129,11 @@ fn stages(
 ) -> Result<Vec<Stage>> {
     let records = i64::try_from(args.records).context("too many records")?;
     let kafka = &private.kafka;
+    let state = State::load(&ctx.dirs.state_file())?.unwrap_or_default();
+    let servers = Servers {
+        broker: state.kafka.as_ref().map(|k| k.pid),
+        opensearch: state.opensearch.as_ref().map(|o| o.pid),
+    };
     let size = |topic: &str| -> Result<i64> {
         ctx.rt
             .block_on(topic_size(kafka, topic, Duration::from_secs(10)))
@@ -111,6 +155,7 @@ fn stages(
     ];
     println!("cpu: the producer writes {records} records…");
     let producer = run_until(
+        servers,
         target,
         "producer",
         &producer_args,
@@ -128,6 +173,7 @@ fn stages(
 
     println!("cpu: the transformer enriches them…");
     let transformer = run_until(
+        servers,
         target,
         "transformer",
         &["run"],
@@ -139,20 +185,29 @@ fn stages(
     println!("cpu: the sink loads them…");
     let agent = agent(Duration::from_secs(10));
     let count_url = format!("{}/{}/_count", private.url, private.alias);
-    let sink = run_until(target, "sink", &[], &private.env("sink"), logs, |_| {
-        let mut response = agent.get(&count_url).call().context("counting")?;
-        if response.status().as_u16() != 200 {
-            return Ok(false);
-        }
-        let answer: Value = response.body_mut().read_json().context("counting")?;
-        Ok(answer["count"].as_i64().unwrap_or(0) >= records)
-    })?;
+    let sink = run_until(
+        servers,
+        target,
+        "sink",
+        &[],
+        &private.env("sink"),
+        logs,
+        |_| {
+            let mut response = agent.get(&count_url).call().context("counting")?;
+            if response.status().as_u16() != 200 {
+                return Ok(false);
+            }
+            let answer: Value = response.body_mut().read_json().context("counting")?;
+            Ok(answer["count"].as_i64().unwrap_or(0) >= records)
+        },
+    )?;
     Ok(vec![producer, transformer, sink])
 }
 
 /// Starts a stage and polls `done` every 100 ms (for 10 minutes at most); then reads its CPU
 /// time and stops it.
 fn run_until(
+    servers: Servers,
     target: &Path,
     name: &'static str,
     args: &[&str],
@@ -161,6 +216,7 @@ fn run_until(
     mut done: impl FnMut(&mut Service) -> Result<bool>,
 ) -> Result<Stage> {
     let started = Instant::now();
+    let (broker_before, opensearch_before) = servers.read();
     let mut service = Service::start(target, name, args, env, logs)?;
     while !done(&mut service)? {
         if name != "producer" && service.exited()?.is_some() {
@@ -176,6 +232,17 @@ fn run_until(
     }
     let wall = started.elapsed();
     let cpu = service.cpu_time()?;
+    let memory = service.peak_memory();
+    let (broker_after, opensearch_after) = servers.read();
     service.stop()?;
-    Ok(Stage { name, wall, cpu })
+    let spent =
+        |before: Option<Duration>, after: Option<Duration>| Some(after?.saturating_sub(before?));
+    Ok(Stage {
+        name,
+        wall,
+        cpu,
+        memory,
+        broker: spent(broker_before, broker_after),
+        opensearch: spent(opensearch_before, opensearch_after),
+    })
 }

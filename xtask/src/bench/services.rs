@@ -132,15 +132,17 @@ impl Service {
     /// it is stopped.
     pub fn cpu_time(&self) -> Result<Duration> {
         let child = self.child.as_ref().context("the service was stopped")?;
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id()))
-            .context("reading /proc/<pid>/stat")?;
-        let ticks = |n| -> Result<u64> {
-            field(&stat, n)
-                .and_then(|v| v.parse().ok())
-                .context("an unreadable /proc/<pid>/stat")
-        };
-        let total = ticks(14)? + ticks(15)?;
-        Ok(Duration::from_secs_f64(total as f64 / clock_ticks() as f64))
+        cpu_time(child.id()).context("an unreadable /proc/<pid>/stat")
+    }
+
+    /// The process's peak resident memory (`VmHWM`), also once it has exited and until it is
+    /// stopped.
+    pub fn peak_memory(&self) -> Option<u64> {
+        let child = self.child.as_ref()?;
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).ok()?;
+        let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
     }
 
     /// The service's `/metrics` page.
@@ -191,6 +193,14 @@ pub fn agent(timeout: Duration) -> ureq::Agent {
         .proxy(None)
         .build()
         .into()
+}
+
+/// CPU time (user + system) process `pid` has used so far; `None` if it cannot be read.
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let ticks = |n| -> Option<u64> { field(&stat, n)?.parse().ok() };
+    let total = ticks(14)? + ticks(15)?;
+    Some(Duration::from_secs_f64(total as f64 / clock_ticks() as f64))
 }
 
 /// `/proc/loadavg`'s first three fields.
