@@ -219,7 +219,8 @@ fn run_until(
     let (broker_before, opensearch_before) = servers.read();
     let mut service = Service::start(target, name, args, env, logs)?;
     while !done(&mut service)? {
-        if name != "producer" && service.exited()?.is_some() {
+        // Exiting is the producer's way of finishing; any other stage must not exit.
+        if service.exited()?.is_some() && !done(&mut service)? {
             bail!("the {name} exited; {}", service.log_tail());
         }
         if started.elapsed() > Duration::from_secs(600) {
