@@ -2,14 +2,17 @@
 //! neither a test (no timed assertions) nor a criterion benchmark of one crate can make.
 //!
 //! - `latency`: event time to searchable in OpenSearch, per stage (`bench/latency`);
-//! - `cpu`: records per CPU-second of the producer, the transformer and the sink (`bench/cpu`).
+//! - `cpu`: records per CPU-second of the producer, the transformer, the sink (`bench/cpu`) and
+//!   the detector (`bench/detector`).
 //!
 //! Both run the services as processes (`bench/services`) on private topics and a private index
 //! that they remove at the end (`bench/private`). `docs/capacity.md` is built from their output.
 
 mod cpu;
+mod detector;
 mod latency;
 mod private;
+mod scrape;
 mod services;
 
 use anyhow::Result;
@@ -21,7 +24,7 @@ use crate::Ctx;
 pub enum BenchCommand {
     /// End-to-end latency (producer event time to searchable in OpenSearch), per stage.
     Latency(latency::LatencyArgs),
-    /// Records per CPU-second of the producer, the transformer and the sink.
+    /// Records per CPU-second of the producer, the transformer, the sink and the detector.
     Cpu(cpu::CpuArgs),
 }
 

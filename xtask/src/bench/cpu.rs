@@ -1,4 +1,5 @@
 //! `cargo xtask bench cpu`: records per CPU-second of each stage, for the capacity model.
+//! (The detector's part, which needs live traffic, is `bench/detector`.)
 //!
 //! Throughput on this shared two-core box says little about a pod with its own cores: the
 //! broker, OpenSearch and other builds take turns on the same CPUs. What carries over is the
@@ -19,6 +20,7 @@ use pipeline::kafka::topic_size;
 use serde_json::Value;
 
 use crate::Ctx;
+use crate::bench::detector;
 use crate::bench::private::Private;
 use crate::bench::services::{Service, agent, build_release, cpu_time, load_average};
 use crate::process::human_bytes;
@@ -33,6 +35,12 @@ pub struct CpuArgs {
     /// Partitions of the private topics.
     #[arg(long, default_value_t = 4)]
     pub partitions: i32,
+    /// Records of live traffic into the detector (0: leave the detector out).
+    #[arg(long, default_value_t = 200_000)]
+    pub detector_records: u64,
+    /// Their rate, events/s.
+    #[arg(long, default_value_t = 20_000)]
+    pub detector_rate: u64,
 }
 
 /// What one stage did.
@@ -68,17 +76,35 @@ pub fn run(ctx: &Ctx, args: &CpuArgs) -> Result<()> {
     if args.records == 0 || args.partitions < 1 {
         bail!("--records and --partitions must be at least 1");
     }
-    println!("cpu: building the producer, the transformer and the sink (release)…");
-    let target = build_release(&["producer", "transformer", "sink"])?;
+    println!("cpu: building the producer, the transformer, the sink and the detector (release)…");
+    let target = build_release(&["producer", "transformer", "sink", "detector"])?;
     let private = Private::create(ctx, "cpu", args.partitions)?;
     let logs = std::env::temp_dir().join(private.prefix.trim_end_matches('-'));
     let load_before = load_average();
     let outcome = std::fs::create_dir_all(&logs)
         .with_context(|| format!("creating {}", logs.display()))
-        .and_then(|()| stages(ctx, args, &private, &target, &logs));
+        .and_then(|()| {
+            let stages = stages(ctx, args, &private, &target, &logs)?;
+            let detector = (args.detector_records > 0)
+                .then(|| {
+                    println!(
+                        "cpu: the detector reads {} records of live traffic ({}/s)…",
+                        args.detector_records, args.detector_rate
+                    );
+                    detector::stage(
+                        &target,
+                        &private,
+                        &logs,
+                        args.detector_records,
+                        args.detector_rate,
+                    )
+                })
+                .transpose()?;
+            Ok((stages, detector))
+        });
     let load_after = load_average();
     let removed = private.remove(ctx);
-    let stages = outcome?;
+    let (stages, detector) = outcome?;
     removed?;
     println!(
         "\ncpu: {} records per stage, {} partitions; load average (1, 5, 15 min) {load_before} before, {load_after} after",
@@ -115,6 +141,18 @@ pub fn run(ctx: &Ctx, args: &CpuArgs) -> Result<()> {
     println!(
         "(records/s: wall clock, start-up and group join included; CPU: user + system time of the process until its output was complete; peak RSS: VmHWM, unreadable once a process has exited; broker and OpenSearch: their CPU over the same span, including anything else using the stack then)"
     );
+    if let Some(d) = detector {
+        let net = d.cpu.saturating_sub(d.idle).as_secs_f64().max(0.01);
+        println!(
+            "detector: {} records of live traffic, CPU {:.2} s over the span, {:.2} s of it idle cost: {:.0} records per CPU-second ({:.0} without subtracting idle), peak RSS {}",
+            d.records,
+            d.cpu.as_secs_f64(),
+            d.idle.as_secs_f64(),
+            d.records as f64 / net,
+            d.records as f64 / d.cpu.as_secs_f64().max(0.01),
+            d.memory.map_or_else(|| "?".to_owned(), human_bytes),
+        );
+    }
     println!("cpu: the services' logs are in {}", logs.display());
     Ok(())
 }

@@ -5,12 +5,11 @@
 //! records at a fixed rate with the event time set to the send time, and records for each one
 //! when the broker acknowledged it, when its enriched record reached `enriched` and when a search
 //! first returned it (`latency::observe`). It prints nearest-rank percentiles per stage
-//! (`latency::stats`), the sink's own bulk figures (`latency::scrape`) and what the sink's linger
+//! (`latency::stats`), the sink's own bulk figures (`bench::scrape`) and what the sink's linger
 //! and the refresh interval alone account for, with the load average, since the box is shared.
 //! A measurement, not a test: nothing here asserts a time.
 
 mod observe;
-mod scrape;
 mod stats;
 
 use std::collections::HashMap;
@@ -28,6 +27,7 @@ use crate::Ctx;
 use crate::bench::latency::observe::SearchTarget;
 use crate::bench::latency::stats::Timeline;
 use crate::bench::private::Private;
+use crate::bench::scrape;
 use crate::bench::services::{Service, build_release, load_average};
 
 /// The sink's default linger (`sink.batch_ms`), when `--batch-ms` is not given.

@@ -84,7 +84,7 @@ impl Private {
         format!("{}{stage}", self.prefix)
     }
 
-    /// Deletes the topics, the daily indices behind the alias and the index template.
+    /// Deletes the topics, and the indices and index templates named with the run's prefix.
     pub fn remove(&self, ctx: &Ctx) -> Result<()> {
         let admin: AdminClient<DefaultClientContext> = self
             .kafka
@@ -96,27 +96,40 @@ impl Private {
             .context("deleting the private topics")?;
         let agent = agent(Duration::from_secs(30));
         let url = &self.url;
-        let alias = &self.alias;
-        // By name: a wildcard delete is refused where `action.destructive_requires_name` is set.
+        let prefix = &self.prefix;
+        // Every index and template of the run (daily events, and the detector's results and
+        // checkpoints), each by name: a wildcard delete is refused where
+        // `action.destructive_requires_name` is set.
         let listed: Value = agent
-            .get(format!("{url}/_cat/indices/{alias}-*?h=index&format=json"))
+            .get(format!("{url}/_cat/indices/{prefix}*?h=index&format=json"))
             .call()
             .context("listing the run's indices")?
             .body_mut()
             .read_json()
             .context("listing the run's indices")?;
-        let indices = listed
+        let mut paths: Vec<String> = listed
             .as_array()
             .map(|rows| {
                 rows.iter()
                     .filter_map(|row| row["index"].as_str().map(str::to_owned))
-                    .collect::<Vec<_>>()
+                    .collect()
             })
             .unwrap_or_default();
-        for path in indices
-            .into_iter()
-            .chain([format!("_index_template/{alias}")])
-        {
+        let templates: Value = agent
+            .get(format!("{url}/_index_template/{prefix}*"))
+            .call()
+            .context("listing the run's templates")?
+            .body_mut()
+            .read_json()
+            .context("listing the run's templates")?;
+        if let Some(list) = templates["index_templates"].as_array() {
+            paths.extend(
+                list.iter()
+                    .filter_map(|t| t["name"].as_str())
+                    .map(|name| format!("_index_template/{name}")),
+            );
+        }
+        for path in paths {
             let status = agent
                 .delete(format!("{url}/{path}"))
                 .call()
