@@ -3,10 +3,12 @@
 //! - `stack up|down|status|logs|reset`: a local Apache Kafka and OpenSearch, real servers that
 //!   xtask installs itself from Maven Central into a cache, and runs detached from the terminal;
 //! - `test`: fmt, clippy and the workspace's tests against that stack;
-//! - `demo`: the system running on this machine.
+//! - `demo`: the system running on this machine;
+//! - `bench latency|cpu`: end-to-end latency and CPU per record, against that stack.
 //!
 //! This file only parses the command line; each command lives in its module.
 
+mod bench;
 mod demo;
 mod kafka;
 mod kafka_tls;
@@ -58,6 +60,11 @@ enum Command {
     Test(test::TestArgs),
     /// Run logwarden on this machine: the stack, history and live traffic with an anomaly.
     Demo(demo::DemoArgs),
+    /// Measurements against the stack that a test cannot make.
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -140,6 +147,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Demo(options) => {
             demo::run(&ctx, &options)?;
+            true
+        }
+        Command::Bench { command } => {
+            bench::run(&ctx, &command)?;
             true
         }
     };
