@@ -8,8 +8,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::settings::Settings;
 
@@ -59,6 +61,25 @@ fn found_offset(offset: Offset) -> Offset {
     }
 }
 
+/// The detector's consumer context: a partition's end is how the event clock learns that the
+/// partition caught up, not an error, though librdkafka reports it as one (logged at ERROR once
+/// per end by the default context). Other client errors are logged as warnings.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct EndsAreNotErrors;
+
+impl ClientContext for EndsAreNotErrors {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() != Some(RDKafkaErrorCode::PartitionEOF) {
+            tracing::warn!(%error, reason, "Kafka client error; librdkafka retries.");
+        }
+    }
+}
+
+impl ConsumerContext for EndsAreNotErrors {}
+
+/// The detector's consumer of `enriched`.
+pub(super) type DetectorConsumer = StreamConsumer<EndsAreNotErrors>;
+
 /// Assigns every partition of `enriched`: at the checkpointed positions, or (cold start, or a
 /// partition the checkpoint does not know) at the records written since shortly before the first
 /// interval to score. Returns the consumer and the partitions it reads.
@@ -66,7 +87,7 @@ pub(super) fn assign(
     settings: &Settings,
     state: Option<&StreamState>,
     detectors: &[Live],
-) -> Result<(StreamConsumer, Vec<i32>), ServiceError> {
+) -> Result<(DetectorConsumer, Vec<i32>), ServiceError> {
     let topic = &settings.kafka.topics.enriched;
     let mut config = settings.kafka.client_config("logwarden-detector");
     config
@@ -75,7 +96,9 @@ pub(super) fn assign(
         // Reaching a partition's end is how the event clock knows it is caught up.
         .set("enable.partition.eof", "true")
         .set("isolation.level", "read_committed");
-    let consumer: StreamConsumer = config.create().map_err(ServiceError::Client)?;
+    let consumer: DetectorConsumer = config
+        .create_with_context(EndsAreNotErrors)
+        .map_err(ServiceError::Client)?;
     let metadata_client: BaseConsumer = settings
         .kafka
         .client_config("logwarden-detector-metadata")

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use opensearch::OpenSearch;
 use rdkafka::Offset;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::Consumer;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -50,7 +50,7 @@ pub(super) fn fingerprint(spec: &DetectorSpec) -> String {
 }
 
 /// The consumer's next offset per partition (partitions without one yet are left out).
-pub(super) fn positions(consumer: &StreamConsumer) -> BTreeMap<i32, i64> {
+pub(super) fn positions(consumer: &super::assign::DetectorConsumer) -> BTreeMap<i32, i64> {
     consumer
         .position()
         .map(|list| {

@@ -40,7 +40,6 @@ use opensearch::OpenSearch;
 use pipeline::search;
 use pipeline::service::Service;
 use pipeline::telemetry::Health;
-use rdkafka::consumer::StreamConsumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::FutureProducer;
@@ -276,7 +275,7 @@ impl Stage<'_> {
     }
 
     /// Saves every detector's model and window, then the stream positions and monitor episodes.
-    async fn checkpoint(&mut self, consumer: &StreamConsumer) {
+    async fn checkpoint(&mut self, consumer: &assign::DetectorConsumer) {
         let saved_at = now_ms();
         let positions = checkpoint::positions(consumer);
         let checkpoints = checkpoint::build(&self.detectors, positions, &self.monitors, saved_at);
