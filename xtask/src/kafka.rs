@@ -386,6 +386,16 @@ pub fn start(dirs: &Dirs, settings: &KafkaSettings, java: &Java, lib: &Path) -> 
             .map(str::to_owned)
             .context("kafka-storage random-uuid printed no id; see its output above")?;
         let properties = properties.to_string_lossy();
+        // The SCRAM users go into the metadata log with the format (any Java will do); a stack
+        // formatted before they existed gets them through the Admin API at start instead.
+        let (user, password) = (
+            crate::kafka_tls::SCRAM_USER,
+            crate::kafka_tls::SCRAM_PASSWORD,
+        );
+        let scram: Vec<String> = ["SCRAM-SHA-256", "SCRAM-SHA-512"]
+            .iter()
+            .map(|m| format!("{m}=[name={user},password={password}]"))
+            .collect();
         process::run(
             &mut tool(&[
                 "format",
@@ -394,6 +404,10 @@ pub fn start(dirs: &Dirs, settings: &KafkaSettings, java: &Java, lib: &Path) -> 
                 "-c",
                 &properties,
                 "--ignore-formatted",
+                "--add-scram",
+                &scram[0],
+                "--add-scram",
+                &scram[1],
             ]),
             "kafka-storage format",
         )
@@ -403,6 +417,8 @@ pub fn start(dirs: &Dirs, settings: &KafkaSettings, java: &Java, lib: &Path) -> 
                 log_dirs.display()
             )
         })?;
+        std::fs::write(crate::kafka_tls::scram_marker(&dir), "")
+            .context("writing the SCRAM marker")?;
     }
 
     let mut cmd = Command::new(java.bin());

@@ -5,10 +5,10 @@
 //!   (CN `logwarden`) for mutual TLS, and a second CA that signed nothing (what an "untrusted CA"
 //!   test trusts instead), made once with Debian's `openssl` into `<data>/kafka/tls`. The broker
 //!   reads PEM directly (`ssl.keystore.type=PEM`: the PKCS#8 key followed by its certificate).
-//! - SCRAM-SHA-256 and SCRAM-SHA-512 credentials for [`SCRAM_USER`], written through the Admin
-//!   API on the plaintext listener by a single-file Java program run against the broker's own
-//!   jars (the Maven jar set has no `kafka-configs` tool, and rdkafka does not wrap that API).
-//!   The upsert is idempotent; it runs at every start.
+//! - SCRAM-SHA-256 and SCRAM-SHA-512 credentials for [`SCRAM_USER`], written into the metadata
+//!   log when the storage is formatted (`--add-scram`); a stack formatted before that gets them
+//!   once through the Admin API, by a single-file Java program run against the broker's own jars
+//!   (the Maven jar set has no `kafka-configs` tool, and rdkafka does not wrap that API).
 //!
 //! These are a development stack's credentials, known to everyone: never use them elsewhere.
 
@@ -185,8 +185,20 @@ public class ScramUsers {
 }
 "#;
 
-/// Creates (or updates) the stack's SCRAM user through the plaintext listener at `brokers`.
+/// The file that says the stack's SCRAM user exists (written when the storage was formatted with
+/// it, or after it was created through the Admin API).
+pub fn scram_marker(kafka_dir: &Path) -> PathBuf {
+    kafka_dir.join("data").join(".scram-users")
+}
+
+/// Creates the stack's SCRAM user through the plaintext listener at `brokers`, unless the marker
+/// says it exists. (Source-file mode compiles in memory: this path needs a JDK, not a JRE; only
+/// stacks formatted before the user existed take it.)
 pub fn ensure_scram_user(java: &Java, lib: &Path, work: &Path, brokers: &str) -> Result<()> {
+    let marker = scram_marker(work);
+    if marker.exists() {
+        return Ok(());
+    }
     let source = work.join("ScramUsers.java");
     std::fs::write(&source, SCRAM_PROGRAM)
         .with_context(|| format!("writing {}", source.display()))?;
@@ -196,5 +208,6 @@ pub fn ensure_scram_user(java: &Java, lib: &Path, work: &Path, brokers: &str) ->
         .arg(&source)
         .args([brokers, SCRAM_USER, SCRAM_PASSWORD])
         .current_dir(work);
-    process::run(&mut command, "creating the SCRAM user").map(drop)
+    process::run(&mut command, "creating the SCRAM user")?;
+    std::fs::write(&marker, "").context("writing the SCRAM marker")
 }

@@ -248,7 +248,7 @@ fn kafka_up(
         KAFKA_READY_TIMEOUT,
     )?;
     if let Plan::Start { mvn, java } = &plan {
-        // SCRAM users live in the metadata log: upserted at every start, idempotently.
+        // SCRAM users live in the metadata log: added at format, or once here for older stacks.
         let lib = kafka::install(&ctx.dirs.cache, mvn, &settings.version)?;
         crate::kafka_tls::ensure_scram_user(java, &lib, &ctx.dirs.kafka(), &settings.brokers())?;
     }
