@@ -58,20 +58,10 @@ async fn the_detector_starts_through_tls_and_basic_auth() {
 #[tokio::test]
 async fn a_wrong_password_and_an_untrusted_ca_stop_the_detector_at_start_up() {
     let proxy = AuthProxy::start().await;
-    let wrong = "wr0ng-proxy-Password";
-    for (password, ca, expected) in [
-        (wrong, &proxy.ca, "check opensearch.username"),
-        (
-            PROXY_PASSWORD,
-            &proxy.other_ca,
-            "TLS with OpenSearch failed",
-        ),
-    ] {
-        let (code, output) = detector(&proxy, password, ca)
+    for refusal in proxy.refusals() {
+        let (code, output) = detector(&proxy, refusal.password, &refusal.ca)
             .await
             .wait(Duration::from_secs(60));
-        assert_ne!(code, Some(0), "{output}");
-        assert!(output.contains(expected), "`{expected}` missing:\n{output}");
-        assert!(!output.contains(wrong), "{output}");
+        refusal.assert_stopped(code, &output);
     }
 }

@@ -359,7 +359,7 @@ mod proxy;
 mod secrets;
 
 pub use process::Process;
-pub use proxy::{AuthProxy, PROXY_PASSWORD, PROXY_USER};
+pub use proxy::{AuthProxy, PROXY_PASSWORD, PROXY_USER, Refusal, WRONG_PROXY_PASSWORD};
 pub use secrets::{TEST_SECRETS, assert_keeps_secrets};
 
 /// Whether this process runs as root (the stack then lives under /var/lib/logwarden).

@@ -34,10 +34,61 @@ pub struct AuthProxy {
     dir: std::path::PathBuf,
 }
 
+/// A password the proxy refuses.
+pub const WRONG_PROXY_PASSWORD: &str = "wr0ng-proxy-Password";
+
+/// A setting the proxy refuses at a client's start-up, and what the client must say.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    /// The password to give.
+    pub password: &'static str,
+    /// The CA to trust.
+    pub ca: std::path::PathBuf,
+    /// What the client's error must contain.
+    pub expected: &'static [&'static str],
+}
+
+impl Refusal {
+    /// Asserts that a client given this refusal's settings exited non-zero, said all `expected`, and
+    /// showed no password.
+    ///
+    /// # Panics
+    /// When it did not.
+    pub fn assert_stopped(&self, code: Option<i32>, output: &str) {
+        assert_ne!(code, Some(0), "{output}");
+        for words in self.expected {
+            assert!(output.contains(words), "`{words}` missing:\n{output}");
+        }
+        for password in [WRONG_PROXY_PASSWORD, PROXY_PASSWORD] {
+            assert!(
+                !output.contains(password),
+                "a password was shown:\n{output}"
+            );
+        }
+    }
+}
+
 /// Where Debian's nginx is.
 const NGINX: &str = "/usr/sbin/nginx";
 
 impl AuthProxy {
+    /// What every client of the proxy must refuse at start-up: a wrong password (401) and a
+    /// certificate from an untrusted CA.
+    pub fn refusals(&self) -> [Refusal; 2] {
+        [
+            Refusal {
+                password: WRONG_PROXY_PASSWORD,
+                ca: self.ca.clone(),
+                expected: &["401", "check opensearch.username"],
+            },
+            Refusal {
+                password: PROXY_PASSWORD,
+                ca: self.other_ca.clone(),
+                expected: &["TLS with OpenSearch failed", "opensearch.ca_file"],
+            },
+        ]
+    }
+
     /// Starts the proxy in front of the stack's OpenSearch.
     ///
     /// # Panics
