@@ -1,0 +1,23 @@
+//! What the delivery tests share: where the tools `cargo xtask test` built or installed are.
+//!
+//! Each tool comes from an `XTASK_*` variable that `cargo xtask test` sets. A test that runs
+//! without it fails and names the command that provides it; it never skips.
+
+use std::path::PathBuf;
+
+/// The repository's root (the workspace).
+pub fn workspace() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or(manifest)
+}
+
+/// The path in `var`, which `provider` (a command) sets up; panics naming both when unset.
+pub fn tool(var: &str, provider: &str) -> PathBuf {
+    match std::env::var_os(var) {
+        Some(path) if !path.is_empty() => PathBuf::from(path),
+        _ => panic!("{var} is not set: run the suite with `cargo xtask test`, or run `{provider}` and set {var} to what it prints"),
+    }
+}
