@@ -4,12 +4,14 @@
 //!   xtask installs itself from Maven Central into a cache, and runs detached from the terminal;
 //! - `test`: fmt, clippy and the workspace's tests against that stack;
 //! - `demo`: the system running on this machine;
+//! - `image`: the OCI image of the five services, built with buildah, run with podman;
 //! - `bench latency|cpu`: end-to-end latency and CPU per record, against that stack.
 //!
 //! This file only parses the command line; each command lives in its module.
 
 mod bench;
 mod demo;
+mod image;
 mod kafka;
 mod kafka_tls;
 mod opensearch;
@@ -60,6 +62,9 @@ enum Command {
     Test(test::TestArgs),
     /// Run logwarden on this machine: the stack, history and live traffic with an anomaly.
     Demo(demo::DemoArgs),
+    /// Build the OCI image of the five services (`localhost/logwarden:<version>`) with buildah
+    /// and print how to run it with podman.
+    Image(image::ImageArgs),
     /// Measurements against the stack that a test cannot make.
     Bench {
         #[command(subcommand)]
@@ -147,6 +152,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Demo(options) => {
             demo::run(&ctx, &options)?;
+            true
+        }
+        Command::Image(args) => {
+            image::run(&ctx, &args)?;
             true
         }
         Command::Bench { command } => {

@@ -353,7 +353,7 @@ pub fn ensure_system_user(name: &str) -> Result<()> {
 }
 
 /// Installs Debian packages (root only).
-fn apt_install(packages: &[&str], why: &str) -> Result<()> {
+pub fn apt_install(packages: &[&str], why: &str) -> Result<()> {
     println!(
         "prereq: installing {} with apt-get for {why} (first run only)…",
         packages.join(" ")

@@ -1,9 +1,10 @@
 //! `cargo xtask test`: the whole check a change must pass, against real servers.
 //!
-//! Brings the stack up (or uses the one already running), runs `cargo fmt --check`, `cargo
-//! clippy` and `cargo test` for the workspace with the stack's addresses in the environment the
-//! services read (`LOGWARDEN_KAFKA__BROKERS`, `LOGWARDEN_OPENSEARCH__URL`), and afterwards stops
-//! only the servers it started itself, also when a step fails or Ctrl-C interrupts it.
+//! Brings the stack up (or uses the one already running), builds the OCI image (`cargo xtask
+//! image`), runs `cargo fmt --check`, `cargo clippy` and `cargo test` for the workspace with the
+//! stack's addresses in the environment the services read (`LOGWARDEN_KAFKA__BROKERS`,
+//! `LOGWARDEN_OPENSEARCH__URL`) and the image's (`XTASK_IMAGE`, `XTASK_PODMAN*`), and afterwards
+//! stops only the servers it started itself, also when a step fails or Ctrl-C interrupts it.
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -95,7 +96,7 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
         .as_ref()
         .context("the stack state lists no Kafka; run `cargo xtask stack reset`")?
         .settings;
-    let env = [
+    let mut env = vec![
         (
             // Not `LOGWARDEN_*`: the services' strict config loader would reject it.
             "XTASK_SMTPD_PYTHON",
@@ -133,6 +134,8 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
                 .context("the stack state lists no OpenSearch; run `cargo xtask stack reset`")?,
         ),
     ];
+    // The image smoke test runs it (deploy/tests/image.rs): XTASK_IMAGE and podman's settings.
+    env.extend(crate::image::build(ctx, &crate::image::ImageArgs::default())?.env());
     let interrupted = watch_ctrl_c(ctx)?;
 
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
