@@ -5,6 +5,8 @@
 
 use std::path::PathBuf;
 
+pub mod podman;
+
 /// The repository's root (the workspace).
 pub fn workspace() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
