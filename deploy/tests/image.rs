@@ -281,6 +281,94 @@ impl Drop for Cleanup {
     }
 }
 
+#[test]
+fn the_image_runs_as_65532_with_a_read_only_root_and_no_default_entrypoint() {
+    let podman = Podman::from_env();
+    let name = testkit::unique_name("image-props");
+    let options: Vec<String> = [
+        "--rm",
+        "--network=none",
+        "--read-only",
+        "--user=65532:65532",
+    ]
+    .map(String::from)
+    .to_vec();
+
+    // The image's configuration, as `podman image inspect` shows it.
+    assert_eq!(podman.image_field("{{.Config.User}}"), "65532:65532");
+    assert_eq!(
+        podman.image_field("{{.Config.WorkingDir}}"),
+        "/var/lib/logwarden"
+    );
+    assert_eq!(
+        podman.image_field("{{json .Config.ExposedPorts}}"),
+        r#"{"9464/tcp":{}}"#
+    );
+    assert_eq!(podman.image_field("{{json .Config.Entrypoint}}"), "null");
+    assert_eq!(
+        podman.image_field("{{json .Config.Cmd}}"),
+        r#"["logwarden-transformer","--help"]"#
+    );
+    let env = podman.image_field("{{json .Config.Env}}");
+    for var in [
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
+    ] {
+        assert!(env.contains(var), "{var} is not in the image's env {env}");
+    }
+
+    // Every binary is on PATH and finds its libraries.
+    for service in ["producer", "transformer", "sink", "detector", "provisioner"] {
+        let binary = format!("logwarden-{service}");
+        let (code, version) = podman.run(
+            &format!("{name}{service}"),
+            &options,
+            &[&binary, "--version"],
+        );
+        assert_eq!(
+            (code, version.trim()),
+            (
+                Some(0),
+                format!("{binary} {}", env!("CARGO_PKG_VERSION")).as_str()
+            )
+        );
+    }
+    let (code, help) = podman.run(
+        &format!("{name}help"),
+        &options,
+        &["logwarden-provisioner", "--help"],
+    );
+    assert_eq!(code, Some(0), "{help}");
+    for command in ["apply", "plan", "status", "spec"] {
+        assert!(
+            help.contains(&format!("\n  {command} ")),
+            "no `{command}` in:\n{help}"
+        );
+    }
+
+    // The root filesystem is read-only: the producer cannot write a file even where user 65532
+    // may (its state directory), and can without --read-only.
+    let write = [
+        "logwarden-producer",
+        "--output=stdout",
+        "--count=1",
+        "--labels-file=/var/lib/logwarden/labels.ndjson",
+    ];
+    let (code, refused) = podman.run(&format!("{name}read-only"), &options, &write);
+    assert_eq!(code, Some(1), "{refused}");
+    assert!(
+        refused.contains("writing /var/lib/logwarden/labels.ndjson: Read-only file system"),
+        "{refused}"
+    );
+    let writable: Vec<String> = options
+        .iter()
+        .filter(|&option| option != "--read-only")
+        .cloned()
+        .collect();
+    let (code, written) = podman.run(&format!("{name}writable"), &writable, &write);
+    assert_eq!(code, Some(0), "{written}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pipeline_runs_from_the_image_as_read_only_non_root_containers() {
     let started = Instant::now();
@@ -301,31 +389,7 @@ async fn the_pipeline_runs_from_the_image_as_read_only_non_root_containers() {
     std::fs::write(config.join("live.yaml"), LIVE).expect("writing the scenario");
     let events = format!("{name}events");
 
-    // The image, as a user would inspect it.
-    assert_eq!(podman.image_field("{{.Config.User}}"), "65532:65532");
-    assert_eq!(
-        podman.image_field("{{.Config.WorkingDir}}"),
-        "/var/lib/logwarden"
-    );
-    assert_eq!(
-        podman.image_field("{{json .Config.ExposedPorts}}"),
-        r#"{"9464/tcp":{}}"#
-    );
-    assert_eq!(podman.image_field("{{json .Config.Entrypoint}}"), "null");
-
-    // Provisioner: its help, then converging OpenSearch to the test's spec.
-    let (code, help) = podman.run(
-        &format!("{name}provisioner-help"),
-        &options(&kafka, &url, &config, &[]),
-        &["logwarden-provisioner", "--help"],
-    );
-    assert_eq!(code, Some(0), "{help}");
-    for command in ["apply", "plan", "status", "spec"] {
-        assert!(
-            help.contains(&format!("\n  {command} ")),
-            "no `{command}` in:\n{help}"
-        );
-    }
+    // OpenSearch converged to the test's spec, as the chart's hook Job does first.
     let (code, applied) = podman.run(
         &format!("{name}provisioner"),
         &options(&kafka, &url, &config, &[]),
@@ -341,28 +405,6 @@ async fn the_pipeline_runs_from_the_image_as_read_only_non_root_containers() {
         applied.contains(&format!("index template  {events}")),
         "the provisioner did not create the events template:\n{applied}"
     );
-
-    // The root filesystem is read-only: the producer cannot write a file even where user 65532
-    // may (its state directory), and can without --read-only.
-    let labels = ["logwarden-producer", "--output", "stdout", "--count", "1"];
-    let mut write = labels.to_vec();
-    write.extend(["--labels-file", "/var/lib/logwarden/labels.ndjson"]);
-    let (code, refused) = podman.run(
-        &format!("{name}read-only"),
-        &options(&kafka, &url, &config, &[]),
-        &write,
-    );
-    assert_eq!(code, Some(1), "{refused}");
-    assert!(
-        refused.contains("writing /var/lib/logwarden/labels.ndjson: Read-only file system"),
-        "{refused}"
-    );
-    let writable: Vec<String> = options(&kafka, &url, &config, &[])
-        .into_iter()
-        .filter(|option| option != "--read-only")
-        .collect();
-    let (code, written) = podman.run(&format!("{name}writable"), &writable, &write);
-    assert_eq!(code, Some(0), "{written}");
 
     // The services, in the background.
     let logs = |service: &str| config.join(format!("{service}.log"));
