@@ -74,3 +74,18 @@ pub fn ensure(cache: &Path, root: bool, rebuild: bool) -> Result<PathBuf> {
         .with_context(|| format!("moving {} into place", partial.display()))?;
     Ok(tar)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_key_is_the_suite_and_the_packages() {
+        assert_eq!(
+            path(Path::new("/c")),
+            Path::new(
+                "/c/image/base-bookworm-libc6-libgcc-s1-libssl3-zlib1g-base-files-netbase-tzdata.tar"
+            )
+        );
+    }
+}

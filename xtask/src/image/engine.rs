@@ -105,3 +105,41 @@ impl Engine {
         ]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tests_get_the_same_flags_as_single_tokens() {
+        let engine = Engine {
+            podman: PathBuf::from("/usr/bin/podman"),
+            buildah: PathBuf::from("/usr/bin/buildah"),
+            root: PathBuf::from("/c/containers/storage"),
+            runroot: PathBuf::from("/c/containers/run"),
+            conf: PathBuf::from("/c/containers/containers.conf"),
+        };
+        assert_eq!(
+            engine.env(),
+            [
+                ("XTASK_PODMAN", "/usr/bin/podman".to_owned()),
+                (
+                    "XTASK_PODMAN_ARGS",
+                    "--root=/c/containers/storage --runroot=/c/containers/run \
+                     --storage-driver=vfs --runtime=runc --cgroup-manager=cgroupfs"
+                        .to_owned()
+                ),
+                (
+                    "XTASK_PODMAN_CONF",
+                    "/c/containers/containers.conf".to_owned()
+                ),
+            ]
+        );
+        let buildah: Vec<String> = engine
+            .buildah()
+            .get_args()
+            .map(|arg| arg.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(buildah, engine.podman_args()[..3]);
+    }
+}
