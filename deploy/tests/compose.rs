@@ -1,7 +1,9 @@
 //! `docker/compose.yaml` cannot run here (no Docker engine): what can be checked is checked,
-//! against the services' own config loader and the running local stack (`cargo xtask stack up`),
-//! which the file mirrors.
+//! against Docker Compose itself, the services' own config loader and the running local stack
+//! (`cargo xtask stack up`), which the file mirrors.
 //!
+//! - `docker-compose config` (built by `cargo xtask image`) validates and resolves the file
+//!   (schema, anchors, interpolation, profiles); everything below reads what it resolved;
 //! - each logwarden service's `environment` loads through that service's loader
 //!   (`pipeline::config::load_from` with unknown keys rejected, then its `Settings::from_raw`),
 //!   as at start-up, and sets the shared metrics port;
@@ -12,28 +14,47 @@
 //! - Kafka and OpenSearch are published on the stack's ports.
 
 use std::collections::BTreeMap;
+use std::process::{Command, Output};
 use std::time::Duration;
 
+use deploy::tool;
 use pipeline::kafka::{KafkaConfig, TopicNames, cluster_info};
 use pipeline::testkit;
 use serde::Deserialize;
-use serde_norway::Value;
+use serde_json::Value;
 
-/// The parts of a compose service the checks read.
+/// The parts of a resolved compose service the checks read (Compose writes `null` for what a
+/// service does not set).
 #[derive(Debug, Deserialize)]
 struct Service {
     #[serde(default)]
     image: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     command: Vec<String>,
-    #[serde(default)]
-    environment: BTreeMap<String, Value>,
-    #[serde(default)]
-    ports: Vec<String>,
+    #[serde(default, deserialize_with = "or_default")]
+    environment: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "or_default")]
+    ports: Vec<Port>,
     #[serde(default)]
     read_only: bool,
     #[serde(default)]
     user: Option<String>,
+}
+
+fn or_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// A published port, as Compose resolves `"127.0.0.1:9092:9092"`.
+#[derive(Debug, Deserialize, PartialEq, Eq)]
+struct Port {
+    host_ip: String,
+    published: String,
+    target: u16,
 }
 
 #[derive(Debug, Deserialize)]
@@ -41,32 +62,44 @@ struct Compose {
     services: BTreeMap<String, Service>,
 }
 
-/// The file, with its YAML merge keys (`<<: *logwarden`) applied.
-fn compose() -> Compose {
-    let path = deploy::workspace().join("docker/compose.yaml");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|err| panic!("reading {}: {err}", path.display()));
-    let mut value: Value = serde_norway::from_str(&text)
-        .unwrap_or_else(|err| panic!("{} is not YAML: {err}", path.display()));
-    value.apply_merge().expect("merge keys");
-    serde_norway::from_value(value).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+/// The webhook URL the checks give the detector (compose requires one).
+const WEBHOOK: &str = "http://alerts.example.test/hook";
+
+/// `docker-compose -f docker/compose.yaml --profile producer config --format json`, with
+/// `ALERT_WEBHOOK_URL` set to `webhook` (or unset).
+fn compose_config(webhook: Option<&str>) -> Output {
+    let compose = tool("XTASK_DOCKER_COMPOSE", "cargo xtask image");
+    let mut command = Command::new(&compose);
+    command
+        .current_dir(deploy::workspace())
+        .args(["-f", "docker/compose.yaml", "--profile", "producer"])
+        .args(["config", "--format", "json"])
+        .env_remove("ALERT_WEBHOOK_URL")
+        .env_remove("LOGWARDEN_VERSION");
+    if let Some(url) = webhook {
+        command.env("ALERT_WEBHOOK_URL", url);
+    }
+    command
+        .output()
+        .unwrap_or_else(|err| panic!("running {}: {err}", compose.display()))
 }
 
-/// A YAML scalar as the text a container gets.
-fn text(value: &Value) -> String {
-    match value {
-        Value::String(text) => text.clone(),
-        Value::Number(number) => number.to_string(),
-        Value::Bool(flag) => flag.to_string(),
-        other => panic!("not a scalar: {other:?}"),
-    }
+/// The file as Docker Compose resolves it.
+fn compose() -> Compose {
+    let output = compose_config(Some(WEBHOOK));
+    assert!(
+        output.status.success(),
+        "docker-compose config refuses docker/compose.yaml:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("docker-compose config's JSON")
 }
 
 fn env(service: &Service) -> Vec<(String, String)> {
     service
         .environment
         .iter()
-        .map(|(key, value)| (key.clone(), text(value)))
+        .map(|(key, value)| (key.clone(), value.clone()))
         .collect()
 }
 
@@ -180,6 +213,25 @@ fn every_service_environment_is_accepted_by_that_service_loader() {
 }
 
 #[test]
+fn compose_refuses_to_start_without_a_webhook_for_the_alerts() {
+    let output = compose_config(None);
+    assert!(!output.status.success());
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        error.contains(
+            "required variable ALERT_WEBHOOK_URL is missing a value: set ALERT_WEBHOOK_URL to \
+             the webhook that receives the alerts"
+        ),
+        "{error}"
+    );
+    let resolved = compose();
+    assert_eq!(
+        resolved.services["detector"].environment["LOGWARDEN_SECRET_ALERT_WEBHOOK_URL"],
+        WEBHOOK
+    );
+}
+
+#[test]
 fn a_mistyped_key_in_the_compose_environment_would_be_refused() {
     let compose = compose();
     let mut sink = compose
@@ -196,6 +248,15 @@ fn a_mistyped_key_in_the_compose_environment_would_be_refused() {
             .starts_with("config key `sink.batch_record` unknown field `batch_record`"),
         "{refused}"
     );
+}
+
+/// `127.0.0.1:<port>:<port>`, as Compose resolves it.
+fn published(port: &str) -> Port {
+    Port {
+        host_ip: "127.0.0.1".into(),
+        published: port.into(),
+        target: port.parse().expect("a port number"),
+    }
 }
 
 /// The apache/kafka image's variable for a broker setting: `.` is `_`, `_` is `__`, `-` is `___`.
@@ -224,7 +285,7 @@ async fn kafka_is_set_up_like_the_local_stack() {
     assert_eq!(kafka.image, "apache/kafka:4.4.0");
     let stack = testkit::require_kafka().await;
     let port = stack.brokers.rsplit(':').next().expect("a port");
-    assert_eq!(kafka.ports, [format!("127.0.0.1:{port}:{port}")]);
+    assert_eq!(kafka.ports, [published(port)]);
 
     // Listeners differ by design: containers reach kafka:19092, the host localhost:9092.
     let by_design = [
@@ -238,7 +299,7 @@ async fn kafka_is_set_up_like_the_local_stack() {
     let declared: BTreeMap<String, String> = kafka
         .environment
         .iter()
-        .filter_map(|(var, value)| Some((broker_setting(var)?, text(value))))
+        .filter_map(|(var, value)| Some((broker_setting(var)?, value.clone())))
         .filter(|(setting, _)| !by_design.contains(&setting.as_str()))
         .collect();
     assert!(declared.contains_key("num.partitions"), "{declared:?}");
@@ -307,7 +368,7 @@ async fn opensearch_is_set_up_like_the_local_stack() {
                 .await
                 .and_then(reqwest::Response::error_for_status)
                 .expect("OpenSearch answers")
-                .json::<serde_json::Value>()
+                .json::<Value>()
                 .await
                 .expect("JSON")
         }
@@ -322,14 +383,14 @@ async fn opensearch_is_set_up_like_the_local_stack() {
         )
     );
     let port = url.rsplit(':').next().expect("a port");
-    assert_eq!(opensearch.ports, [format!("127.0.0.1:{port}:{port}")]);
+    assert_eq!(opensearch.ports, [published(port)]);
 
     let nodes = get("/_nodes/_local/settings,jvm?flat_settings=true").await;
     let node = nodes["nodes"]
         .as_object()
         .and_then(|nodes| nodes.values().next())
         .expect("the stack's node");
-    let settings: Vec<(&String, &Value)> = opensearch
+    let settings: Vec<(&String, &String)> = opensearch
         .environment
         .iter()
         .filter(|(key, _)| key.contains('.'))
@@ -338,12 +399,12 @@ async fn opensearch_is_set_up_like_the_local_stack() {
     for (key, value) in settings {
         assert_eq!(
             node["settings"][key.as_str()].as_str(),
-            Some(text(value).as_str()),
+            Some(value.as_str()),
             "compose sets {key}; the stack's node has {}",
             node["settings"][key.as_str()]
         );
     }
-    let heap = text(&opensearch.environment["OPENSEARCH_JAVA_OPTS"]);
+    let heap = &opensearch.environment["OPENSEARCH_JAVA_OPTS"];
     assert_eq!(heap, "-Xms1g -Xmx1g");
     assert_eq!(
         node["jvm"]["mem"]["heap_max_in_bytes"].as_u64(),
@@ -351,10 +412,7 @@ async fn opensearch_is_set_up_like_the_local_stack() {
         "the stack's heap"
     );
     // The stack has no security plugin: plain HTTP, no auth. So does compose.
-    assert_eq!(
-        text(&opensearch.environment["DISABLE_SECURITY_PLUGIN"]),
-        "true"
-    );
+    assert_eq!(opensearch.environment["DISABLE_SECURITY_PLUGIN"], "true");
     let plugins = get("/_cat/plugins?format=json").await;
     assert!(
         !plugins.to_string().contains("opensearch-security"),

@@ -10,6 +10,7 @@
 //! with Docker; `docker/README.md` says how the two stay equivalent.
 
 mod base;
+mod compose;
 mod engine;
 
 use std::path::{Path, PathBuf};
@@ -54,14 +55,18 @@ pub struct Image {
     pub engine: Engine,
     /// The Dockerfile linter the tests run on `docker/`.
     pub hadolint: PathBuf,
+    /// `docker-compose`, which resolves `docker/compose.yaml` for the tests.
+    pub compose: PathBuf,
 }
 
 impl Image {
-    /// The variables the image tests read: `XTASK_IMAGE`, podman's settings, `XTASK_HADOLINT`.
+    /// The variables the tests of `docker/` read: `XTASK_IMAGE`, podman's settings, and the
+    /// linters `XTASK_HADOLINT` and `XTASK_DOCKER_COMPOSE`.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         let mut env = vec![("XTASK_IMAGE", self.reference.clone())];
         env.extend(self.engine.env());
         env.push(("XTASK_HADOLINT", self.hadolint.display().to_string()));
+        env.push(("XTASK_DOCKER_COMPOSE", self.compose.display().to_string()));
         env
     }
 }
@@ -101,6 +106,7 @@ pub fn build(ctx: &Ctx, args: &ImageArgs) -> Result<Image> {
         reference: format!("{NAME}:{version}"),
         engine,
         hadolint: crate::prereq::hadolint(&ctx.dirs.cache)?,
+        compose: compose::ensure(&ctx.dirs.cache)?,
     };
     let dir = ctx.dirs.cache.join("image");
     let stamp_file = dir.join("built");
