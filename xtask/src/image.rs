@@ -150,6 +150,11 @@ pub fn build(ctx: &Ctx, args: &ImageArgs) -> Result<Image> {
             println!("image: kept the previous image {old}: {err:#}");
         }
     }
+    // Images kept that way before, now unused: vfs stores every image in full.
+    process::run(
+        image.engine.podman().args(["image", "prune", "--force"]),
+        "removing unused untagged images",
+    )?;
     std::fs::write(&stamp_file, stamp(&id, &inputs))
         .with_context(|| format!("writing {}", stamp_file.display()))?;
     // The image holds all of it now; the next build stages a fresh one.
