@@ -119,11 +119,12 @@ pub fn build(ctx: &Ctx, args: &ImageArgs) -> Result<Image> {
         return Ok(image);
     }
 
-    let context = dir.join("context");
+    // Per process: two builds at once (two test runs) must not share a context.
+    let context = dir.join(format!("context-{}", std::process::id()));
     stage(&context, &base, &binaries)?;
     println!("image: building {} with buildah…", image.reference);
     let started = Instant::now();
-    process::run(
+    let built = process::run(
         image
             .engine
             .buildah()
@@ -137,7 +138,10 @@ pub fn build(ctx: &Ctx, args: &ImageArgs) -> Result<Image> {
             ))
             .arg(&context),
         "building the image with buildah",
-    )?;
+    );
+    // The image holds all of it now (or the build failed); the next build stages a fresh one.
+    let _ = std::fs::remove_dir_all(&context);
+    built?;
     let id = image_field(&image.engine, &image.reference, "{{.Id}}")?
         .context("buildah reported success but the image is not in storage")?;
     println!("image: built in {:.1} s", started.elapsed().as_secs_f64());
@@ -157,9 +161,6 @@ pub fn build(ctx: &Ctx, args: &ImageArgs) -> Result<Image> {
     )?;
     std::fs::write(&stamp_file, stamp(&id, &inputs))
         .with_context(|| format!("writing {}", stamp_file.display()))?;
-    // The image holds all of it now; the next build stages a fresh one.
-    std::fs::remove_dir_all(&context)
-        .with_context(|| format!("removing the build context {}", context.display()))?;
     Ok(image)
 }
 

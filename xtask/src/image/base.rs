@@ -55,7 +55,7 @@ pub fn ensure(cache: &Path, root: bool, rebuild: bool) -> Result<PathBuf> {
         "image: unpacking {} from Debian {SUITE} with mmdebstrap (first run only)…",
         PACKAGES.join(" ")
     );
-    let partial = tar.with_extension("tar.partial");
+    let partial = tar.with_extension(format!("tar.{}.partial", std::process::id()));
     process::run(
         Command::new("mmdebstrap")
             .arg(if root {

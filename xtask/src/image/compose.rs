@@ -48,7 +48,7 @@ pub fn ensure(cache: &Path) -> Result<PathBuf> {
         .context("`go mod download` named no module directory")?;
     let parent = bin.parent().context("the binary has a directory")?;
     std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    let partial = bin.with_extension("partial");
+    let partial = bin.with_extension(format!("{}.partial", std::process::id()));
     let mut build = Command::new(&go);
     build
         .current_dir(dir)
