@@ -868,7 +868,7 @@ fn hooks_run_in_their_phases_and_are_deleted_once_they_succeeded() {
     assert_eq!(
         get(role, &["rules"]),
         Some(&yaml(
-            "[{apiGroups: [''], resources: [events], verbs: [create, patch]}, {apiGroups: [batch], resources: [jobs], verbs: [get]}]"
+            "[{apiGroups: [''], resources: [events], verbs: [create]}, {apiGroups: [batch], resources: [jobs], verbs: [get]}]"
         ))
     );
     let job = manifests.pod("Job", "lw-provisioner");
