@@ -929,6 +929,11 @@ fn a_config_change_rolls_exactly_the_pods_that_read_it() {
         changed(&["--set", "transformer.rules.fields[0].path=action2"]),
         ["Deployment/lw-transformer"]
     );
+    // The sink writes the events alias the spec names, so renaming it rolls the sink too.
+    assert_eq!(
+        changed(&["--set", "spec.events=waf-events"]),
+        ["Deployment/lw-detector", "Deployment/lw-sink"]
+    );
     assert_eq!(
         changed(&["--set", "sink.config.batch_ms=500"]),
         ["Deployment/lw-sink"]

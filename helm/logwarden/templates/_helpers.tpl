@@ -77,7 +77,11 @@ tls.key: {{ . | b64enc }}
 {{- define "logwarden.kafkaConfig" -}}
 {{- $k := .Values.kafka -}}
 {{- $c := dict "brokers" $k.brokers "topics" $k.topics -}}
-{{- with $k.properties }}{{ $_ := set $c "properties" . }}{{ end -}}
+{{- with $k.properties -}}
+{{- $properties := dict -}}
+{{- range $key, $value := . }}{{ $_ := set $properties $key (toString $value) }}{{ end -}}
+{{- $_ := set $c "properties" $properties -}}
+{{- end -}}
 {{- if $k.allowInsecure }}{{ $_ := set $c "allow_insecure" true }}{{ end -}}
 {{- if $k.tls.enabled -}}
 {{- $tls := dict "verify_hostname" $k.tls.verifyHostname -}}
@@ -129,7 +133,8 @@ use. "topics" is the provisioner's topics subcommand (Kafka only).
 {{- $_ := set $cfg "transformer" (merge (dict "rules" "/etc/logwarden/config/rules.yaml" "group_id" (include "logwarden.groupId" .)) (deepCopy $v.transformer.config)) -}}
 {{- else if eq .component "sink" -}}
 {{- $_ := set $telemetry "listen" "0.0.0.0:9464" -}}
-{{- $_ := set $cfg "sink" (merge (dict "group_id" (include "logwarden.groupId" .)) (deepCopy $v.sink.config)) -}}
+{{- /* The sink writes the events alias the spec names (the detector's history, the provisioner's retention). */ -}}
+{{- $_ := set $cfg "sink" (merge (dict "group_id" (include "logwarden.groupId" .) "index" $v.spec.events) (deepCopy $v.sink.config)) -}}
 {{- else if eq .component "detector" -}}
 {{- $_ := set $telemetry "listen" "0.0.0.0:9464" -}}
 {{- $_ := set $cfg "detector" (merge (dict "spec" "/etc/logwarden/config/spec.yaml") (deepCopy $v.detector.config)) -}}
