@@ -222,7 +222,7 @@ use. "topics" is the provisioner's topics subcommand (Kafka only).
 - name: {{ $service }}-tls
   secret:
     secretName: {{ (index $tlsSecrets $service) | default (include "logwarden.tlsSecretName" (dict "root" $root "service" $service)) }}
-    defaultMode: 0440
+    defaultMode: 288  # 0440: read by the owner and the group (fsGroup 65532)
 {{- end }}
 {{- end }}
 {{- end }}
