@@ -38,6 +38,7 @@ fn lint_strict_passes_with_every_ci_values_file() {
         names,
         [
             "autoscaling",
+            "aws",
             "defaults",
             "existing-secrets",
             "keda",
@@ -795,6 +796,53 @@ fn tls_material_from_values_is_rendered_into_secrets_and_mounted_as_files() {
         .filter_map(|v| text(v, &["secret", "secretName"]))
         .collect();
     assert_eq!(secret_volumes, ["lw-topics-kafka-tls"]);
+}
+
+#[test]
+fn aws_keys_reach_only_the_pods_that_sign_requests_to_opensearch() {
+    let helm = Helm::from_env();
+    let manifests = render(&helm, "aws");
+    let variables = |kind: &str, name: &str| -> Vec<String> {
+        seq(manifests.pod(kind, name).containers()[0], &["env"])
+            .into_iter()
+            .filter_map(|var| text(var, &["name"]))
+            .filter(|name| name.starts_with("AWS_"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let keys = [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+    ];
+    for (kind, name) in [
+        ("Deployment", "lw-sink"),
+        ("Deployment", "lw-detector"),
+        ("Job", "lw-provisioner"),
+        ("CronJob", "lw-retention"),
+        ("Job", "lw-test"),
+    ] {
+        assert_eq!(variables(kind, name), keys, "{kind}/{name}");
+    }
+    for (kind, name) in [("Deployment", "lw-transformer"), ("Job", "lw-topics")] {
+        assert!(variables(kind, name).is_empty(), "{kind}/{name}");
+    }
+    let sink = yaml(manifests.config_text("lw-config", "sink.yaml"));
+    assert_eq!(
+        get(&sink, &["opensearch", "aws_sigv4"]),
+        Some(&yaml("{region: eu-west-1, service: es}"))
+    );
+    let err = helm
+        .template(
+            RELEASE,
+            &[&ci("aws")],
+            &["--set", "opensearch.username=admin"],
+        )
+        .expect_err("refused");
+    assert!(
+        err.contains("opensearch.awsSigv4 signs every request with the AWS credentials: leave opensearch.username and the client certificate"),
+        "{err}"
+    );
 }
 
 #[test]

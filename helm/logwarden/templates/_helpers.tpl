@@ -106,7 +106,13 @@ tls.key: {{ . | b64enc }}
 {{- $_ := set $c "certificate_file" "/etc/logwarden/opensearch-tls/tls.crt" -}}
 {{- $_ := set $c "key_file" "/etc/logwarden/opensearch-tls/tls.key" -}}
 {{- end -}}
-{{- if $o.awsSigv4.enabled }}{{ $_ := set $c "aws_sigv4" (dict "region" $o.awsSigv4.region "service" $o.awsSigv4.service) }}{{ end -}}
+{{- if $o.awsSigv4.enabled -}}
+{{- if or $o.username $o.tls.clientCertificate $o.tls.certificate -}}
+{{- fail "opensearch.awsSigv4 signs every request with the AWS credentials: leave opensearch.username and the client certificate (opensearch.tls.clientCertificate, opensearch.tls.certificate) empty" -}}
+{{- end -}}
+{{- if not $o.awsSigv4.region }}{{ fail "opensearch.awsSigv4.region is empty: name the domain's region, e.g. eu-west-1" }}{{ end -}}
+{{- $_ := set $c "aws_sigv4" (dict "region" $o.awsSigv4.region "service" $o.awsSigv4.service) -}}
+{{- end -}}
 {{- toYaml $c -}}
 {{- end }}
 
