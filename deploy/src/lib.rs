@@ -5,6 +5,10 @@
 
 use std::path::PathBuf;
 
+pub mod helm;
+pub mod kubectl;
+pub mod manifests;
+
 /// The repository's root (the workspace).
 pub fn workspace() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
