@@ -263,9 +263,11 @@ pub fn ensure(cache: &Path) -> Result<Tools> {
     }
     if built > 0 {
         println!(
-            "k8s: {built} tool(s) built in {}; deleting the Go build cache {} (the module cache {} stays)…",
+            "k8s: {built} tool(s) built in {}; deleting the Go build cache {} ({}; the module \
+             cache {} stays)…",
             minutes(started.elapsed()),
             go.build_cache.display(),
+            process::human_bytes(dir_size(&go.build_cache)),
             go.mod_cache.display()
         );
         if go.build_cache.exists() {
@@ -380,6 +382,21 @@ fn check_version(bin: &Path, tool: &Tool) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The bytes of the files below `dir` (0 if it is missing).
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| match entry.file_type() {
+            Ok(kind) if kind.is_dir() => dir_size(&entry.path()),
+            Ok(_) => entry.metadata().map_or(0, |m| m.len()),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 /// `3m 58s` or `12.3 s`.
