@@ -4,12 +4,15 @@
 //!   xtask installs itself from Maven Central into a cache, and runs detached from the terminal;
 //! - `test`: fmt, clippy and the workspace's tests against that stack;
 //! - `demo`: the system running on this machine;
-//! - `bench latency|cpu`: end-to-end latency and CPU per record, against that stack.
+//! - `bench latency|cpu`: end-to-end latency and CPU per record, against that stack;
+//! - `k8s tools|up|down|status`: Kubernetes tools built from the Go module proxy and a kwok
+//!   control plane on loopback, for the deploy tests.
 //!
 //! This file only parses the command line; each command lives in its module.
 
 mod bench;
 mod demo;
+mod k8s;
 mod kafka;
 mod kafka_tls;
 mod opensearch;
@@ -64,6 +67,11 @@ enum Command {
     Bench {
         #[command(subcommand)]
         command: bench::BenchCommand,
+    },
+    /// Kubernetes tools and a local control plane (kwok) for the deploy tests.
+    K8s {
+        #[command(subcommand)]
+        command: k8s::K8sCommand,
     },
 }
 
@@ -153,6 +161,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             bench::run(&ctx, &command)?;
             true
         }
+        Command::K8s { command } => k8s::run(&ctx, &command)?,
     };
     Ok(if ok {
         ExitCode::SUCCESS
