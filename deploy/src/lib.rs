@@ -8,16 +8,15 @@ use std::path::PathBuf;
 /// The repository's root (the workspace).
 pub fn workspace() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or(manifest)
+    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
 }
 
 /// The path in `var`, which `provider` (a command) sets up; panics naming both when unset.
 pub fn tool(var: &str, provider: &str) -> PathBuf {
     match std::env::var_os(var) {
         Some(path) if !path.is_empty() => PathBuf::from(path),
-        _ => panic!("{var} is not set: run the suite with `cargo xtask test`, or run `{provider}` and set {var} to what it prints"),
+        _ => panic!(
+            "{var} is not set: run the suite with `cargo xtask test`, or run `{provider}` and set {var} to what it prints"
+        ),
     }
 }
