@@ -9,6 +9,10 @@
 //!   module that speaks their APIs.
 //! - [`compare`], [`plan`]: pure: "is it already as declared?" and the plan table.
 //! - [`api`]: JSON over HTTP, with OpenSearch's reasons in errors.
+//! - [`topics`]: the `topics` command: logwarden's Kafka topics, created or checked.
+//! - [`verify`]: the `verify` command: are events and results arriving?
+//! - [`kubernetes`]: `apply --k8s-job`: Events on the provisioner's Job; the only module that
+//!   speaks to Kubernetes.
 //!
 //! [`converge`] plans every object and, unless it is a dry run, carries out each step as it is
 //! planned; running it twice changes nothing the second time.
@@ -16,11 +20,14 @@
 pub mod api;
 pub mod compare;
 pub mod indices;
+pub mod kubernetes;
 pub mod plan;
 pub mod plugins;
 pub mod retention;
 pub mod settings;
 pub mod target;
+pub mod topics;
+pub mod verify;
 
 use std::time::{Duration, Instant};
 

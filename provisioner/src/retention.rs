@@ -144,7 +144,7 @@ impl<'a> Retention<'a> {
         now: DateTime<Utc>,
         plan: &mut Plan,
     ) -> Result<(), ApiError> {
-        let total = self.count(index, &json!({})).await?;
+        let total = self.api.count(index, &json!({})).await?.unwrap_or(0);
         let Some(keep) = keep else {
             plan.push(Step::new(
                 "retention",
@@ -165,7 +165,7 @@ impl<'a> Retention<'a> {
             return Ok(());
         };
         let query = expired_results_query(cutoff);
-        let mut expired = self.count(index, &query).await?;
+        let mut expired = self.api.count(index, &query).await?.unwrap_or(0);
         plan.push(Step::new(
             "retention",
             index,
@@ -191,17 +191,6 @@ impl<'a> Retention<'a> {
             ),
         ));
         Ok(())
-    }
-
-    /// How many documents of `index` match `query` (0 when the index does not exist yet).
-    async fn count(&self, index: &str, query: &Value) -> Result<u64, ApiError> {
-        let path = format!("/{index}/_count");
-        let reply = self.api.call(Method::Post, &path, Some(query)).await?;
-        match reply.status {
-            404 => Ok(0),
-            _ if reply.is_success() => Ok(reply.body["count"].as_u64().unwrap_or(0)),
-            _ => Err(crate::api::refused(Method::Post, &path, &reply)),
-        }
     }
 
     /// The daily indices in the events alias, by name.
