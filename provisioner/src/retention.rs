@@ -67,8 +67,7 @@ pub fn expired_results_query(cutoff: DateTime<Utc>) -> Value {
         "query": {
             "range": {
                 RESULTS_TIME_FIELD: {
-                    "lt": cutoff.timestamp_millis(),
-                    "format": "epoch_millis"
+                    "lt": cutoff.timestamp_millis()
                 }
             }
         }
@@ -262,8 +261,7 @@ mod tests {
         assert_eq!(
             expired_results_query(cutoff),
             json!({"query": {"range": {"data_end_time": {
-                "lt": 1_787_659_200_000_i64,
-                "format": "epoch_millis"
+                "lt": 1_787_659_200_000_i64
             }}}})
         );
         // A retention reaching before 1970 expires nothing.

@@ -88,8 +88,7 @@ pub fn since_query(field: &str, since: DateTime<Utc>) -> Value {
         "query": {
             "range": {
                 field: {
-                    "gte": since.timestamp_millis(),
-                    "format": "epoch_millis"
+                    "gte": since.timestamp_millis()
                 }
             }
         }
