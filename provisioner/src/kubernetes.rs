@@ -48,35 +48,63 @@ pub enum KubeError {
     #[error("building the Kubernetes client: {0}")]
     Client(#[source] kube::Error),
     /// Reading the Job failed (missing, or RBAC).
-    #[error(
-        "reading Job {namespace}/{job}: {source} (the provisioner's ServiceAccount needs `get` on \
-         `jobs` in API group `batch`)"
-    )]
+    #[error("reading Job {namespace}/{job}: {reason}{}", job_hint(*.code))]
     Job {
         /// The namespace.
         namespace: String,
         /// The Job.
         job: String,
-        /// The API's answer.
-        #[source]
-        source: kube::Error,
+        /// The API server's status code (0 when it did not answer).
+        code: u16,
+        /// Its message, or why it did not answer.
+        reason: String,
     },
     /// Creating an Event failed (RBAC, or the API server).
-    #[error(
-        "recording Event {reason} on Job {namespace}/{job}: {source} (the provisioner's \
-         ServiceAccount needs `create` on `events`)"
-    )]
+    #[error("recording Event {event} on Job {namespace}/{job}: {reason}{}", event_hint(*.code))]
     Event {
         /// The namespace.
         namespace: String,
         /// The Job.
         job: String,
         /// The Event's reason.
-        reason: &'static str,
-        /// The API's answer.
-        #[source]
-        source: kube::Error,
+        event: &'static str,
+        /// The API server's status code (0 when it did not answer).
+        code: u16,
+        /// Its message, or why it did not answer.
+        reason: String,
     },
+}
+
+/// The API server's status code and message for `err`, without the client's debug dump.
+fn answer(err: &kube::Error) -> (u16, String) {
+    match err {
+        kube::Error::Api(status) => (
+            status.code,
+            format!("{} ({} {})", status.message, status.code, status.reason),
+        ),
+        other => (0, other.to_string()),
+    }
+}
+
+fn job_hint(code: u16) -> &'static str {
+    match code {
+        401 | 403 => {
+            "; the provisioner's ServiceAccount needs `get` on `jobs` (API group `batch`) in \
+             its namespace"
+        }
+        404 => "; --k8s-job must name the Job this pod belongs to, in the pod's namespace",
+        _ => "",
+    }
+}
+
+fn event_hint(code: u16) -> &'static str {
+    match code {
+        401 | 403 => {
+            "; the provisioner's ServiceAccount needs `create` on `events` (core API group) in \
+             its namespace"
+        }
+        _ => "",
+    }
 }
 
 /// An Event's type.
@@ -226,10 +254,14 @@ impl JobEvents {
         let found = Api::<Job>::namespaced(client.clone(), &namespace)
             .get(job)
             .await
-            .map_err(|source| KubeError::Job {
-                namespace: namespace.clone(),
-                job: job.to_owned(),
-                source,
+            .map_err(|err| {
+                let (code, reason) = answer(&err);
+                KubeError::Job {
+                    namespace: namespace.clone(),
+                    job: job.to_owned(),
+                    code,
+                    reason,
+                }
             })?;
         let reference = ObjectReference {
             api_version: Some("batch/v1".to_owned()),
@@ -284,11 +316,15 @@ impl JobEvents {
             self.events
                 .create(&PostParams::default(), &event)
                 .await
-                .map_err(|source| KubeError::Event {
-                    namespace: self.namespace.clone(),
-                    job: self.job.clone(),
-                    reason: note.reason,
-                    source,
+                .map_err(|err| {
+                    let (code, reason) = answer(&err);
+                    KubeError::Event {
+                        namespace: self.namespace.clone(),
+                        job: self.job.clone(),
+                        event: note.reason,
+                        code,
+                        reason,
+                    }
                 })?;
         }
         Ok(())
