@@ -119,6 +119,10 @@ enum Command {
         /// The window, e.g. 10m.
         #[arg(long, value_parser = humantime_serde::re::humantime::parse_duration)]
         within: Duration,
+        /// The index (or pattern) holding the results [default: the spec's `results`; with the
+        /// opensearch-plugins target, the plugin's: `.opendistro-anomaly-results*`].
+        #[arg(long, value_name = "INDEX")]
+        results_index: Option<String>,
     },
 }
 
@@ -145,7 +149,10 @@ async fn main() -> ExitCode {
             partitions,
             replication_factor,
         } => topics(common, partitions, replication_factor).await,
-        Command::Verify { within } => verify(common, within).await,
+        Command::Verify {
+            within,
+            results_index,
+        } => verify(common, within, results_index).await,
     };
     match result {
         Ok(true) if args.exit_code => ExitCode::from(2),
@@ -262,21 +269,20 @@ async fn topics(common: &Common, partitions: i32, replication_factor: i32) -> an
 }
 
 /// Exits 0 only when recent events and results are in OpenSearch.
-async fn verify(common: &Common, within: Duration) -> anyhow::Result<bool> {
+async fn verify(
+    common: &Common,
+    within: Duration,
+    results_index: Option<String>,
+) -> anyhow::Result<bool> {
     let (settings, api, cluster) = connect(common).await?;
     println!(
         "OpenSearch {} at {}",
         cluster.version, settings.opensearch.url
     );
     let spec = &settings.spec;
-    let found = provisioner::verify::count(
-        &api,
-        &spec.events,
-        &spec.results,
-        within,
-        chrono::Utc::now(),
-    )
-    .await?;
+    let results = results_index.as_deref().unwrap_or(&spec.results);
+    let found =
+        provisioner::verify::count(&api, &spec.events, results, within, chrono::Utc::now()).await?;
     print!("{}", provisioner::verify::lines(&found, within));
     provisioner::verify::judge(found, within)?;
     Ok(false)

@@ -5,7 +5,8 @@
 //! transformer writes and the sink indexes) is within the window, AND the results index holds
 //! results whose interval ended (`data_end_time`) within it: records went through producer,
 //! transformer and sink, and the detector scored them. Otherwise it fails naming what is missing
-//! and the index it asked. Two counts, nothing written.
+//! and the index it asked. Two counts, nothing written. The results index is the spec's unless
+//! `--results-index` names another (the anomaly-detection plugin's, on that target).
 
 use std::fmt;
 use std::time::Duration;

@@ -136,6 +136,32 @@ async fn verify_passes_only_with_recent_events_and_results_and_names_what_is_mis
         "{output}"
     );
 
+    // The results of another detector (e.g. the plugin's index): none there.
+    let elsewhere = format!("{base}plugin-results*");
+    let (code, output) = Process::start(
+        BINARY,
+        &[
+            "verify",
+            "--within",
+            "10m",
+            "--results-index",
+            &elsewhere,
+            "--spec",
+            &spec_path,
+            "--url",
+            &url,
+        ],
+        &[],
+    )
+    .wait(Duration::from_secs(60));
+    assert_eq!(code, Some(1), "{output}");
+    assert!(
+        output.contains(&format!(
+            "no results with data_end_time in the last 10m in {elsewhere} (written by"
+        )),
+        "{output}"
+    );
+
     let _ = http.delete(format!("{url}/{base}*")).send().await;
     let _ = std::fs::remove_file(spec);
 }
