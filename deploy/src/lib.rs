@@ -5,6 +5,9 @@
 
 use std::path::PathBuf;
 
+pub mod helm;
+pub mod kubectl;
+pub mod manifests;
 pub mod podman;
 
 /// The repository's root (the workspace).

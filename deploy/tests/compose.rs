@@ -4,6 +4,7 @@
 //!
 //! - `docker-compose config` (built by `cargo xtask image`) validates and resolves the file
 //!   (schema, anchors, interpolation, profiles); everything below reads what it resolved;
+//! - each logwarden service's command is accepted by the image's binary;
 //! - each logwarden service's `environment` loads through that service's loader
 //!   (`pipeline::config::load_from` with unknown keys rejected, then its `Settings::from_raw`),
 //!   as at start-up, and sets the shared metrics port;
@@ -229,6 +230,29 @@ fn compose_refuses_to_start_without_a_webhook_for_the_alerts() {
         resolved.services["detector"].environment["LOGWARDEN_SECRET_ALERT_WEBHOOK_URL"],
         WEBHOOK
     );
+}
+
+#[test]
+fn every_command_is_one_the_image_accepts() {
+    let podman = deploy::podman::Podman::from_env();
+    let compose = compose();
+    for (name, service) in logwarden(&compose) {
+        // Arguments are checked as they come; `--help` after them ends the parse successfully.
+        let mut command: Vec<&str> = service.command.iter().map(String::as_str).collect();
+        command.push("--help");
+        let options = ["--rm", "--network=none", "--read-only"].map(String::from);
+        let (code, output) = podman.run(
+            &format!("{}{name}", testkit::unique_name("compose")),
+            &options,
+            &command,
+        );
+        assert_eq!(
+            code,
+            Some(0),
+            "compose service `{name}`: the image refuses `{}`:\n{output}",
+            service.command.join(" ")
+        );
+    }
 }
 
 #[test]

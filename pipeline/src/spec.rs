@@ -124,18 +124,30 @@ pub struct Retention {
     /// them forever.
     #[serde(default = "default_events_retention", with = "humantime_serde::option")]
     pub events: Option<Duration>,
+    /// Results in the results index whose interval ended longer ago than this are deleted (by
+    /// `data_end_time`); `null` keeps them forever.
+    #[serde(
+        default = "default_results_retention",
+        with = "humantime_serde::option"
+    )]
+    pub results: Option<Duration>,
 }
 
 impl Default for Retention {
     fn default() -> Self {
         Self {
             events: default_events_retention(),
+            results: default_results_retention(),
         }
     }
 }
 
 fn default_events_retention() -> Option<Duration> {
     Some(Duration::from_secs(30 * 86_400))
+}
+
+fn default_results_retention() -> Option<Duration> {
+    Some(Duration::from_secs(90 * 86_400))
 }
 
 fn default_events() -> String {

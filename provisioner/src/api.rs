@@ -132,6 +132,21 @@ impl Api {
     }
 }
 
+impl Api {
+    /// How many documents of `index` (an index, alias or pattern) match `query` (a body with a
+    /// `query`, or `{}` for all); `None` when the index does not exist. A search: a dry run may
+    /// send it.
+    pub async fn count(&self, index: &str, query: &Value) -> Result<Option<u64>, ApiError> {
+        let path = format!("/{index}/_count");
+        let reply = self.call(Method::Post, &path, Some(query)).await?;
+        match reply.status {
+            404 => Ok(None),
+            _ if reply.is_success() => Ok(Some(reply.body["count"].as_u64().unwrap_or(0))),
+            _ => Err(refused(Method::Post, &path, &reply)),
+        }
+    }
+}
+
 /// The error for an error reply.
 pub fn refused(method: Method, path: &str, reply: &Reply) -> ApiError {
     let reason = match &reply.body {

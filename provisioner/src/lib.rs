@@ -3,12 +3,16 @@
 //!
 //! - [`settings`]: config (file, environment, flags) and the spec.
 //! - [`target`]: `builtin` or `opensearch-plugins`, declared or chosen from `_cat/plugins`.
-//! - [`indices`]: core OpenSearch, on every target: index templates, the results index,
-//!   retention.
+//! - [`indices`]: core OpenSearch, on every target: index templates, the results index.
+//! - [`retention`]: the only deletion of data: expired daily event indices and old results.
 //! - [`plugins`]: the anomaly-detection, alerting and notifications plugins' objects; the only
 //!   module that speaks their APIs.
 //! - [`compare`], [`plan`]: pure: "is it already as declared?" and the plan table.
 //! - [`api`]: JSON over HTTP, with OpenSearch's reasons in errors.
+//! - [`topics`]: the `topics` command: logwarden's Kafka topics, created or checked.
+//! - [`verify`]: the `verify` command: are events and results arriving?
+//! - [`kubernetes`]: `apply --k8s-job`: Events on the provisioner's Job; the only module that
+//!   speaks to Kubernetes.
 //!
 //! [`converge`] plans every object and, unless it is a dry run, carries out each step as it is
 //! planned; running it twice changes nothing the second time.
@@ -16,10 +20,14 @@
 pub mod api;
 pub mod compare;
 pub mod indices;
+pub mod kubernetes;
 pub mod plan;
 pub mod plugins;
+pub mod retention;
 pub mod settings;
 pub mod target;
+pub mod topics;
+pub mod verify;
 
 use std::time::{Duration, Instant};
 
@@ -32,6 +40,7 @@ use crate::api::{Api, ApiError};
 use crate::indices::{Indices, events_template, results_index_template};
 use crate::plan::{Action, Plan};
 use crate::plugins::{PluginError, Plugins};
+use crate::retention::Retention;
 use crate::target::{Choice, Target};
 
 /// Why provisioning failed.
@@ -241,9 +250,21 @@ pub async fn converge(
     indices
         .prune_templates(&templates, mode.prune, &mut plan)
         .await?;
-    indices
-        .retention(&events, spec.provisioning.retention.events, now, &mut plan)
+    let retention = Retention::new(api, mode.apply);
+    retention
+        .events(&events, spec.provisioning.retention.events, now, &mut plan)
         .await?;
+    // On the plugins target the plugin keeps its own results (and their retention).
+    if target == Target::Builtin {
+        retention
+            .results(
+                &spec.results,
+                spec.provisioning.retention.results,
+                now,
+                &mut plan,
+            )
+            .await?;
+    }
     if target == Target::Plugins {
         Plugins::new(api, owner, mode.apply, mode.prune)
             .converge(spec, &mut plan)
@@ -292,7 +313,7 @@ pub async fn status(
             (_, Action::Unchanged) => "in sync".to_owned(),
             (_, Action::Create) => "missing".to_owned(),
             (_, Action::Update) => "differs".to_owned(),
-            ("index", Action::Delete) => "expired".to_owned(),
+            ("index" | "results", Action::Delete) => "expired".to_owned(),
             (_, Action::Delete) => "left the spec".to_owned(),
         };
         let detail = match step.kind {

@@ -15,7 +15,8 @@ use serde::Deserialize;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
-    /// Accepted so one environment serves every service; the provisioner does not use Kafka.
+    /// The brokers and topic names `topics` creates or checks (the section every service reads;
+    /// the other commands ignore it, so one environment serves every service).
     #[serde(default)]
     pub kafka: KafkaConfig,
     /// Logs (the provisioner serves no metrics: it is a Job).
@@ -121,6 +122,29 @@ impl Settings {
             spec,
             wait: overrides.wait.unwrap_or(Duration::from_millis(p.wait_ms)),
             request_timeout: Duration::from_millis(p.request_timeout_ms),
+        })
+    }
+}
+
+/// The validated settings of `topics`: only Kafka (the spec and OpenSearch are not read).
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    /// Logs.
+    pub telemetry: TelemetryConfig,
+    /// The brokers, their security and the topic names.
+    pub kafka: KafkaConfig,
+    /// How long to wait for the brokers to answer.
+    pub wait: Duration,
+}
+
+impl KafkaSettings {
+    /// Validates the `kafka` section of `raw`; `wait` is `--wait` (else `provisioner.wait_ms`).
+    pub fn from_raw(raw: RawConfig, wait: Option<Duration>) -> Result<Self, SettingsError> {
+        raw.kafka.validate()?;
+        Ok(Self {
+            telemetry: raw.telemetry,
+            kafka: raw.kafka,
+            wait: wait.unwrap_or(Duration::from_millis(raw.provisioner.wait_ms)),
         })
     }
 }

@@ -418,3 +418,85 @@ async fn an_unreachable_cluster_and_missing_plugins_fail_naming_the_fix() {
     assert!(stderr.contains("--target builtin"), "{stderr}");
     let _ = std::fs::remove_file(path);
 }
+
+#[tokio::test]
+async fn results_older_than_their_retention_are_deleted_and_newer_ones_kept() {
+    let url = testkit::require_opensearch().await;
+    let http = reqwest::Client::new();
+    let names = Names::new("prov");
+    let (events, results, owner) = names.spec_names();
+    let spec_with = |retention: &str| {
+        format!(
+            "events: {events}
+results: {results}
+detectors: [{{name: d, feature: {{field: UNK_country}}}}]
+provisioning: {{target: builtin, owner: {owner}, retention: {{events: 30d, results: {retention}}}}}
+"
+        )
+    };
+    let spec = spec_with("1d");
+    provision(&url, &spec, &["apply"]);
+    // Three results: two whose interval ended more than a day ago, one an hour ago.
+    let now = chrono::Utc::now().timestamp_millis();
+    let hour = 3_600_000;
+    for (id, end) in [
+        ("old-a", now - 49 * hour),
+        ("old-b", now - 25 * hour),
+        ("new", now - hour),
+    ] {
+        let doc = json!({"detector_id": "d", "detector_name": "d", "data_start_time": end - 60_000,
+            "data_end_time": end, "anomaly_grade": 0.0});
+        put(
+            &http,
+            &url,
+            &format!("{results}/_doc/{id}?refresh=true"),
+            &doc,
+        )
+        .await;
+    }
+
+    let planned = provision(&url, &spec, &["plan"]);
+    assert_eq!(
+        changes(&planned),
+        [change("delete", "results", &results)],
+        "{planned}"
+    );
+    assert!(
+        planned.contains("keep 1d: 3 results, 2 expired"),
+        "{planned}"
+    );
+    assert!(
+        planned.contains("expired: 2 results with data_end_time before"),
+        "{planned}"
+    );
+    let count = |http: reqwest::Client, url: String, results: String| async move {
+        get(&http, &url, &format!("{results}/_count")).await.1["count"].clone()
+    };
+    assert_eq!(
+        count(http.clone(), url.clone(), results.clone()).await,
+        3,
+        "a dry run deleted results"
+    );
+
+    let applied = provision(&url, &spec, &["apply"]);
+    assert_eq!(
+        changes(&applied),
+        [change("delete", "results", &results)],
+        "{applied}"
+    );
+    assert_eq!(count(http.clone(), url.clone(), results.clone()).await, 1);
+    assert_eq!(
+        get(&http, &url, &format!("{results}/_doc/new")).await.0,
+        200,
+        "the recent result was deleted"
+    );
+    let status = provision(&url, &spec, &["status"]);
+    assert!(status.contains("keep 1d: 1 result, 0 expired"), "{status}");
+
+    let again = provision(&url, &spec, &["apply"]);
+    assert!(changes(&again).is_empty(), "{again}");
+    let forever = provision(&url, &spec_with("null"), &["plan"]);
+    assert!(changes(&forever).is_empty(), "{forever}");
+    assert!(forever.contains("keep forever: 1 result"), "{forever}");
+    clean(&http, &url, &names).await;
+}

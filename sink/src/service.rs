@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use opensearch::{BulkParts, OpenSearch};
 use pipeline::backoff::Retries;
 use pipeline::delivery::{Deliveries, DeliveryError, Event, Outgoing};
-use pipeline::kafka::{HealthContext, KAFKA_CHECK};
+use pipeline::kafka::HealthContext;
 use pipeline::search::{self, SearchError};
 use pipeline::service::Service;
 use pipeline::shutdown::{DRAIN_DEADLINE, drain};
@@ -185,6 +185,8 @@ impl Stage {
         let context = HealthContext::new(health.clone());
         let mut consumer_config = kafka.consumer_config(&client_id, &settings.group_id);
         consumer_config.set("group.instance.id", &settings.instance_id);
+        // Ready once joined, even on an idle topic; see `pipeline::kafka::HealthContext`.
+        HealthContext::follow_group(&mut consumer_config);
         let consumer: StreamConsumer<HealthContext> = consumer_config
             .create_with_context(context.clone())
             .map_err(ServiceError::Client)?;
@@ -195,11 +197,11 @@ impl Stage {
             .producer_config(&client_id)
             .create_with_context(context.clone())
             .map_err(ServiceError::Client)?;
-        let kafka_health = health.clone();
+        let retried = context.clone();
         let dead_letters =
             Deliveries::new(producer, 10_000, shutdown.clone(), move |event, reason| {
                 if event == Event::Retried {
-                    kafka_health.not_ready(KAFKA_CHECK, reason);
+                    retried.delivery_failed(reason);
                 }
             });
         Ok(Self {

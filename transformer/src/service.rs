@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pipeline::delivery::{DeliveryError, Event};
-use pipeline::kafka::{HealthContext, KAFKA_CHECK};
+use pipeline::kafka::HealthContext;
 use pipeline::service::Service;
 use pipeline::shutdown::{DRAIN_DEADLINE, drain};
 use pipeline::telemetry::Health;
@@ -127,9 +127,11 @@ impl Stage {
     ) -> Result<Self, ServiceError> {
         let kafka = &settings.kafka;
         let client_id = format!("logwarden-transformer-{}", settings.instance_id);
-        let context = HealthContext::new(health.clone());
+        let context = HealthContext::new(health);
         let mut consumer_config = kafka.consumer_config(&client_id, &settings.group_id);
         consumer_config.set("group.instance.id", &settings.instance_id);
+        // Ready once joined, even on an idle topic; see `pipeline::kafka::HealthContext`.
+        HealthContext::follow_group(&mut consumer_config);
         let mut producer_config = kafka.producer_config(&client_id);
         if settings.guarantee == Guarantee::ExactlyOnce {
             consumer_config.set("enable.auto.commit", "false");
@@ -152,6 +154,7 @@ impl Stage {
             .create_with_context(context.clone())
             .map_err(ServiceError::Client)?;
         let events = metrics.delivery_events.clone();
+        let retried = context.clone();
         let outputs = Outputs::new(
             producer,
             [
@@ -164,7 +167,7 @@ impl Stage {
                 Event::QueueFull => events.with_label_values(&["queue_full"]).inc(),
                 Event::Retried => {
                     events.with_label_values(&["retried"]).inc();
-                    health.not_ready(KAFKA_CHECK, reason);
+                    retried.delivery_failed(reason);
                 }
             },
         );

@@ -5,13 +5,16 @@
 //! - `test`: fmt, clippy and the workspace's tests against that stack;
 //! - `demo`: the system running on this machine;
 //! - `image`: the OCI image of the five services, built with buildah, run with podman;
-//! - `bench latency|cpu`: end-to-end latency and CPU per record, against that stack.
+//! - `bench latency|cpu`: end-to-end latency and CPU per record, against that stack;
+//! - `k8s tools|up|down|status`: Kubernetes tools built from the Go module proxy and a kwok
+//!   control plane on loopback, for the deploy tests.
 //!
 //! This file only parses the command line; each command lives in its module.
 
 mod bench;
 mod demo;
 mod image;
+mod k8s;
 mod kafka;
 mod kafka_tls;
 mod opensearch;
@@ -69,6 +72,11 @@ enum Command {
     Bench {
         #[command(subcommand)]
         command: bench::BenchCommand,
+    },
+    /// Kubernetes tools and a local control plane (kwok) for the deploy tests.
+    K8s {
+        #[command(subcommand)]
+        command: k8s::K8sCommand,
     },
 }
 
@@ -162,6 +170,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             bench::run(&ctx, &command)?;
             true
         }
+        Command::K8s { command } => k8s::run(&ctx, &command)?,
     };
     Ok(if ok {
         ExitCode::SUCCESS

@@ -86,6 +86,14 @@ impl Dirs {
     pub fn opensearch(&self) -> PathBuf {
         self.data.join("opensearch")
     }
+
+    /// The kwok cluster's state (`cargo xtask k8s`): the data directory's sibling `k8s`, so
+    /// that `stack reset` leaves it alone.
+    pub fn k8s(&self) -> PathBuf {
+        self.data
+            .parent()
+            .map_or_else(|| self.data.join("k8s"), |parent| parent.join("k8s"))
+    }
 }
 
 /// Creates a directory (and its parents) readable and traversable by everyone: the OpenSearch
@@ -173,5 +181,7 @@ mod tests {
         assert_eq!(dirs.cache, PathBuf::from("/x/cache"));
         assert!(dirs.data.is_absolute() && dirs.data.ends_with("d"));
         assert_eq!(dirs.state_file(), dirs.data.join("stack.json"));
+        let root = Dirs::resolve(None, None, true).expect("resolves");
+        assert_eq!(root.k8s(), PathBuf::from("/var/lib/logwarden/k8s"));
     }
 }

@@ -1,10 +1,12 @@
 //! `cargo xtask test`: the whole check a change must pass, against real servers.
 //!
-//! Brings the stack up (or uses the one already running), builds the OCI image (`cargo xtask
-//! image`), runs `cargo fmt --check`, `cargo clippy` and `cargo test` for the workspace with the
-//! stack's addresses in the environment the services read (`LOGWARDEN_KAFKA__BROKERS`,
-//! `LOGWARDEN_OPENSEARCH__URL`) and the image's (`XTASK_IMAGE`, `XTASK_PODMAN*`), and afterwards
-//! stops only the servers it started itself, also when a step fails or Ctrl-C interrupts it.
+//! Brings the stack up (or uses the one already running), builds the Kubernetes tools and starts
+//! the kwok cluster if needed (`k8s`), builds the OCI image (`image`), runs `cargo fmt --check`,
+//! `cargo clippy` and `cargo test` for the workspace with the stack's addresses in the
+//! environment the services read (`LOGWARDEN_KAFKA__BROKERS`, `LOGWARDEN_OPENSEARCH__URL`) and the
+//! tools, kubeconfig and image in the `XTASK_*` variables the deploy tests read, and afterwards
+//! stops only the servers (and the cluster) it started itself, also when a step fails or Ctrl-C
+//! interrupts it.
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -87,9 +89,21 @@ fn steps(no_lint: bool, cargo_test_args: &[String]) -> Vec<Step> {
 /// Runs `cargo xtask test`.
 pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
     let started = Instant::now();
+    // The tools first: a cold build takes minutes, and needs no server running.
+    let k8s_tools = crate::k8s::tools(&ctx.dirs.cache)?;
+    // The image the deploy tests run (XTASK_IMAGE, podman's settings, docker/'s linters).
+    let image = crate::image::build(ctx, &crate::image::ImageArgs::default())?;
+    let k8s_took = started.elapsed();
     let up = stack::ensure_up(ctx, &args.stack)?;
     let smtpd = crate::prereq::aiosmtpd(&ctx.dirs.cache)?;
     crate::prereq::nginx(ctx.root)?;
+    let cluster_started = Instant::now();
+    let k8s = crate::k8s::use_for_tests(ctx, k8s_tools)?;
+    println!(
+        "test: Kubernetes tools and cluster ready in {:.1} s",
+        (k8s_took + cluster_started.elapsed()).as_secs_f64()
+    );
+    let k8s_env = k8s.cluster.test_env();
     let kafka = &up
         .state
         .kafka
@@ -134,8 +148,7 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
                 .context("the stack state lists no OpenSearch; run `cargo xtask stack reset`")?,
         ),
     ];
-    // The image smoke test runs it (deploy/tests/image.rs): XTASK_IMAGE and podman's settings.
-    env.extend(crate::image::build(ctx, &crate::image::ImageArgs::default())?.env());
+    env.extend(image.env());
     let interrupted = watch_ctrl_c(ctx)?;
 
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
@@ -153,6 +166,7 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
         cmd.args(&step.args).current_dir(workspace);
         if step.uses_stack {
             cmd.envs(env.iter().map(|(k, v)| (k, v)));
+            cmd.envs(k8s_env.iter().map(|(k, v)| (k, v)));
         }
         let outcome = match cmd.status() {
             Ok(status) if status.success() => Ok(step_started.elapsed()),
@@ -176,6 +190,8 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
         Ok(())
     };
 
+    let released = crate::k8s::release(k8s);
+
     println!();
     let mut failed = Vec::new();
     for (name, outcome) in &results {
@@ -192,6 +208,8 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
     }
     println!("test: total {:.1} s", started.elapsed().as_secs_f64());
     stopped.context("stopping the stack after the tests; run `cargo xtask stack down`")?;
+    released
+        .context("deleting the Kubernetes cluster after the tests; run `cargo xtask k8s down`")?;
     if interrupted.load(Ordering::SeqCst) {
         bail!("interrupted by Ctrl-C");
     }

@@ -6,6 +6,7 @@
 //! alike. The producer and consumer presets encode the delivery guarantees the services rely on:
 //! idempotent, fully acknowledged produces, and consumers that never store an offset by themselves.
 
+mod health;
 mod preflight;
 mod security;
 
@@ -21,6 +22,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use serde::Deserialize;
 
+pub use health::{HealthContext, KAFKA_CHECK, STATISTICS_INTERVAL};
 pub use preflight::{PreflightError, preflight};
 pub use security::{KafkaSasl, KafkaTls, SaslMechanism};
 
@@ -188,40 +190,6 @@ impl KafkaConfig {
         preset
     }
 }
-
-/// The readiness check the Kafka clients of a service maintain.
-pub const KAFKA_CHECK: &str = "kafka";
-
-/// A client context that marks the `kafka` readiness check down when librdkafka reports every
-/// broker down, and logs client errors; services mark it up again on their next success.
-#[derive(Debug, Clone)]
-pub struct HealthContext {
-    health: std::sync::Arc<crate::telemetry::Health>,
-}
-
-impl HealthContext {
-    /// A context reporting to `health`; registers the check as not ready yet ("connecting").
-    pub fn new(health: std::sync::Arc<crate::telemetry::Health>) -> Self {
-        health.register(KAFKA_CHECK, "connecting");
-        Self { health }
-    }
-
-    /// Marks Kafka reachable (after a delivery or a poll succeeded).
-    pub fn reachable(&self) {
-        self.health.ready(KAFKA_CHECK);
-    }
-}
-
-impl rdkafka::ClientContext for HealthContext {
-    fn error(&self, error: KafkaError, reason: &str) {
-        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
-            self.health.not_ready(KAFKA_CHECK, reason);
-        }
-        tracing::warn!(%error, reason, "Kafka client error; librdkafka retries.");
-    }
-}
-
-impl rdkafka::consumer::ConsumerContext for HealthContext {}
 
 /// The topic names, configurable so that several deployments (or tests) can share a cluster.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]

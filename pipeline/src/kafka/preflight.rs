@@ -120,9 +120,10 @@ impl Recorder {
 }
 
 /// Checks that the brokers answer and accept this service's TLS and credentials, for up to
-/// `patience`. Logs the settings' security warnings first. An authentication or TLS failure is an
-/// error (and `/readyz` says why); brokers that do not answer within `patience` are logged and
-/// left to librdkafka's retries (`/readyz` says so until they do).
+/// `patience`. Logs the settings' security warnings first. The `kafka` check is not ready while it
+/// runs and ready when the brokers answered. An authentication or TLS failure is an error (and
+/// `/readyz` says why); brokers that do not answer within `patience` are logged and left to
+/// librdkafka's retries (`/readyz` says so until they do).
 pub async fn preflight(
     kafka: &KafkaConfig,
     health: &Health,
@@ -131,6 +132,8 @@ pub async fn preflight(
     for warning in kafka.security_warnings() {
         tracing::warn!("{warning}");
     }
+    // Until the brokers answer, the service is not ready (a health with no check would be).
+    health.register(KAFKA_CHECK, "connecting");
     let recorder = Recorder::default();
     let consumer: BaseConsumer<Recorder> = kafka
         .client_config("logwarden-preflight")
@@ -161,7 +164,10 @@ pub async fn preflight(
     .await
     .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()));
     match outcome {
-        Ok(None) => Ok(()),
+        Ok(None) => {
+            health.ready(KAFKA_CHECK);
+            Ok(())
+        }
         Ok(Some(reason)) => {
             health.not_ready(KAFKA_CHECK, &format!("unreachable: {reason}"));
             tracing::warn!(brokers = %kafka.brokers, %reason, "Kafka does not answer yet; librdkafka keeps retrying.");

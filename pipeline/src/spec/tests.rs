@@ -152,3 +152,32 @@ fn secret_references_stay_out_of_the_config_namespace() {
         Some("LOGWARDEN_SECRET_ALERT_WEBHOOK_URL")
     );
 }
+
+#[test]
+fn results_retention_defaults_to_90_days_and_null_keeps_forever() {
+    let day = 86_400;
+    let parse = |retention: &str| {
+        let text = format!(
+            "detectors: [{{name: a, feature: {{field: x}}}}]\nprovisioning: {{retention: {retention}}}"
+        );
+        Spec::parse(&text, "test.yaml")
+            .expect("valid")
+            .provisioning
+            .retention
+    };
+    let absent = parse("{}");
+    assert_eq!(absent.results, Some(Duration::from_secs(90 * day)));
+    assert_eq!(absent.events, Some(Duration::from_secs(30 * day)));
+    let null = parse("{results: null}");
+    assert_eq!(null.results, None);
+    assert_eq!(null.events, Some(Duration::from_secs(30 * day)));
+    assert_eq!(
+        parse("{results: 12h, events: null}"),
+        Retention {
+            events: None,
+            results: Some(Duration::from_secs(12 * 3_600)),
+        }
+    );
+    let default = Spec::default_spec().expect("valid").provisioning.retention;
+    assert_eq!(default, Retention::default());
+}

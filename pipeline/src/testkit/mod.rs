@@ -180,6 +180,22 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{}-{}-", prefix.to_ascii_lowercase(), &id[..8])
 }
 
+/// Deletes `topics` (a test's own, at its end); what is already gone is fine.
+///
+/// # Panics
+/// When the admin client cannot be built or the request fails as a whole.
+pub async fn delete_topics(kafka: &KafkaConfig, topics: &[&str]) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = kafka
+        .client_config("logwarden-test-cleanup")
+        .create()
+        .unwrap_or_else(|err| panic!("creating an admin client: {err}"));
+    admin
+        .delete_topics(topics, &AdminOptions::new())
+        .await
+        .unwrap_or_else(|err| panic!("deleting topics {topics:?}: {err}"));
+}
+
 /// Reads `topic` from the beginning (in a fresh group, `read_committed`) until `expected`
 /// records arrived, then for `settle` longer to catch any extra record.
 ///
