@@ -360,6 +360,11 @@ fn the_image_runs_as_65532_with_a_read_only_root_and_no_default_entrypoint() {
         refused.contains("writing /var/lib/logwarden/labels.ndjson: Read-only file system"),
         "{refused}"
     );
+    assert_eq!(
+        refused.matches("Read-only file system").count(),
+        1,
+        "the cause is said once: {refused}"
+    );
     let writable: Vec<String> = options
         .iter()
         .filter(|&option| option != "--read-only")

@@ -76,13 +76,13 @@ impl Metrics {
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
     /// The Kafka client could not be built.
-    #[error("creating the Kafka producer: {0}")]
+    #[error("creating the Kafka producer")]
     Client(#[source] KafkaError),
     /// A record could not be delivered.
     #[error(transparent)]
     Delivery(#[from] DeliveryError),
     /// Writing to stdout or the labels file failed.
-    #[error("writing {what}: {source}")]
+    #[error("writing {what}")]
     Io {
         /// stdout or the file.
         what: String,
