@@ -454,27 +454,17 @@ fn keda_scales_on_lag_capped_at_the_partitions_and_authenticates_like_the_pods()
 #[test]
 fn autoscaling_and_keda_together_are_refused() {
     let helm = Helm::from_env();
-    let err = helm
-        .template(
-            RELEASE,
-            &[&ci("keda")],
-            &["--set", "transformer.autoscaling.enabled=true"],
-        )
-        .expect_err("refused");
-    assert!(
-        err.contains("transformer.autoscaling.enabled and transformer.keda.enabled are both true: KEDA makes its own HorizontalPodAutoscaler; enable one of them"),
-        "{err}"
+    assert_refused(
+        &helm,
+        "keda",
+        "transformer.autoscaling.enabled=true",
+        "transformer.autoscaling.enabled and transformer.keda.enabled are both true: KEDA makes its own HorizontalPodAutoscaler; enable one of them",
     );
-    let err = helm
-        .template(
-            RELEASE,
-            &[&ci("autoscaling")],
-            &["--set", "transformer.autoscaling.minReplicas=5"],
-        )
-        .expect_err("refused");
-    assert!(
-        err.contains("transformer.autoscaling.minReplicas (5) is above the most replicas that get partitions (4, the lower of maxReplicas and kafka.partitions)"),
-        "{err}"
+    assert_refused(
+        &helm,
+        "autoscaling",
+        "transformer.autoscaling.minReplicas=5",
+        "transformer.autoscaling.minReplicas (5) is above the most replicas that get partitions (4, the lower of maxReplicas and kafka.partitions)",
     );
 }
 
@@ -832,16 +822,11 @@ fn aws_keys_reach_only_the_pods_that_sign_requests_to_opensearch() {
         get(&sink, &["opensearch", "aws_sigv4"]),
         Some(&yaml("{region: eu-west-1, service: es}"))
     );
-    let err = helm
-        .template(
-            RELEASE,
-            &[&ci("aws")],
-            &["--set", "opensearch.username=admin"],
-        )
-        .expect_err("refused");
-    assert!(
-        err.contains("opensearch.awsSigv4 signs every request with the AWS credentials: leave opensearch.username and the client certificate"),
-        "{err}"
+    assert_refused(
+        &helm,
+        "aws",
+        "opensearch.username=admin",
+        "opensearch.awsSigv4 signs every request with the AWS credentials: leave opensearch.username and the client certificate",
     );
 }
 
@@ -1078,4 +1063,12 @@ fn the_schema_refuses_bad_values_in_helms_words() {
         // A refused value is never echoed back when it is a secret.
         assert!(!err.contains("hunter2"), "{file}: {err}");
     }
+}
+
+/// `helm template` with the CI values file `file` and `--set set` fails, saying `expected`.
+fn assert_refused(helm: &Helm, file: &str, set: &str, expected: &str) {
+    let err = helm
+        .template(RELEASE, &[&ci(file)], &["--set", set])
+        .expect_err("refused");
+    assert!(err.contains(expected), "{err}");
 }
