@@ -89,21 +89,35 @@ fn steps(no_lint: bool, cargo_test_args: &[String]) -> Vec<Step> {
 /// Runs `cargo xtask test`.
 pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
     let started = Instant::now();
+    let deploy = runs_deploy_tests(&args.cargo_test_args);
     // The tools first: a cold build takes minutes, and needs no server running.
-    let k8s_tools = crate::k8s::tools(&ctx.dirs.cache)?;
+    let k8s_tools = deploy
+        .then(|| crate::k8s::tools(&ctx.dirs.cache))
+        .transpose()?;
     // The image the deploy tests run (XTASK_IMAGE, podman's settings, docker/'s linters).
-    let image = crate::image::build(ctx, &crate::image::ImageArgs::default())?;
+    let image = deploy
+        .then(|| crate::image::build(ctx, &crate::image::ImageArgs::default()))
+        .transpose()?;
     let k8s_took = started.elapsed();
     let up = stack::ensure_up(ctx, &args.stack)?;
     let smtpd = crate::prereq::aiosmtpd(&ctx.dirs.cache)?;
     crate::prereq::nginx(ctx.root)?;
     let cluster_started = Instant::now();
-    let k8s = crate::k8s::use_for_tests(ctx, k8s_tools)?;
-    println!(
-        "test: Kubernetes tools and cluster ready in {:.1} s",
-        (k8s_took + cluster_started.elapsed()).as_secs_f64()
-    );
-    let k8s_env = k8s.cluster.test_env();
+    let k8s = k8s_tools
+        .map(|tools| crate::k8s::use_for_tests(ctx, tools))
+        .transpose()?;
+    if k8s.is_some() {
+        println!(
+            "test: Kubernetes tools and cluster ready in {:.1} s",
+            (k8s_took + cluster_started.elapsed()).as_secs_f64()
+        );
+    } else {
+        println!("test: no deploy tests selected: no image, no Kubernetes cluster");
+    }
+    let k8s_env = k8s
+        .as_ref()
+        .map(|k8s| k8s.cluster.test_env())
+        .unwrap_or_default();
     let kafka = &up
         .state
         .kafka
@@ -148,7 +162,9 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
                 .context("the stack state lists no OpenSearch; run `cargo xtask stack reset`")?,
         ),
     ];
-    env.extend(image.env());
+    if let Some(image) = &image {
+        env.extend(image.env());
+    }
     let interrupted = watch_ctrl_c(ctx)?;
 
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
@@ -190,7 +206,7 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
         Ok(())
     };
 
-    let released = crate::k8s::release(k8s);
+    let released = k8s.map_or(Ok(()), crate::k8s::release);
 
     println!();
     let mut failed = Vec::new();
@@ -222,6 +238,28 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
     Ok(())
 }
 
+/// Whether the deploy tests (image, chart, cluster) are among those `cargo test` will run: yes
+/// unless the arguments pick packages (`-p X`, `--package X`, `-pX`, `--package=X`) and `deploy`
+/// is not one of them. Other packages need neither the image nor the cluster, whose first build
+/// takes minutes.
+fn runs_deploy_tests(cargo_test_args: &[String]) -> bool {
+    let mut picked = Vec::new();
+    let mut args = cargo_test_args
+        .iter()
+        .take_while(|a| a.as_str() != "--")
+        .map(String::as_str);
+    while let Some(arg) = args.next() {
+        if arg == "-p" || arg == "--package" {
+            picked.extend(args.next());
+        } else if let Some(name) = arg.strip_prefix("--package=") {
+            picked.push(name);
+        } else if let Some(name) = arg.strip_prefix("-p") {
+            picked.push(name);
+        }
+    }
+    picked.is_empty() || picked.contains(&"deploy")
+}
+
 /// Keeps Ctrl-C from killing xtask itself (cargo, in the same process group, still gets it and
 /// stops), so that the stack is stopped afterwards; the flag says it happened.
 fn watch_ctrl_c(ctx: &Ctx) -> Result<Arc<AtomicBool>> {
@@ -244,6 +282,20 @@ fn watch_ctrl_c(ctx: &Ctx) -> Result<Arc<AtomicBool>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_run_that_includes_deploy_builds_the_image_and_cluster() {
+        let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert!(runs_deploy_tests(&[]));
+        assert!(runs_deploy_tests(&args(&["kafka_"])));
+        assert!(!runs_deploy_tests(&args(&["-p", "detector"])));
+        assert!(!runs_deploy_tests(&args(&["--package=sink", "freeze"])));
+        assert!(!runs_deploy_tests(&args(&["-pdetector"])));
+        assert!(runs_deploy_tests(&args(&["-p", "sink", "-p", "deploy"])));
+        assert!(runs_deploy_tests(&args(&["--package", "deploy"])));
+        // After `--` the words are the test binaries', not cargo's.
+        assert!(runs_deploy_tests(&args(&["--", "-p", "detector"])));
+    }
 
     #[test]
     fn lint_steps_come_first_and_can_be_skipped() {
