@@ -68,7 +68,12 @@ fn steps(no_lint: bool, cargo_test_args: &[String]) -> Vec<Step> {
             uses_stack: false,
         });
     }
-    let mut test = owned(&["test", "--workspace", "--all-targets"]);
+    // `--workspace` would override the packages the arguments pick (`-p X`).
+    let mut test = if picked_packages(cargo_test_args).is_empty() {
+        owned(&["test", "--workspace", "--all-targets"])
+    } else {
+        owned(&["test", "--all-targets"])
+    };
     test.extend(cargo_test_args.iter().cloned());
     steps.push(Step {
         name: "test",
@@ -243,6 +248,12 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
 /// is not one of them. Other packages need neither the image nor the cluster, whose first build
 /// takes minutes.
 fn runs_deploy_tests(cargo_test_args: &[String]) -> bool {
+    let picked = picked_packages(cargo_test_args);
+    picked.is_empty() || picked.contains(&"deploy")
+}
+
+/// The packages cargo's arguments pick (`-p X`, `--package X`, `-pX`, `--package=X`), before `--`.
+fn picked_packages(cargo_test_args: &[String]) -> Vec<&str> {
     let mut picked = Vec::new();
     let mut args = cargo_test_args
         .iter()
@@ -257,7 +268,7 @@ fn runs_deploy_tests(cargo_test_args: &[String]) -> bool {
             picked.push(name);
         }
     }
-    picked.is_empty() || picked.contains(&"deploy")
+    picked
 }
 
 /// Keeps Ctrl-C from killing xtask itself (cargo, in the same process group, still gets it and
@@ -295,6 +306,11 @@ mod tests {
         assert!(runs_deploy_tests(&args(&["--package", "deploy"])));
         // After `--` the words are the test binaries', not cargo's.
         assert!(runs_deploy_tests(&args(&["--", "-p", "detector"])));
+        // Picked packages are tested alone: `--workspace` would test them all.
+        assert_eq!(
+            steps(true, &args(&["-p", "detector", "restart"]))[0].args,
+            ["test", "--all-targets", "-p", "detector", "restart"]
+        );
     }
 
     #[test]
