@@ -87,7 +87,9 @@ impl Recorded {
 /// Pending entries, in the order they were recorded, and delivered marks.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Outbox {
+    #[serde(default)]
     pending: Vec<Entry>,
+    #[serde(default)]
     delivered: VecDeque<Delivered>,
     #[serde(skip, default = "capacity")]
     capacity: usize,

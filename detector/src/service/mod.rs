@@ -1,6 +1,7 @@
 //! The detector as a service: reads `enriched`, aggregates each detector's feature per interval
 //! by event time, scores each closed interval, writes every result to the results index and the
-//! anomalous ones to `anomalies`, and hands monitors' notifications to the delivery task.
+//! anomalous ones to `anomalies`, and hands each result to the monitors ([`crate::alert::Alerting`]),
+//! whose outbox it checkpoints and whose channel workers report deliveries back to this loop.
 //!
 //! Start-up, per detector: restore its checkpoint (model, open intervals, stream positions) if
 //! one was saved for the same detector spec; otherwise a cold start: train a fresh model on the
@@ -273,13 +274,14 @@ impl Stage<'_> {
 
     /// Saves every detector's model and window, then the stream positions and monitor episodes.
     async fn checkpoint(&mut self, consumer: &assign::DetectorConsumer) {
+        // Brought forward once per delivery; a failed save is retried on the usual schedule.
+        self.checkpoint_soon = false;
         let saved_at = now_ms();
         let positions = checkpoint::positions(consumer);
         let checkpoints =
             checkpoint::build(&self.detectors, positions, self.alerts.monitors(), saved_at);
         if checkpoint::save(self.client, &self.settings.spec.checkpoints, &checkpoints).await {
             self.last_checkpoint = Instant::now();
-            self.checkpoint_soon = false;
             tracing::debug!(detectors = self.detectors.len(), "Checkpoint saved.");
         }
     }
