@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::hooks::{Hook, Mode, Request, summary};
-use common::stream;
+use common::{stream, webhook};
 use pipeline::kafka::KafkaConfig;
 use pipeline::testkit::{self, Process};
 use rdkafka::producer::FutureProducer;
@@ -38,30 +38,7 @@ impl Setup {
         let kafka = testkit::kafka_with_private_topics(test, 1).await;
         let name = testkit::unique_name(test);
         let producer = kafka.producer_config(test).create().expect("producer");
-        let names: Vec<&str> = channels.iter().map(|(n, _)| *n).collect();
-        let declared: Vec<String> = channels
-            .iter()
-            .map(|(n, c)| format!("  - {{name: {n}, {c}}}"))
-            .collect();
-        let spec = format!(
-            r#"
-events: {name}events
-results: {name}results
-checkpoints: {name}checkpoints
-detectors:
-  - name: country-anomaly-detector
-    feature: {{field: UNK_country}}
-    interval: 1s
-    window_delay: 500ms
-    model: {{history: 0, baseline: 10}}
-monitors:
-  - {{name: UNK_country-Monitor, detectors: [country-anomaly-detector], channels: [{}]}}
-channels:
-{}
-"#,
-            names.join(", "),
-            declared.join("\n")
-        );
+        let spec = common::country_spec(&name, "500ms", channels);
         let spec_file = std::env::temp_dir().join(format!("{name}spec.yaml"));
         std::fs::write(&spec_file, &spec).expect("write the spec");
         Self {
@@ -117,17 +94,16 @@ channels:
         common::clean(
             &http,
             &self.url,
-            &[format!("{}results", self.name), format!("{}checkpoints", self.name)],
+            &[
+                format!("{}results", self.name),
+                format!("{}checkpoints", self.name),
+            ],
         )
         .await;
         let topics = self.kafka.topics.clone();
         testkit::delete_topics(&self.kafka, &[&topics.enriched, &topics.anomalies]).await;
         let _ = std::fs::remove_file(&self.spec_file);
     }
-}
-
-fn webhook(url: &str) -> String {
-    format!("webhook: {{value: \"{url}\"}}")
 }
 
 /// SIGTERM and the wait for the exit, off the runtime's threads.
@@ -152,15 +128,23 @@ fn accepted_keys(requests: &[Request]) -> std::collections::BTreeMap<(String, St
     keys
 }
 
-/// Every request carries its key twice (header and body), the same, 32 hex digits.
-fn assert_keys_well_formed(requests: &[Request]) {
-    for r in requests {
+/// Lets the last notifications settle, stops the detector (SIGTERM, a clean exit), deletes the
+/// test's topics and indices; returns what the receiver got, each with its key twice (header
+/// and body), the same, 32 hex digits.
+async fn finish(setup: Setup, detector: Process, hook: &Hook) -> Vec<Request> {
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (code, output) = terminate(detector).await;
+    let requests = hook.requests();
+    setup.clean().await;
+    assert_eq!(code, Some(0), "a clean stop on SIGTERM:\n{output}");
+    for r in &requests {
         assert_eq!(r.header_key.as_deref(), Some(r.key()), "{r:?}");
         assert!(
             r.key().len() == 32 && r.key().bytes().all(|b| b.is_ascii_hexdigit()),
             "{r:?}"
         );
     }
+    requests
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,9 +176,11 @@ async fn a_receiver_down_for_90_s_across_a_sigterm_gets_the_alert_once_with_its_
         )
         .await;
     feed.await.expect("records sent");
-    hook.wait_until("a refused attempt after the restart", Duration::from_secs(30), |r| {
-        alerts(r).iter().any(|a| a.arrived > restarted)
-    })
+    hook.wait_until(
+        "a refused attempt after the restart",
+        Duration::from_secs(30),
+        |r| alerts(r).iter().any(|a| a.arrived > restarted),
+    )
     .await;
     tokio::time::sleep_until(outage + Duration::from_secs(90)).await;
     hook.set(Mode::Accept);
@@ -204,16 +190,15 @@ async fn a_receiver_down_for_90_s_across_a_sigterm_gets_the_alert_once_with_its_
         alerts(r).iter().any(|a| a.accepted())
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let (code, second_output) = terminate(second).await;
-    let requests = hook.requests();
-    setup.clean().await;
-
-    assert_eq!(code, Some(0), "{second_output}");
-    assert_keys_well_formed(&requests);
+    let requests = finish(setup, second, &hook).await;
     let alert_requests = alerts(&requests);
     let delivered: Vec<&&Request> = alert_requests.iter().filter(|r| r.accepted()).collect();
-    assert_eq!(delivered.len(), 1, "one alert delivered: {}", summary(&requests));
+    assert_eq!(
+        delivered.len(),
+        1,
+        "one alert delivered: {}",
+        summary(&requests)
+    );
     let key = delivered[0].key();
     assert!(delivered[0].arrived >= recovered);
     assert!(
@@ -222,15 +207,26 @@ async fn a_receiver_down_for_90_s_across_a_sigterm_gets_the_alert_once_with_its_
         summary(&requests)
     );
     let refused_by_run = (
-        alert_requests.iter().filter(|r| r.status == Some(503) && r.arrived < restarted).count(),
-        alert_requests.iter().filter(|r| r.status == Some(503) && r.arrived > restarted).count(),
+        alert_requests
+            .iter()
+            .filter(|r| r.status == Some(503) && r.arrived < restarted)
+            .count(),
+        alert_requests
+            .iter()
+            .filter(|r| r.status == Some(503) && r.arrived > restarted)
+            .count(),
     );
     assert!(
         refused_by_run.0 >= 1 && refused_by_run.1 >= 1,
         "both runs tried while the receiver was down: {refused_by_run:?}"
     );
     for ((kind, key), times) in accepted_keys(&requests) {
-        assert_eq!(times, 1, "{kind} {key} delivered {times} times: {}", summary(&requests));
+        assert_eq!(
+            times,
+            1,
+            "{kind} {key} delivered {times} times: {}",
+            summary(&requests)
+        );
     }
     eprintln!(
         "sigterm: {} request(s), {} refused before and {} after the restart; delivered {:?} after recovery",
@@ -271,13 +267,7 @@ async fn a_kill_right_after_the_delivery_sends_the_same_key_at_most_once_more() 
         r.iter().any(|a| a.kind() == "recovery" && a.accepted())
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let (code, second_output) = terminate(second).await;
-    let requests = hook.requests();
-    setup.clean().await;
-
-    assert_eq!(code, Some(0), "{second_output}");
-    assert_keys_well_formed(&requests);
+    let requests = finish(setup, second, &hook).await;
     let keys = accepted_keys(&requests);
     let alert_keys: Vec<(&String, &usize)> = keys
         .iter()
@@ -329,26 +319,36 @@ async fn a_kill_while_the_alert_is_in_flight_delivers_it_once_after_the_restart(
 
     let mut second = setup.detector();
     second.wait_for("Detecting.", Duration::from_secs(90)).await;
-    hook.wait_until("the alert after the restart", Duration::from_secs(60), |r| {
-        alerts(r).iter().any(|a| a.accepted())
-    })
+    hook.wait_until(
+        "the alert after the restart",
+        Duration::from_secs(60),
+        |r| alerts(r).iter().any(|a| a.accepted()),
+    )
     .await;
     feed.await.expect("records sent");
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let (code, second_output) = terminate(second).await;
-    let requests = hook.requests();
-    setup.clean().await;
-
-    assert_eq!(code, Some(0), "{second_output}");
-    assert_keys_well_formed(&requests);
+    let requests = finish(setup, second, &hook).await;
     let delivered: Vec<&Request> = alerts(&requests)
         .into_iter()
         .filter(|r| r.accepted())
         .collect();
-    assert_eq!(delivered.len(), 1, "exactly one alert: {}", summary(&requests));
-    assert_eq!(delivered[0].key(), key, "the key of the attempt cut off by the kill");
+    assert_eq!(
+        delivered.len(),
+        1,
+        "exactly one alert: {}",
+        summary(&requests)
+    );
+    assert_eq!(
+        delivered[0].key(),
+        key,
+        "the key of the attempt cut off by the kill"
+    );
     for ((kind, key), times) in accepted_keys(&requests) {
-        assert_eq!(times, 1, "{kind} {key} delivered {times} times: {}", summary(&requests));
+        assert_eq!(
+            times,
+            1,
+            "{kind} {key} delivered {times} times: {}",
+            summary(&requests)
+        );
     }
 }
 
@@ -401,12 +401,16 @@ async fn a_slow_webhook_delays_neither_the_other_webhook_nor_the_email() {
     let slow_alert = slow_alert.expect("the slow webhook got the alert");
     let fast_alert = alerts(&fast_requests)[0];
     assert!(
-        slow_alert.ended.is_none_or(|ended| fast_alert.arrived < ended),
+        slow_alert
+            .ended
+            .is_none_or(|ended| fast_alert.arrived < ended),
         "the fast webhook got the alert while the slow one was still answering: {slow_requests:?} {fast_alert:?}"
     );
     let key = fast_alert.key();
     assert_eq!(slow_alert.key(), key, "one key on every channel");
-    assert_keys_well_formed(&[slow_alert.clone(), fast_alert.clone()]);
+    for r in [&slow_alert, fast_alert] {
+        assert_eq!(r.header_key.as_deref(), Some(key), "{r:?}");
+    }
     let mail = mails
         .iter()
         .find(|m| m.contains("just entered alert status"))

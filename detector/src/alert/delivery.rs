@@ -104,7 +104,10 @@ impl Alerting {
         {
             tracing::error!(%err, "The monitors' checkpointed state cannot be read: starting with no open episode and an empty outbox.");
         }
-        for entry in monitors.outbox_mut().drop_unknown(|c| targets.contains_key(c)) {
+        for entry in monitors
+            .outbox_mut()
+            .drop_unknown(|c| targets.contains_key(c))
+        {
             metrics.dropped.with_label_values(&[&entry.channel]).inc();
             tracing::error!(channel = %entry.channel, key = %entry.key(), monitor = %entry.notification.monitor, "A pending alert's channel is no longer in the spec: dropped.");
         }
@@ -160,7 +163,10 @@ impl Alerting {
 
     fn hand_over(&mut self, recorded: Recorded) {
         for entry in recorded.dropped {
-            self.metrics.dropped.with_label_values(&[&entry.channel]).inc();
+            self.metrics
+                .dropped
+                .with_label_values(&[&entry.channel])
+                .inc();
             tracing::error!(channel = %entry.channel, key = %entry.key(), monitor = %entry.notification.monitor, kind = ?entry.notification.kind, capacity = self.monitors.outbox().capacity(), "The channel's outbox is full: dropped its oldest pending notification undelivered.");
             if let Some(worker) = self.workers.get(&entry.channel) {
                 let _ = worker.send(Command::Forget(entry.notification.key));
@@ -345,7 +351,10 @@ mod tests {
     -> Result<(), Box<dyn std::error::Error>> {
         let mut monitors = Monitors::new(&Spec::default_spec()?);
         let source = "source-anomaly-detector";
-        let alert = monitors.evaluate(&result(source, 0, 0.9, 1.0)).entries.remove(0);
+        let alert = monitors
+            .evaluate(&result(source, 0, 0.9, 1.0))
+            .entries
+            .remove(0);
         let recovery = monitors
             .evaluate(&result(source, 60_000, 0.0, 1.0))
             .entries

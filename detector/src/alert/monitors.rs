@@ -173,7 +173,10 @@ impl Monitors {
         let mut recorded = Recorded::default();
         for notification in self.notifications(result) {
             for channel in &notification.channels {
-                recorded.merge(self.outbox.record(Entry::new(channel, notification.clone())));
+                recorded.merge(
+                    self.outbox
+                        .record(Entry::new(channel, notification.clone())),
+                );
             }
         }
         recorded
@@ -316,7 +319,11 @@ pub(super) mod tests {
     }
 
     fn kinds(recorded: &Recorded) -> Vec<Kind> {
-        recorded.entries.iter().map(|e| e.notification.kind).collect()
+        recorded
+            .entries
+            .iter()
+            .map(|e| e.notification.kind)
+            .collect()
     }
 
     #[test]
@@ -324,7 +331,12 @@ pub(super) mod tests {
         let spec = Spec::default_spec()?;
         let mut monitors = Monitors::new(&spec);
         let d = "source-anomaly-detector";
-        assert!(monitors.evaluate(&result(d, 0, 0.0, 1.0)).entries.is_empty());
+        assert!(
+            monitors
+                .evaluate(&result(d, 0, 0.0, 1.0))
+                .entries
+                .is_empty()
+        );
         let first = monitors.evaluate(&result(d, 60_000, 0.8, 1.0));
         assert_eq!(kinds(&first), [Kind::Alert]);
         let alert = &first.entries[0];
@@ -392,7 +404,10 @@ pub(super) mod tests {
         let d = "source-anomaly-detector";
         let mut first = Monitors::new(&spec);
         let before = first.state();
-        let alert = first.evaluate(&result(d, 60_000, 0.8, 1.0)).entries.remove(0);
+        let alert = first
+            .evaluate(&result(d, 60_000, 0.8, 1.0))
+            .entries
+            .remove(0);
         assert_eq!(
             alert.notification.key,
             idempotency_key("UNK_source-Monitor", d, 60_000, Kind::Alert, 60_000)
@@ -405,13 +420,21 @@ pub(super) mod tests {
         restored.restore(&first.state())?;
         let pending: Vec<&Entry> = restored.outbox().pending().collect();
         assert_eq!(pending, [&alert]);
-        assert!(restored.evaluate(&result(d, 120_000, 0.8, 1.0)).entries.is_empty());
+        assert!(
+            restored
+                .evaluate(&result(d, 120_000, 0.8, 1.0))
+                .entries
+                .is_empty()
+        );
 
         // Restored from a checkpoint taken before it opened (a crash in between): scoring the
         // same interval again opens the same episode with the same key.
         let mut replayed = Monitors::new(&spec);
         replayed.restore(&before)?;
-        let again = replayed.evaluate(&result(d, 60_000, 0.8, 1.0)).entries.remove(0);
+        let again = replayed
+            .evaluate(&result(d, 60_000, 0.8, 1.0))
+            .entries
+            .remove(0);
         assert_eq!(again, alert);
         Ok(())
     }
@@ -426,7 +449,12 @@ pub(super) mod tests {
         });
         let mut monitors = Monitors::new(&spec);
         monitors.restore(&old)?;
-        assert!(monitors.evaluate(&result(d, 120_000, 0.8, 1.0)).entries.is_empty());
+        assert!(
+            monitors
+                .evaluate(&result(d, 120_000, 0.8, 1.0))
+                .entries
+                .is_empty()
+        );
         let recovery = monitors.evaluate(&result(d, 180_000, 0.0, 1.0));
         assert_eq!(recovery.entries[0].notification.episode_start, 60_000);
         assert!(monitors.restore(&serde_json::json!([1, 2])).is_err());

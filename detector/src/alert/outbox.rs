@@ -163,7 +163,12 @@ impl Outbox {
             key: key.to_owned(),
             channel: channel.to_owned(),
         });
-        if self.delivered.iter().filter(|d| d.channel == channel).count() > DELIVERED_MARKS
+        if self
+            .delivered
+            .iter()
+            .filter(|d| d.channel == channel)
+            .count()
+            > DELIVERED_MARKS
             && let Some(oldest) = self.delivered.iter().position(|d| d.channel == channel)
         {
             self.delivered.remove(oldest);
@@ -212,7 +217,11 @@ mod tests {
         let d = "source-anomaly-detector";
         let mut entries = Vec::new();
         for minute in start_minute..start_minute + 22 {
-            entries.extend(monitors.evaluate(&result(d, minute * 60_000, 0.8, 1.0)).entries);
+            entries.extend(
+                monitors
+                    .evaluate(&result(d, minute * 60_000, 0.8, 1.0))
+                    .entries,
+            );
         }
         let end = (start_minute + 22) * 60_000;
         entries.extend(monitors.evaluate(&result(d, end, 0.0, 1.0)).entries);
@@ -328,7 +337,10 @@ mod tests {
         let d = "source-anomaly-detector";
         let mut first = None;
         for i in 0..=DELIVERED_MARKS as i64 {
-            let entry = monitors.evaluate(&result(d, i * 120_000, 0.9, 1.0)).entries.remove(0);
+            let entry = monitors
+                .evaluate(&result(d, i * 120_000, 0.9, 1.0))
+                .entries
+                .remove(0);
             monitors.evaluate(&result(d, i * 120_000 + 60_000, 0.0, 1.0));
             outbox.record(entry.clone());
             outbox.delivered(entry.key(), &entry.channel);

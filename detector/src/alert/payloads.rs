@@ -1,8 +1,9 @@
 //! What each channel receives for a notification (pure): the webhook's JSON body, a Slack
 //! incoming-webhook payload, and the e-mail's subject and text. Each carries the notification's
 //! idempotency key, so a receiver can tell a re-sent notification from a new one: the webhook
-//! body's `idempotency_key` (and the `Idempotency-Key` HTTP header, set by the channel), a line
-//! of the Slack message, and the e-mail's `Message-ID` and `X-Logwarden-Idempotency-Key` header.
+//! body's `idempotency_key` (and the `Idempotency-Key` HTTP header, set by the channel), the
+//! last line of the Slack message, and the e-mail's `Message-ID` and
+//! `X-Logwarden-Idempotency-Key` header.
 
 use serde_json::{Value, json};
 
@@ -39,56 +40,57 @@ pub fn webhook_body(n: &Notification) -> Value {
     })
 }
 
-/// A Slack incoming-webhook payload; the key is the last line, as context.
+/// The facts every human-readable form lists, labelled, in order.
+fn facts(n: &Notification) -> [(&'static str, String); 10] {
+    [
+        ("Monitor", n.monitor.clone()),
+        ("Detector", n.detector.clone()),
+        ("Field", n.field.clone()),
+        ("Severity", n.severity.to_string()),
+        ("Grade", format!("{:.2}", n.grade)),
+        ("Confidence", format!("{:.2}", n.confidence)),
+        ("Value", format!("{} (expected {:.1})", n.value, n.expected)),
+        (
+            "Interval",
+            format!(
+                "{} – {}",
+                rfc3339(n.interval_start),
+                rfc3339(n.interval_end)
+            ),
+        ),
+        ("Episode since", rfc3339(n.episode_start)),
+        ("Key", n.key.clone()),
+    ]
+}
+
+/// A Slack incoming-webhook payload: the sentence, then the facts (the key last).
 pub fn slack_body(n: &Notification) -> Value {
     let icon = match n.kind {
         Kind::Recovery => ":white_check_mark:",
         _ => ":rotating_light:",
     };
-    let details = format!(
-        "*Detector* {} · *Field* {} · *Severity* {}\n*Grade* {:.2} · *Confidence* {:.2} · *Value* {} (expected {:.1})\n*Interval* {} – {}",
-        n.detector,
-        n.field,
-        n.severity,
-        n.grade,
-        n.confidence,
-        n.value,
-        n.expected,
-        rfc3339(n.interval_start),
-        rfc3339(n.interval_end)
-    );
+    let details: Vec<String> = facts(n)
+        .iter()
+        .map(|(label, value)| format!("*{label}* {value}"))
+        .collect();
     json!({
         "text": format!("{icon} {}", n.message),
         "blocks": [
             {"type": "section", "text": {"type": "mrkdwn", "text": format!("{icon} *{}*", n.message)}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": details}},
-            {"type": "context", "elements": [
-                {"type": "mrkdwn", "text": format!("Idempotency key: `{}`", n.key)}
-            ]}
+            {"type": "section", "text": {"type": "mrkdwn", "text": details.join("\n")}}
         ]
     })
 }
 
-/// The e-mail form of a notification: subject and plain-text body.
+/// The e-mail form of a notification: subject and plain-text body (the sentence, then the
+/// facts, the key last).
 pub fn email_text(n: &Notification) -> (String, String) {
     let subject = format!("[logwarden] severity {}: {}", n.severity, n.message);
-    let body = format!(
-        "{}\n\nMonitor:     {}\nDetector:    {}\nField:       {}\nSeverity:    {}\nGrade:       {:.2}\nConfidence:  {:.2}\nValue:       {} (expected {:.1})\nInterval:    {} – {}\nEpisode since {}\nKey:         {}\n",
-        n.message,
-        n.monitor,
-        n.detector,
-        n.field,
-        n.severity,
-        n.grade,
-        n.confidence,
-        n.value,
-        n.expected,
-        rfc3339(n.interval_start),
-        rfc3339(n.interval_end),
-        rfc3339(n.episode_start),
-        n.key,
-    );
-    (subject, body)
+    let lines: Vec<String> = facts(n)
+        .iter()
+        .map(|(label, value)| format!("{:<14} {value}", format!("{label}:")))
+        .collect();
+    (subject, format!("{}\n\n{}\n", n.message, lines.join("\n")))
 }
 
 /// The e-mail's `Message-ID`: the key at the sender's domain, so the same notification sent
@@ -138,9 +140,11 @@ mod tests {
                 .as_str()
                 .is_some_and(|t| t.contains("UNK_source-Monitor"))
         );
-        assert_eq!(
-            slack["blocks"][2]["elements"][0]["text"],
-            format!("Idempotency key: `{}`", n.key).as_str()
+        assert!(
+            slack["blocks"][1]["text"]["text"]
+                .as_str()
+                .is_some_and(|t| t.ends_with(&format!("\n*Key* {}", n.key))),
+            "{slack}"
         );
 
         let (subject, text) = email_text(&n);
@@ -148,7 +152,11 @@ mod tests {
             subject,
             "[logwarden] severity 1: Monitor UNK_source-Monitor just entered alert status. Please investigate the issue."
         );
-        assert!(text.contains(&format!("Key:         {}\n", n.key)), "{text}");
+        assert!(
+            text.contains("\nGrade:         0.80\n")
+                && text.ends_with(&format!("\nKey:           {}\n", n.key)),
+            "{text}"
+        );
         Ok(())
     }
 
@@ -160,7 +168,11 @@ mod tests {
             ("alerts@corp.example", "corp.example"),
             ("nobody", "logwarden"),
         ] {
-            assert_eq!(message_id(key, from), format!("<{key}@{expected}>"), "{from}");
+            assert_eq!(
+                message_id(key, from),
+                format!("<{key}@{expected}>"),
+                "{from}"
+            );
         }
     }
 }

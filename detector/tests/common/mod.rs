@@ -168,6 +168,41 @@ pub fn settings(
     settings
 }
 
+/// A webhook channel's YAML (after its name) posting to `url`.
+pub fn webhook(url: &str) -> String {
+    format!("webhook: {{value: \"{url}\"}}")
+}
+
+/// A spec with one detector (`country-anomaly-detector`: the sum of `UNK_country` per second,
+/// closed `window_delay` after each second, no history, a baseline of 10 intervals), one monitor
+/// telling `channels` (name, the channel's YAML after its name), on indices named after `name`.
+pub fn country_spec(name: &str, window_delay: &str, channels: &[(&str, String)]) -> String {
+    let names: Vec<&str> = channels.iter().map(|(n, _)| *n).collect();
+    let declared: Vec<String> = channels
+        .iter()
+        .map(|(n, c)| format!("  - {{name: {n}, {c}}}"))
+        .collect();
+    format!(
+        r#"
+events: {name}events
+results: {name}results
+checkpoints: {name}checkpoints
+detectors:
+  - name: country-anomaly-detector
+    feature: {{field: UNK_country}}
+    interval: 1s
+    window_delay: {window_delay}
+    model: {{history: 0, baseline: 10}}
+monitors:
+  - {{name: UNK_country-Monitor, detectors: [country-anomaly-detector], channels: [{}]}}
+channels:
+{}
+"#,
+        names.join(", "),
+        declared.join("\n")
+    )
+}
+
 /// The documents `index` holds (refreshed first), 0 when it does not exist.
 pub async fn count(http: &reqwest::Client, url: &str, index: &str) -> u64 {
     let _ = http.post(format!("{url}/{index}/_refresh")).send().await;
