@@ -83,7 +83,7 @@ impl Mailer {
         let mut message = lettre::Message::builder()
             .from(self.from.clone())
             .subject(subject)
-            .message_id(Some(message_id(&n.key, &self.from.email.to_string())))
+            .message_id(Some(message_id(&n.key, self.from.email.as_ref())))
             .raw_header(HeaderValue::new(EMAIL_KEY, n.key.clone()));
         for to in &self.to {
             message = message.to(to.clone());

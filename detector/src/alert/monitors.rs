@@ -360,8 +360,8 @@ pub(super) mod tests {
         let recovery = monitors.evaluate(&result(d, 12 * 60_000, 0.0, 1.0));
         assert_eq!(kinds(&recovery), [Kind::Recovery]);
         assert_eq!(recovery.entries[0].notification.episode_start, 60_000);
-        let keys = [&alert, &renotify.entries[0], &recovery.entries[0]]
-            .map(|e| e.notification.key.clone());
+        let keys =
+            [alert, &renotify.entries[0], &recovery.entries[0]].map(|e| e.notification.key.clone());
         assert!(
             keys[0] != keys[1] && keys[1] != keys[2] && keys[0] != keys[2],
             "each notification has its own key: {keys:?}"

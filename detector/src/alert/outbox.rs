@@ -246,7 +246,10 @@ mod tests {
         );
         let mut outbox = Outbox::default();
         for entry in &entries {
-            assert_eq!(outbox.record(entry.clone()).entries, [entry.clone()]);
+            assert_eq!(
+                outbox.record(entry.clone()).entries,
+                std::slice::from_ref(entry)
+            );
         }
         let alert = &entries[0];
         assert_eq!(
@@ -349,7 +352,7 @@ mod tests {
         let first = first.ok_or("no entry")?;
         assert_eq!(
             outbox.record(first.clone()).entries,
-            [first.clone()],
+            std::slice::from_ref(&first),
             "the oldest mark was forgotten"
         );
         let mut gone = first.clone();
