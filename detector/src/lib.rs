@@ -7,7 +7,8 @@
 //!   (the slowest partition with a backlog).
 //! - [`model`]: a random cut forest per detector with a thresholding layer: grade, confidence.
 //! - [`store`]: OpenSearch: history for a cold start, results, checkpoints.
-//! - [`alert`]: monitors and episodes (pure), and the delivery task (webhook, Slack).
+//! - [`alert`]: monitors and episodes (pure), the outbox of notifications (pure, checkpointed),
+//!   and one delivery worker per channel (webhook, Slack, e-mail).
 //! - [`evaluate`]: precision, recall and time to detect against the producer's labels; and
 //!   historical analysis of a past range.
 //! - [`lease`]: one active replica at a time (a lease document with optimistic concurrency).

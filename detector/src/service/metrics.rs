@@ -21,7 +21,7 @@ pub struct Metrics {
     pub future: prometheus::IntCounter,
     /// Seconds since the last saved checkpoint.
     pub checkpoint_age: IntGauge,
-    /// Alerts delivered, failed, waiting.
+    /// Alerts delivered, failed, waiting, dropped.
     pub delivery: DeliveryMetrics,
     /// Each detector's last scored interval end, epoch seconds.
     pub scored_until: IntGaugeVec,
@@ -70,9 +70,17 @@ impl Metrics {
                     "Alert deliveries that failed (each is retried).",
                     "channel",
                 )?,
-                pending: IntGauge::new(
-                    "detector_alerts_pending",
-                    "Alerts waiting to be delivered.",
+                pending: IntGaugeVec::new(
+                    Opts::new(
+                        "detector_alerts_pending",
+                        "Alerts waiting to be delivered (the outbox, checkpointed).",
+                    ),
+                    &["channel"],
+                )?,
+                dropped: by(
+                    "detector_alerts_dropped_total",
+                    "Alerts dropped undelivered: evicted from a full outbox, or for a channel no longer in the spec.",
+                    "channel",
                 )?,
             },
             scored_until: IntGaugeVec::new(
@@ -98,6 +106,7 @@ impl Metrics {
             metrics.delivery.sent,
             metrics.delivery.failed,
             metrics.delivery.pending,
+            metrics.delivery.dropped,
             metrics.scored_until,
             metrics.active
         )?;

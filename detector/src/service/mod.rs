@@ -1,6 +1,7 @@
 //! The detector as a service: reads `enriched`, aggregates each detector's feature per interval
 //! by event time, scores each closed interval, writes every result to the results index and the
-//! anomalous ones to `anomalies`, and hands monitors' notifications to the delivery task.
+//! anomalous ones to `anomalies`, and hands each result to the monitors ([`crate::alert::Alerting`]),
+//! whose outbox it checkpoints and whose channel workers report deliveries back to this loop.
 //!
 //! Start-up, per detector: restore its checkpoint (model, open intervals, stream positions) if
 //! one was saved for the same detector spec; otherwise a cold start: train a fresh model on the
@@ -43,9 +44,8 @@ use pipeline::telemetry::Health;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::FutureProducer;
-use tokio_util::sync::CancellationToken;
 
-use crate::alert::{self, Monitors};
+use crate::alert::{self, Alerting};
 use crate::event_time::{Admission, EventClock};
 use crate::settings::Settings;
 
@@ -89,10 +89,13 @@ pub async fn run(settings: Settings, service: &Service) -> Result<(), ServiceErr
         detectors.push(live);
     }
     let stream_state = startup::stream_state(&client, spec, &health, &shutdown).await?;
-    let mut monitors = Monitors::new(spec);
-    if let Some(state) = &stream_state {
-        monitors.restore(&state.monitors);
-    }
+    // Restores episodes and the outbox; the channel workers re-send what is pending.
+    let alerts = Alerting::start(
+        spec,
+        stream_state.as_ref().map(|s| &s.monitors),
+        targets,
+        metrics.delivery.clone(),
+    );
 
     let (consumer, partitions) = assign::assign(&settings, stream_state.as_ref(), &detectors)?;
     let producer: FutureProducer = settings
@@ -100,14 +103,6 @@ pub async fn run(settings: Settings, service: &Service) -> Result<(), ServiceErr
         .producer_config("logwarden-detector")
         .create()
         .map_err(ServiceError::Client)?;
-    let (outbox, inbox) = tokio::sync::mpsc::unbounded_channel();
-    let delivery_shutdown = CancellationToken::new();
-    let delivery = tokio::spawn(alert::deliver(
-        inbox,
-        targets,
-        metrics.delivery.clone(),
-        delivery_shutdown.clone(),
-    ));
     tracing::info!(
         detectors = detectors.len(),
         monitors = spec.monitors.len(),
@@ -123,8 +118,8 @@ pub async fn run(settings: Settings, service: &Service) -> Result<(), ServiceErr
         metrics: &metrics,
         producer,
         detectors,
-        monitors,
-        outbox,
+        alerts,
+        checkpoint_soon: false,
         clock: EventClock::new(partitions, millis(settings.future_tolerance)),
         last_future_report: None,
         unwritten: Unwritten::default(),
@@ -144,10 +139,14 @@ pub async fn run(settings: Settings, service: &Service) -> Result<(), ServiceErr
                 Ok(false) => {
                     metrics.active.set(0);
                     health.not_ready(LEASE_CHECK, "lost the lease");
-                    delivery_shutdown.cancel();
+                    stage.alerts.stop().await;
                     return Err(ServiceError::LeaseLost);
                 }
                 Err(err) => tracing::warn!(%err, "Renewing the lease failed; retrying."),
+            },
+            Some(outcome) = stage.alerts.outcome() => {
+                // A delivery is checkpointed at the next tick: a crash re-sends less.
+                stage.checkpoint_soon |= stage.alerts.settle(outcome);
             },
             message = consumer.recv() => match message {
                 Ok(message) => {
@@ -161,7 +160,7 @@ pub async fn run(settings: Settings, service: &Service) -> Result<(), ServiceErr
                 // An idle stream: time moves on by the clock, so quiet intervals close too.
                 let idle = (last_message.elapsed() > Duration::from_secs(1)).then(now_ms);
                 stage.close_intervals(idle).await;
-                if stage.last_checkpoint.elapsed() >= settings.checkpoint_every {
+                if stage.checkpoint_soon || stage.last_checkpoint.elapsed() >= settings.checkpoint_every {
                     stage.checkpoint(&consumer).await;
                 }
                 metrics.checkpoint_age.set(i64::try_from(stage.last_checkpoint.elapsed().as_secs()).unwrap_or(i64::MAX));
@@ -169,11 +168,10 @@ pub async fn run(settings: Settings, service: &Service) -> Result<(), ServiceErr
         }
     }
     stage.close_intervals(None).await;
+    // Pending alerts get a moment to go out; what does not stays pending in the checkpoint.
+    stage.alerts.drain(alert::SHUTDOWN_DRAIN).await;
     stage.checkpoint(&consumer).await;
-    // Give pending alerts a moment to go out.
-    drop(stage.outbox);
-    let _ = tokio::time::timeout(Duration::from_secs(5), delivery).await;
-    delivery_shutdown.cancel();
+    stage.alerts.stop().await;
     // A standby takes over at once.
     lease.release(&client).await;
     metrics.active.set(0);
@@ -188,8 +186,10 @@ struct Stage<'a> {
     metrics: &'a Metrics,
     producer: FutureProducer,
     detectors: Vec<Live>,
-    monitors: Monitors,
-    outbox: tokio::sync::mpsc::UnboundedSender<alert::Notification>,
+    /// Monitors, their outbox (checkpointed with the stream) and the channel workers.
+    alerts: Alerting,
+    /// A delivery was settled since the last checkpoint: save one at the next tick.
+    checkpoint_soon: bool,
     /// Per-partition event time: which records are scored, and the watermark.
     clock: EventClock,
     /// When a future record was last logged (they are counted always, logged at most every 10 s).
@@ -252,9 +252,7 @@ impl Stage<'_> {
             return;
         }
         for result in &results {
-            for notification in self.monitors.evaluate(result) {
-                let _ = self.outbox.send(notification);
-            }
+            self.alerts.evaluate(result);
             if result.anomaly_grade > 0.0 {
                 publish::publish(
                     &self.producer,
@@ -276,9 +274,12 @@ impl Stage<'_> {
 
     /// Saves every detector's model and window, then the stream positions and monitor episodes.
     async fn checkpoint(&mut self, consumer: &assign::DetectorConsumer) {
+        // Brought forward once per delivery; a failed save is retried on the usual schedule.
+        self.checkpoint_soon = false;
         let saved_at = now_ms();
         let positions = checkpoint::positions(consumer);
-        let checkpoints = checkpoint::build(&self.detectors, positions, &self.monitors, saved_at);
+        let checkpoints =
+            checkpoint::build(&self.detectors, positions, self.alerts.monitors(), saved_at);
         if checkpoint::save(self.client, &self.settings.spec.checkpoints, &checkpoints).await {
             self.last_checkpoint = Instant::now();
             tracing::debug!(detectors = self.detectors.len(), "Checkpoint saved.");

@@ -1,6 +1,9 @@
-//! What the detector's integration tests share: a webhook receiver and a producer helper.
+//! What the detector's integration tests share: webhook receivers, producer helpers, the
+//! detector in-process, and OpenSearch look-ups.
 
 #![allow(dead_code)]
+
+pub mod hooks;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,6 +38,27 @@ pub async fn receiver() -> (String, Inbox) {
     let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, app).await });
     (url, inbox)
+}
+
+/// Streams enriched-shaped records to `topic` for `seconds`, 20 every 100 ms stamped now, `bad`
+/// of them with UNK_country = 1 (with `bad` 0, one record in 140 has it: a little noise).
+pub async fn stream(producer: &FutureProducer, topic: &str, seconds: u64, bad: usize) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    for round in 0..seconds * 10 {
+        tick.tick().await;
+        let now = chrono::Utc::now();
+        let batch: Vec<Vec<u8>> = (0..20)
+            .map(|i| {
+                let record = serde_json::json!({
+                    "@timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    "UNK_country": u8::from(i < bad || (bad == 0 && i == 0 && round % 7 == 0)),
+                    "event_id": format!("stream-{}-{i}", now.timestamp_millis()),
+                });
+                serde_json::to_vec(&record).expect("json")
+            })
+            .collect();
+        send(producer, topic, &batch).await;
+    }
 }
 
 pub async fn send(producer: &FutureProducer, topic: &str, payloads: &[Vec<u8>]) {
@@ -142,6 +166,41 @@ pub fn settings(
         detector::settings::Settings::from_raw(raw, Some(instance.into())).expect("settings");
     settings.spec = detector::spec::Spec::parse(spec, "test spec").expect("spec");
     settings
+}
+
+/// A webhook channel's YAML (after its name) posting to `url`.
+pub fn webhook(url: &str) -> String {
+    format!("webhook: {{value: \"{url}\"}}")
+}
+
+/// A spec with one detector (`country-anomaly-detector`: the sum of `UNK_country` per second,
+/// closed `window_delay` after each second, no history, a baseline of 10 intervals), one monitor
+/// telling `channels` (name, the channel's YAML after its name), on indices named after `name`.
+pub fn country_spec(name: &str, window_delay: &str, channels: &[(&str, String)]) -> String {
+    let names: Vec<&str> = channels.iter().map(|(n, _)| *n).collect();
+    let declared: Vec<String> = channels
+        .iter()
+        .map(|(n, c)| format!("  - {{name: {n}, {c}}}"))
+        .collect();
+    format!(
+        r#"
+events: {name}events
+results: {name}results
+checkpoints: {name}checkpoints
+detectors:
+  - name: country-anomaly-detector
+    feature: {{field: UNK_country}}
+    interval: 1s
+    window_delay: {window_delay}
+    model: {{history: 0, baseline: 10}}
+monitors:
+  - {{name: UNK_country-Monitor, detectors: [country-anomaly-detector], channels: [{}]}}
+channels:
+{}
+"#,
+        names.join(", "),
+        declared.join("\n")
+    )
 }
 
 /// The documents `index` holds (refreshed first), 0 when it does not exist.

@@ -107,6 +107,17 @@ impl Process {
         self.wait(Duration::from_secs(30))
     }
 
+    /// Sends SIGKILL (a crash: nothing is drained, flushed or saved) and waits for the exit;
+    /// returns everything printed.
+    pub fn kill(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+        self.output()
+    }
+
     /// Waits for the process to exit by itself; returns the exit code and everything printed.
     ///
     /// # Panics
