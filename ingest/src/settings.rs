@@ -49,7 +49,8 @@ pub struct IngestConfig {
     pub tokens: BTreeMap<String, TokenSource>,
     /// Longest wait for Kafka to acknowledge a request's records before the sender is told to
     /// retry (503), in milliseconds; also librdkafka's `message.timeout.ms`, so a record is
-    /// not delivered after its sender was told it failed.
+    /// not delivered after its sender was told it failed. At most the drain deadline (20 s), so
+    /// a request in progress at shutdown is answered before the process exits.
     pub ack_timeout_ms: u64,
     /// The `Retry-After` a sender is given with a 503, in seconds.
     pub retry_after_s: u64,
@@ -63,7 +64,7 @@ impl Default for IngestConfig {
             http: HttpConfig::default(),
             syslog: SyslogConfig::default(),
             tokens: BTreeMap::new(),
-            ack_timeout_ms: 30_000,
+            ack_timeout_ms: 15_000,
             retry_after_s: 5,
             max_event_bytes: 1_000_000,
         }
@@ -204,6 +205,17 @@ impl Settings {
                     "give a value of at least 1",
                 ));
             }
+        }
+        if i.ack_timeout_ms > pipeline::shutdown::DRAIN_DEADLINE.as_millis() as u64 {
+            return Err(ConfigError::invalid(
+                "ingest.ack_timeout_ms",
+                format!(
+                    "({}) is longer than the drain deadline ({} ms)",
+                    i.ack_timeout_ms,
+                    pipeline::shutdown::DRAIN_DEADLINE.as_millis()
+                ),
+                "give at most 20000, so requests in progress are answered at shutdown",
+            ));
         }
         if !i.http.enabled && i.syslog.tcp.is_none() && i.syslog.udp.is_none() {
             return Err(ConfigError::invalid(

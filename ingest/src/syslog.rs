@@ -126,7 +126,16 @@ impl Receiver {
                 }
             }
             // Nothing more is read until the batch is written: back-pressure on the sender.
-            self.deliver(&batch, transport, shutdown).await;
+            if !self.deliver(&batch, transport, shutdown).await {
+                // Stopped while Kafka could not take the batch: count what else was read.
+                let mut left = 0_u64;
+                while framer.next_frame().is_some() {
+                    left += 1;
+                }
+                left += u64::from(framer.finish().is_some());
+                self.count_unwritten(transport, left);
+                break;
+            }
         }
     }
 
@@ -152,7 +161,9 @@ impl Receiver {
                     Err(_) => break,
                 }
             }
-            self.deliver(&batch, "udp", &shutdown).await;
+            if !self.deliver(&batch, "udp", &shutdown).await {
+                break;
+            }
         }
     }
 
@@ -182,18 +193,18 @@ impl Receiver {
         parse::record(&frame.bytes, frame.truncated, receipt)
     }
 
-    /// Writes `batch`, retrying until Kafka has it or the service stops.
+    /// Writes `batch`, retrying until Kafka has it (true) or the service stops (false).
     async fn deliver(
         &self,
         batch: &[Vec<u8>],
         transport: &'static str,
         shutdown: &CancellationToken,
-    ) {
+    ) -> bool {
         let receiver = format!("syslog_{transport}");
         let mut retries = Retries::new(Backoff::new(Duration::from_millis(100), self.retry_after));
         loop {
             let err = match self.writer.write(Source::Syslog, batch).await {
-                Ok(()) => return,
+                Ok(()) => return true,
                 Err(err) => err,
             };
             let refusal = Refusal::from(err);
@@ -206,14 +217,24 @@ impl Receiver {
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 () = shutdown.cancelled() => {
-                    self.metrics
-                        .refused
-                        .with_label_values(&[&receiver, "shutdown"])
-                        .inc_by(batch.len() as u64);
-                    tracing::error!(messages = batch.len(), "Stopped with syslog messages Kafka never acknowledged.");
-                    return;
+                    self.count_unwritten(transport, batch.len() as u64);
+                    return false;
                 }
             }
+        }
+    }
+
+    fn count_unwritten(&self, transport: &'static str, messages: u64) {
+        if messages > 0 {
+            self.metrics
+                .refused
+                .with_label_values(&[&format!("syslog_{transport}"), "shutdown"])
+                .inc_by(messages);
+            tracing::error!(
+                messages,
+                transport,
+                "Stopped with syslog messages Kafka never acknowledged."
+            );
         }
     }
 }
