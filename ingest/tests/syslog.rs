@@ -208,8 +208,8 @@ async fn logger_messages_over_tcp_and_udp_are_parsed_and_counted() {
         .expect("cut, not dropped");
     assert_eq!(
         cut.1["message"].as_str().map(str::len),
-        Some(2048 - 4),
-        "cut at the limit"
+        Some(2048),
+        "the first 2048 bytes kept"
     );
     let metrics = ingest.metrics().await;
     assert_eq!(
