@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 #[path = "../../../sink/tests/common/mod.rs"]
 pub mod pipeline_run;
 
+#[allow(unused_imports)]
 pub use pipeline_run::metric;
 
 /// The tokens the tests' services accept (names `alpha` and `beta`).
