@@ -89,7 +89,7 @@ async fn waf_over_ndjson_is_indexed_and_hec_events_are_dead_lettered() {
     for message in &dead {
         let letter = message
             .headers()
-            .and_then(|h| DeadLetter::from_headers(h))
+            .and_then(DeadLetter::from_headers)
             .expect("dead-letter headers");
         assert_eq!(letter.stage, "transformer");
         assert_eq!(

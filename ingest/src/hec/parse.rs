@@ -174,7 +174,10 @@ pub fn raw_events(
 mod tests {
     use super::*;
 
-    fn reason(result: Result<Vec<Vec<u8>>, Refusal>) -> (Reason, Option<usize>) {
+    /// A refusal's reason and event number.
+    type Outcome = (Reason, Option<usize>);
+
+    fn reason(result: Result<Vec<Vec<u8>>, Refusal>) -> Outcome {
         let refusal = result.expect_err("refused");
         (refusal.reason, refusal.event)
     }
@@ -200,7 +203,7 @@ mod tests {
 
     #[test]
     fn invalid_envelopes_name_their_number() {
-        let cases: [(&[u8], (Reason, Option<usize>)); 8] = [
+        let cases: [(&[u8], Outcome); 8] = [
             (b"", (Reason::NoData, None)),
             (b"  \n ", (Reason::NoData, None)),
             (

@@ -67,7 +67,7 @@ impl Framer {
                 match self.octet_counted() {
                     Counted::Frame(frame) => Some(frame),
                     Counted::NeedMore => return None,
-                    Counted::NotCounted => self.line(),
+                    Counted::Newline => self.line(),
                 }
             } else {
                 self.line()
@@ -132,7 +132,7 @@ impl Framer {
         match self.buffer.get(digits) {
             None if digits <= MAX_LENGTH_DIGITS => return Counted::NeedMore,
             Some(b' ') if digits <= MAX_LENGTH_DIGITS => {}
-            _ => return Counted::NotCounted,
+            _ => return Counted::Newline,
         }
         let length: usize = std::str::from_utf8(&self.buffer[..digits])
             .ok()
@@ -178,10 +178,14 @@ impl Framer {
     }
 }
 
+/// What the start of the buffer is, read as an octet count.
 enum Counted {
+    /// A complete octet-counted message.
     Frame(Frame),
+    /// An octet count whose message has not fully arrived.
     NeedMore,
-    NotCounted,
+    /// Not an octet count: a newline-framed message.
+    Newline,
 }
 
 fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {

@@ -151,7 +151,7 @@ pub fn sourced(messages: &[OwnedMessage]) -> Vec<(Option<Source>, Value)> {
     messages
         .iter()
         .map(|m| {
-            let source = m.headers().and_then(|h| Source::from_headers(h));
+            let source = m.headers().and_then(Source::from_headers);
             let value = serde_json::from_str(testkit::payload_text(m))
                 .unwrap_or_else(|err| panic!("record is not JSON ({err}): {m:?}"));
             (source, value)
