@@ -277,3 +277,84 @@ async fn tcp_reads_pause_while_kafka_cannot_take_the_messages() {
     assert_eq!(metric(&metrics, "logwarden_ingest_records_total", ""), 0.0);
     ingest.shutdown().await;
 }
+
+#[tokio::test]
+async fn syslog_over_tls_from_openssl_s_client() {
+    let (_, _, dir) = testkit::secure_listeners();
+    let (certificate, key, ca) = (
+        dir.join("broker.pem"),
+        dir.join("broker.key"),
+        dir.join("ca.pem"),
+    );
+    assert!(
+        certificate.exists() && key.exists(),
+        "the stack's TLS material is missing ({}): restart the stack (`cargo xtask stack up`)",
+        dir.display()
+    );
+    let ingest = Ingest::start(
+        "syslog-tls",
+        &[
+            (
+                "LOGWARDEN_INGEST__SYSLOG__TLS__CERTIFICATE_FILE",
+                &certificate.to_string_lossy(),
+            ),
+            (
+                "LOGWARDEN_INGEST__SYSLOG__TLS__KEY_FILE",
+                &key.to_string_lossy(),
+            ),
+        ],
+    )
+    .await;
+    let port = ingest.bound.syslog_tcp.expect("tcp").port();
+    let messages = [
+        "<38>1 2026-12-05T06:00:00Z bastion sshd 77 - - Accepted publickey for alice",
+        "<86>Dec  5 06:00:01 bastion sudo: alice : COMMAND=/usr/bin/id",
+    ];
+    let framed: String = messages
+        .iter()
+        .map(|m| format!("{} {m}", m.len()))
+        .collect();
+    let mut client = tokio::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-servername",
+            "localhost",
+        ])
+        .arg("-CAfile")
+        .arg(&ca)
+        .args(["-verify_return_error", "-quiet", "-no_ign_eof"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|err| {
+            panic!("running openssl ({err}): install it (`apt-get install openssl`)")
+        });
+    let mut stdin = client.stdin.take().expect("stdin");
+    stdin.write_all(framed.as_bytes()).await.expect("writes");
+    drop(stdin);
+    let records = sourced(&ingest.raw(2).await);
+    let output = client.wait_with_output().await.expect("openssl ends");
+    assert_eq!(
+        records.len(),
+        2,
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let texts: Vec<&str> = records
+        .iter()
+        .filter_map(|(_, r)| r["message"].as_str())
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "Accepted publickey for alice",
+            "alice : COMMAND=/usr/bin/id"
+        ]
+    );
+    assert_eq!(records[0].1["hostname"], "bastion");
+    ingest.stop().await;
+}
