@@ -11,7 +11,6 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use pipeline::wire::Source;
 use serde_json::json;
 
 use crate::http::App;
@@ -39,9 +38,7 @@ pub async fn receive(
         .unwrap_or_default()
         .to_owned();
     let answer = async {
-        let source = Source::parse(&source).ok_or_else(|| {
-            Refusal::new(Reason::UnknownSource, format!("unknown source `{source}`"))
-        })?;
+        let source = crate::http::source(&source)?;
         let key = headers
             .get("x-amz-firehose-access-key")
             .map(|v| v.to_str().unwrap_or(""))

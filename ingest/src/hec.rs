@@ -16,7 +16,6 @@ use pipeline::wire::Source;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::{AuthFailure, check_scheme};
 use crate::http::App;
 use crate::http::refusal::{Reason, Refusal};
 
@@ -58,19 +57,7 @@ fn refuse(app: &App, refusal: Refusal) -> Response {
 }
 
 fn authenticate(app: &App, headers: &HeaderMap) -> Result<(), Refusal> {
-    let header = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .map(|v| v.to_str().unwrap_or(""));
-    check_scheme(&app.get().tokens, header, "Splunk")
-        .map(|_name| ())
-        .map_err(|failure| match failure {
-            AuthFailure::Missing => Refusal::new(Reason::TokenRequired, "no Authorization header"),
-            AuthFailure::Malformed => Refusal::new(
-                Reason::InvalidAuthorization,
-                "expected `Authorization: Splunk <token>`",
-            ),
-            AuthFailure::Unknown => Refusal::new(Reason::InvalidToken, "unknown token"),
-        })
+    crate::http::authorize(app, headers, "Splunk")
 }
 
 /// The query parameters HEC reads.

@@ -11,17 +11,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use pipeline::telemetry::Health;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::Tokens;
+use crate::auth::{AuthFailure, Tokens, check_scheme};
 use crate::hec::channels::Channels;
 use crate::metrics::Metrics;
 use crate::writer::Writer;
-use refusal::Refusal;
+use pipeline::wire::Source;
+use refusal::{Reason, Refusal};
 
 /// What every handler shares.
 #[derive(Debug, Clone)]
@@ -82,6 +83,35 @@ impl App {
         }
         response
     }
+}
+
+/// Checks `Authorization: <scheme> <token>` against the tokens.
+pub fn authorize(app: &App, headers: &HeaderMap, scheme: &str) -> Result<(), Refusal> {
+    let header = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or(""));
+    check_scheme(&app.inner.tokens, header, scheme)
+        .map(|_name| ())
+        .map_err(|failure| match failure {
+            AuthFailure::Missing => Refusal::new(Reason::TokenRequired, "no Authorization header"),
+            AuthFailure::Malformed => Refusal::new(
+                Reason::InvalidAuthorization,
+                format!("expected `Authorization: {scheme} <token>`"),
+            ),
+            AuthFailure::Unknown => Refusal::new(Reason::InvalidToken, "unknown token"),
+        })
+}
+
+/// The source a URL names (`/ingest/<source>`, `/firehose/<source>`).
+pub fn source(name: &str) -> Result<Source, Refusal> {
+    Source::parse(name).ok_or_else(|| {
+        Refusal::new(
+            Reason::UnknownSource,
+            format!(
+                "unknown source `{name}` (waf, cloudtrail, syslog, cloudwatch, splunk, ndjson)"
+            ),
+        )
+    })
 }
 
 /// Every HTTP route.

@@ -7,11 +7,9 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use pipeline::wire::Source;
 use serde::de::IgnoredAny;
 use serde_json::json;
 
-use crate::auth::{AuthFailure, check_scheme};
 use crate::http::App;
 use crate::http::refusal::{Reason, Refusal};
 
@@ -77,23 +75,8 @@ pub async fn receive(
     body: Body,
 ) -> Response {
     let answer = async {
-        let source = Source::parse(&source).ok_or_else(|| {
-            Refusal::new(
-                Reason::UnknownSource,
-                format!("unknown source `{source}` (waf, cloudtrail, syslog, cloudwatch, splunk, ndjson)"),
-            )
-        })?;
-        let header = headers
-            .get(axum::http::header::AUTHORIZATION)
-            .map(|v| v.to_str().unwrap_or(""));
-        check_scheme(&app.get().tokens, header, "Bearer").map_err(|failure| match failure {
-            AuthFailure::Missing => Refusal::new(Reason::TokenRequired, "no Authorization header"),
-            AuthFailure::Malformed => Refusal::new(
-                Reason::InvalidAuthorization,
-                "expected `Authorization: Bearer <token>`",
-            ),
-            AuthFailure::Unknown => Refusal::new(Reason::InvalidToken, "unknown token"),
-        })?;
+        let source = crate::http::source(&source)?;
+        crate::http::authorize(&app, &headers, "Bearer")?;
         let state = app.get();
         let bytes = crate::http::body::read(&headers, body, state.max_body).await?;
         let records = lines(&bytes, state.max_event)?;
