@@ -8,12 +8,15 @@
 //! - [`syslog`]: TCP (newline and octet-counting framing, optional TLS) and UDP; messages
 //!   parsed into fields, what cannot be parsed kept as the message. TCP reads pause while Kafka
 //!   has not acknowledged what was read.
+//! - [`files`]: log files from a directory (CloudTrail gzip JSON, NDJSON, gzip NDJSON), the
+//!   names done checkpointed.
 //! - [`writer`]: the producer every receiver shares.
 //!
 //! The parsers (`hec::parse`, `firehose::decode`, `ndjson::lines`, `syslog::frame`,
 //! `syslog::parse`) are pure: no IO, no panics on input.
 
 pub mod auth;
+pub mod files;
 pub mod firehose;
 pub mod hec;
 pub mod http;

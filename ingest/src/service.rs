@@ -166,6 +166,25 @@ pub async fn run_with(
             Ok(())
         });
     }
+    if let Some((directory, checkpoint, source)) = settings.files.clone() {
+        tracing::info!(directory = %directory.display(), "Reading log files.");
+        let files = crate::files::Files {
+            directory,
+            checkpoint,
+            source,
+            poll: settings.files_poll,
+            max_file: settings.max_file_bytes,
+            max_event: settings.max_event_bytes,
+            writer: writer.clone(),
+            metrics: metrics.clone(),
+            retry_after: settings.retry_after,
+        };
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            files.serve(shutdown).await;
+            Ok(())
+        });
+    }
     on_bound(bound);
     let mut result = Ok(());
     let mut record = |joined: Result<Result<(), IngestError>, tokio::task::JoinError>| match joined

@@ -44,6 +44,8 @@ pub struct IngestConfig {
     pub http: HttpConfig,
     /// The syslog receivers; off unless `tcp` or `udp` is set.
     pub syslog: SyslogConfig,
+    /// The file receiver; off unless `directory` is set.
+    pub files: FilesConfig,
     /// Valid tokens by name (the name is what logs and metrics show): HEC's
     /// `Authorization: Splunk <token>`, Firehose's access key, NDJSON's `Bearer <token>`.
     pub tokens: BTreeMap<String, TokenSource>,
@@ -63,6 +65,7 @@ impl Default for IngestConfig {
         Self {
             http: HttpConfig::default(),
             syslog: SyslogConfig::default(),
+            files: FilesConfig::default(),
             tokens: BTreeMap::new(),
             ack_timeout_ms: 15_000,
             retry_after_s: 5,
@@ -123,6 +126,34 @@ pub struct SyslogConfig {
     pub tls: Option<SyslogTls>,
 }
 
+/// The `ingest.files` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilesConfig {
+    /// The directory to read log files from.
+    pub directory: Option<PathBuf>,
+    /// The source of NDJSON files' records (CloudTrail documents are always `cloudtrail`).
+    pub source: String,
+    /// How often the directory is listed, in milliseconds.
+    pub poll_ms: u64,
+    /// The checkpoint file (default `<directory>/.logwarden-ingest-done`).
+    pub checkpoint_file: Option<PathBuf>,
+    /// Largest file, decompressed, in bytes.
+    pub max_file_bytes: usize,
+}
+
+impl Default for FilesConfig {
+    fn default() -> Self {
+        Self {
+            directory: None,
+            source: "waf".to_owned(),
+            poll_ms: 5_000,
+            checkpoint_file: None,
+            max_file_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
 /// TLS for the syslog TCP listener: PEM files.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -144,6 +175,12 @@ pub struct Settings {
     pub http: Option<HttpConfig>,
     /// The syslog receivers.
     pub syslog: SyslogConfig,
+    /// The file receiver, if on: directory, checkpoint, source of NDJSON files.
+    pub files: Option<(PathBuf, PathBuf, pipeline::wire::Source)>,
+    /// `ingest.files.poll_ms`.
+    pub files_poll: Duration,
+    /// `ingest.files.max_file_bytes`.
+    pub max_file_bytes: usize,
     /// Valid tokens.
     pub tokens: Tokens,
     /// How long a request waits for Kafka.
@@ -217,7 +254,32 @@ impl Settings {
                 "give at most 20000, so requests in progress are answered at shutdown",
             ));
         }
-        if !i.http.enabled && i.syslog.tcp.is_none() && i.syslog.udp.is_none() {
+        let files = match &i.files.directory {
+            None => None,
+            Some(directory) => {
+                let source = pipeline::wire::Source::parse(&i.files.source).ok_or_else(|| {
+                    ConfigError::invalid(
+                        "ingest.files.source",
+                        format!("`{}` is not a source", i.files.source),
+                        "use waf, cloudtrail, syslog, cloudwatch, splunk or ndjson",
+                    )
+                })?;
+                if i.files.poll_ms == 0 || i.files.max_file_bytes == 0 {
+                    return Err(ConfigError::invalid(
+                        "ingest.files",
+                        "has poll_ms or max_file_bytes 0",
+                        "give both a value of at least 1",
+                    ));
+                }
+                let checkpoint = i
+                    .files
+                    .checkpoint_file
+                    .clone()
+                    .unwrap_or_else(|| directory.join(".logwarden-ingest-done"));
+                Some((directory.clone(), checkpoint, source))
+            }
+        };
+        if !i.http.enabled && i.syslog.tcp.is_none() && i.syslog.udp.is_none() && files.is_none() {
             return Err(ConfigError::invalid(
                 "ingest",
                 "turns every receiver off",
@@ -229,6 +291,9 @@ impl Settings {
             telemetry: raw.telemetry,
             http: i.http.enabled.then_some(i.http),
             syslog: i.syslog,
+            files,
+            files_poll: Duration::from_millis(i.files.poll_ms),
+            max_file_bytes: i.files.max_file_bytes,
             tokens,
             ack_timeout: Duration::from_millis(i.ack_timeout_ms),
             retry_after: Duration::from_secs(i.retry_after_s),

@@ -12,7 +12,6 @@ pub mod tls;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use pipeline::backoff::{Backoff, Retries};
 use pipeline::wire::Source;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, UdpSocket};
@@ -20,7 +19,6 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::http::refusal::Refusal;
 use crate::metrics::Metrics;
 use crate::writer::Writer;
 use frame::Framer;
@@ -201,27 +199,14 @@ impl Receiver {
         shutdown: &CancellationToken,
     ) -> bool {
         let receiver = format!("syslog_{transport}");
-        let mut retries = Retries::new(Backoff::new(Duration::from_millis(100), self.retry_after));
-        loop {
-            let err = match self.writer.write(Source::Syslog, batch).await {
-                Ok(()) => return true,
-                Err(err) => err,
-            };
-            let refusal = Refusal::from(err);
-            self.metrics
-                .refused
-                .with_label_values(&[&receiver, refusal.reason.as_str()])
-                .inc();
-            let wait = retries.next_delay();
-            tracing::warn!(detail = %refusal.detail, ?wait, messages = batch.len(), "Syslog batch not written; retrying.");
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = shutdown.cancelled() => {
-                    self.count_unwritten(transport, batch.len() as u64);
-                    return false;
-                }
-            }
+        let written = self
+            .writer
+            .write_until_done(Source::Syslog, batch, &receiver, self.retry_after, shutdown)
+            .await;
+        if !written {
+            self.count_unwritten(transport, batch.len() as u64);
         }
+        written
     }
 
     fn count_unwritten(&self, transport: &'static str, messages: u64) {

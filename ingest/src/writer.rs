@@ -19,7 +19,9 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use std::sync::Arc;
 
+use crate::http::refusal::Refusal;
 use crate::metrics::Metrics;
+use pipeline::backoff::{Backoff, Retries};
 
 /// Why records could not be written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -147,6 +149,37 @@ impl Writer {
             Err(_) => {}
         }
         outcome
+    }
+
+    /// Writes `batch` as [`Writer::write`] does, retrying (100 ms doubling to `max_wait`) until
+    /// Kafka has it (true) or `shutdown` (false): for receivers whose senders cannot be told to
+    /// retry (syslog, files). Each failure is counted under `receiver`.
+    pub async fn write_until_done(
+        &self,
+        source: Source,
+        batch: &[Vec<u8>],
+        receiver: &str,
+        max_wait: Duration,
+        shutdown: &tokio_util::sync::CancellationToken,
+    ) -> bool {
+        let mut retries = Retries::new(Backoff::new(Duration::from_millis(100), max_wait));
+        loop {
+            let err = match self.write(source, batch).await {
+                Ok(()) => return true,
+                Err(err) => err,
+            };
+            let refusal = Refusal::from(err);
+            self.metrics
+                .refused
+                .with_label_values(&[receiver, refusal.reason.as_str()])
+                .inc();
+            let wait = retries.next_delay();
+            tracing::warn!(receiver, detail = %refusal.detail, ?wait, records = batch.len(), "Batch not written; retrying.");
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = shutdown.cancelled() => return false,
+            }
+        }
     }
 
     /// Waits (at most `timeout`) for what librdkafka still holds.
