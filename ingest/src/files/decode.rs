@@ -49,16 +49,9 @@ pub fn records(
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-
     use super::*;
+    use crate::http::body::gzip;
     use crate::http::refusal::Reason;
-
-    fn gzip(bytes: &[u8]) -> Vec<u8> {
-        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        encoder.write_all(bytes).expect("writes");
-        encoder.finish().expect("finishes")
-    }
 
     #[test]
     fn cloudtrail_documents_and_ndjson() {

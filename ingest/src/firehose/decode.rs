@@ -196,14 +196,10 @@ fn check_size(len: usize, index: usize, max_event: usize) -> Result<(), Refusal>
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-
     use super::*;
 
     fn gzip_base64(text: &str) -> String {
-        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        encoder.write_all(text.as_bytes()).expect("writes");
-        STANDARD.encode(encoder.finish().expect("finishes"))
+        STANDARD.encode(crate::http::body::gzip(text.as_bytes()))
     }
 
     fn request(data: &[String]) -> Vec<u8> {

@@ -74,17 +74,18 @@ fn is_length_limit(err: &axum::Error) -> bool {
     false
 }
 
+/// gzip of `bytes`, for the unit tests of what undoes it.
+#[cfg(test)]
+pub(crate) fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).expect("writes");
+    encoder.finish().expect("finishes")
+}
+
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-
     use super::*;
-
-    fn gzip(bytes: &[u8]) -> Vec<u8> {
-        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        encoder.write_all(bytes).expect("writes");
-        encoder.finish().expect("finishes")
-    }
 
     #[test]
     fn gzip_is_undone_within_the_limit() {
