@@ -104,7 +104,14 @@ fn both_runtime_stages_declare_the_same_image() {
         );
     }
     let dockerfile = std::fs::read_to_string(path("Dockerfile")).expect("the Dockerfile");
-    for service in ["producer", "transformer", "sink", "detector", "provisioner"] {
+    for service in [
+        "producer",
+        "transformer",
+        "sink",
+        "detector",
+        "provisioner",
+        "ingest",
+    ] {
         assert!(
             dockerfile.contains(&format!("-p {service}")),
             "the Dockerfile does not build {service}"

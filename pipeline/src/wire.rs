@@ -10,11 +10,17 @@
 //!   the detector's name; the same document the detector writes to its results index (every
 //!   interval, anomalous or not, with [`ResultDoc::id`] as `_id`). Its field names follow
 //!   OpenSearch's anomaly-detection plugin, so the same monitors and queries read both.
+//! - `raw` records written by `logwarden-ingest` carry their [`Source`] in the
+//!   [`SOURCE_HEADER`] (`logwarden-source: waf|cloudtrail|syslog|cloudwatch|splunk|ndjson`).
 
 use std::fmt;
 
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 use serde::{Deserialize, Serialize};
+
+mod source;
+
+pub use source::{SOURCE_HEADER, Source};
 
 /// One WAF log record as the seed generated it (AWS WAF's shape, simplified), with `timestamp`
 /// in integer epoch milliseconds as real WAF logs have it.

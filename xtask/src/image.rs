@@ -26,7 +26,14 @@ use crate::process;
 pub use engine::Engine;
 
 /// The packages whose binaries go into the image, each as `logwarden-<package>`.
-pub const SERVICES: [&str; 5] = ["producer", "transformer", "sink", "detector", "provisioner"];
+pub const SERVICES: [&str; 6] = [
+    "producer",
+    "transformer",
+    "sink",
+    "detector",
+    "provisioner",
+    "ingest",
+];
 
 /// The image's name; tagged with the workspace version and `dev`.
 pub const NAME: &str = "localhost/logwarden";

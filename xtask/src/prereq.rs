@@ -339,6 +339,37 @@ pub fn nginx(root: bool) -> Result<()> {
     Ok(())
 }
 
+/// Debian's rsyslog, the real syslog forwarder the ingest tests send through
+/// (`ingest/tests/rsyslog.rs`); as root, installed with apt if missing. The tests run their own
+/// `rsyslogd` with their own configuration.
+pub fn rsyslog(root: bool) -> Result<()> {
+    let bin = Path::new("/usr/sbin/rsyslogd");
+    if bin.exists() {
+        return Ok(());
+    }
+    if !root {
+        bail!(
+            "rsyslog is needed as a syslog forwarder for the ingest tests and is not installed; \
+             install it (`sudo apt-get install rsyslog`) and retry"
+        );
+    }
+    apt_install(&["rsyslog"], "a syslog forwarder for the ingest tests")?;
+    // Where the package started its own daemon (no init system here may mean it did not), stop
+    // that one process: the tests run their own.
+    if let Ok(pid) = std::fs::read_to_string("/run/rsyslogd.pid") {
+        let pid = pid.trim();
+        if !pid.is_empty() && pid.chars().all(|c| c.is_ascii_digit()) {
+            let _ = Command::new("kill").args(["-TERM", pid]).output();
+        }
+    }
+    anyhow::ensure!(
+        bin.exists(),
+        "apt-get installed rsyslog but {} is missing",
+        bin.display()
+    );
+    Ok(())
+}
+
 /// Creates the system user OpenSearch runs as, if it does not exist.
 pub fn ensure_system_user(name: &str) -> Result<()> {
     let exists = Command::new("id")

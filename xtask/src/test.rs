@@ -107,6 +107,7 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
     let up = stack::ensure_up(ctx, &args.stack)?;
     let smtpd = crate::prereq::aiosmtpd(&ctx.dirs.cache)?;
     crate::prereq::nginx(ctx.root)?;
+    crate::prereq::rsyslog(ctx.root)?;
     let cluster_started = Instant::now();
     let k8s = k8s_tools
         .map(|tools| crate::k8s::use_for_tests(ctx, tools))
