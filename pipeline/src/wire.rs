@@ -510,7 +510,10 @@ mod tests {
                 offset: 12_345,
             },
         };
-        assert_eq!(DeadLetter::from_headers(&dead.to_headers()), Some(dead.clone()));
+        assert_eq!(
+            DeadLetter::from_headers(&dead.to_headers()),
+            Some(dead.clone())
+        );
         assert_eq!(DeadLetter::original_bytes(&dead.to_headers()), None);
         let truncated = dead.to_truncated_headers(1_200_000);
         assert_eq!(DeadLetter::from_headers(&truncated), Some(dead));

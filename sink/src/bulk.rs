@@ -94,7 +94,10 @@ pub fn today() -> EpochDay {
 /// The day of a `YYYY-MM-DD` date, in days since 1970-01-01.
 fn epoch_day(date: &str) -> Option<EpochDay> {
     let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
-    Some(day.signed_duration_since(chrono::NaiveDate::default()).num_days())
+    Some(
+        day.signed_duration_since(chrono::NaiveDate::default())
+            .num_days(),
+    )
 }
 
 /// Turns enriched records into documents, remembering the last daily index name (records arrive
@@ -577,33 +580,83 @@ mod tests {
         let block = |kind: &str, reason: &str, status: u16| {
             classify_item(status, Some(&json!({"type": kind, "reason": reason})))
         };
-        let blocked = |outcome: &Outcome| {
-            matches!(outcome, Outcome::Rejected(u) if u.reason == DeadLetterReason::IndexBlocked)
-        };
+        let blocked = |outcome: &Outcome| matches!(outcome, Outcome::Rejected(u) if u.reason == DeadLetterReason::IndexBlocked);
         let cases = [
             (block("index_closed_exception", "closed", 400), true),
-            (block("cluster_block_exception", "index [e-2026.01.01] blocked by: [FORBIDDEN/4/index closed];", 403), true),
-            (block("cluster_block_exception", "index [e-2026.01.01] blocked by: [FORBIDDEN/8/index write (api)];", 403), true),
-            (block("cluster_block_exception", "index [e-2026.01.01] blocked by: [FORBIDDEN/5/index read-only (api)];", 403), true),
-            (block("cluster_block_exception", "index [e-2026.01.01] blocked by: [TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage watermark, index has read-only-allow-delete block];", 429), false),
-            (block("cluster_block_exception", "index [e] blocked by: [FORBIDDEN/12/index read-only / allow delete (api)];", 403), false),
-            (block("cluster_block_exception", "blocked by: [SERVICE_UNAVAILABLE/2/no cluster-manager];", 503), false),
+            (
+                block(
+                    "cluster_block_exception",
+                    "index [e-2026.01.01] blocked by: [FORBIDDEN/4/index closed];",
+                    403,
+                ),
+                true,
+            ),
+            (
+                block(
+                    "cluster_block_exception",
+                    "index [e-2026.01.01] blocked by: [FORBIDDEN/8/index write (api)];",
+                    403,
+                ),
+                true,
+            ),
+            (
+                block(
+                    "cluster_block_exception",
+                    "index [e-2026.01.01] blocked by: [FORBIDDEN/5/index read-only (api)];",
+                    403,
+                ),
+                true,
+            ),
+            (
+                block(
+                    "cluster_block_exception",
+                    "index [e-2026.01.01] blocked by: [TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage watermark, index has read-only-allow-delete block];",
+                    429,
+                ),
+                false,
+            ),
+            (
+                block(
+                    "cluster_block_exception",
+                    "index [e] blocked by: [FORBIDDEN/12/index read-only / allow delete (api)];",
+                    403,
+                ),
+                false,
+            ),
+            (
+                block(
+                    "cluster_block_exception",
+                    "blocked by: [SERVICE_UNAVAILABLE/2/no cluster-manager];",
+                    503,
+                ),
+                false,
+            ),
         ];
         for (i, (outcome, want)) in cases.iter().enumerate() {
             assert_eq!(blocked(outcome), *want, "case {i}: {outcome:?}");
-            assert!(*want || matches!(outcome, Outcome::Retry(_)), "case {i}: {outcome:?}");
+            assert!(
+                *want || matches!(outcome, Outcome::Retry(_)),
+                "case {i}: {outcome:?}"
+            );
         }
     }
 
     #[test]
     fn only_the_accepted_days_make_documents() {
         let today = epoch_day("2026-12-05").expect("a date");
-        let days = AcceptedDays { past: 30, future: 1 };
+        let days = AcceptedDays {
+            past: 30,
+            future: 1,
+        };
         let mut preparer = preparer().accepting(days, today);
-        let record = |day: &str| format!(r#"{{"@timestamp":"{day}T12:00:00Z","event_id":"e-{day}"}}"#);
+        let record =
+            |day: &str| format!(r#"{{"@timestamp":"{day}T12:00:00Z","event_id":"e-{day}"}}"#);
         for day in ["2026-12-05", "2026-12-06", "2026-11-05", "2026-11-30"] {
             let document = preparer.prepare(record(day).as_bytes()).expect(day);
-            assert_eq!(&*document.index, format!("t-events-{}", day.replace('-', ".")));
+            assert_eq!(
+                &*document.index,
+                format!("t-events-{}", day.replace('-', "."))
+            );
         }
         for (day, detail) in [
             ("2026-12-07", "2 days after today"),
