@@ -24,6 +24,7 @@
 
 mod metrics;
 mod outputs;
+mod refusal;
 mod router;
 mod window;
 
@@ -43,7 +44,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 pub use self::metrics::Metrics;
-use self::outputs::Outputs;
+use self::outputs::{Outputs, Refusals};
 use self::router::Router;
 use crate::settings::{Guarantee, Settings};
 
@@ -133,6 +134,12 @@ impl Stage {
         // Ready once joined, even on an idle topic; see `pipeline::kafka::HealthContext`.
         HealthContext::follow_group(&mut consumer_config);
         let mut producer_config = kafka.producer_config(&client_id);
+        // Every output is at most `transformer.max_record_bytes` (checked before producing), and
+        // librdkafka refuses larger ones: one limit, one knob.
+        producer_config.set(
+            "message.max.bytes",
+            settings.rules.max_record_bytes().max(1_000).to_string(),
+        );
         if settings.guarantee == Guarantee::ExactlyOnce {
             consumer_config.set("enable.auto.commit", "false");
             producer_config
@@ -163,6 +170,11 @@ impl Stage {
             ],
             settings.max_in_flight,
             shutdown.clone(),
+            Refusals {
+                input: kafka.topics.raw.clone(),
+                limit: settings.rules.max_record_bytes(),
+                dead_letters: metrics.dead_letters.clone(),
+            },
             move |event, reason| match event {
                 Event::QueueFull => events.with_label_values(&["queue_full"]).inc(),
                 Event::Retried => {

@@ -3,15 +3,24 @@
 //! stages, but from buffers the window reuses and handed to rdkafka as borrowed slices (which
 //! librdkafka copies into its own queue), so the transformer allocates nothing per record for
 //! its outputs. The tag of a settled output is what lets the stage store its input's offset.
+//!
+//! An output Kafka refuses for good (see `refusal::is_permanent`) is not retried: it becomes a
+//! dead letter in its place (`oversized` when too large, else `produce_refused`), so the
+//! partition moves on. A dead letter refused as too large is cut down once; a dead letter still
+//! refused stops the stage with the error (there is nowhere left to put it).
 
 use std::time::Duration;
 
 use pipeline::delivery::{DeliveryError, Event};
+use pipeline::wire::{DeadLetter, DeadLetterReason, SourcePosition};
+use prometheus::IntCounterVec;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use tokio_util::sync::CancellationToken;
 
+use super::STAGE;
+use super::refusal::{is_permanent, truncate_dead_letter, write_dead_letter};
 use super::window::{Destination, Output, Window};
 
 /// Told of waits and retries, with the reason: how the stage feeds its metrics and readiness.
@@ -26,6 +35,68 @@ pub(crate) struct Outputs<T, C: rdkafka::ClientContext + 'static> {
     /// Ends retrying a failed delivery.
     shutdown: CancellationToken,
     on_event: EventHook,
+    /// Turns refused outputs into dead letters.
+    refusals: Refusals,
+}
+
+/// What turning a refused output into a dead letter needs.
+#[derive(Debug)]
+pub(crate) struct Refusals {
+    /// The input topic, named by the dead letter.
+    pub(crate) input: String,
+    /// The largest record the stage produces (`transformer.max_record_bytes`).
+    pub(crate) limit: usize,
+    /// Dead letters by reason.
+    pub(crate) dead_letters: IntCounterVec,
+}
+
+impl Refusals {
+    /// When `error` is permanent, makes `output` the dead letter for it (or cuts a dead letter
+    /// down) and returns `true`: send it instead. `false`: retry, or (for a dead letter) give up.
+    fn redirect(&self, topics: &[String; 2], output: &mut Output, error: &KafkaError) -> bool {
+        let Some(code) = error.rdkafka_error_code().filter(|code| is_permanent(*code)) else {
+            return false;
+        };
+        let topic = topic(topics, output.destination).to_owned();
+        let dead = match output.destination {
+            Destination::Enriched => {
+                let (partition, offset) = output.source;
+                let dead = DeadLetter {
+                    reason: if code == rdkafka::types::RDKafkaErrorCode::MessageSizeTooLarge {
+                        DeadLetterReason::Oversized
+                    } else {
+                        DeadLetterReason::ProduceRefused
+                    },
+                    detail: format!("producing to `{topic}` was refused: {error}"),
+                    stage: STAGE.to_owned(),
+                    source: SourcePosition {
+                        topic: self.input.clone(),
+                        partition,
+                        offset,
+                    },
+                };
+                let enriched = std::mem::take(&mut output.payload);
+                write_dead_letter(output, &enriched, &dead, self.limit);
+                dead
+            }
+            Destination::DeadLetter => {
+                let Some(dead) = output.headers.as_ref().and_then(DeadLetter::from_headers) else {
+                    return false;
+                };
+                if code != rdkafka::types::RDKafkaErrorCode::MessageSizeTooLarge
+                    || !truncate_dead_letter(output, &dead)
+                {
+                    return false;
+                }
+                dead
+            }
+        };
+        self.dead_letters
+            .with_label_values(&[dead.reason.as_str()])
+            .inc();
+        tracing::warn!(%error, %topic, reason = %dead.reason, partition = dead.source.partition, offset = dead.source.offset, "Kafka refused an output for good; sending a dead letter instead.");
+        true
+    }
 }
 
 impl<T, C: rdkafka::ClientContext + 'static> std::fmt::Debug for Outputs<T, C> {
@@ -46,6 +117,7 @@ impl<T, C: rdkafka::ClientContext + 'static> Outputs<T, C> {
         [enriched, dead_letter]: [String; 2],
         max_in_flight: usize,
         shutdown: CancellationToken,
+        refusals: Refusals,
         on_event: impl Fn(Event, &str) + Send + Sync + 'static,
     ) -> Self {
         Self {
@@ -54,6 +126,7 @@ impl<T, C: rdkafka::ClientContext + 'static> Outputs<T, C> {
             topics: [enriched, dead_letter],
             shutdown,
             on_event: Box::new(on_event),
+            refusals,
         }
     }
 
@@ -89,7 +162,11 @@ impl<T, C: rdkafka::ClientContext + 'static> Outputs<T, C> {
 
     /// Sends `output`; when librdkafka's queue is full, settles the oldest outputs first and
     /// returns their tags (the caller handles them as it does [`Self::settle_next`]'s).
-    pub(crate) async fn send(&mut self, output: Output, tag: T) -> Result<Vec<T>, DeliveryError> {
+    pub(crate) async fn send(
+        &mut self,
+        mut output: Output,
+        tag: T,
+    ) -> Result<Vec<T>, DeliveryError> {
         let mut settled = Vec::new();
         loop {
             match enqueue(&self.producer, &self.topics, &output) {
@@ -104,6 +181,7 @@ impl<T, C: rdkafka::ClientContext + 'static> Outputs<T, C> {
                         None => tokio::time::sleep(Duration::from_millis(10)).await,
                     }
                 }
+                Err(source) if self.refusals.redirect(&self.topics, &mut output, &source) => {}
                 Err(source) => {
                     let topic = topic(&self.topics, output.destination).to_owned();
                     self.window.give_back(output);
@@ -122,32 +200,56 @@ impl<T, C: rdkafka::ClientContext + 'static> Outputs<T, C> {
             let Some(front) = self.window.front_mut() else {
                 return Ok(None);
             };
+            // A dead letter made of a refused output is sent at once; a retry waits.
+            let mut wait = true;
             if let Some(delivery) = &mut front.delivery {
                 let reason = match delivery.await {
                     Ok(Ok(_)) => return Ok(self.window.settle_front()),
-                    Ok(Err((error, _))) => error.to_string(),
-                    Err(_cancelled) => "delivery cancelled".to_owned(),
+                    Ok(Err((error, _)))
+                        if self
+                            .refusals
+                            .redirect(&self.topics, &mut front.output, &error) =>
+                    {
+                        None
+                    }
+                    Ok(Err((error, _))) => Some(error.to_string()),
+                    Err(_cancelled) => Some("delivery cancelled".to_owned()),
                 };
                 front.delivery = None;
-                (self.on_event)(Event::Retried, &reason);
-                let topic = topic(&self.topics, front.output.destination);
-                tracing::warn!(%reason, %topic, "Delivery failed; sending again.");
+                match reason {
+                    Some(reason) => {
+                        (self.on_event)(Event::Retried, &reason);
+                        let topic = topic(&self.topics, front.output.destination);
+                        tracing::warn!(%reason, %topic, "Delivery failed; sending again.");
+                    }
+                    None => wait = false,
+                }
             }
             loop {
                 let topic = topic(&self.topics, front.output.destination);
-                tokio::select! {
-                    () = tokio::time::sleep(backoff) => {}
-                    () = self.shutdown.cancelled() => {
-                        return Err(DeliveryError::Stopped { topic: topic.to_owned() });
+                if wait {
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = self.shutdown.cancelled() => {
+                            return Err(DeliveryError::Stopped { topic: topic.to_owned() });
+                        }
                     }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
+                wait = true;
                 match enqueue(&self.producer, &self.topics, &front.output) {
                     Ok(delivery) => {
                         front.delivery = Some(delivery);
                         break;
                     }
                     Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => {}
+                    Err(source)
+                        if self
+                            .refusals
+                            .redirect(&self.topics, &mut front.output, &source) =>
+                    {
+                        wait = false;
+                    }
                     Err(source) => {
                         return Err(DeliveryError::Refused {
                             topic: topic.to_owned(),
