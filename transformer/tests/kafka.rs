@@ -84,8 +84,11 @@ fn expected_indicators(r: &Value) -> BTreeMap<&'static str, i64> {
 }
 
 async fn produce_raw(kafka: &KafkaConfig, payloads: &[Vec<u8>]) {
+    // Up to 2 MB: a record over the transformer's limit must reach `raw` (compressed, it fits
+    // under the broker's own limit, as it does for a real sender).
     let producer: FutureProducer = kafka
         .producer_config("test-raw")
+        .set("message.max.bytes", "2000000")
         .create()
         .expect("producer");
     let mut deliveries = Vec::with_capacity(payloads.len());
@@ -424,4 +427,111 @@ async fn kill_9_and_restart_loses_nothing_at_least_once() {
 async fn exactly_once_with_a_crash_shows_each_output_once() {
     let (_, outputs) = crash_and_restart("exactly_once").await;
     assert_eq!(outputs, 20_000, "a read_committed reader sees no duplicate");
+}
+
+/// Record `i` padded (in `httpRequest.args`) to exactly `bytes` bytes of JSON.
+fn padded(i: usize, bytes: usize) -> Vec<u8> {
+    let mut value = record(i);
+    let base = serde_json::to_vec(&value).expect("json").len();
+    value["httpRequest"]["args"] = json!("a".repeat(bytes - base));
+    let padded = serde_json::to_vec(&value).expect("json");
+    assert_eq!(padded.len(), bytes);
+    padded
+}
+
+#[tokio::test]
+async fn records_too_large_to_produce_are_dead_letters_and_the_partition_moves_on() {
+    let kafka = testkit::kafka_with_private_topics("transformer-large", 1).await;
+    // Over the limit (1,000,000 bytes) as input; under it once enriched; under as input but
+    // over once enriched (the indicators, `@timestamp` and `event_id` add ~300 bytes).
+    let (huge, under, edge) = (
+        padded(100, 1_200_000),
+        padded(150, 999_000),
+        padded(200, 999_950),
+    );
+    let mut payloads: Vec<Vec<u8>> = (0..300)
+        .map(|i| serde_json::to_vec(&record(i)).expect("json"))
+        .collect();
+    payloads[100] = huge.clone();
+    payloads[150] = under.clone();
+    payloads[200] = edge.clone();
+    produce_raw(&kafka, &payloads).await;
+
+    let (shutdown, task) = start_in_process(settings(&kafka, Guarantee::AtLeastOnce)).await;
+    let out = testkit::consume(
+        &kafka,
+        &kafka.topics.enriched,
+        298,
+        Duration::from_secs(60),
+        Duration::from_secs(2),
+    )
+    .await;
+    let dead = testkit::consume(
+        &kafka,
+        &kafka.topics.dead_letter,
+        2,
+        Duration::from_secs(30),
+        Duration::from_secs(1),
+    )
+    .await;
+    assert!(!task.is_finished(), "the transformer stays up");
+    shutdown.cancel();
+    let metrics = task.await.expect("the service ends");
+    testkit::delete_topics(&kafka, &kafka.topics.all()).await;
+
+    assert_eq!(
+        out.len(),
+        298,
+        "every other record once, the one just under included"
+    );
+    let enriched = by_event_id(&out);
+    let expected: BTreeSet<String> = (0..300)
+        .filter(|i| ![100, 200].contains(i))
+        .map(|i| format!("{}-0-{i}", kafka.topics.raw))
+        .collect();
+    assert_eq!(enriched.keys().cloned().collect::<BTreeSet<_>>(), expected);
+    let id = format!("\"{}-0-150\"", kafka.topics.raw);
+    let just_under = out
+        .iter()
+        .find(|m| testkit::payload_text(m).contains(&id))
+        .expect("the record just under the limit");
+    let size = just_under.payload().map_or(0, <[u8]>::len);
+    assert!(size > under.len() && size <= 1_000_000, "{size} bytes");
+
+    let mut letters: Vec<(DeadLetter, usize, Vec<u8>)> = dead
+        .iter()
+        .map(|m| {
+            let headers = m.headers().expect("headers");
+            (
+                DeadLetter::from_headers(headers).expect("dead-letter headers"),
+                DeadLetter::original_bytes(headers).expect("the original size"),
+                m.payload().unwrap_or_default().to_vec(),
+            )
+        })
+        .collect();
+    letters.sort_by_key(|(letter, _, _)| letter.source.offset);
+    assert_eq!(letters.len(), 2);
+    for ((letter, original, prefix), (offset, input, detail)) in letters.iter().zip([
+        (
+            100,
+            &huge,
+            "the record is 1200000 bytes, over the limit of 1000000 bytes",
+        ),
+        (200, &edge, "the enriched record is"),
+    ]) {
+        assert_eq!(letter.reason, DeadLetterReason::Oversized);
+        assert!(letter.detail.contains(detail), "{}", letter.detail);
+        assert_eq!((letter.source.partition, letter.source.offset), (0, offset));
+        assert_eq!(*original, input.len());
+        assert_eq!(prefix.len(), 64 * 1024);
+        assert_eq!(
+            prefix.as_slice(),
+            &input[..64 * 1024],
+            "the input's first bytes"
+        );
+    }
+    assert!(
+        metrics.contains(r#"logwarden_transformer_dead_letters_total{reason="oversized"} 2"#),
+        "{metrics}"
+    );
 }

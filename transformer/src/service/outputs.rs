@@ -54,7 +54,10 @@ impl Refusals {
     /// When `error` is permanent, makes `output` the dead letter for it (or cuts a dead letter
     /// down) and returns `true`: send it instead. `false`: retry, or (for a dead letter) give up.
     fn redirect(&self, topics: &[String; 2], output: &mut Output, error: &KafkaError) -> bool {
-        let Some(code) = error.rdkafka_error_code().filter(|code| is_permanent(*code)) else {
+        let Some(code) = error
+            .rdkafka_error_code()
+            .filter(|code| is_permanent(*code))
+        else {
             return false;
         };
         let topic = topic(topics, output.destination).to_owned();

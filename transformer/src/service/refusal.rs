@@ -40,7 +40,12 @@ pub(crate) fn is_permanent(code: RDKafkaErrorCode) -> bool {
 /// Writes `input` into `output` (taken empty or to be reused) as the dead letter `dead`: the
 /// whole input when it fits under `limit` with its key and headers, else its first
 /// [`TRUNCATED_BYTES`] with the original size in a header.
-pub(crate) fn write_dead_letter(output: &mut Output, input: &[u8], dead: &DeadLetter, limit: usize) {
+pub(crate) fn write_dead_letter(
+    output: &mut Output,
+    input: &[u8],
+    dead: &DeadLetter,
+    limit: usize,
+) {
     output.destination = Destination::DeadLetter;
     output.payload.clear();
     let key = output.key().map_or(0, <[u8]>::len);
