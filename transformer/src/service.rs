@@ -9,8 +9,11 @@
 //!   repeats at most the unsettled window; the event id (topic, partition, offset of the input)
 //!   makes the repeat overwrite downstream rather than duplicate.
 //! - **Exactly-once**: batches of inputs are processed inside one Kafka transaction that also
-//!   carries the consumer offsets; an aborted or crashed transaction is invisible to
-//!   `read_committed` readers and its inputs are processed again.
+//!   carries the consumer offsets (sent with the group's metadata, so the broker fences a
+//!   commit from a stale generation); an aborted or crashed transaction is invisible to
+//!   `read_committed` readers and its inputs are processed again. A transaction during which
+//!   partitions were revoked is aborted, never committed: the revoked partitions' offsets are no
+//!   longer ours to send, and their outputs must not appear without them.
 //!
 //! On shutdown the loop stops taking input, settles what is in flight within the drain
 //! deadline, and commits.
@@ -288,6 +291,10 @@ impl Stage {
             producer
                 .begin_transaction()
                 .map_err(ServiceError::Transaction)?;
+            // Partitions revoked while the transaction is open (a rebalance, served inside
+            // `recv`) take their offsets with them: the transaction could then commit their
+            // outputs without their offsets, and their new owner would produce them again.
+            let revocations = self.context.revocations();
             let tag = (first.partition(), first.offset(), Instant::now());
             let mut output = self.outputs.take();
             self.router.route(&first, &mut output);
@@ -322,6 +329,11 @@ impl Stage {
                     .await;
             }
             let committed = match result {
+                Ok(()) if self.context.revocations() != revocations => Err(
+                    "partitions were revoked during the transaction (a rebalance); its outputs \
+                     go with them"
+                        .to_owned(),
+                ),
                 Ok(()) => self.commit_transaction(&producer),
                 Err(err) => Err(format!("delivery failed: {err}")),
             };

@@ -4,41 +4,20 @@
 //! shows a `read_committed` reader every output exactly once.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+mod common;
+
+use common::{
+    by_event_id, produce_raw, record, sigkill, sigterm_and_wait, spawn_binary, wait_for_size,
+};
 use pipeline::kafka::{KafkaConfig, topic_size};
 use pipeline::testkit;
 use pipeline::wire::{DeadLetter, DeadLetterReason};
 use rdkafka::Message;
-use rdkafka::message::OwnedMessage;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use transformer::settings::{Guarantee, RawConfig, Settings, TransformerConfig};
-
-const ACTIONS: [&str; 5] = ["ALLOW", "CAPTCHA", "Challenge", "Count", "BLOCK"];
-const SOURCES: [&str; 5] = ["ALB", "APIGW", "APPSYNC", "CF", "-"];
-const STATUSES: [&str; 8] = ["200", "202", "307", "308", "403", "404", "502", "504"];
-const COUNTRIES: [&str; 7] = ["US", "UK", "IN", "XX", "YY", "ZZ", "WW"];
-const METHODS: [&str; 4] = ["GET", "HEAD", "POST", "DELETE"];
-
-/// Seed-shaped record `i`, cycling through every value of every field.
-fn record(i: usize) -> Value {
-    json!({
-        "timestamp": 1_700_000_000_000_i64 + i as i64 * 100,
-        "formatVersion": 1,
-        "action": ACTIONS[i % 5],
-        "httpSourceName": SOURCES[(i / 5) % 5],
-        "httpSourceId": SOURCES[(i / 5) % 5].to_lowercase(),
-        "httpStatus": STATUSES[i % 8],
-        "httpRequest": {
-            "clientIp": "203.0.113.9", "country": COUNTRIES[i % 7], "headers": [],
-            "uri": "/", "args": "", "httpVersion": "HTTP/1.1",
-            "httpMethod": METHODS[i % 4], "requestId": format!("req-{i}"),
-        }
-    })
-}
 
 /// The seed's ten indicators for a record (K_/B_ action, K_/UNK_ source, G_/B_ httpstatus, K_/UNK_
 /// country, common_/uncommon_ method: 1 when the value is in the seed's known or bad set), written
@@ -83,29 +62,6 @@ fn expected_indicators(r: &Value) -> BTreeMap<&'static str, i64> {
     ])
 }
 
-async fn produce_raw(kafka: &KafkaConfig, payloads: &[Vec<u8>]) {
-    // Up to 2 MB: a record over the transformer's limit must reach `raw` (compressed, it fits
-    // under the broker's own limit, as it does for a real sender).
-    let producer: FutureProducer = kafka
-        .producer_config("test-raw")
-        .set("message.max.bytes", "2000000")
-        .create()
-        .expect("producer");
-    let mut deliveries = Vec::with_capacity(payloads.len());
-    for (i, payload) in payloads.iter().enumerate() {
-        let key = format!("k{i}");
-        let queued = producer.send_result(
-            FutureRecord::to(&kafka.topics.raw)
-                .key(&key)
-                .payload(payload),
-        );
-        deliveries.push(queued.map_err(|(err, _)| err).expect("queued"));
-    }
-    for delivery in deliveries {
-        delivery.await.expect("not cancelled").expect("delivered");
-    }
-}
-
 fn settings(kafka: &KafkaConfig, guarantee: Guarantee) -> Settings {
     let raw = RawConfig {
         kafka: kafka.clone(),
@@ -131,16 +87,6 @@ async fn start_in_process(
         service.telemetry.render()
     });
     (shutdown, task)
-}
-
-fn by_event_id(messages: &[OwnedMessage]) -> BTreeMap<String, Value> {
-    messages
-        .iter()
-        .map(|m| {
-            let doc: Value = serde_json::from_str(testkit::payload_text(m)).expect("enriched JSON");
-            (doc["event_id"].as_str().expect("event_id").to_owned(), doc)
-        })
-        .collect()
 }
 
 #[tokio::test]
@@ -308,60 +254,6 @@ async fn bad_input_goes_to_dead_letter_with_its_reason_while_good_records_flow()
     );
 }
 
-/// The binary as a child process, configured through the environment like a pod.
-fn spawn_binary(kafka: &KafkaConfig, group: &str, guarantee: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_logwarden-transformer"))
-        .arg("run")
-        .env("LOGWARDEN_KAFKA__BROKERS", &kafka.brokers)
-        .env("LOGWARDEN_KAFKA__TOPICS__RAW", &kafka.topics.raw)
-        .env("LOGWARDEN_KAFKA__TOPICS__ENRICHED", &kafka.topics.enriched)
-        .env(
-            "LOGWARDEN_KAFKA__TOPICS__DEAD_LETTER",
-            &kafka.topics.dead_letter,
-        )
-        .env("LOGWARDEN_KAFKA__TOPICS__LABELS", &kafka.topics.labels)
-        .env("LOGWARDEN_TRANSFORMER__GROUP_ID", group)
-        .env("LOGWARDEN_TRANSFORMER__INSTANCE_ID", "crash-test-0")
-        .env("LOGWARDEN_TRANSFORMER__GUARANTEE", guarantee)
-        .env("LOGWARDEN_TELEMETRY__LISTEN", "127.0.0.1:0")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("the transformer binary starts")
-}
-
-/// Waits until `topic` holds at least `n` records (watermarks, so uncommitted ones count).
-async fn wait_for_size(kafka: &KafkaConfig, topic: &str, n: i64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let size = topic_size(kafka, topic, Duration::from_secs(5))
-            .await
-            .expect("size");
-        if size >= n {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "`{topic}` stuck at {size} records"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn sigkill(child: &mut Child) {
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reaped");
-}
-
-fn sigterm_and_wait(child: &mut Child) -> std::process::ExitStatus {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    child.wait().expect("exits")
-}
-
 async fn crash_and_restart(guarantee: &str) -> (KafkaConfig, usize) {
     let kafka =
         testkit::kafka_with_private_topics(&format!("transformer-crash-{}", &guarantee[..5]), 4)
@@ -373,7 +265,7 @@ async fn crash_and_restart(guarantee: &str) -> (KafkaConfig, usize) {
     produce_raw(&kafka, &payloads).await;
     let group = testkit::unique_name("crash-group");
 
-    let mut first = spawn_binary(&kafka, &group, guarantee);
+    let mut first = spawn_binary(&kafka, &group, "crash-test-0", guarantee);
     wait_for_size(&kafka, &kafka.topics.enriched, 3_000).await;
     sigkill(&mut first);
     let at_kill = topic_size(&kafka, &kafka.topics.enriched, Duration::from_secs(5))
@@ -385,7 +277,7 @@ async fn crash_and_restart(guarantee: &str) -> (KafkaConfig, usize) {
         "the kill landed mid-stream"
     );
 
-    let mut second = spawn_binary(&kafka, &group, guarantee);
+    let mut second = spawn_binary(&kafka, &group, "crash-test-0", guarantee);
     // Everything is processed once the committed outputs reach the total; give it the time.
     let out = testkit::consume(
         &kafka,
