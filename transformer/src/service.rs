@@ -137,11 +137,12 @@ impl Stage {
         // Ready once joined, even on an idle topic; see `pipeline::kafka::HealthContext`.
         HealthContext::follow_group(&mut consumer_config);
         let mut producer_config = kafka.producer_config(&client_id);
-        // Every output is at most `transformer.max_record_bytes` (checked before producing), and
+        // Every output's value and key are at most `transformer.max_record_bytes` (checked
+        // before producing), its headers within `HEADERS_ROOM` (dead letters only), and
         // librdkafka refuses larger ones: one limit, one knob.
         producer_config.set(
             "message.max.bytes",
-            settings.rules.max_record_bytes().max(1_000).to_string(),
+            (settings.rules.max_record_bytes() + refusal::HEADERS_ROOM).to_string(),
         );
         if settings.guarantee == Guarantee::ExactlyOnce {
             consumer_config.set("enable.auto.commit", "false");

@@ -58,10 +58,11 @@ pub struct TransformerConfig {
     pub rules: Option<PathBuf>,
     /// The largest record the stage reads or produces, in bytes (default 1,000,000). An input
     /// over it, or whose enriched record would be over it, is a dead letter (`oversized`; cut to
-    /// its first 64 KiB with the original size in a header when it cannot fit whole). It is
-    /// also the producer's `message.max.bytes`, and must not exceed the `max.message.bytes` of
-    /// the `enriched` and `dead-letter` topics (the broker's default is 1,048,588) less a record
-    /// batch's overhead (about 100 bytes): raise both together.
+    /// its first 64 KiB with the original size in a header when it cannot fit whole). It bounds
+    /// every record's value and key; the producer's `message.max.bytes` is it plus 4 KiB for a
+    /// dead letter's headers. That must not exceed the `max.message.bytes` of the `enriched` and
+    /// `dead-letter` topics (the broker's default is 1,048,588) less a record batch's overhead
+    /// (about 100 bytes): raise them together.
     pub max_record_bytes: Option<usize>,
     /// Consumer group of the stage; every replica uses the same one.
     pub group_id: String,

@@ -232,11 +232,16 @@ async fn bad_input_goes_to_dead_letter_with_its_reason_while_good_records_flow()
         assert_eq!(letter.stage, "transformer");
         assert_eq!(letter.source.topic, kafka.topics.raw);
         let input = &payloads[usize::try_from(letter.source.offset).expect("offset")];
-        assert_eq!(
-            message.payload().expect("payload"),
-            input.as_slice(),
-            "raw bytes untouched"
-        );
+        let payload = message.payload().expect("payload");
+        match DeadLetter::original_bytes(message.headers().expect("headers")) {
+            // Too large to produce whole under the limit: its first bytes, and its size.
+            Some(original) => {
+                assert_eq!(letter.reason, DeadLetterReason::Oversized);
+                assert_eq!(original, input.len());
+                assert!(payload.len() < input.len() && input.starts_with(payload));
+            }
+            None => assert_eq!(payload, input.as_slice(), "raw bytes untouched"),
+        }
         let (_, want) = bad
             .iter()
             .find(|(bytes, _)| bytes == input)
@@ -390,38 +395,41 @@ async fn records_too_large_to_produce_are_dead_letters_and_the_partition_moves_o
     let size = just_under.payload().map_or(0, <[u8]>::len);
     assert!(size > under.len() && size <= 1_000_000, "{size} bytes");
 
-    let mut letters: Vec<(DeadLetter, usize, Vec<u8>)> = dead
+    let mut letters: Vec<(DeadLetter, Option<usize>, Vec<u8>)> = dead
         .iter()
         .map(|m| {
             let headers = m.headers().expect("headers");
             (
                 DeadLetter::from_headers(headers).expect("dead-letter headers"),
-                DeadLetter::original_bytes(headers).expect("the original size"),
+                DeadLetter::original_bytes(headers),
                 m.payload().unwrap_or_default().to_vec(),
             )
         })
         .collect();
     letters.sort_by_key(|(letter, _, _)| letter.source.offset);
     assert_eq!(letters.len(), 2);
-    for ((letter, original, prefix), (offset, input, detail)) in letters.iter().zip([
-        (
-            100,
-            &huge,
-            "the record is 1200000 bytes, over the limit of 1000000 bytes",
-        ),
-        (200, &edge, "the enriched record is"),
-    ]) {
-        assert_eq!(letter.reason, DeadLetterReason::Oversized);
-        assert!(letter.detail.contains(detail), "{}", letter.detail);
-        assert_eq!((letter.source.partition, letter.source.offset), (0, offset));
-        assert_eq!(*original, input.len());
-        assert_eq!(prefix.len(), 64 * 1024);
-        assert_eq!(
-            prefix.as_slice(),
-            &input[..64 * 1024],
-            "the input's first bytes"
-        );
-    }
+    let (letter, original, prefix) = &letters[0];
+    assert_eq!(letter.reason, DeadLetterReason::Oversized);
+    assert!(
+        letter
+            .detail
+            .contains("the record is 1200000 bytes, over the limit of 1000000 bytes"),
+        "{}",
+        letter.detail
+    );
+    assert_eq!((letter.source.partition, letter.source.offset), (0, 100));
+    assert_eq!(*original, Some(huge.len()), "the original size");
+    assert_eq!(prefix.as_slice(), &huge[..64 * 1024], "its first 64 KiB");
+    // Over the limit only once enriched: the input itself fits, and is kept whole.
+    let (letter, original, whole) = &letters[1];
+    assert_eq!(letter.reason, DeadLetterReason::Oversized);
+    assert!(
+        letter.detail.contains("the enriched record is") && letter.detail.contains("1000000"),
+        "{}",
+        letter.detail
+    );
+    assert_eq!((letter.source.partition, letter.source.offset), (0, 200));
+    assert_eq!((*original, whole), (None, &edge), "the input untouched");
     assert!(
         metrics.contains(r#"logwarden_transformer_dead_letters_total{reason="oversized"} 2"#),
         "{metrics}"

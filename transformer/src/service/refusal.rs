@@ -15,8 +15,9 @@ use super::window::{Destination, Output};
 /// How much of an input too large to produce a dead letter keeps.
 pub(crate) const TRUNCATED_BYTES: usize = 64 * 1024;
 
-/// Room kept for a dead letter's headers (reason, detail, stage, source) under the limit.
-const HEADERS_ROOM: usize = 4 * 1024;
+/// Room for a dead letter's headers (reason, detail, stage, source) above the limit on value
+/// and key: the producer's `message.max.bytes` is the limit plus this.
+pub(crate) const HEADERS_ROOM: usize = 4 * 1024;
 
 /// Whether a produce error (at enqueue or in a delivery report) is permanent for this record:
 /// the record itself (its size, its form) or the topic's authorization is at fault, so sending
@@ -38,8 +39,8 @@ pub(crate) fn is_permanent(code: RDKafkaErrorCode) -> bool {
 }
 
 /// Writes `input` into `output` (taken empty or to be reused) as the dead letter `dead`: the
-/// whole input when it fits under `limit` with its key and headers, else its first
-/// [`TRUNCATED_BYTES`] with the original size in a header.
+/// whole input when it and the key fit under `limit`, else as much of its first
+/// [`TRUNCATED_BYTES`] as fits, with the original size in a header.
 pub(crate) fn write_dead_letter(
     output: &mut Output,
     input: &[u8],
@@ -48,14 +49,13 @@ pub(crate) fn write_dead_letter(
 ) {
     output.destination = Destination::DeadLetter;
     output.payload.clear();
-    let key = output.key().map_or(0, <[u8]>::len);
-    if input.len() + key + HEADERS_ROOM <= limit {
+    let room = limit.saturating_sub(output.key().map_or(0, <[u8]>::len));
+    if input.len() <= room {
         output.payload.extend_from_slice(input);
         output.headers = Some(dead.to_headers());
     } else {
-        output
-            .payload
-            .extend_from_slice(&input[..input.len().min(TRUNCATED_BYTES)]);
+        let kept = input.len().min(TRUNCATED_BYTES).min(room);
+        output.payload.extend_from_slice(&input[..kept]);
         output.headers = Some(dead.to_truncated_headers(input.len()));
     }
 }
@@ -142,12 +142,12 @@ mod tests {
         assert_eq!(DeadLetter::from_headers(headers), Some(dead()));
         assert!(!truncate_dead_letter(&mut output, &dead()), "already small");
 
-        // Just under the limit, but not with the headers' room: cut too.
-        let near = vec![b'y'; 999_000];
-        write_dead_letter(&mut output, &near, &dead(), 1_000_000);
-        assert_eq!(output.payload.len(), TRUNCATED_BYTES);
+        // Over a small limit: as much as fits under it.
+        write_dead_letter(&mut output, &big, &dead(), 10_000);
+        assert_eq!(output.payload.len(), 10_000);
 
         // A whole dead letter the broker still refused is cut, once.
+        let near = vec![b'y'; 999_000];
         write_dead_letter(&mut output, &near, &dead(), 10_000_000);
         assert_eq!(output.payload.len(), 999_000);
         assert!(truncate_dead_letter(&mut output, &dead()));
