@@ -23,13 +23,14 @@ async fn exactly_once_holds_when_a_replica_joins_and_another_leaves_mid_stream()
 
     // A short session: the stopped replica (a static member, which does not leave the group on
     // close) hands its partitions over within seconds rather than librdkafka's default 45 s.
+    // Transactions of up to a second: the rebalance lands inside an open one.
     let config = std::env::temp_dir().join(format!(
         "{}transformer.yaml",
         testkit::unique_name("rebalance")
     ));
     std::fs::write(
         &config,
-        "kafka:\n  properties:\n    session.timeout.ms: \"6000\"\n",
+        "kafka:\n  properties:\n    session.timeout.ms: \"6000\"\ntransformer:\n  transaction_ms: 1000\n",
     )
     .expect("config file");
     let group = testkit::unique_name("rebalance-group");
