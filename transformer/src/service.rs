@@ -31,6 +31,7 @@ mod refusal;
 mod router;
 mod window;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,6 +40,7 @@ use pipeline::kafka::HealthContext;
 use pipeline::service::Service;
 use pipeline::shutdown::{DRAIN_DEADLINE, drain};
 use pipeline::telemetry::Health;
+use pipeline::wire::DeadLetter;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
@@ -49,6 +51,7 @@ use tokio_util::sync::CancellationToken;
 pub use self::metrics::Metrics;
 use self::outputs::{Outputs, Refusals};
 use self::router::Router;
+use self::window::Output;
 use crate::settings::{Guarantee, Settings};
 
 /// The stage name written into dead letters.
@@ -113,6 +116,9 @@ struct Stage {
     context: HealthContext,
     metrics: Metrics,
     shutdown: CancellationToken,
+    /// Exactly-once: inputs whose outputs Kafka refused for good in an aborted transaction, and
+    /// why; each becomes a dead letter when processed again, so a refusal is not retried forever.
+    refused: HashMap<(i32, i64), DeadLetter>,
 }
 
 /// One turn of the at-least-once loop.
@@ -178,6 +184,8 @@ impl Stage {
                 input: kafka.topics.raw.clone(),
                 limit: settings.rules.max_record_bytes(),
                 dead_letters: metrics.dead_letters.clone(),
+                transactional: settings.guarantee == Guarantee::ExactlyOnce,
+                refused: Vec::new(),
             },
             move |event, reason| match event {
                 Event::QueueFull => events.with_label_values(&["queue_full"]).inc(),
@@ -195,6 +203,7 @@ impl Stage {
             context,
             metrics,
             shutdown,
+            refused: HashMap::new(),
         })
     }
 
@@ -298,7 +307,7 @@ impl Stage {
             let revocations = self.context.revocations();
             let tag = (first.partition(), first.offset(), Instant::now());
             let mut output = self.outputs.take();
-            self.router.route(&first, &mut output);
+            route_transactional(&mut self.refused, &mut self.router, &first, &mut output);
             drop(first);
             let mut count = 1;
             let mut result = self.outputs.send(output, tag).await.map(drop);
@@ -312,7 +321,7 @@ impl Stage {
                 let Ok(message) = message else { continue };
                 let tag = (message.partition(), message.offset(), Instant::now());
                 let mut output = self.outputs.take();
-                self.router.route(&message, &mut output);
+                route_transactional(&mut self.refused, &mut self.router, &message, &mut output);
                 drop(message);
                 result = self.outputs.send(output, tag).await.map(drop);
                 count += 1;
@@ -355,6 +364,8 @@ impl Stage {
                     producer
                         .abort_transaction(TRANSACTION_TIMEOUT)
                         .map_err(ServiceError::Transaction)?;
+                    let refused = self.outputs.aborted();
+                    self.refused.extend(refused);
                     self.rewind_to_committed()?;
                 }
             }
@@ -415,5 +426,20 @@ impl Stage {
                 .map_err(ServiceError::Client)?;
         }
         Ok(())
+    }
+}
+
+/// Exactly-once routing: an input whose output Kafka refused for good in an aborted transaction
+/// becomes its dead letter; any other is routed. (Apart from `Stage`: the consumer is borrowed
+/// by the message meanwhile.)
+fn route_transactional(
+    refused: &mut HashMap<(i32, i64), DeadLetter>,
+    router: &mut Router,
+    message: &BorrowedMessage<'_>,
+    output: &mut Output,
+) {
+    match refused.remove(&(message.partition(), message.offset())) {
+        Some(dead) => router.refused(message, output, &dead),
+        None => router.route(message, output),
     }
 }

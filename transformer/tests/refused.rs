@@ -12,10 +12,19 @@ use rdkafka::Message;
 use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use transformer::settings::{RawConfig, Settings, TransformerConfig};
+use transformer::settings::{Guarantee, RawConfig, Settings, TransformerConfig};
 
 #[tokio::test]
 async fn outputs_the_broker_refuses_for_good_are_dead_letters_and_the_partition_moves_on() {
+    refused_outputs_become_dead_letters(Guarantee::AtLeastOnce).await;
+}
+
+#[tokio::test]
+async fn in_exactly_once_too_refused_outputs_are_dead_letters_each_once() {
+    refused_outputs_become_dead_letters(Guarantee::ExactlyOnce).await;
+}
+
+async fn refused_outputs_become_dead_letters(guarantee: Guarantee) {
     const RECORDS: usize = 50;
     let kafka = testkit::kafka_with_private_topics("transformer-refused", 1).await;
     let admin: AdminClient<DefaultClientContext> = kafka
@@ -54,6 +63,7 @@ async fn outputs_the_broker_refuses_for_good_are_dead_letters_and_the_partition_
         kafka: kafka.clone(),
         transformer: TransformerConfig {
             group_id: testkit::unique_name("transformer-refused-group"),
+            guarantee,
             ..TransformerConfig::default()
         },
         ..RawConfig::default()

@@ -48,12 +48,17 @@ pub(crate) struct Refusals {
     pub(crate) limit: usize,
     /// Dead letters by reason.
     pub(crate) dead_letters: IntCounterVec,
+    /// Exactly-once: a refusal dooms the open transaction, so the output is not redirected in
+    /// it; the refusal is remembered in `refused` for the retry, and the send fails.
+    pub(crate) transactional: bool,
+    /// The inputs (partition, offset) whose outputs were refused in a transaction, and why.
+    pub(crate) refused: Vec<((i32, i64), DeadLetter)>,
 }
 
 impl Refusals {
     /// When `error` is permanent, makes `output` the dead letter for it (or cuts a dead letter
     /// down) and returns `true`: send it instead. `false`: retry, or (for a dead letter) give up.
-    fn redirect(&self, topics: &[String; 2], output: &mut Output, error: &KafkaError) -> bool {
+    fn redirect(&mut self, topics: &[String; 2], output: &mut Output, error: &KafkaError) -> bool {
         let Some(code) = error
             .rdkafka_error_code()
             .filter(|code| is_permanent(*code))
@@ -78,6 +83,11 @@ impl Refusals {
                         offset,
                     },
                 };
+                if self.transactional {
+                    tracing::warn!(%error, %topic, partition, offset, "Kafka refused an output for good; the transaction is aborted and the input will be a dead letter.");
+                    self.refused.push(((partition, offset), dead));
+                    return false;
+                }
                 let enriched = std::mem::take(&mut output.payload);
                 write_dead_letter(output, &enriched, &dead, self.limit);
                 dead
@@ -136,6 +146,13 @@ impl<T, C: rdkafka::ClientContext + 'static> Outputs<T, C> {
     /// The producer, e.g. for transactions.
     pub(crate) fn producer(&self) -> &FutureProducer<C> {
         &self.producer
+    }
+
+    /// Forgets the outputs in flight after their transaction was aborted, and returns the
+    /// refusals that doomed it: those inputs are to be dead letters when processed again.
+    pub(crate) fn aborted(&mut self) -> Vec<((i32, i64), DeadLetter)> {
+        self.window.clear();
+        std::mem::take(&mut self.refusals.refused)
     }
 
     /// An output to write the next record into (see [`Window::take`]).

@@ -45,6 +45,28 @@ impl Router {
         }
     }
 
+    /// Writes `message` untouched into `output` as the dead letter `dead` (Kafka refused its
+    /// output for good in an aborted transaction: this time it goes straight to `dead-letter`).
+    pub(crate) fn refused(
+        &mut self,
+        message: &impl Message,
+        output: &mut Output,
+        dead: &DeadLetter,
+    ) {
+        self.metrics.records_in.inc();
+        self.metrics
+            .dead_letters
+            .with_label_values(&[dead.reason.as_str()])
+            .inc();
+        if let Some(key) = message.key() {
+            output.key.extend_from_slice(key);
+            output.has_key = true;
+        }
+        output.source = (message.partition(), message.offset());
+        let payload = message.payload().unwrap_or_default();
+        write_dead_letter(output, payload, dead, self.limit);
+    }
+
     /// Writes the output for `message` into `output` (taken empty from the window).
     pub(crate) fn route(&mut self, message: &impl Message, output: &mut Output) {
         self.metrics.records_in.inc();

@@ -132,6 +132,12 @@ impl<T, D> Window<T, D> {
         Some(pending.tag)
     }
 
+    /// Forgets every output in flight (their transaction was aborted), keeping the buffers.
+    pub(crate) fn clear(&mut self) {
+        self.spare
+            .extend(self.in_flight.drain(..).map(|pending| pending.output));
+    }
+
     /// Outputs sent and not yet settled.
     pub(crate) fn len(&self) -> usize {
         self.in_flight.len()
