@@ -198,6 +198,12 @@ mod tests {
         assert_eq!(settled, [1, 2, 3]);
         assert!(window.is_empty() && !window.is_full());
         assert_eq!(window.settle_front(), None);
+        // An aborted transaction's outputs are forgotten, their buffers kept.
+        send(&mut window, 4, b"y");
+        send(&mut window, 5, b"y");
+        window.clear();
+        assert!(window.is_empty());
+        assert_eq!(window.settle_front(), None);
     }
 
     #[test]
