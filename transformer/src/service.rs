@@ -349,6 +349,8 @@ impl Stage {
             };
             match committed {
                 Ok(()) => {
+                    // Committed with their offsets: those inputs are not processed again.
+                    self.refused.clear();
                     self.metrics
                         .transactions
                         .with_label_values(&["committed"])
@@ -364,7 +366,7 @@ impl Stage {
                     producer
                         .abort_transaction(TRANSACTION_TIMEOUT)
                         .map_err(ServiceError::Transaction)?;
-                    let refused = self.outputs.aborted();
+                    let refused = self.outputs.aborted().await;
                     self.refused.extend(refused);
                     self.rewind_to_committed()?;
                 }
@@ -438,8 +440,8 @@ fn route_transactional(
     message: &BorrowedMessage<'_>,
     output: &mut Output,
 ) {
-    match refused.remove(&(message.partition(), message.offset())) {
-        Some(dead) => router.refused(message, output, &dead),
+    match refused.get(&(message.partition(), message.offset())) {
+        Some(dead) => router.refused(message, output, dead),
         None => router.route(message, output),
     }
 }

@@ -1,6 +1,8 @@
 //! An output the broker refuses for good, in a delivery report: `enriched` is a compacted topic,
 //! which takes no record without a key, and the inputs have none. Each output becomes a dead
 //! letter (`produce_refused`, the broker's reason), the partition moves on, the service stays up.
+//! In exactly-once the refusal aborts its transaction, and the inputs are dead letters (each
+//! once, for a `read_committed` reader) when processed again.
 
 mod common;
 

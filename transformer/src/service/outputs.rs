@@ -55,15 +55,32 @@ pub(crate) struct Refusals {
     pub(crate) refused: Vec<((i32, i64), DeadLetter)>,
 }
 
+/// What to do with an output Kafka did not take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// A passing error: send it again after a backoff.
+    Retry,
+    /// It is now a dead letter (or a dead letter cut down): send it at once.
+    Redirected,
+    /// Nothing more can be done with it here: fail the send (exactly-once: abort the
+    /// transaction; the refusal is remembered for the retry).
+    GiveUp,
+}
+
 impl Refusals {
-    /// When `error` is permanent, makes `output` the dead letter for it (or cuts a dead letter
-    /// down) and returns `true`: send it instead. `false`: retry, or (for a dead letter) give up.
-    fn redirect(&mut self, topics: &[String; 2], output: &mut Output, error: &KafkaError) -> bool {
+    /// Judges `error` for `output`: a passing one is retried; a permanent one makes `output` its
+    /// dead letter (or cuts a dead letter down), except in a transaction, which it dooms.
+    fn redirect(
+        &mut self,
+        topics: &[String; 2],
+        output: &mut Output,
+        error: &KafkaError,
+    ) -> Refusal {
         let Some(code) = error
             .rdkafka_error_code()
             .filter(|code| is_permanent(*code))
         else {
-            return false;
+            return Refusal::Retry;
         };
         let topic = topic(topics, output.destination).to_owned();
         let dead = match output.destination {
@@ -86,7 +103,7 @@ impl Refusals {
                 if self.transactional {
                     tracing::warn!(%error, %topic, partition, offset, "Kafka refused an output for good; the transaction is aborted and the input will be a dead letter.");
                     self.refused.push(((partition, offset), dead));
-                    return false;
+                    return Refusal::GiveUp;
                 }
                 let enriched = std::mem::take(&mut output.payload);
                 write_dead_letter(output, &enriched, &dead, self.limit);
@@ -94,12 +111,12 @@ impl Refusals {
             }
             Destination::DeadLetter => {
                 let Some(dead) = output.headers.as_ref().and_then(DeadLetter::from_headers) else {
-                    return false;
+                    return Refusal::GiveUp;
                 };
                 if code != rdkafka::types::RDKafkaErrorCode::MessageSizeTooLarge
                     || !truncate_dead_letter(output, &dead)
                 {
-                    return false;
+                    return Refusal::GiveUp;
                 }
                 dead
             }
@@ -108,7 +125,7 @@ impl Refusals {
             .with_label_values(&[dead.reason.as_str()])
             .inc();
         tracing::warn!(%error, %topic, reason = %dead.reason, partition = dead.source.partition, offset = dead.source.offset, "Kafka refused an output for good; sending a dead letter instead.");
-        true
+        Refusal::Redirected
     }
 }
 
@@ -148,10 +165,19 @@ impl<T, C: rdkafka::ClientContext + 'static> Outputs<T, C> {
         &self.producer
     }
 
-    /// Forgets the outputs in flight after their transaction was aborted, and returns the
-    /// refusals that doomed it: those inputs are to be dead letters when processed again.
-    pub(crate) fn aborted(&mut self) -> Vec<((i32, i64), DeadLetter)> {
-        self.window.clear();
+    /// After their transaction was aborted (which settles every delivery): forgets the outputs
+    /// in flight, and returns the inputs whose outputs Kafka refused for good, which are to be
+    /// dead letters when processed again (a refused batch refuses all its records at once).
+    pub(crate) async fn aborted(&mut self) -> Vec<((i32, i64), DeadLetter)> {
+        while let Some(front) = self.window.front_mut() {
+            if let Some(delivery) = front.delivery.take()
+                && let Ok(Err((error, _))) = delivery.await
+            {
+                self.refusals
+                    .redirect(&self.topics, &mut front.output, &error);
+            }
+            self.window.settle_front();
+        }
         std::mem::take(&mut self.refusals.refused)
     }
 
@@ -201,7 +227,9 @@ impl<T, C: rdkafka::ClientContext + 'static> Outputs<T, C> {
                         None => tokio::time::sleep(Duration::from_millis(10)).await,
                     }
                 }
-                Err(source) if self.refusals.redirect(&self.topics, &mut output, &source) => {}
+                Err(source)
+                    if self.refusals.redirect(&self.topics, &mut output, &source)
+                        == Refusal::Redirected => {}
                 Err(source) => {
                     let topic = topic(&self.topics, output.destination).to_owned();
                     self.window.give_back(output);
@@ -225,14 +253,23 @@ impl<T, C: rdkafka::ClientContext + 'static> Outputs<T, C> {
             if let Some(delivery) = &mut front.delivery {
                 let reason = match delivery.await {
                     Ok(Ok(_)) => return Ok(self.window.settle_front()),
-                    Ok(Err((error, _)))
-                        if self
+                    Ok(Err((error, _))) => {
+                        match self
                             .refusals
-                            .redirect(&self.topics, &mut front.output, &error) =>
-                    {
-                        None
+                            .redirect(&self.topics, &mut front.output, &error)
+                        {
+                            Refusal::Redirected => None,
+                            Refusal::Retry => Some(error.to_string()),
+                            Refusal::GiveUp => {
+                                front.delivery = None;
+                                let topic = topic(&self.topics, front.output.destination);
+                                return Err(DeliveryError::Refused {
+                                    topic: topic.to_owned(),
+                                    source: error,
+                                });
+                            }
+                        }
                     }
-                    Ok(Err((error, _))) => Some(error.to_string()),
                     Err(_cancelled) => Some("delivery cancelled".to_owned()),
                 };
                 front.delivery = None;
@@ -266,7 +303,8 @@ impl<T, C: rdkafka::ClientContext + 'static> Outputs<T, C> {
                     Err(source)
                         if self
                             .refusals
-                            .redirect(&self.topics, &mut front.output, &source) =>
+                            .redirect(&self.topics, &mut front.output, &source)
+                            == Refusal::Redirected =>
                     {
                         wait = false;
                     }

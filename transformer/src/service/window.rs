@@ -132,12 +132,6 @@ impl<T, D> Window<T, D> {
         Some(pending.tag)
     }
 
-    /// Forgets every output in flight (their transaction was aborted), keeping the buffers.
-    pub(crate) fn clear(&mut self) {
-        self.spare
-            .extend(self.in_flight.drain(..).map(|pending| pending.output));
-    }
-
     /// Outputs sent and not yet settled.
     pub(crate) fn len(&self) -> usize {
         self.in_flight.len()
@@ -197,12 +191,6 @@ mod tests {
         let settled: Vec<u32> = std::iter::from_fn(|| window.settle_front()).collect();
         assert_eq!(settled, [1, 2, 3]);
         assert!(window.is_empty() && !window.is_full());
-        assert_eq!(window.settle_front(), None);
-        // An aborted transaction's outputs are forgotten, their buffers kept.
-        send(&mut window, 4, b"y");
-        send(&mut window, 5, b"y");
-        window.clear();
-        assert!(window.is_empty());
         assert_eq!(window.settle_front(), None);
     }
 
