@@ -1,7 +1,8 @@
 //! The sink's edges on the real OpenSearch: a daily index an operator closed or write-blocked,
 //! and records dated far outside the days the sink accepts. Each is a dead letter with its
 //! reason; the other records are indexed, no index is created for a day out of range, and the
-//! sink never enters back-pressure for them (nothing is retried).
+//! sink never enters back-pressure for them (nothing is retried). The largest record the
+//! transformer produces is indexed like any other.
 
 mod common;
 
@@ -92,11 +93,21 @@ async fn blocked_days_and_days_out_of_range_are_dead_letters_and_the_rest_flows_
     // Yesterday and tomorrow are inside the default days (30 before, 1 after).
     payloads.push(record(&template, &day(-1), "yesterday"));
     payloads.push(record(&template, &day(1), "tomorrow"));
+    // The largest record the transformer produces (just under its 1,000,000-byte limit) is
+    // indexed too: an overlong string is kept in `_source`, not indexed (`ignore_above`).
+    let mut large: Value =
+        serde_json::from_slice(&record(&template, &today, "large")).expect("json");
+    large["padding"] = json!("");
+    let base = serde_json::to_vec(&large).expect("json").len();
+    large["padding"] = json!("p".repeat(999_000 - base));
+    let large = serde_json::to_vec(&large).expect("json");
+    assert_eq!(large.len(), 999_000);
+    payloads.push(large);
     common::produce(&kafka, &kafka.topics.enriched, &payloads).await;
 
     let sink = common::start_sink(common::sink_settings(&kafka, &search.url, &index)).await;
     let count = search
-        .wait_for_count(&format!("{index}-*"), 402, Duration::from_secs(60))
+        .wait_for_count(&format!("{index}-*"), 403, Duration::from_secs(60))
         .await;
     let dead = testkit::consume(
         &kafka,
@@ -119,8 +130,8 @@ async fn blocked_days_and_days_out_of_range_are_dead_letters_and_the_rest_flows_
     testkit::delete_topics(&kafka, &kafka.topics.all()).await;
 
     assert_eq!(
-        count, 402,
-        "today's 400, yesterday's and tomorrow's are indexed"
+        count, 403,
+        "today's 400, yesterday's, tomorrow's and the large one are indexed"
     );
     assert_eq!(frozen_count, 0, "nothing was written to the frozen day");
     let mut names: Vec<String> = indices
