@@ -267,11 +267,20 @@ pub enum DeadLetterReason {
     BadTimestamp,
     /// OpenSearch refused the document permanently (e.g. a mapping conflict).
     Rejected,
+    /// The Kafka broker refused the output permanently (e.g. an invalid record, or the topic
+    /// not authorized): producing it again cannot succeed.
+    ProduceRefused,
+    /// The document's daily index is closed or write-blocked (`index.blocks.write`,
+    /// `index.blocks.read_only`): an operator froze that day.
+    IndexBlocked,
+    /// The record's day is outside the days the sink accepts (`sink.accept_days_past`,
+    /// `sink.accept_days_future`): it would create a daily index out of the retention range.
+    DayOutOfRange,
 }
 
 impl DeadLetterReason {
     /// Every reason (for metrics that should show zeros).
-    pub const ALL: [DeadLetterReason; 9] = [
+    pub const ALL: [DeadLetterReason; 12] = [
         Self::NotUtf8,
         Self::NotJson,
         Self::NotObject,
@@ -281,6 +290,9 @@ impl DeadLetterReason {
         Self::Oversized,
         Self::BadTimestamp,
         Self::Rejected,
+        Self::ProduceRefused,
+        Self::IndexBlocked,
+        Self::DayOutOfRange,
     ];
 
     /// The stable code: header value and metric label.
@@ -295,6 +307,9 @@ impl DeadLetterReason {
             Self::Oversized => "oversized",
             Self::BadTimestamp => "bad_timestamp",
             Self::Rejected => "rejected",
+            Self::ProduceRefused => "produce_refused",
+            Self::IndexBlocked => "index_blocked",
+            Self::DayOutOfRange => "day_out_of_range",
         }
     }
 
@@ -336,6 +351,10 @@ pub mod dead_letter_headers {
     pub const PARTITION: &str = "logwarden.source.partition";
     /// Source offset (decimal).
     pub const OFFSET: &str = "logwarden.source.offset";
+    /// Set only on a dead letter whose value is a prefix of the input (the input was too large
+    /// to produce whole): the input's size in bytes (decimal). The whole input stays readable
+    /// at its source position while the source topic retains it.
+    pub const ORIGINAL_BYTES: &str = "logwarden.original_bytes";
 }
 
 impl DeadLetter {
@@ -362,6 +381,27 @@ impl DeadLetter {
                 })
             },
         )
+    }
+
+    /// The headers of a dead letter whose value is only the first bytes of an input of
+    /// `original_bytes` bytes: [`Self::to_headers`] and
+    /// [`ORIGINAL_BYTES`](dead_letter_headers::ORIGINAL_BYTES).
+    pub fn to_truncated_headers(&self, original_bytes: usize) -> OwnedHeaders {
+        self.to_headers().insert(Header {
+            key: dead_letter_headers::ORIGINAL_BYTES,
+            value: Some(original_bytes.to_string().as_str()),
+        })
+    }
+
+    /// The input's size when the dead letter's value is a truncated prefix of it; `None` when
+    /// the value is the whole input.
+    pub fn original_bytes(headers: &impl Headers) -> Option<usize> {
+        headers
+            .iter()
+            .find(|header| header.key == dead_letter_headers::ORIGINAL_BYTES)
+            .and_then(|header| header.value)
+            .and_then(|value| std::str::from_utf8(value).ok())
+            .and_then(|value| value.parse().ok())
     }
 
     /// Reads a dead letter's metadata back from a record's headers; `None` if any is missing or
@@ -476,8 +516,18 @@ mod tests {
                 offset: 12_345,
             },
         };
-        assert_eq!(DeadLetter::from_headers(&dead.to_headers()), Some(dead));
+        assert_eq!(
+            DeadLetter::from_headers(&dead.to_headers()),
+            Some(dead.clone())
+        );
+        assert_eq!(DeadLetter::original_bytes(&dead.to_headers()), None);
+        let truncated = dead.to_truncated_headers(1_200_000);
+        assert_eq!(DeadLetter::from_headers(&truncated), Some(dead));
+        assert_eq!(DeadLetter::original_bytes(&truncated), Some(1_200_000));
         assert_eq!(DeadLetter::from_headers(&OwnedHeaders::new()), None);
+        for reason in DeadLetterReason::ALL {
+            assert_eq!(DeadLetterReason::from_code(reason.as_str()), Some(reason));
+        }
     }
 
     #[test]

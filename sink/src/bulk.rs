@@ -5,9 +5,17 @@
 //! is 200, because `_bulk` reports per-document failures inside a successful response.
 //! - **indexed**: the item's status is 2xx;
 //! - **retry**: the cluster is overloaded or failing (429, 5xx, a cluster block such as the
-//!   flood-stage read-only block, a version conflict): the same document will succeed later;
+//!   flood-stage read-only block, which OpenSearch lifts by itself, a version conflict): the
+//!   same document will succeed later;
 //! - **rejected**: anything else (mapping conflicts, bad ids): retrying cannot help, so the
-//!   document goes to `dead-letter` with OpenSearch's reason.
+//!   document goes to `dead-letter` with OpenSearch's reason. A daily index that is closed or
+//!   write-blocked by an operator (`index.blocks.write`, `index.blocks.read_only`) is such a
+//!   case too (`index_blocked`): one late event must not hold the whole sink in back-pressure
+//!   until someone reopens that day.
+//!
+//! The [`Preparer`] also refuses a record whose day is outside the days the sink accepts
+//! ([`AcceptedDays`]: `day_out_of_range`), so a wrong clock cannot create daily indices without
+//! bound.
 //!
 //! A response that is not a bulk response at all is judged as a whole: 429 and 5xx, or no answer,
 //! mean retry everything; 400 and 413 mean the request as a whole was refused, so it is split
@@ -45,7 +53,8 @@ pub struct Unusable {
 }
 
 impl Unusable {
-    fn new(reason: DeadLetterReason, detail: impl Into<String>) -> Self {
+    /// Why: `reason`, explained by `detail`.
+    pub fn new(reason: DeadLetterReason, detail: impl Into<String>) -> Self {
         Self {
             reason,
             detail: detail.into(),
@@ -62,18 +71,67 @@ struct Keys<'a> {
     event_id: Option<&'a serde_json::value::RawValue>,
 }
 
+/// The days a record may be dated, around today (UTC): a daily index is created only for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AcceptedDays {
+    /// Days before today (the events' retention: older indices are deleted anyway).
+    pub past: u32,
+    /// Days after today (clock skew).
+    pub future: u32,
+}
+
+/// Days since 1970-01-01 of a UTC calendar day.
+pub type EpochDay = i64;
+
+/// Today (UTC), in days since 1970-01-01.
+pub fn today() -> EpochDay {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    (seconds / 86_400) as EpochDay
+}
+
+/// The day of a `YYYY-MM-DD` date, in days since 1970-01-01.
+fn epoch_day(date: &str) -> Option<EpochDay> {
+    let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+    Some(
+        day.signed_duration_since(chrono::NaiveDate::default())
+            .num_days(),
+    )
+}
+
 /// Turns enriched records into documents, remembering the last daily index name (records arrive
 /// mostly in time order, so most share it).
 #[derive(Debug)]
 pub struct Preparer {
     index: EventsIndex,
-    last: Option<(String, Arc<str>)>,
+    /// The accepted days, and today: set by the caller (this module reads no clock).
+    accepted: Option<(AcceptedDays, EpochDay)>,
+    /// The last day seen, its index and its day number.
+    last: Option<(String, Arc<str>, EpochDay)>,
 }
 
 impl Preparer {
-    /// A preparer for the events index `index`.
+    /// A preparer for the events index `index`, accepting every day.
     pub fn new(index: EventsIndex) -> Self {
-        Self { index, last: None }
+        Self {
+            index,
+            accepted: None,
+            last: None,
+        }
+    }
+
+    /// Refuses records dated outside `days` around `today` (see [`Self::set_today`]).
+    pub fn accepting(mut self, days: AcceptedDays, today: EpochDay) -> Self {
+        self.accepted = Some((days, today));
+        self
+    }
+
+    /// Moves "today" on (the service calls it with [`today`] before each record).
+    pub fn set_today(&mut self, today: EpochDay) {
+        if let Some((_, day)) = &mut self.accepted {
+            *day = today;
+        }
     }
 
     /// The document for an enriched record, or why there cannot be one. Never panics.
@@ -130,25 +188,51 @@ impl Preparer {
                 "event_id is empty",
             ));
         }
-        let index = self.daily_index(&timestamp).ok_or_else(|| {
+        let (index, day) = self.daily_index(&timestamp).ok_or_else(|| {
             Unusable::new(
                 DeadLetterReason::BadTimestamp,
                 format!("@timestamp `{timestamp}` does not start with a date (YYYY-MM-DD)"),
             )
         })?;
+        if let Some((days, today)) = self.accepted {
+            let from = today - EpochDay::from(days.past);
+            let to = today + EpochDay::from(days.future);
+            if !(from..=to).contains(&day) {
+                return Err(Unusable::new(
+                    DeadLetterReason::DayOutOfRange,
+                    format!(
+                        "@timestamp `{timestamp}` is {}; the sink accepts {} days before today and {} after \
+                         (sink.accept_days_past, sink.accept_days_future)",
+                        describe_distance(day - today),
+                        days.past,
+                        days.future
+                    ),
+                ));
+            }
+        }
         Ok((index, id))
     }
 
-    fn daily_index(&mut self, timestamp: &str) -> Option<Arc<str>> {
+    fn daily_index(&mut self, timestamp: &str) -> Option<(Arc<str>, EpochDay)> {
         let day = timestamp.get(..10)?;
-        if let Some((last_day, name)) = &self.last
+        if let Some((last_day, name, number)) = &self.last
             && last_day == day
         {
-            return Some(name.clone());
+            return Some((name.clone(), *number));
         }
         let name: Arc<str> = self.index.daily_index(timestamp)?.into();
-        self.last = Some((day.to_owned(), name.clone()));
-        Some(name)
+        let number = epoch_day(day)?;
+        self.last = Some((day.to_owned(), name.clone(), number));
+        Some((name, number))
+    }
+}
+
+/// `days` from today, in words.
+fn describe_distance(days: EpochDay) -> String {
+    match days {
+        0 => "today".to_owned(),
+        d if d > 0 => format!("{d} days after today"),
+        d => format!("{} days before today", -d),
     }
 }
 
@@ -234,8 +318,8 @@ pub enum Outcome {
     Indexed,
     /// Try again later; the reason is OpenSearch's.
     Retry(String),
-    /// OpenSearch refuses it for good; the reason is OpenSearch's.
-    Rejected(String),
+    /// OpenSearch refuses it for good: `rejected` with OpenSearch's reason, or `index_blocked`.
+    Rejected(Unusable),
 }
 
 /// What to do after a bulk request.
@@ -318,6 +402,9 @@ pub fn classify_item(status: u16, error: Option<&Value>) -> Outcome {
         .and_then(|e| e.get("type"))
         .and_then(Value::as_str)
         .unwrap_or("");
+    if is_index_blocked(kind, &reason) {
+        return Outcome::Rejected(Unusable::new(DeadLetterReason::IndexBlocked, reason));
+    }
     let transient_kind = matches!(
         kind,
         "cluster_block_exception"
@@ -334,7 +421,25 @@ pub fn classify_item(status: u16, error: Option<&Value>) -> Outcome {
     if status == 429 || status >= 500 || status == 409 || status == 408 || transient_kind {
         Outcome::Retry(reason)
     } else {
-        Outcome::Rejected(reason)
+        Outcome::Rejected(Unusable::new(DeadLetterReason::Rejected, reason))
+    }
+}
+
+/// Whether an item failed because an operator closed or froze its index: closed
+/// (`index_closed_exception`, or the `index closed` block), `index.blocks.write` (`index write
+/// (api)`) or `index.blocks.read_only` (`index read-only (api)`). Not the flood-stage block
+/// (`read-only / allow delete`), which OpenSearch lifts by itself once disk is freed, nor
+/// cluster-wide blocks (no cluster manager, state not recovered): those are retried.
+fn is_index_blocked(kind: &str, reason: &str) -> bool {
+    match kind {
+        "index_closed_exception" => true,
+        "cluster_block_exception" => {
+            !reason.contains("allow delete")
+                && ["index closed", "index write (api)", "index read-only (api)"]
+                    .iter()
+                    .any(|block| reason.contains(block))
+        }
+        _ => false,
     }
 }
 
@@ -450,13 +555,126 @@ mod tests {
         assert!(matches!(&outcomes[2], Outcome::Retry(r) if r.contains("queue full")));
         assert_eq!(
             outcomes[3],
-            Outcome::Rejected(
-                "mapper_parsing_exception: failed to parse field [B_action] of type [integer] (caused by number_format_exception: For input string: \"x\")".to_owned()
-            )
+            Outcome::Rejected(Unusable::new(
+                DeadLetterReason::Rejected,
+                "mapper_parsing_exception: failed to parse field [B_action] of type [integer] (caused by number_format_exception: For input string: \"x\")"
+            ))
         );
         assert!(matches!(&outcomes[4], Outcome::Retry(_)));
-        assert!(matches!(&outcomes[5], Outcome::Retry(r) if r.contains("cluster_block_exception")));
-        assert!(matches!(&outcomes[6], Outcome::Rejected(r) if r.contains("too long")));
+        assert_eq!(
+            outcomes[5],
+            Outcome::Rejected(Unusable::new(
+                DeadLetterReason::IndexBlocked,
+                "cluster_block_exception: index [x] blocked by: [FORBIDDEN/8/index write (api)];"
+            ))
+        );
+        assert!(
+            matches!(&outcomes[6], Outcome::Rejected(u) if u.reason == DeadLetterReason::Rejected && u.detail.contains("too long"))
+        );
+    }
+
+    /// Blocks an operator set stay until lifted: dead letters. Blocks OpenSearch lifts by
+    /// itself, and cluster-wide ones, are waited out.
+    #[test]
+    fn blocked_indices_are_told_from_passing_blocks() {
+        let block = |kind: &str, reason: &str, status: u16| {
+            classify_item(status, Some(&json!({"type": kind, "reason": reason})))
+        };
+        let blocked = |outcome: &Outcome| matches!(outcome, Outcome::Rejected(u) if u.reason == DeadLetterReason::IndexBlocked);
+        let cases = [
+            (block("index_closed_exception", "closed", 400), true),
+            (
+                block(
+                    "cluster_block_exception",
+                    "index [e-2026.01.01] blocked by: [FORBIDDEN/4/index closed];",
+                    403,
+                ),
+                true,
+            ),
+            (
+                block(
+                    "cluster_block_exception",
+                    "index [e-2026.01.01] blocked by: [FORBIDDEN/8/index write (api)];",
+                    403,
+                ),
+                true,
+            ),
+            (
+                block(
+                    "cluster_block_exception",
+                    "index [e-2026.01.01] blocked by: [FORBIDDEN/5/index read-only (api)];",
+                    403,
+                ),
+                true,
+            ),
+            (
+                block(
+                    "cluster_block_exception",
+                    "index [e-2026.01.01] blocked by: [TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage watermark, index has read-only-allow-delete block];",
+                    429,
+                ),
+                false,
+            ),
+            (
+                block(
+                    "cluster_block_exception",
+                    "index [e] blocked by: [FORBIDDEN/12/index read-only / allow delete (api)];",
+                    403,
+                ),
+                false,
+            ),
+            (
+                block(
+                    "cluster_block_exception",
+                    "blocked by: [SERVICE_UNAVAILABLE/2/no cluster-manager];",
+                    503,
+                ),
+                false,
+            ),
+        ];
+        for (i, (outcome, want)) in cases.iter().enumerate() {
+            assert_eq!(blocked(outcome), *want, "case {i}: {outcome:?}");
+            assert!(
+                *want || matches!(outcome, Outcome::Retry(_)),
+                "case {i}: {outcome:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_the_accepted_days_make_documents() {
+        let today = epoch_day("2026-12-05").expect("a date");
+        let days = AcceptedDays {
+            past: 30,
+            future: 1,
+        };
+        let mut preparer = preparer().accepting(days, today);
+        let record =
+            |day: &str| format!(r#"{{"@timestamp":"{day}T12:00:00Z","event_id":"e-{day}"}}"#);
+        for day in ["2026-12-05", "2026-12-06", "2026-11-05", "2026-11-30"] {
+            let document = preparer.prepare(record(day).as_bytes()).expect(day);
+            assert_eq!(
+                &*document.index,
+                format!("t-events-{}", day.replace('-', "."))
+            );
+        }
+        for (day, detail) in [
+            ("2026-12-07", "2 days after today"),
+            ("2090-01-01", "23038 days after today"),
+            ("2026-11-04", "31 days before today"),
+            ("1999-12-31", "9836 days before today"),
+        ] {
+            let err = preparer.prepare(record(day).as_bytes()).expect_err(day);
+            assert_eq!(err.reason, DeadLetterReason::DayOutOfRange, "{day}");
+            assert!(
+                err.detail.contains(detail) && err.detail.contains("sink.accept_days_past"),
+                "{day}: {err}"
+            );
+        }
+        // Today moves on: yesterday's far end falls out, tomorrow's comes in.
+        preparer.set_today(today + 1);
+        assert!(preparer.prepare(record("2026-11-05").as_bytes()).is_err());
+        assert!(preparer.prepare(record("2026-12-07").as_bytes()).is_ok());
     }
 
     #[test]

@@ -25,7 +25,9 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::bulk::{Outcome, Verdict};
+use pipeline::wire::DeadLetterReason;
+
+use crate::bulk::{Outcome, Unusable, Verdict};
 use crate::settings::BatchLimits;
 
 /// A batch's number, in consumption order; dead letters carry it as their tag.
@@ -90,8 +92,8 @@ pub struct Rejection {
     pub document: usize,
     /// The record's place, for the dead letter's headers.
     pub position: Position,
-    /// OpenSearch's reason.
-    pub reason: String,
+    /// Why: `rejected` or `index_blocked`, with OpenSearch's reason.
+    pub reason: Unusable,
 }
 
 /// How a bulk request went, for the metric.
@@ -489,8 +491,8 @@ struct Judged {
     indexed: usize,
     /// Those to send again (retried, or split into smaller requests).
     again: Vec<usize>,
-    /// Those refused for good, with OpenSearch's reason.
-    rejected: Vec<(usize, String)>,
+    /// Those refused for good, with why.
+    rejected: Vec<(usize, Unusable)>,
     /// Set when `again` waits for a backoff (OpenSearch in trouble), not for a split.
     retry_reason: Option<String>,
     /// The batch's new request size, after a split.
@@ -535,7 +537,9 @@ impl Judged {
             Verdict::Split(reason) => {
                 judged.result = RequestResult::Split;
                 match sent {
-                    [only] => judged.rejected.push((*only, reason)),
+                    [only] => judged
+                        .rejected
+                        .push((*only, Unusable::new(DeadLetterReason::Rejected, reason))),
                     _ => {
                         judged.again = sent.to_vec();
                         judged.request_limit = Some((sent.len() / 2).max(1));

@@ -9,7 +9,11 @@
 //! `pipeline::delivery`, stores the offsets the ledger releases, and keeps metrics, logs and
 //! `/readyz` in step.
 //!
-//! Failures: items OpenSearch asks to retry (429, 5xx, blocks) are sent again, alone, after a
+//! Records dated outside the accepted days (`sink.accept_days_past`/`_future`) and documents
+//! whose daily index is closed or write-blocked go to `dead-letter` (`day_out_of_range`,
+//! `index_blocked`), like any document OpenSearch refuses for good: the rest flow on.
+//!
+//! Failures: items OpenSearch asks to retry (429, 5xx, passing blocks) are sent again, alone, after a
 //! [`pipeline::backoff`] wait; a request with no answer is retried whole. While anything is
 //! being retried the sink is in back-pressure: it sends no new batch, stops consuming once the
 //! open batch is full, reports `/readyz` not ready (`opensearch`) and sets
@@ -36,7 +40,7 @@ use rdkafka::producer::FutureProducer;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::bulk::{self, Document, FILTER_PATH, Preparer, Verdict};
+use crate::bulk::{self, Document, FILTER_PATH, Preparer, Unusable, Verdict};
 use crate::ledger::{BatchId, Ledger, Position, Pressure, Request};
 use crate::metrics::Metrics;
 use crate::settings::Settings;
@@ -210,7 +214,8 @@ impl Stage {
             consumer,
             context,
             dead_letters,
-            preparer: Preparer::new(settings.index.clone()),
+            preparer: Preparer::new(settings.index.clone())
+                .accepting(settings.accept_days, bulk::today()),
             ledger: Ledger::new(settings.batch, settings.max_requests),
             opened_at: tokio::time::Instant::now(),
             requests: JoinSet::new(),
@@ -290,6 +295,7 @@ impl Stage {
             self.opened_at = tokio::time::Instant::now();
         }
         let position = Position { partition, offset };
+        self.preparer.set_today(bulk::today());
         match self.preparer.prepare_owned(payload) {
             Ok(document) => {
                 let size = document.source.len() + document.id.len() + 64;
@@ -421,10 +427,17 @@ impl Stage {
                 continue;
             };
             let Position { partition, offset } = rejection.position;
-            tracing::debug!(reason = %rejection.reason, partition, offset, "OpenSearch rejected a document.");
+            let Unusable { reason, detail } = rejection.reason;
+            tracing::debug!(%reason, %detail, partition, offset, "OpenSearch rejected a document.");
+            let detail = match reason {
+                DeadLetterReason::IndexBlocked => {
+                    format!("the daily index `{}` is blocked: {detail}", document.index)
+                }
+                _ => detail,
+            };
             let dead = DeadLetter {
-                reason: DeadLetterReason::Rejected,
-                detail: rejection.reason,
+                reason,
+                detail,
                 stage: STAGE.to_owned(),
                 source: SourcePosition {
                     topic: self.settings.kafka.topics.enriched.clone(),

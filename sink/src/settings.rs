@@ -7,6 +7,8 @@ use pipeline::backoff::Backoff;
 use pipeline::config::{ConfigError, OpenSearchConfig};
 use pipeline::kafka::KafkaConfig;
 use pipeline::search::EventsIndex;
+
+use crate::bulk::AcceptedDays;
 use pipeline::telemetry::TelemetryConfig;
 use serde::Deserialize;
 
@@ -55,6 +57,13 @@ pub struct SinkConfig {
     pub retry_initial_ms: u64,
     /// Longest retry delay, in milliseconds: how soon the sink notices OpenSearch is back.
     pub retry_max_ms: u64,
+    /// Records dated more than this many days before today (UTC) go to `dead-letter`
+    /// (`day_out_of_range`) instead of creating a daily index: keep it at the events' retention
+    /// (`provisioning.retention.events`, 30 days by default), whose older indices are deleted.
+    pub accept_days_past: u32,
+    /// Records dated more than this many days after today (UTC) go to `dead-letter`
+    /// (`day_out_of_range`): a sender's wrong clock cannot create indices for years ahead.
+    pub accept_days_future: u32,
 }
 
 impl Default for SinkConfig {
@@ -70,6 +79,8 @@ impl Default for SinkConfig {
             request_timeout_ms: 30_000,
             retry_initial_ms: 100,
             retry_max_ms: 5_000,
+            accept_days_past: 30,
+            accept_days_future: 1,
         }
     }
 }
@@ -98,6 +109,8 @@ pub struct Settings {
     /// Waits before retrying what OpenSearch could not take (`retry_initial_ms` doubling to
     /// `retry_max_ms`, jittered).
     pub backoff: Backoff,
+    /// The days a record may be dated, around today.
+    pub accept_days: AcceptedDays,
 }
 
 /// When a batch closes.
@@ -174,6 +187,10 @@ impl Settings {
                 Duration::from_millis(s.retry_initial_ms),
                 Duration::from_millis(s.retry_max_ms),
             ),
+            accept_days: AcceptedDays {
+                past: s.accept_days_past,
+                future: s.accept_days_future,
+            },
         })
     }
 }
@@ -188,6 +205,13 @@ mod tests {
         assert_eq!(settings.index.alias(), "logwarden-events");
         assert_eq!(settings.instance_id, "sink-7");
         assert_eq!(settings.batch.records, 5_000);
+        assert_eq!(
+            settings.accept_days,
+            AcceptedDays {
+                past: 30,
+                future: 1
+            }
+        );
         assert_eq!(
             settings.backoff,
             Backoff::new(Duration::from_millis(100), Duration::from_secs(5))

@@ -9,8 +9,11 @@
 //!   repeats at most the unsettled window; the event id (topic, partition, offset of the input)
 //!   makes the repeat overwrite downstream rather than duplicate.
 //! - **Exactly-once**: batches of inputs are processed inside one Kafka transaction that also
-//!   carries the consumer offsets; an aborted or crashed transaction is invisible to
-//!   `read_committed` readers and its inputs are processed again.
+//!   carries the consumer offsets (sent with the group's metadata, so the broker fences a
+//!   commit from a stale generation); an aborted or crashed transaction is invisible to
+//!   `read_committed` readers and its inputs are processed again. A transaction during which
+//!   partitions were revoked is aborted, never committed: the revoked partitions' offsets are no
+//!   longer ours to send, and their outputs must not appear without them.
 //!
 //! On shutdown the loop stops taking input, settles what is in flight within the drain
 //! deadline, and commits.
@@ -24,9 +27,11 @@
 
 mod metrics;
 mod outputs;
+mod refusal;
 mod router;
 mod window;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,6 +40,7 @@ use pipeline::kafka::HealthContext;
 use pipeline::service::Service;
 use pipeline::shutdown::{DRAIN_DEADLINE, drain};
 use pipeline::telemetry::Health;
+use pipeline::wire::DeadLetter;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
@@ -43,8 +49,9 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 pub use self::metrics::Metrics;
-use self::outputs::Outputs;
+use self::outputs::{Outputs, Refusals};
 use self::router::Router;
+use self::window::Output;
 use crate::settings::{Guarantee, Settings};
 
 /// The stage name written into dead letters.
@@ -109,6 +116,9 @@ struct Stage {
     context: HealthContext,
     metrics: Metrics,
     shutdown: CancellationToken,
+    /// Exactly-once: inputs whose outputs Kafka refused for good in an aborted transaction, and
+    /// why; each becomes a dead letter when processed again, so a refusal is not retried forever.
+    refused: HashMap<(i32, i64), DeadLetter>,
 }
 
 /// One turn of the at-least-once loop.
@@ -133,6 +143,13 @@ impl Stage {
         // Ready once joined, even on an idle topic; see `pipeline::kafka::HealthContext`.
         HealthContext::follow_group(&mut consumer_config);
         let mut producer_config = kafka.producer_config(&client_id);
+        // Every output's value and key are at most `transformer.max_record_bytes` (checked
+        // before producing), its headers within `HEADERS_ROOM` (dead letters only), and
+        // librdkafka refuses larger ones: one limit, one knob.
+        producer_config.set(
+            "message.max.bytes",
+            (settings.rules.max_record_bytes() + refusal::HEADERS_ROOM).to_string(),
+        );
         if settings.guarantee == Guarantee::ExactlyOnce {
             consumer_config.set("enable.auto.commit", "false");
             producer_config
@@ -163,6 +180,13 @@ impl Stage {
             ],
             settings.max_in_flight,
             shutdown.clone(),
+            Refusals {
+                input: kafka.topics.raw.clone(),
+                limit: settings.rules.max_record_bytes(),
+                dead_letters: metrics.dead_letters.clone(),
+                transactional: settings.guarantee == Guarantee::ExactlyOnce,
+                refused: Vec::new(),
+            },
             move |event, reason| match event {
                 Event::QueueFull => events.with_label_values(&["queue_full"]).inc(),
                 Event::Retried => {
@@ -179,6 +203,7 @@ impl Stage {
             context,
             metrics,
             shutdown,
+            refused: HashMap::new(),
         })
     }
 
@@ -276,9 +301,13 @@ impl Stage {
             producer
                 .begin_transaction()
                 .map_err(ServiceError::Transaction)?;
+            // Partitions revoked while the transaction is open (a rebalance, served inside
+            // `recv`) take their offsets with them: the transaction could then commit their
+            // outputs without their offsets, and their new owner would produce them again.
+            let revocations = self.context.revocations();
             let tag = (first.partition(), first.offset(), Instant::now());
             let mut output = self.outputs.take();
-            self.router.route(&first, &mut output);
+            route_transactional(&mut self.refused, &mut self.router, &first, &mut output);
             drop(first);
             let mut count = 1;
             let mut result = self.outputs.send(output, tag).await.map(drop);
@@ -292,7 +321,7 @@ impl Stage {
                 let Ok(message) = message else { continue };
                 let tag = (message.partition(), message.offset(), Instant::now());
                 let mut output = self.outputs.take();
-                self.router.route(&message, &mut output);
+                route_transactional(&mut self.refused, &mut self.router, &message, &mut output);
                 drop(message);
                 result = self.outputs.send(output, tag).await.map(drop);
                 count += 1;
@@ -310,11 +339,18 @@ impl Stage {
                     .await;
             }
             let committed = match result {
+                Ok(()) if self.context.revocations() != revocations => Err(
+                    "partitions were revoked during the transaction (a rebalance); its outputs \
+                     go with them"
+                        .to_owned(),
+                ),
                 Ok(()) => self.commit_transaction(&producer),
                 Err(err) => Err(format!("delivery failed: {err}")),
             };
             match committed {
                 Ok(()) => {
+                    // Committed with their offsets: those inputs are not processed again.
+                    self.refused.clear();
                     self.metrics
                         .transactions
                         .with_label_values(&["committed"])
@@ -330,6 +366,8 @@ impl Stage {
                     producer
                         .abort_transaction(TRANSACTION_TIMEOUT)
                         .map_err(ServiceError::Transaction)?;
+                    let refused = self.outputs.aborted().await;
+                    self.refused.extend(refused);
                     self.rewind_to_committed()?;
                 }
             }
@@ -390,5 +428,20 @@ impl Stage {
                 .map_err(ServiceError::Client)?;
         }
         Ok(())
+    }
+}
+
+/// Exactly-once routing: an input whose output Kafka refused for good in an aborted transaction
+/// becomes its dead letter; any other is routed. (Apart from `Stage`: the consumer is borrowed
+/// by the message meanwhile.)
+fn route_transactional(
+    refused: &mut HashMap<(i32, i64), DeadLetter>,
+    router: &mut Router,
+    message: &BorrowedMessage<'_>,
+    output: &mut Output,
+) {
+    match refused.get(&(message.partition(), message.offset())) {
+        Some(dead) => router.refused(message, output, dead),
+        None => router.route(message, output),
     }
 }

@@ -14,6 +14,11 @@ use crate::rules::CompiledRules;
 /// Default telemetry port of the transformer.
 pub const TELEMETRY_PORT: u16 = 9102;
 
+/// The default of `transformer.max_record_bytes`: librdkafka's default `message.max.bytes`,
+/// which fits (with a record batch's overhead) under the broker's default `max.message.bytes`
+/// of 1,048,588.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 1_000_000;
+
 /// The config file and environment, as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -51,7 +56,13 @@ pub enum Guarantee {
 pub struct TransformerConfig {
     /// Rules file; the embedded default rules (the seed's ten indicators) when unset.
     pub rules: Option<PathBuf>,
-    /// Records larger than this are dead letters (`oversized`).
+    /// The largest record the stage reads or produces, in bytes (default 1,000,000). An input
+    /// over it, or whose enriched record would be over it, is a dead letter (`oversized`; cut to
+    /// its first 64 KiB with the original size in a header when it cannot fit whole). It bounds
+    /// every record's value and key; the producer's `message.max.bytes` is it plus 4 KiB for a
+    /// dead letter's headers. That must not exceed the `max.message.bytes` of the `enriched` and
+    /// `dead-letter` topics (the broker's default is 1,048,588) less a record batch's overhead
+    /// (about 100 bytes): raise them together.
     pub max_record_bytes: Option<usize>,
     /// Consumer group of the stage; every replica uses the same one.
     pub group_id: String,
@@ -131,7 +142,7 @@ impl Settings {
                 ));
             }
             Some(max) => rules.with_max_record_bytes(max),
-            None => rules,
+            None => rules.with_max_record_bytes(DEFAULT_MAX_RECORD_BYTES),
         };
         if t.group_id.trim().is_empty() {
             return Err(ConfigError::invalid(
@@ -181,6 +192,7 @@ mod tests {
             Settings::from_raw(RawConfig::default(), Some("pod-1".into())).expect("valid");
         assert_eq!(settings.guarantee, Guarantee::AtLeastOnce);
         assert_eq!(settings.instance_id, "pod-1");
+        assert_eq!(settings.rules.max_record_bytes(), 1_000_000);
         assert!(
             settings
                 .rules

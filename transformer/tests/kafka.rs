@@ -4,41 +4,20 @@
 //! shows a `read_committed` reader every output exactly once.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+mod common;
+
+use common::{
+    by_event_id, produce_raw, record, sigkill, sigterm_and_wait, spawn_binary, wait_for_size,
+};
 use pipeline::kafka::{KafkaConfig, topic_size};
 use pipeline::testkit;
 use pipeline::wire::{DeadLetter, DeadLetterReason};
 use rdkafka::Message;
-use rdkafka::message::OwnedMessage;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use transformer::settings::{Guarantee, RawConfig, Settings, TransformerConfig};
-
-const ACTIONS: [&str; 5] = ["ALLOW", "CAPTCHA", "Challenge", "Count", "BLOCK"];
-const SOURCES: [&str; 5] = ["ALB", "APIGW", "APPSYNC", "CF", "-"];
-const STATUSES: [&str; 8] = ["200", "202", "307", "308", "403", "404", "502", "504"];
-const COUNTRIES: [&str; 7] = ["US", "UK", "IN", "XX", "YY", "ZZ", "WW"];
-const METHODS: [&str; 4] = ["GET", "HEAD", "POST", "DELETE"];
-
-/// Seed-shaped record `i`, cycling through every value of every field.
-fn record(i: usize) -> Value {
-    json!({
-        "timestamp": 1_700_000_000_000_i64 + i as i64 * 100,
-        "formatVersion": 1,
-        "action": ACTIONS[i % 5],
-        "httpSourceName": SOURCES[(i / 5) % 5],
-        "httpSourceId": SOURCES[(i / 5) % 5].to_lowercase(),
-        "httpStatus": STATUSES[i % 8],
-        "httpRequest": {
-            "clientIp": "203.0.113.9", "country": COUNTRIES[i % 7], "headers": [],
-            "uri": "/", "args": "", "httpVersion": "HTTP/1.1",
-            "httpMethod": METHODS[i % 4], "requestId": format!("req-{i}"),
-        }
-    })
-}
 
 /// The seed's ten indicators for a record (K_/B_ action, K_/UNK_ source, G_/B_ httpstatus, K_/UNK_
 /// country, common_/uncommon_ method: 1 when the value is in the seed's known or bad set), written
@@ -83,26 +62,6 @@ fn expected_indicators(r: &Value) -> BTreeMap<&'static str, i64> {
     ])
 }
 
-async fn produce_raw(kafka: &KafkaConfig, payloads: &[Vec<u8>]) {
-    let producer: FutureProducer = kafka
-        .producer_config("test-raw")
-        .create()
-        .expect("producer");
-    let mut deliveries = Vec::with_capacity(payloads.len());
-    for (i, payload) in payloads.iter().enumerate() {
-        let key = format!("k{i}");
-        let queued = producer.send_result(
-            FutureRecord::to(&kafka.topics.raw)
-                .key(&key)
-                .payload(payload),
-        );
-        deliveries.push(queued.map_err(|(err, _)| err).expect("queued"));
-    }
-    for delivery in deliveries {
-        delivery.await.expect("not cancelled").expect("delivered");
-    }
-}
-
 fn settings(kafka: &KafkaConfig, guarantee: Guarantee) -> Settings {
     let raw = RawConfig {
         kafka: kafka.clone(),
@@ -128,16 +87,6 @@ async fn start_in_process(
         service.telemetry.render()
     });
     (shutdown, task)
-}
-
-fn by_event_id(messages: &[OwnedMessage]) -> BTreeMap<String, Value> {
-    messages
-        .iter()
-        .map(|m| {
-            let doc: Value = serde_json::from_str(testkit::payload_text(m)).expect("enriched JSON");
-            (doc["event_id"].as_str().expect("event_id").to_owned(), doc)
-        })
-        .collect()
 }
 
 #[tokio::test]
@@ -283,11 +232,16 @@ async fn bad_input_goes_to_dead_letter_with_its_reason_while_good_records_flow()
         assert_eq!(letter.stage, "transformer");
         assert_eq!(letter.source.topic, kafka.topics.raw);
         let input = &payloads[usize::try_from(letter.source.offset).expect("offset")];
-        assert_eq!(
-            message.payload().expect("payload"),
-            input.as_slice(),
-            "raw bytes untouched"
-        );
+        let payload = message.payload().expect("payload");
+        match DeadLetter::original_bytes(message.headers().expect("headers")) {
+            // Too large to produce whole under the limit: its first bytes, and its size.
+            Some(original) => {
+                assert_eq!(letter.reason, DeadLetterReason::Oversized);
+                assert_eq!(original, input.len());
+                assert!(payload.len() < input.len() && input.starts_with(payload));
+            }
+            None => assert_eq!(payload, input.as_slice(), "raw bytes untouched"),
+        }
         let (_, want) = bad
             .iter()
             .find(|(bytes, _)| bytes == input)
@@ -305,60 +259,6 @@ async fn bad_input_goes_to_dead_letter_with_its_reason_while_good_records_flow()
     );
 }
 
-/// The binary as a child process, configured through the environment like a pod.
-fn spawn_binary(kafka: &KafkaConfig, group: &str, guarantee: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_logwarden-transformer"))
-        .arg("run")
-        .env("LOGWARDEN_KAFKA__BROKERS", &kafka.brokers)
-        .env("LOGWARDEN_KAFKA__TOPICS__RAW", &kafka.topics.raw)
-        .env("LOGWARDEN_KAFKA__TOPICS__ENRICHED", &kafka.topics.enriched)
-        .env(
-            "LOGWARDEN_KAFKA__TOPICS__DEAD_LETTER",
-            &kafka.topics.dead_letter,
-        )
-        .env("LOGWARDEN_KAFKA__TOPICS__LABELS", &kafka.topics.labels)
-        .env("LOGWARDEN_TRANSFORMER__GROUP_ID", group)
-        .env("LOGWARDEN_TRANSFORMER__INSTANCE_ID", "crash-test-0")
-        .env("LOGWARDEN_TRANSFORMER__GUARANTEE", guarantee)
-        .env("LOGWARDEN_TELEMETRY__LISTEN", "127.0.0.1:0")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("the transformer binary starts")
-}
-
-/// Waits until `topic` holds at least `n` records (watermarks, so uncommitted ones count).
-async fn wait_for_size(kafka: &KafkaConfig, topic: &str, n: i64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let size = topic_size(kafka, topic, Duration::from_secs(5))
-            .await
-            .expect("size");
-        if size >= n {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "`{topic}` stuck at {size} records"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn sigkill(child: &mut Child) {
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reaped");
-}
-
-fn sigterm_and_wait(child: &mut Child) -> std::process::ExitStatus {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    child.wait().expect("exits")
-}
-
 async fn crash_and_restart(guarantee: &str) -> (KafkaConfig, usize) {
     let kafka =
         testkit::kafka_with_private_topics(&format!("transformer-crash-{}", &guarantee[..5]), 4)
@@ -370,7 +270,7 @@ async fn crash_and_restart(guarantee: &str) -> (KafkaConfig, usize) {
     produce_raw(&kafka, &payloads).await;
     let group = testkit::unique_name("crash-group");
 
-    let mut first = spawn_binary(&kafka, &group, guarantee);
+    let mut first = spawn_binary(&kafka, &group, "crash-test-0", guarantee);
     wait_for_size(&kafka, &kafka.topics.enriched, 3_000).await;
     sigkill(&mut first);
     let at_kill = topic_size(&kafka, &kafka.topics.enriched, Duration::from_secs(5))
@@ -382,7 +282,7 @@ async fn crash_and_restart(guarantee: &str) -> (KafkaConfig, usize) {
         "the kill landed mid-stream"
     );
 
-    let mut second = spawn_binary(&kafka, &group, guarantee);
+    let mut second = spawn_binary(&kafka, &group, "crash-test-0", guarantee);
     // Everything is processed once the committed outputs reach the total; give it the time.
     let out = testkit::consume(
         &kafka,
@@ -424,4 +324,114 @@ async fn kill_9_and_restart_loses_nothing_at_least_once() {
 async fn exactly_once_with_a_crash_shows_each_output_once() {
     let (_, outputs) = crash_and_restart("exactly_once").await;
     assert_eq!(outputs, 20_000, "a read_committed reader sees no duplicate");
+}
+
+/// Record `i` padded (in `httpRequest.args`) to exactly `bytes` bytes of JSON.
+fn padded(i: usize, bytes: usize) -> Vec<u8> {
+    let mut value = record(i);
+    let base = serde_json::to_vec(&value).expect("json").len();
+    value["httpRequest"]["args"] = json!("a".repeat(bytes - base));
+    let padded = serde_json::to_vec(&value).expect("json");
+    assert_eq!(padded.len(), bytes);
+    padded
+}
+
+#[tokio::test]
+async fn records_too_large_to_produce_are_dead_letters_and_the_partition_moves_on() {
+    let kafka = testkit::kafka_with_private_topics("transformer-large", 1).await;
+    // Over the limit (1,000,000 bytes) as input; under it once enriched; under as input but
+    // over once enriched (the indicators, `@timestamp` and `event_id` add ~300 bytes).
+    let (huge, under, edge) = (
+        padded(100, 1_200_000),
+        padded(150, 999_000),
+        padded(200, 999_950),
+    );
+    let mut payloads: Vec<Vec<u8>> = (0..300)
+        .map(|i| serde_json::to_vec(&record(i)).expect("json"))
+        .collect();
+    payloads[100] = huge.clone();
+    payloads[150] = under.clone();
+    payloads[200] = edge.clone();
+    produce_raw(&kafka, &payloads).await;
+
+    let (shutdown, task) = start_in_process(settings(&kafka, Guarantee::AtLeastOnce)).await;
+    let out = testkit::consume(
+        &kafka,
+        &kafka.topics.enriched,
+        298,
+        Duration::from_secs(60),
+        Duration::from_secs(2),
+    )
+    .await;
+    let dead = testkit::consume(
+        &kafka,
+        &kafka.topics.dead_letter,
+        2,
+        Duration::from_secs(30),
+        Duration::from_secs(1),
+    )
+    .await;
+    assert!(!task.is_finished(), "the transformer stays up");
+    shutdown.cancel();
+    let metrics = task.await.expect("the service ends");
+    testkit::delete_topics(&kafka, &kafka.topics.all()).await;
+
+    assert_eq!(
+        out.len(),
+        298,
+        "every other record once, the one just under included"
+    );
+    let enriched = by_event_id(&out);
+    let expected: BTreeSet<String> = (0..300)
+        .filter(|i| ![100, 200].contains(i))
+        .map(|i| format!("{}-0-{i}", kafka.topics.raw))
+        .collect();
+    assert_eq!(enriched.keys().cloned().collect::<BTreeSet<_>>(), expected);
+    let id = format!("\"{}-0-150\"", kafka.topics.raw);
+    let just_under = out
+        .iter()
+        .find(|m| testkit::payload_text(m).contains(&id))
+        .expect("the record just under the limit");
+    let size = just_under.payload().map_or(0, <[u8]>::len);
+    assert!(size > under.len() && size <= 1_000_000, "{size} bytes");
+
+    let mut letters: Vec<(DeadLetter, Option<usize>, Vec<u8>)> = dead
+        .iter()
+        .map(|m| {
+            let headers = m.headers().expect("headers");
+            (
+                DeadLetter::from_headers(headers).expect("dead-letter headers"),
+                DeadLetter::original_bytes(headers),
+                m.payload().unwrap_or_default().to_vec(),
+            )
+        })
+        .collect();
+    letters.sort_by_key(|(letter, _, _)| letter.source.offset);
+    assert_eq!(letters.len(), 2);
+    let (letter, original, prefix) = &letters[0];
+    assert_eq!(letter.reason, DeadLetterReason::Oversized);
+    assert!(
+        letter
+            .detail
+            .contains("the record is 1200000 bytes, over the limit of 1000000 bytes"),
+        "{}",
+        letter.detail
+    );
+    assert_eq!((letter.source.partition, letter.source.offset), (0, 100));
+    assert_eq!(*original, Some(huge.len()), "the original size");
+    assert_eq!(prefix.as_slice(), &huge[..64 * 1024], "its first 64 KiB");
+    // Over the limit only once enriched: the input itself fits, and is kept whole.
+    let (letter, original, whole) = &letters[1];
+    assert_eq!(letter.reason, DeadLetterReason::Oversized);
+    assert!(
+        letter.detail.contains("the enriched record is") && letter.detail.contains("1000000"),
+        "{}",
+        letter.detail
+    );
+    assert_eq!((letter.source.partition, letter.source.offset), (0, 200));
+    assert_eq!((*original, whole), (None, &edge), "the input untouched");
+    assert!(
+        metrics.contains(r#"logwarden_transformer_dead_letters_total{reason="oversized"} 2"#),
+        "{metrics}"
+    );
 }

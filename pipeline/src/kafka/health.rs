@@ -11,7 +11,7 @@
 //! delivery that succeeds does, so the two never undo each other.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
@@ -69,6 +69,9 @@ pub struct HealthContext {
     /// Set while a delivery is being retried, cleared by the next success: joining the group
     /// must not mark the stage ready while its outputs fail.
     delivery_failing: Arc<AtomicBool>,
+    /// How many times the group consumer lost partitions (revoked, or the assignment lost):
+    /// a transaction that saw it change must not commit (see [`Self::revocations`]).
+    revocations: Arc<AtomicU64>,
 }
 
 impl HealthContext {
@@ -78,7 +81,15 @@ impl HealthContext {
         Self {
             health,
             delivery_failing: Arc::new(AtomicBool::new(false)),
+            revocations: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// How many times the group consumer has lost partitions so far. The callback runs inside
+    /// the consumer's poll, so a stage that reads this before a transaction and again before
+    /// committing it knows whether partitions it consumed were revoked in between.
+    pub fn revocations(&self) -> u64 {
+        self.revocations.load(Ordering::SeqCst)
     }
 
     /// Sets what a group consumer's configuration needs for this context to follow its group:
@@ -133,6 +144,17 @@ impl rdkafka::ClientContext for HealthContext {
 }
 
 impl ConsumerContext for HealthContext {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let lost = match rebalance {
+            Rebalance::Revoke(partitions) => partitions.count() > 0,
+            Rebalance::Error(_) => true,
+            Rebalance::Assign(_) => false,
+        };
+        if lost {
+            self.revocations.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if matches!(rebalance, Rebalance::Assign(_)) {
             self.joined();

@@ -59,7 +59,7 @@ fn items(codes: &str) -> Verdict {
             .map(|code| match code {
                 'i' => Outcome::Indexed,
                 'r' => Outcome::Retry(BUSY.to_owned()),
-                _ => Outcome::Rejected(MAPPING.to_owned()),
+                _ => Outcome::Rejected(Unusable::new(DeadLetterReason::Rejected, MAPPING)),
             })
             .collect(),
     )

@@ -7,24 +7,33 @@ use std::time::Duration;
 
 use pipeline::kafka::KafkaConfig;
 use pipeline::testkit;
-use pipeline::wire::SourcePosition;
+use pipeline::wire::{DeadLetter, SourcePosition};
 use producer::generate::Generator;
+use rdkafka::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value;
 use sink::settings::{RawConfig, Settings, SinkConfig};
 use tokio_util::sync::CancellationToken;
 use transformer::rules::CompiledRules;
 
-/// Epoch milliseconds of the first generated record: 2026-11-22T23:50:00Z, so a run spans two
-/// days (two daily indices).
-pub const T0: i64 = 1_795_391_400_000;
+/// Epoch milliseconds of the first generated record: 23:50 UTC yesterday, so a run spans two
+/// days (two daily indices), both inside the days the sink accepts by default.
+pub fn t0() -> i64 {
+    const DAY_MS: i64 = 86_400_000;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_millis() as i64;
+    now - now.rem_euclid(DAY_MS) - 10 * 60 * 1_000
+}
 
 /// `n` raw records from the producer's generator (seeded), 100 ms apart, as JSON values.
 pub fn raw_records(n: usize, seed: u64) -> Vec<Value> {
     let mut generator = Generator::new(seed, "test-0", "sink-test").expect("valid instance");
+    let t0 = t0();
     (0..n)
         .map(|i| {
-            let log = generator.next(T0 + i as i64 * 100, None);
+            let log = generator.next(t0 + i as i64 * 100, None);
             serde_json::to_value(&log).expect("a record serializes")
         })
         .collect()
@@ -269,11 +278,31 @@ impl Search {
             .collect()
     }
 
+    /// Sends one request to OpenSearch and returns its status and JSON answer (`Null` when
+    /// the answer is not JSON), e.g. to create, close or block an index.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (reqwest::StatusCode, Value) {
+        let mut request = self.http.request(method, format!("{}/{path}", self.url));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("an OpenSearch request");
+        let status = response.status();
+        (status, response.json().await.unwrap_or_default())
+    }
+
     /// Deletes the test's indices and template (best effort).
     pub async fn clean(&self, index: &str) {
         let _ = self
             .http
-            .delete(format!("{}/{index}-*", self.url))
+            .delete(format!(
+                "{}/{index}-*?expand_wildcards=open,closed",
+                self.url
+            ))
             .send()
             .await;
         let _ = self
@@ -282,6 +311,18 @@ impl Search {
             .send()
             .await;
     }
+}
+
+/// Dead letters read from `dead-letter`: their headers and their value.
+pub fn dead_letters(messages: &[rdkafka::message::OwnedMessage]) -> Vec<(DeadLetter, Vec<u8>)> {
+    messages
+        .iter()
+        .map(|m| {
+            let letter = DeadLetter::from_headers(m.headers().expect("headers"))
+                .expect("dead-letter headers");
+            (letter, m.payload().unwrap_or_default().to_vec())
+        })
+        .collect()
 }
 
 /// The value of a metric in a rendered metrics text (the sum over its label sets that contain

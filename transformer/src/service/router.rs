@@ -9,13 +9,15 @@
 
 use std::time::Instant;
 
-use pipeline::wire::{DeadLetter, SourcePosition};
+use pipeline::wire::{DeadLetter, DeadLetterReason, SourcePosition};
 use rdkafka::Message;
 
 use super::STAGE;
 use super::metrics::Metrics;
+use super::refusal::write_dead_letter;
 use super::window::{Destination, Output};
 use crate::rules::CompiledRules;
+use crate::transform::Rejection;
 
 /// Turns inputs into outputs; apart from the consumer so both can be borrowed at once.
 #[derive(Debug)]
@@ -24,12 +26,15 @@ pub(crate) struct Router {
     metrics: Metrics,
     /// The position of the record being routed, for its event id and dead-letter headers.
     source: SourcePosition,
+    /// The largest output (value and key) the stage produces: `transformer.max_record_bytes`.
+    limit: usize,
 }
 
 impl Router {
     /// A router applying `rules`, counting in `metrics`.
     pub(crate) fn new(rules: CompiledRules, metrics: Metrics) -> Self {
         Self {
+            limit: rules.max_record_bytes(),
             rules,
             metrics,
             source: SourcePosition {
@@ -38,6 +43,28 @@ impl Router {
                 offset: 0,
             },
         }
+    }
+
+    /// Writes `message` untouched into `output` as the dead letter `dead` (Kafka refused its
+    /// output for good in an aborted transaction: this time it goes straight to `dead-letter`).
+    pub(crate) fn refused(
+        &mut self,
+        message: &impl Message,
+        output: &mut Output,
+        dead: &DeadLetter,
+    ) {
+        self.metrics.records_in.inc();
+        self.metrics
+            .dead_letters
+            .with_label_values(&[dead.reason.as_str()])
+            .inc();
+        if let Some(key) = message.key() {
+            output.key.extend_from_slice(key);
+            output.has_key = true;
+        }
+        output.source = (message.partition(), message.offset());
+        let payload = message.payload().unwrap_or_default();
+        write_dead_letter(output, payload, dead, self.limit);
     }
 
     /// Writes the output for `message` into `output` (taken empty from the window).
@@ -50,12 +77,31 @@ impl Router {
         }
         self.source.partition = message.partition();
         self.source.offset = message.offset();
+        output.source = (message.partition(), message.offset());
         if let Some(key) = message.key() {
             output.key.extend_from_slice(key);
             output.has_key = true;
         }
         let started = Instant::now();
-        let result = self.rules.apply(payload, &self.source, &mut output.payload);
+        let limit = self.limit;
+        let result = self
+            .rules
+            .apply(payload, &self.source, &mut output.payload)
+            .and_then(|()| {
+                // Enrichment adds fields: a record under the limit can come out over it, and
+                // Kafka would refuse it. Checked here, before producing.
+                let size = output.payload.len() + output.key().map_or(0, <[u8]>::len);
+                if size > limit {
+                    return Err(Rejection::new(
+                        DeadLetterReason::Oversized,
+                        format!(
+                            "the enriched record is {size} bytes, over the limit of {limit} bytes \
+                             (transformer.max_record_bytes)"
+                        ),
+                    ));
+                }
+                Ok(())
+            });
         self.metrics
             .transform_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -76,10 +122,7 @@ impl Router {
                     stage: STAGE.to_owned(),
                     source: self.source.clone(),
                 };
-                output.destination = Destination::DeadLetter;
-                output.payload.clear();
-                output.payload.extend_from_slice(payload);
-                output.headers = Some(dead.to_headers());
+                write_dead_letter(output, payload, &dead, limit);
             }
         }
     }
@@ -87,7 +130,6 @@ impl Router {
 
 #[cfg(test)]
 mod tests {
-    use pipeline::wire::DeadLetterReason;
     use rdkafka::Timestamp;
     use rdkafka::message::{Headers, OwnedMessage};
 

@@ -36,6 +36,9 @@ pub(crate) struct Output {
     pub(crate) payload: Vec<u8>,
     /// Headers (dead letters only).
     pub(crate) headers: Option<OwnedHeaders>,
+    /// The input's partition and offset: named by a dead letter made of this output when Kafka
+    /// refuses it for good.
+    pub(crate) source: (i32, i64),
 }
 
 impl Output {
@@ -46,6 +49,7 @@ impl Output {
             has_key: false,
             payload: Vec::new(),
             headers: None,
+            source: (0, 0),
         }
     }
 
