@@ -144,9 +144,14 @@ impl Health {
         );
     }
 
-    /// Whether every check passes, and one line per check (`kafka: ok`).
+    /// Whether every check passes, and one line per check (`kafka: ok`). With no check
+    /// registered yet the service is still starting: not ready (the telemetry server answers
+    /// before the service's start-up registers its checks).
     pub fn report(&self) -> (bool, String) {
         let checks = self.checks.lock().unwrap_or_else(PoisonError::into_inner);
+        if checks.is_empty() {
+            return (false, "starting: no check registered yet\n".to_owned());
+        }
         let ready = checks.values().all(|c| c.ready);
         let text = checks
             .iter()
@@ -278,7 +283,11 @@ mod tests {
     #[test]
     fn health_is_ready_only_when_every_check_passes() {
         let health = Health::default();
-        assert!(health.is_ready(), "no checks: nothing to wait for");
+        assert_eq!(
+            health.report(),
+            (false, "starting: no check registered yet\n".to_owned()),
+            "no check yet: the service is starting"
+        );
         health.register("kafka", "connecting");
         health.register("opensearch", "connecting");
         health.ready("kafka");

@@ -51,6 +51,9 @@ async fn main_inner() -> anyhow::Result<ExitCode> {
         .context("starting telemetry")?;
     if settings.output == OutputKind::Kafka {
         service.check_kafka(&settings.kafka).await?;
+    } else {
+        // Writing to stdout needs nothing else: ready once started.
+        service.telemetry.health.ready("output");
     }
     // A stop by signal after a clean drain is a success: every record sent was acknowledged.
     run(settings, &service).await?;
