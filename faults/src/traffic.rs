@@ -1,0 +1,94 @@
+//! Raw traffic at a steady rate: the producer's generator (normal mode), each record stamped on
+//! a fixed grid (`1000 / rate` ms apart) and sent once the clock reaches its stamp, so every
+//! interval of the detector holds the same number of events whatever the broker does. Sends do
+//! not wait for acknowledgements: while the broker is away, records queue in the producer and
+//! keep their stamps, as a real sender's would.
+
+use std::time::Duration;
+
+use pipeline::kafka::KafkaConfig;
+use producer::generate::Generator;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
+use tokio::task::JoinHandle;
+
+/// What a run of traffic sent, all acknowledged by the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sent {
+    /// Records acknowledged.
+    pub records: usize,
+    /// The first record's stamp, epoch ms.
+    pub first_ms: i64,
+    /// The last record's stamp, epoch ms.
+    pub last_ms: i64,
+}
+
+/// Sends `rate` records a second to `kafka`'s raw topic for `duration`, in the background; the
+/// task ends once the broker acknowledged every record.
+///
+/// # Panics
+/// In the task, when a record is refused for good (delivery timeout, 5 minutes).
+pub fn start(kafka: &KafkaConfig, rate: u32, duration: Duration, seed: u64) -> JoinHandle<Sent> {
+    let producer: FutureProducer = kafka
+        .producer_config("faults-traffic")
+        .create()
+        .unwrap_or_else(|err| panic!("creating the traffic's producer: {err}"));
+    let topic = kafka.topics.raw.clone();
+    let step = 1_000 / i64::from(rate.max(1));
+    tokio::spawn(async move {
+        let mut generator = Generator::new(seed, "faults-0", "faults")
+            .unwrap_or_else(|err| panic!("the traffic's generator: {err}"));
+        let first_ms = chrono::Utc::now().timestamp_millis();
+        let end_ms = first_ms + i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+        let mut next_ms = first_ms;
+        let mut deliveries = Vec::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        while next_ms < end_ms {
+            tick.tick().await;
+            let now = chrono::Utc::now().timestamp_millis();
+            while next_ms <= now && next_ms < end_ms {
+                let log = generator.next(next_ms, None);
+                let payload = serde_json::to_vec(&log).unwrap_or_else(|err| panic!("{err}"));
+                let mut record = FutureRecord::<(), _>::to(&topic).payload(&payload);
+                loop {
+                    match producer.send_result(record) {
+                        Ok(delivery) => break deliveries.push(delivery),
+                        Err((err, returned))
+                            if err.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) =>
+                        {
+                            record = returned;
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                        Err((err, _)) => panic!("sending a raw record: {err}"),
+                    }
+                }
+                next_ms += step;
+            }
+        }
+        let records = deliveries.len();
+        for delivery in deliveries {
+            match delivery.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((err, _))) => panic!("a raw record was not delivered: {err}"),
+                Err(_) => panic!("a raw record's delivery was cancelled"),
+            }
+        }
+        Sent {
+            records,
+            first_ms,
+            last_ms: next_ms - step,
+        }
+    })
+}
+
+impl Sent {
+    /// Two runs of traffic as one: records added, the stamps spanning both.
+    #[must_use]
+    pub fn and(self, later: Self) -> Self {
+        Self {
+            records: self.records + later.records,
+            first_ms: self.first_ms.min(later.first_ms),
+            last_ms: self.last_ms.max(later.last_ms),
+        }
+    }
+}
