@@ -204,7 +204,11 @@ impl Search {
     /// is not there.
     pub async fn clean(&self, names: &[String]) {
         for name in names {
-            let _ = self.http.delete(format!("{}/{name}", self.url)).send().await;
+            let _ = self
+                .http
+                .delete(format!("{}/{name}", self.url))
+                .send()
+                .await;
             if !name.contains('*') {
                 let _ = self
                     .http

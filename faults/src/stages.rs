@@ -283,9 +283,13 @@ detectors:
     /// When one is not ready within a minute, saying why.
     pub async fn wait_ready(&self) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        for stage in [Some(&self.transformer), Some(&self.sink), self.detector.as_ref()]
-            .into_iter()
-            .flatten()
+        for stage in [
+            Some(&self.transformer),
+            Some(&self.sink),
+            self.detector.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
         {
             loop {
                 let (ready, why) = stage.telemetry.health.report();
@@ -304,10 +308,14 @@ detectors:
 
     /// A stage that stopped by itself, if any.
     pub fn ended(&self) -> Option<String> {
-        [Some(&self.transformer), Some(&self.sink), self.detector.as_ref()]
-            .into_iter()
-            .flatten()
-            .find_map(Stage::ended)
+        [
+            Some(&self.transformer),
+            Some(&self.sink),
+            self.detector.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .find_map(Stage::ended)
     }
 
     /// Stops every stage, then deletes the test's indices and topics.

@@ -11,6 +11,12 @@ use producer::generate::Generator;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The wall clock, epoch ms: the stamps' clock.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
 
 /// What a run of traffic sent, all acknowledged by the broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,12 +29,61 @@ pub struct Sent {
     pub last_ms: i64,
 }
 
+/// Where a run of traffic goes and whose clock stamps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Lane {
+    /// One partition of `raw`, or any (the producer's partitioner) when `None`.
+    pub partition: Option<i32>,
+    /// How far the sender's clock runs ahead of the true one, ms (negative: behind): a skewed
+    /// partition's records carry stamps this far off, sent when the sender's clock reaches them.
+    pub skew_ms: i64,
+}
+
 /// Sends `rate` records a second to `kafka`'s raw topic for `duration`, in the background; the
 /// task ends once the broker acknowledged every record.
 ///
 /// # Panics
 /// In the task, when a record is refused for good (delivery timeout, 5 minutes).
 pub fn start(kafka: &KafkaConfig, rate: u32, duration: Duration, seed: u64) -> JoinHandle<Sent> {
+    start_in(kafka, Lane::default(), rate, duration, seed)
+}
+
+/// [`start`] until `stop` is cancelled, for a test that does not know beforehand how long its
+/// fault lasts.
+///
+/// # Panics
+/// In the task, when a record is refused for good (delivery timeout, 5 minutes).
+pub fn start_until(
+    kafka: &KafkaConfig,
+    rate: u32,
+    stop: CancellationToken,
+    seed: u64,
+) -> JoinHandle<Sent> {
+    run(kafka, Lane::default(), rate, Duration::MAX, stop, seed)
+}
+
+/// [`start`] in a lane: one partition, a skewed clock.
+///
+/// # Panics
+/// In the task, when a record is refused for good (delivery timeout, 5 minutes).
+pub fn start_in(
+    kafka: &KafkaConfig,
+    lane: Lane,
+    rate: u32,
+    duration: Duration,
+    seed: u64,
+) -> JoinHandle<Sent> {
+    run(kafka, lane, rate, duration, CancellationToken::new(), seed)
+}
+
+fn run(
+    kafka: &KafkaConfig,
+    lane: Lane,
+    rate: u32,
+    duration: Duration,
+    stop: CancellationToken,
+    seed: u64,
+) -> JoinHandle<Sent> {
     let producer: FutureProducer = kafka
         .producer_config("faults-traffic")
         .create()
@@ -38,18 +93,23 @@ pub fn start(kafka: &KafkaConfig, rate: u32, duration: Duration, seed: u64) -> J
     tokio::spawn(async move {
         let mut generator = Generator::new(seed, "faults-0", "faults")
             .unwrap_or_else(|err| panic!("the traffic's generator: {err}"));
-        let first_ms = chrono::Utc::now().timestamp_millis();
-        let end_ms = first_ms + i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+        let clock = || now_ms() + lane.skew_ms;
+        let first_ms = clock();
+        let end_ms =
+            first_ms.saturating_add(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX));
         let mut next_ms = first_ms;
         let mut deliveries = Vec::new();
         let mut tick = tokio::time::interval(Duration::from_millis(50));
-        while next_ms < end_ms {
+        while next_ms < end_ms && !stop.is_cancelled() {
             tick.tick().await;
-            let now = chrono::Utc::now().timestamp_millis();
+            let now = clock();
             while next_ms <= now && next_ms < end_ms {
                 let log = generator.next(next_ms, None);
                 let payload = serde_json::to_vec(&log).unwrap_or_else(|err| panic!("{err}"));
                 let mut record = FutureRecord::<(), _>::to(&topic).payload(&payload);
+                if let Some(partition) = lane.partition {
+                    record = record.partition(partition);
+                }
                 loop {
                     match producer.send_result(record) {
                         Ok(delivery) => break deliveries.push(delivery),
@@ -91,4 +151,29 @@ impl Sent {
             last_ms: self.last_ms.max(later.last_ms),
         }
     }
+}
+
+/// Sends one raw record stamped `stamp_ms` to `partition` of `raw` and returns its event id once
+/// the broker acknowledged it.
+///
+/// # Panics
+/// When it is not delivered.
+pub async fn send_one(kafka: &KafkaConfig, partition: i32, stamp_ms: i64, seed: u64) -> String {
+    let producer: FutureProducer = kafka
+        .producer_config("faults-one")
+        .create()
+        .unwrap_or_else(|err| panic!("creating a producer: {err}"));
+    let mut generator = Generator::new(seed, "faults-1", "faults")
+        .unwrap_or_else(|err| panic!("the generator: {err}"));
+    let payload =
+        serde_json::to_vec(&generator.next(stamp_ms, None)).unwrap_or_else(|err| panic!("{err}"));
+    let topic = &kafka.topics.raw;
+    let record = FutureRecord::<(), _>::to(topic)
+        .partition(partition)
+        .payload(&payload);
+    let delivered = producer
+        .send(record, Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|(err, _)| panic!("sending the record stamped {stamp_ms}: {err}"));
+    pipeline::wire::event_id(topic, delivered.partition, delivered.offset)
 }

@@ -41,18 +41,23 @@ impl Verdict {
         );
     }
 
-    /// Checks that the results from `since_ms` on came from a restored model, not a cold start:
-    /// a cold start without history begins at confidence 0, a restored model at 1.
+    /// Checks that the intervals scored from `since_ms` on (by a detector started then) came
+    /// from a restored model, not a cold start: a cold start without history begins at
+    /// confidence 0, a restored model at 1.
     pub fn check_restored(&mut self, since_ms: i64) {
         let after: Vec<f64> = self
             .results
             .iter()
-            .filter(|r| r["data_start_time"].as_i64().is_some_and(|t| t >= since_ms))
+            .filter(|r| {
+                r["execution_start_time"]
+                    .as_i64()
+                    .is_some_and(|t| t >= since_ms)
+            })
             .filter_map(|r| r["confidence"].as_f64())
             .collect();
         if after.is_empty() {
             self.failures
-                .push(format!("no interval from {since_ms} on was scored"));
+                .push(format!("no interval was scored from {since_ms} on"));
         } else if after.iter().any(|&c| c < 0.99) {
             self.failures.push(format!(
                 "the detector started again from scratch, not from its checkpoint: confidences \
@@ -71,6 +76,16 @@ fn interval_start(ms: i64, interval_ms: i64) -> i64 {
 /// # Panics
 /// When the pipeline does not catch up in time, or a stage stopped by itself.
 pub async fn settle(pipeline: &Pipeline, sent: Sent) -> Verdict {
+    settle_with(pipeline, sent, &BTreeSet::new()).await
+}
+
+/// [`settle`] when `raw` also holds the records `exempt` (by event id) besides the traffic:
+/// records a stage may refuse (stamped decades ahead). Each must be in OpenSearch or on the
+/// dead-letter topic, never dropped silently.
+///
+/// # Panics
+/// As [`settle`].
+pub async fn settle_with(pipeline: &Pipeline, sent: Sent, exempt: &BTreeSet<String>) -> Verdict {
     let interval_ms = pipeline.shape.interval_ms;
     let to = interval_start(sent.last_ms, interval_ms) + interval_ms;
     let deadline = tokio::time::Instant::now() + pipeline.catch_up();
@@ -117,15 +132,40 @@ pub async fn settle(pipeline: &Pipeline, sent: Sent) -> Verdict {
     .map(|m| event_id(m.topic(), m.partition(), m.offset()))
     .collect();
     let in_search = pipeline.search.ids(&pipeline.events).await;
-    if in_raw.len() != sent.records {
+    if in_raw.len() != sent.records + exempt.len() {
         failures.push(format!(
             "`raw` holds {} records, {} were acknowledged",
             in_raw.len(),
-            sent.records
+            sent.records + exempt.len()
         ));
     }
-    let lost: Vec<&String> = in_raw.difference(&in_search).collect();
-    let extra: Vec<&String> = in_search.difference(&in_raw).collect();
+    let refused: Vec<&String> = exempt.difference(&in_search).collect();
+    if !refused.is_empty() {
+        let dead: BTreeSet<String> = testkit::consume(
+            &pipeline.kafka,
+            &pipeline.kafka.topics.dead_letter,
+            refused.len(),
+            Duration::from_secs(30),
+            Duration::from_secs(1),
+        )
+        .await
+        .iter()
+        .filter_map(|m| {
+            let body: Value = serde_json::from_slice(m.payload()?).ok()?;
+            body["event_id"].as_str().map(str::to_owned)
+        })
+        .collect();
+        let dropped: Vec<&&String> = refused.iter().filter(|id| !dead.contains(**id)).collect();
+        if !dropped.is_empty() {
+            failures.push(format!(
+                "records neither indexed nor dead-lettered: {dropped:?}"
+            ));
+        }
+    }
+    let expected: BTreeSet<String> = in_raw.difference(exempt).cloned().collect();
+    let in_search: BTreeSet<String> = in_search.difference(exempt).cloned().collect();
+    let lost: Vec<&String> = expected.difference(&in_search).collect();
+    let extra: Vec<&String> = in_search.difference(&expected).collect();
     if !lost.is_empty() || !extra.is_empty() {
         failures.push(format!(
             "OpenSearch's ids differ from raw's: {} lost (first {:?}), {} not from raw (first {:?})",
@@ -136,10 +176,11 @@ pub async fn settle(pipeline: &Pipeline, sent: Sent) -> Verdict {
         ));
     }
     let count = pipeline.search.count(&pipeline.events).await.unwrap_or(0);
-    if count != in_raw.len() as u64 {
+    let indexed_exempt = exempt.len() - refused.len();
+    if count != (expected.len() + indexed_exempt) as u64 {
         failures.push(format!(
             "OpenSearch counts {count} documents for {} records in raw",
-            in_raw.len()
+            expected.len() + indexed_exempt
         ));
     }
 
@@ -293,7 +334,10 @@ mod tests {
         let doubled = [result(0, 20, 16.0, 0.7), result(1_000, 10, 9.0, 0.0)];
         let failures = compare(&doubled, &histogram, 1_000, 0, 2_000);
         assert_eq!(failures.len(), 2, "{failures:?}");
-        assert!(failures[0].contains("0: detector Some(20) events"), "{failures:?}");
+        assert!(
+            failures[0].contains("0: detector Some(20) events"),
+            "{failures:?}"
+        );
         assert!(failures[1].starts_with("false alarm"), "{failures:?}");
 
         let gap = [result(0, 10, 8.0, 0.0), result(2_000, 0, 0.0, 0.0)];
@@ -301,7 +345,11 @@ mod tests {
         assert!(failures[0].contains("never scored: [1000]"), "{failures:?}");
         assert!(failures[1].contains("1000 was not scored"), "{failures:?}");
 
-        let twice = [result(0, 10, 8.0, 0.0), result(0, 10, 8.0, 0.0), result(1_000, 10, 9.0, 0.0)];
+        let twice = [
+            result(0, 10, 8.0, 0.0),
+            result(0, 10, 8.0, 0.0),
+            result(1_000, 10, 9.0, 0.0),
+        ];
         let failures = compare(&twice, &histogram, 1_000, 0, 2_000);
         assert_eq!(failures, ["intervals scored more than once: [0]"]);
     }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use faults::{Pipeline, Shape, traffic};
 use pipeline::testkit::faults::freeze_opensearch;
+use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opensearch_frozen_for_two_minutes_mid_stream_loses_and_doubles_nothing() {
@@ -25,7 +26,8 @@ async fn opensearch_frozen_for_two_minutes_mid_stream_loses_and_doubles_nothing(
     )
     .await;
     pipeline.wait_ready().await;
-    let traffic = traffic::start(&pipeline.kafka, 50, Duration::from_secs(180), 29);
+    let stop = CancellationToken::new();
+    let traffic = traffic::start_until(&pipeline.kafka, 50, stop.clone(), 29);
     pipeline.start_detector_on_traffic().await;
     let frozen = freeze_opensearch();
     tokio::time::sleep(Duration::from_secs(120)).await;
@@ -35,9 +37,11 @@ async fn opensearch_frozen_for_two_minutes_mid_stream_loses_and_doubles_nothing(
     // the traffic goes on.
     tokio::time::sleep(Duration::from_secs(15)).await;
     pipeline.stop_detector().await;
-    let restarted_at = now_ms();
+    let restarted_at = traffic::now_ms();
     pipeline.start_detector().await;
     pipeline.wait_ready().await;
+    tokio::time::sleep(Duration::from_secs(16)).await;
+    stop.cancel();
     let sent = traffic.await.expect("the traffic ends");
     let mut verdict = faults::settle(&pipeline, sent).await;
     verdict.check_restored(restarted_at);
@@ -49,10 +53,4 @@ async fn opensearch_frozen_for_two_minutes_mid_stream_loses_and_doubles_nothing(
     pipeline.stop().await;
     eprintln!("OpenSearch was frozen for {frozen_for:?}");
     verdict.assert();
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use faults::{Pipeline, Shape, traffic};
 use pipeline::testkit::faults::{Server, Stop, restart};
+use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opensearch_killed_and_restarted_mid_stream_loses_and_doubles_nothing() {
@@ -25,26 +26,23 @@ async fn opensearch_killed_and_restarted_mid_stream_loses_and_doubles_nothing() 
     )
     .await;
     pipeline.wait_ready().await;
-    let traffic = traffic::start(&pipeline.kafka, 100, Duration::from_secs(90), 19);
+    let stop = CancellationToken::new();
+    let traffic = traffic::start_until(&pipeline.kafka, 100, stop.clone(), 19);
     pipeline.start_detector_on_traffic().await;
     let took = restart(Server::OpenSearch, Stop::Kill).await;
     // Once both resumed and checkpointed again, the detector restarts from that checkpoint while
     // the traffic goes on.
     tokio::time::sleep(Duration::from_secs(10)).await;
     pipeline.stop_detector().await;
-    let restarted_at = now_ms();
+    let restarted_at = traffic::now_ms();
     pipeline.start_detector().await;
     pipeline.wait_ready().await;
+    tokio::time::sleep(Duration::from_secs(16)).await;
+    stop.cancel();
     let sent = traffic.await.expect("the traffic ends");
     let mut verdict = faults::settle(&pipeline, sent).await;
     verdict.check_restored(restarted_at);
     pipeline.stop().await;
     eprintln!("OpenSearch restarted in {took:?}");
     verdict.assert();
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -91,7 +91,10 @@ pub fn restart(ctx: &Ctx, server: Server, kill: bool) -> Result<()> {
         process::Stopped::Killed => "killed",
         process::Stopped::AlreadyGone => "was already gone",
     };
-    println!("{what}: {how}, ports free in {:.1} s", stopped_in.as_secs_f64());
+    println!(
+        "{what}: {how}, ports free in {:.1} s",
+        stopped_in.as_secs_f64()
+    );
 
     let starting = Instant::now();
     let state_file = StateFile::new(ctx.dirs.state_file(), state.clone());
