@@ -68,16 +68,13 @@ impl Stage {
         }
     }
 
-    /// Stops the stage and waits for its drain.
-    ///
-    /// # Panics
-    /// When it ended with an error (it says which).
-    pub async fn stop(self) {
+    /// Stops the stage and waits for its drain; the error it ended with, if any.
+    pub async fn stop(self) -> Result<(), String> {
         self.stop.cancel();
         match self.task.await {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => panic!("the {} ended with an error: {err}", self.name),
-            Err(err) => panic!("the {} task failed: {err}", self.name),
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(err)) => Err(format!("the {} ended with an error: {err}", self.name)),
+            Err(err) => Err(format!("the {} task failed: {err}", self.name)),
         }
     }
 
@@ -123,6 +120,8 @@ pub struct Pipeline {
     pub sink: Stage,
     /// The detector (`None` while stopped).
     pub detector: Option<Stage>,
+    /// Errors the detector ended with (it is started again, as its Deployment would).
+    pub exits: Vec<String>,
 }
 
 impl Pipeline {
@@ -188,6 +187,7 @@ impl Pipeline {
             transformer,
             sink,
             detector: None,
+            exits: Vec::new(),
         }
     }
 
@@ -259,11 +259,28 @@ detectors:
         tokio::time::sleep(interval * 9).await;
     }
 
-    /// Stops the detector (it saves a checkpoint as it stops).
+    /// Stops the detector (it saves a checkpoint as it stops); an error it ended with is kept
+    /// in [`Pipeline::exits`].
     pub async fn stop_detector(&mut self) {
-        if let Some(detector) = self.detector.take() {
-            detector.stop().await;
+        if let Some(detector) = self.detector.take()
+            && let Err(err) = detector.stop().await
+        {
+            self.exits.push(err);
         }
+    }
+
+    /// If the detector stopped by itself, starts it again, as its Deployment would, and keeps
+    /// why it stopped in [`Pipeline::exits`] (the verdict fails on it: the detector must ride
+    /// out a fault without a restart). Returns whether it did.
+    pub async fn revive_detector(&mut self) -> bool {
+        if self.detector.as_ref().and_then(Stage::ended).is_none() {
+            return false;
+        }
+        self.stop_detector().await;
+        let exit = self.exits.last().cloned().unwrap_or_default();
+        eprintln!("{exit}; started again");
+        self.start_detector().await;
+        true
     }
 
     /// The running detector.
@@ -306,23 +323,21 @@ detectors:
         }
     }
 
-    /// A stage that stopped by itself, if any.
+    /// The transformer or the sink, if one stopped by itself.
     pub fn ended(&self) -> Option<String> {
-        [
-            Some(&self.transformer),
-            Some(&self.sink),
-            self.detector.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
-        .find_map(Stage::ended)
+        [&self.transformer, &self.sink]
+            .into_iter()
+            .find_map(Stage::ended)
     }
 
-    /// Stops every stage, then deletes the test's indices and topics.
-    pub async fn stop(mut self) {
+    /// Stops every stage, then deletes the test's indices and topics; returns the errors the
+    /// stages end with now (those of the detector's earlier exits are in the verdict already).
+    pub async fn stop(mut self) -> Vec<String> {
+        let before = self.exits.len();
         self.stop_detector().await;
-        self.sink.stop().await;
-        self.transformer.stop().await;
+        let mut exits = self.exits.split_off(before);
+        exits.extend(self.sink.stop().await.err());
+        exits.extend(self.transformer.stop().await.err());
         self.search
             .clean(&[
                 format!("{}-*", self.events),
@@ -333,6 +348,7 @@ detectors:
             .await;
         let topics = self.kafka.topics.all();
         testkit::delete_topics(&self.kafka, &topics).await;
+        exits
     }
 
     /// How long to wait for the pipeline to catch up after traffic ends.

@@ -75,7 +75,7 @@ fn interval_start(ms: i64, interval_ms: i64) -> i64 {
 ///
 /// # Panics
 /// When the pipeline does not catch up in time, or a stage stopped by itself.
-pub async fn settle(pipeline: &Pipeline, sent: Sent) -> Verdict {
+pub async fn settle(pipeline: &mut Pipeline, sent: Sent) -> Verdict {
     settle_with(pipeline, sent, &BTreeSet::new()).await
 }
 
@@ -85,7 +85,11 @@ pub async fn settle(pipeline: &Pipeline, sent: Sent) -> Verdict {
 ///
 /// # Panics
 /// As [`settle`].
-pub async fn settle_with(pipeline: &Pipeline, sent: Sent, exempt: &BTreeSet<String>) -> Verdict {
+pub async fn settle_with(
+    pipeline: &mut Pipeline,
+    sent: Sent,
+    exempt: &BTreeSet<String>,
+) -> Verdict {
     let interval_ms = pipeline.shape.interval_ms;
     let to = interval_start(sent.last_ms, interval_ms) + interval_ms;
     let deadline = tokio::time::Instant::now() + pipeline.catch_up();
@@ -94,6 +98,7 @@ pub async fn settle_with(pipeline: &Pipeline, sent: Sent, exempt: &BTreeSet<Stri
         if let Some(ended) = pipeline.ended() {
             panic!("{ended} while catching up");
         }
+        pipeline.revive_detector().await;
         indexed = pipeline
             .search
             .count(&pipeline.events)
@@ -202,6 +207,9 @@ pub async fn settle_with(pipeline: &Pipeline, sent: Sent, exempt: &BTreeSet<Stri
         .histogram(&pipeline.events, FIELD, interval_ms, from, to)
         .await;
     failures.extend(compare(&results, &histogram, interval_ms, from, to));
+    failures.extend(pipeline.exits.iter().map(|exit| {
+        format!("{exit} (started again, as its Deployment would, for the checks above)")
+    }));
 
     let detector = pipeline.detector();
     let report = format!(

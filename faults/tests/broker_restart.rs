@@ -28,8 +28,9 @@ async fn a_broker_restart_mid_stream_loses_and_doubles_nothing() {
     pipeline.start_detector_on_traffic().await;
     let took = restart(Server::Kafka, Stop::Graceful).await;
     let sent = traffic.await.expect("the traffic ends");
-    let verdict = faults::settle(&pipeline, sent).await;
-    pipeline.stop().await;
+    let mut verdict = faults::settle(&mut pipeline, sent).await;
+    let exits = pipeline.stop().await;
     eprintln!("the broker restarted in {took:?}");
+    verdict.failures.extend(exits);
     verdict.assert();
 }

@@ -1,6 +1,7 @@
-//! Event time under live traffic through the whole pipeline: one partition's sender runs 4 s
-//! behind (a skewed partition: the watermark waits for it), and two records stamped far ahead
-//! (2090, and six hours ahead) arrive in the middle of it. Scoring goes on to the end of the
+//! Event time under live traffic through the whole pipeline: one partition's sender runs 15 s
+//! behind, more than the window delay (a skewed partition: the watermark, the minimum over the
+//! partitions, waits for it; a maximum would count its records late), and two records stamped
+//! far ahead (2090, and six hours ahead) arrive in the middle of it. Scoring goes on to the end of the
 //! traffic, the detector's memory stays flat, and every scored interval holds exactly what
 //! OpenSearch's date histogram holds; the two records are counted as future and are either
 //! indexed or dead-lettered, never dropped silently.
@@ -51,7 +52,7 @@ async fn a_far_future_record_and_a_skewed_partition_leave_scoring_and_sums_intac
     };
     let behind = Lane {
         partition: Some(1),
-        skew_ms: -4_000,
+        skew_ms: -15_000,
     };
     let steady = traffic::start_in(&pipeline.kafka, on_time, 100, duration, 31);
     let skewed = traffic::start_in(&pipeline.kafka, behind, 50, duration, 37);
@@ -71,7 +72,7 @@ async fn a_far_future_record_and_a_skewed_partition_leave_scoring_and_sums_intac
         .await
         .expect("the traffic ends")
         .and(skewed.await.expect("the skewed traffic ends"));
-    let mut verdict = faults::settle_with(&pipeline, sent, &poison).await;
+    let mut verdict = faults::settle_with(&mut pipeline, sent, &poison).await;
     let memory_after = resident_mib();
     let future = pipeline
         .detector()
@@ -86,7 +87,8 @@ async fn a_far_future_record_and_a_skewed_partition_leave_scoring_and_sums_intac
             "memory grew: {memory_before} MiB → {memory_after} MiB"
         ));
     }
-    pipeline.stop().await;
+    let exits = pipeline.stop().await;
     eprintln!("memory {memory_before} MiB → {memory_after} MiB");
+    verdict.failures.extend(exits);
     verdict.assert();
 }

@@ -43,14 +43,15 @@ async fn opensearch_frozen_for_two_minutes_mid_stream_loses_and_doubles_nothing(
     tokio::time::sleep(Duration::from_secs(16)).await;
     stop.cancel();
     let sent = traffic.await.expect("the traffic ends");
-    let mut verdict = faults::settle(&pipeline, sent).await;
+    let mut verdict = faults::settle(&mut pipeline, sent).await;
     verdict.check_restored(restarted_at);
     if sink_ready || !sink_why.contains("opensearch") {
         verdict.failures.push(format!(
             "the sink's /readyz did not show the frozen OpenSearch: ready {sink_ready}, {sink_why}"
         ));
     }
-    pipeline.stop().await;
+    let exits = pipeline.stop().await;
     eprintln!("OpenSearch was frozen for {frozen_for:?}");
+    verdict.failures.extend(exits);
     verdict.assert();
 }

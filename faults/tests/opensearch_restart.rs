@@ -40,9 +40,10 @@ async fn opensearch_killed_and_restarted_mid_stream_loses_and_doubles_nothing() 
     tokio::time::sleep(Duration::from_secs(16)).await;
     stop.cancel();
     let sent = traffic.await.expect("the traffic ends");
-    let mut verdict = faults::settle(&pipeline, sent).await;
+    let mut verdict = faults::settle(&mut pipeline, sent).await;
     verdict.check_restored(restarted_at);
-    pipeline.stop().await;
+    let exits = pipeline.stop().await;
     eprintln!("OpenSearch restarted in {took:?}");
+    verdict.failures.extend(exits);
     verdict.assert();
 }
