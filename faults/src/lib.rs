@@ -21,4 +21,4 @@ pub mod verdict;
 
 pub use stages::{Pipeline, Shape};
 pub use traffic::Sent;
-pub use verdict::{Verdict, settle, settle_with};
+pub use verdict::{Verdict, restart_detector_then_settle, settle, settle_with};

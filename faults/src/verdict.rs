@@ -10,10 +10,12 @@ use pipeline::testkit;
 use pipeline::wire::event_id;
 use rdkafka::Message;
 use serde_json::Value;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::search::Bucket;
 use crate::stages::{DETECTOR, FIELD, Pipeline};
-use crate::traffic::Sent;
+use crate::traffic::{Sent, now_ms};
 
 /// What a test found, and what went wrong.
 #[derive(Debug)]
@@ -41,6 +43,17 @@ impl Verdict {
         );
     }
 
+    /// Stops `pipeline` (deleting its topics and indices), adds the errors its stages ended
+    /// with, and fails the test with every problem, unless there are none.
+    ///
+    /// # Panics
+    /// When a check failed.
+    pub async fn conclude(mut self, pipeline: Pipeline) {
+        let exits = pipeline.stop().await;
+        self.failures.extend(exits);
+        self.assert();
+    }
+
     /// Checks that the intervals scored from `since_ms` on (by a detector started then) came
     /// from a restored model, not a cold start: a cold start without history begins at
     /// confidence 0, a restored model at 1.
@@ -65,6 +78,33 @@ impl Verdict {
             ));
         }
     }
+}
+
+/// After an OpenSearch fault, with `traffic` still running until `stop`: once the services
+/// resumed and checkpointed again, restarts the detector (it restores from that checkpoint),
+/// lets traffic run on, stops it, and settles, checking that the restarted detector's model was
+/// restored, not started cold.
+///
+/// # Panics
+/// As [`settle`].
+pub async fn restart_detector_then_settle(
+    pipeline: &mut Pipeline,
+    stop: CancellationToken,
+    traffic: JoinHandle<Sent>,
+) -> Verdict {
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    pipeline.stop_detector().await;
+    let restarted_at = now_ms();
+    pipeline.start_detector().await;
+    pipeline.wait_ready().await;
+    tokio::time::sleep(Duration::from_secs(16)).await;
+    stop.cancel();
+    let sent = traffic
+        .await
+        .unwrap_or_else(|err| panic!("the traffic failed: {err}"));
+    let mut verdict = settle(pipeline, sent).await;
+    verdict.check_restored(restarted_at);
+    verdict
 }
 
 fn interval_start(ms: i64, interval_ms: i64) -> i64 {

@@ -28,9 +28,7 @@ async fn a_broker_restart_mid_stream_loses_and_doubles_nothing() {
     pipeline.start_detector_on_traffic().await;
     let took = restart(Server::Kafka, Stop::Graceful).await;
     let sent = traffic.await.expect("the traffic ends");
-    let mut verdict = faults::settle(&mut pipeline, sent).await;
-    let exits = pipeline.stop().await;
+    let verdict = faults::settle(&mut pipeline, sent).await;
     eprintln!("the broker restarted in {took:?}");
-    verdict.failures.extend(exits);
-    verdict.assert();
+    verdict.conclude(pipeline).await;
 }

@@ -15,22 +15,7 @@ use std::time::Duration;
 
 use faults::traffic::{self, Lane};
 use faults::{Pipeline, Shape};
-
-/// Resident memory of this process (the detector runs in it), MiB, from `/proc`.
-fn resident_mib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))?
-                .split_whitespace()
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .map_or(0, |kib| kib / 1024)
-}
+use pipeline::testkit::faults::resident_mib;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_far_future_record_and_a_skewed_partition_leave_scoring_and_sums_intact() {
@@ -87,8 +72,6 @@ async fn a_far_future_record_and_a_skewed_partition_leave_scoring_and_sums_intac
             "memory grew: {memory_before} MiB → {memory_after} MiB"
         ));
     }
-    let exits = pipeline.stop().await;
     eprintln!("memory {memory_before} MiB → {memory_after} MiB");
-    verdict.failures.extend(exits);
-    verdict.assert();
+    verdict.conclude(pipeline).await;
 }

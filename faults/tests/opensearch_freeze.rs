@@ -33,25 +33,12 @@ async fn opensearch_frozen_for_two_minutes_mid_stream_loses_and_doubles_nothing(
     tokio::time::sleep(Duration::from_secs(120)).await;
     let (sink_ready, sink_why) = pipeline.sink.telemetry.health.report();
     let frozen_for = frozen.resume();
-    // Once both resumed and checkpointed again, the detector restarts from that checkpoint while
-    // the traffic goes on.
-    tokio::time::sleep(Duration::from_secs(15)).await;
-    pipeline.stop_detector().await;
-    let restarted_at = traffic::now_ms();
-    pipeline.start_detector().await;
-    pipeline.wait_ready().await;
-    tokio::time::sleep(Duration::from_secs(16)).await;
-    stop.cancel();
-    let sent = traffic.await.expect("the traffic ends");
-    let mut verdict = faults::settle(&mut pipeline, sent).await;
-    verdict.check_restored(restarted_at);
+    let mut verdict = faults::restart_detector_then_settle(&mut pipeline, stop, traffic).await;
     if sink_ready || !sink_why.contains("opensearch") {
         verdict.failures.push(format!(
             "the sink's /readyz did not show the frozen OpenSearch: ready {sink_ready}, {sink_why}"
         ));
     }
-    let exits = pipeline.stop().await;
     eprintln!("OpenSearch was frozen for {frozen_for:?}");
-    verdict.failures.extend(exits);
-    verdict.assert();
+    verdict.conclude(pipeline).await;
 }

@@ -30,20 +30,7 @@ async fn opensearch_killed_and_restarted_mid_stream_loses_and_doubles_nothing() 
     let traffic = traffic::start_until(&pipeline.kafka, 100, stop.clone(), 19);
     pipeline.start_detector_on_traffic().await;
     let took = restart(Server::OpenSearch, Stop::Kill).await;
-    // Once both resumed and checkpointed again, the detector restarts from that checkpoint while
-    // the traffic goes on.
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    pipeline.stop_detector().await;
-    let restarted_at = traffic::now_ms();
-    pipeline.start_detector().await;
-    pipeline.wait_ready().await;
-    tokio::time::sleep(Duration::from_secs(16)).await;
-    stop.cancel();
-    let sent = traffic.await.expect("the traffic ends");
-    let mut verdict = faults::settle(&mut pipeline, sent).await;
-    verdict.check_restored(restarted_at);
-    let exits = pipeline.stop().await;
+    let verdict = faults::restart_detector_then_settle(&mut pipeline, stop, traffic).await;
     eprintln!("OpenSearch restarted in {took:?}");
-    verdict.failures.extend(exits);
-    verdict.assert();
+    verdict.conclude(pipeline).await;
 }

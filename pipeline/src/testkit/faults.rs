@@ -1,5 +1,6 @@
 //! Faults injected into the stack's own servers, for the fault suite: restart Kafka or
-//! OpenSearch (gracefully or by SIGKILL) and freeze OpenSearch (SIGSTOP until resumed).
+//! OpenSearch (gracefully or by SIGKILL) and freeze OpenSearch (SIGSTOP until resumed); and
+//! the resident memory of the test process, for services run in-process.
 //!
 //! Both go through `$XTASK_STACK_CTL`, the script `cargo xtask test` writes (`stack-ctl restart
 //! kafka`, `stack-ctl pid opensearch`), so the restart is the stack tooling's own (same settings,
@@ -151,4 +152,21 @@ fn signal(name: &str, pid: &str) {
         eprintln!("SIG{name} to pid {pid} failed ({status})");
         assert!(name == "CONT", "SIG{name} to pid {pid} failed ({status})");
     }
+}
+
+/// Resident memory of this process in MiB, from `/proc/self/status` (0 if unreadable): a
+/// service run in-process by a test shows its growth here.
+pub fn resident_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .map_or(0, |kib| kib / 1024)
 }
