@@ -7,8 +7,6 @@
 //!
 //! This binary holds this one test: the OpenSearch it restarts is every test's.
 
-use std::time::Duration;
-
 use faults::{Pipeline, Shape, traffic};
 use pipeline::testkit::faults::{Server, Stop, restart};
 use tokio_util::sync::CancellationToken;
