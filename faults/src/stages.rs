@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::search::Search;
+use crate::traffic::{self, Running};
 
 /// The detector's one detector in the fault suite: events of a known source per interval, a
 /// count that stays steady under steady traffic.
@@ -257,6 +258,16 @@ detectors:
         self.start_detector().await;
         self.wait_ready().await;
         tokio::time::sleep(interval * 9).await;
+    }
+
+    /// A pipeline of `shape` with steady traffic at its rate (until the test finishes it) and
+    /// the detector started on it, having learnt its level: ready for a fault.
+    pub async fn with_steady_traffic(test: &str, shape: Shape, seed: u64) -> (Self, Running) {
+        let mut pipeline = Self::start(test, shape).await;
+        pipeline.wait_ready().await;
+        let traffic = traffic::start_until(&pipeline.kafka, shape.rate, seed);
+        pipeline.start_detector_on_traffic().await;
+        (pipeline, traffic)
     }
 
     /// Stops the detector (it saves a checkpoint as it stops); an error it ended with is kept

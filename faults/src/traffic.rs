@@ -39,30 +39,44 @@ pub struct Lane {
     pub skew_ms: i64,
 }
 
-/// Sends `rate` records a second to `kafka`'s raw topic for `duration`, in the background; the
-/// task ends once the broker acknowledged every record.
-///
-/// # Panics
-/// In the task, when a record is refused for good (delivery timeout, 5 minutes).
-pub fn start(kafka: &KafkaConfig, rate: u32, duration: Duration, seed: u64) -> JoinHandle<Sent> {
-    start_in(kafka, Lane::default(), rate, duration, seed)
-}
-
-/// [`start`] until `stop` is cancelled, for a test that does not know beforehand how long its
-/// fault lasts.
-///
-/// # Panics
-/// In the task, when a record is refused for good (delivery timeout, 5 minutes).
-pub fn start_until(
-    kafka: &KafkaConfig,
-    rate: u32,
+/// Traffic that runs until the test stops it ([`start_until`]).
+#[derive(Debug)]
+pub struct Running {
     stop: CancellationToken,
-    seed: u64,
-) -> JoinHandle<Sent> {
-    run(kafka, Lane::default(), rate, Duration::MAX, stop, seed)
+    task: JoinHandle<Sent>,
 }
 
-/// [`start`] in a lane: one partition, a skewed clock.
+impl Running {
+    /// Stops sending and waits until every record sent was acknowledged.
+    ///
+    /// # Panics
+    /// When a record was refused for good.
+    pub async fn finish(self) -> Sent {
+        self.stop.cancel();
+        self.task
+            .await
+            .unwrap_or_else(|err| panic!("the traffic failed: {err}"))
+    }
+}
+
+/// Sends `rate` records a second to `kafka`'s raw topic in the background until
+/// [`Running::finish`], for a test that does not know beforehand how long its fault lasts.
+pub fn start_until(kafka: &KafkaConfig, rate: u32, seed: u64) -> Running {
+    let stop = CancellationToken::new();
+    let task = run(
+        kafka,
+        Lane::default(),
+        rate,
+        Duration::MAX,
+        stop.clone(),
+        seed,
+    );
+    Running { stop, task }
+}
+
+/// Sends `rate` records a second to `kafka`'s raw topic in `lane` (one partition, a skewed
+/// clock) for `duration`, in the background; the task ends once the broker acknowledged every
+/// record.
 ///
 /// # Panics
 /// In the task, when a record is refused for good (delivery timeout, 5 minutes).

@@ -10,12 +10,10 @@ use pipeline::testkit;
 use pipeline::wire::event_id;
 use rdkafka::Message;
 use serde_json::Value;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 use crate::search::Bucket;
 use crate::stages::{DETECTOR, FIELD, Pipeline};
-use crate::traffic::{Sent, now_ms};
+use crate::traffic::{Running, Sent, now_ms};
 
 /// What a test found, and what went wrong.
 #[derive(Debug)]
@@ -80,28 +78,21 @@ impl Verdict {
     }
 }
 
-/// After an OpenSearch fault, with `traffic` still running until `stop`: once the services
+/// After an OpenSearch fault, with `traffic` still running: once the services
 /// resumed and checkpointed again, restarts the detector (it restores from that checkpoint),
 /// lets traffic run on, stops it, and settles, checking that the restarted detector's model was
 /// restored, not started cold.
 ///
 /// # Panics
 /// As [`settle`].
-pub async fn restart_detector_then_settle(
-    pipeline: &mut Pipeline,
-    stop: CancellationToken,
-    traffic: JoinHandle<Sent>,
-) -> Verdict {
+pub async fn restart_detector_then_settle(pipeline: &mut Pipeline, traffic: Running) -> Verdict {
     tokio::time::sleep(Duration::from_secs(10)).await;
     pipeline.stop_detector().await;
     let restarted_at = now_ms();
     pipeline.start_detector().await;
     pipeline.wait_ready().await;
     tokio::time::sleep(Duration::from_secs(16)).await;
-    stop.cancel();
-    let sent = traffic
-        .await
-        .unwrap_or_else(|err| panic!("the traffic failed: {err}"));
+    let sent = traffic.finish().await;
     let mut verdict = settle(pipeline, sent).await;
     verdict.check_restored(restarted_at);
     verdict

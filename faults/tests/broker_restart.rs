@@ -8,12 +8,12 @@
 
 use std::time::Duration;
 
-use faults::{Pipeline, Shape, traffic};
+use faults::{Pipeline, Shape};
 use pipeline::testkit::faults::{Server, Stop, restart};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_restart_mid_stream_loses_and_doubles_nothing() {
-    let mut pipeline = Pipeline::start(
+    let (mut pipeline, traffic) = Pipeline::with_steady_traffic(
         "broker-restart",
         Shape {
             rate: 200,
@@ -21,13 +21,13 @@ async fn a_broker_restart_mid_stream_loses_and_doubles_nothing() {
             window_delay_ms: 15_000,
             request_timeout_ms: 10_000,
         },
+        17,
     )
     .await;
-    pipeline.wait_ready().await;
-    let traffic = traffic::start(&pipeline.kafka, 200, Duration::from_secs(55), 17);
-    pipeline.start_detector_on_traffic().await;
     let took = restart(Server::Kafka, Stop::Graceful).await;
-    let sent = traffic.await.expect("the traffic ends");
+    // Traffic goes on after the broker is back.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let sent = traffic.finish().await;
     let verdict = faults::settle(&mut pipeline, sent).await;
     eprintln!("the broker restarted in {took:?}");
     verdict.conclude(pipeline).await;

@@ -9,13 +9,12 @@
 
 use std::time::Duration;
 
-use faults::{Pipeline, Shape, traffic};
+use faults::{Pipeline, Shape};
 use pipeline::testkit::faults::freeze_opensearch;
-use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opensearch_frozen_for_two_minutes_mid_stream_loses_and_doubles_nothing() {
-    let mut pipeline = Pipeline::start(
+    let (mut pipeline, traffic) = Pipeline::with_steady_traffic(
         "opensearch-freeze",
         Shape {
             rate: 50,
@@ -23,17 +22,14 @@ async fn opensearch_frozen_for_two_minutes_mid_stream_loses_and_doubles_nothing(
             window_delay_ms: 10_000,
             request_timeout_ms: 5_000,
         },
+        29,
     )
     .await;
-    pipeline.wait_ready().await;
-    let stop = CancellationToken::new();
-    let traffic = traffic::start_until(&pipeline.kafka, 50, stop.clone(), 29);
-    pipeline.start_detector_on_traffic().await;
     let frozen = freeze_opensearch();
     tokio::time::sleep(Duration::from_secs(120)).await;
     let (sink_ready, sink_why) = pipeline.sink.telemetry.health.report();
     let frozen_for = frozen.resume();
-    let mut verdict = faults::restart_detector_then_settle(&mut pipeline, stop, traffic).await;
+    let mut verdict = faults::restart_detector_then_settle(&mut pipeline, traffic).await;
     if sink_ready || !sink_why.contains("opensearch") {
         verdict.failures.push(format!(
             "the sink's /readyz did not show the frozen OpenSearch: ready {sink_ready}, {sink_why}"

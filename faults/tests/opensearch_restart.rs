@@ -7,13 +7,12 @@
 //!
 //! This binary holds this one test: the OpenSearch it restarts is every test's.
 
-use faults::{Pipeline, Shape, traffic};
+use faults::{Pipeline, Shape};
 use pipeline::testkit::faults::{Server, Stop, restart};
-use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opensearch_killed_and_restarted_mid_stream_loses_and_doubles_nothing() {
-    let mut pipeline = Pipeline::start(
+    let (mut pipeline, traffic) = Pipeline::with_steady_traffic(
         "opensearch-restart",
         Shape {
             rate: 100,
@@ -21,14 +20,11 @@ async fn opensearch_killed_and_restarted_mid_stream_loses_and_doubles_nothing() 
             window_delay_ms: 10_000,
             request_timeout_ms: 5_000,
         },
+        19,
     )
     .await;
-    pipeline.wait_ready().await;
-    let stop = CancellationToken::new();
-    let traffic = traffic::start_until(&pipeline.kafka, 100, stop.clone(), 19);
-    pipeline.start_detector_on_traffic().await;
     let took = restart(Server::OpenSearch, Stop::Kill).await;
-    let verdict = faults::restart_detector_then_settle(&mut pipeline, stop, traffic).await;
+    let verdict = faults::restart_detector_then_settle(&mut pipeline, traffic).await;
     eprintln!("OpenSearch restarted in {took:?}");
     verdict.conclude(pipeline).await;
 }
