@@ -52,11 +52,11 @@ impl Verdict {
         self.assert();
     }
 
-    /// Checks that the intervals scored from `since_ms` on (by a detector started then) came
-    /// from a restored model, not a cold start: a cold start without history begins at
-    /// confidence 0, a restored model at 1.
+    /// Checks that the detector started at `since_ms` restored its model from a checkpoint
+    /// rather than starting cold: a cold start without history scores its first interval with
+    /// confidence 0, a restored model with the confidence it had when the checkpoint was saved.
     pub fn check_restored(&mut self, since_ms: i64) {
-        let after: Vec<f64> = self
+        let first = self
             .results
             .iter()
             .filter(|r| {
@@ -64,17 +64,32 @@ impl Verdict {
                     .as_i64()
                     .is_some_and(|t| t >= since_ms)
             })
-            .filter_map(|r| r["confidence"].as_f64())
-            .collect();
-        if after.is_empty() {
-            self.failures
-                .push(format!("no interval was scored from {since_ms} on"));
-        } else if after.iter().any(|&c| c < 0.99) {
-            self.failures.push(format!(
-                "the detector started again from scratch, not from its checkpoint: confidences \
-                 {after:?}"
-            ));
+            .min_by_key(|r| r["execution_start_time"].as_i64());
+        match first {
+            None => self
+                .failures
+                .push(format!("no interval was scored from {since_ms} on")),
+            Some(result) if result["confidence"].as_f64().unwrap_or(0.0) <= 0.0 => {
+                self.failures.push(format!(
+                    "the detector started again from scratch, not from its checkpoint: its \
+                     first result {result}"
+                ));
+            }
+            Some(_) => {}
         }
+        let rescored = self
+            .results
+            .iter()
+            .filter(|r| {
+                r["execution_start_time"]
+                    .as_i64()
+                    .is_some_and(|t| t >= since_ms)
+                    && r["data_end_time"].as_i64().is_some_and(|t| t < since_ms)
+            })
+            .count();
+        self.report.push_str(&format!(
+            "; restarted at {since_ms}, re-scored {rescored} earlier intervals"
+        ));
     }
 }
 
