@@ -13,6 +13,7 @@ use common::{gauge, receiver, run_replica};
 use detector::settings::Settings;
 use pipeline::kafka::KafkaConfig;
 use pipeline::testkit;
+use pipeline::testkit::faults::resident_mib;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
 
@@ -49,21 +50,6 @@ async fn send_to(producer: &FutureProducer, topic: &str, records: &[(i32, Vec<u8
     for delivery in deliveries {
         delivery.await.expect("delivered");
     }
-}
-
-fn resident_mib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with("VmRSS:"))?
-                .split_whitespace()
-                .nth(1)?
-                .parse::<u64>()
-                .ok()
-        })
-        .map_or(0, |kib| kib / 1024)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,43 +4,20 @@
 //! expected documents, and the sink was never restarted.
 //!
 //! This test binary has this one test: cargo runs test binaries one after another, so no other
-//! test is talking to OpenSearch while it is stopped. The OpenSearch pid comes from
-//! `cargo xtask test` (`XTASK_OPENSEARCH_PID`).
+//! test is talking to OpenSearch while it is stopped. OpenSearch's current pid comes from the
+//! stack tooling (`pipeline::testkit::faults`, through `cargo xtask test`).
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::Search;
 use pipeline::testkit;
-
-/// Sends SIGCONT when dropped, so OpenSearch runs again even if the test fails midway.
-struct Stopped(String);
-
-impl Stopped {
-    fn stop(pid: &str) -> Self {
-        let status = Command::new("kill")
-            .args(["-STOP", pid])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "SIGSTOP to OpenSearch (pid {pid}) failed");
-        Self(pid.to_owned())
-    }
-}
-
-impl Drop for Stopped {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-CONT", &self.0]).status();
-    }
-}
+use pipeline::testkit::faults;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opensearch_stopped_for_30_s_mid_stream_loses_and_duplicates_nothing() {
     const RECORDS: usize = 15_000;
-    let pid = std::env::var("XTASK_OPENSEARCH_PID").unwrap_or_else(|_| {
-        panic!("XTASK_OPENSEARCH_PID is not set: run the suite with `cargo xtask test`, which starts the stack and names its OpenSearch process")
-    });
     let search = Search::require().await;
     let kafka = testkit::kafka_with_private_topics("sink-freeze", 2).await;
     let index = common::unique_index("sink-freeze");
@@ -60,14 +37,13 @@ async fn opensearch_stopped_for_30_s_mid_stream_loses_and_duplicates_nothing() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let before = search.count(&index).await;
-    let stopped = Stopped::stop(&pid);
-    eprintln!("OpenSearch (pid {pid}) stopped with {before} of {RECORDS} documents indexed");
+    let frozen = faults::freeze_opensearch();
+    eprintln!("OpenSearch frozen with {before} of {RECORDS} documents indexed");
     tokio::time::sleep(Duration::from_secs(20)).await;
     let during = sink.metrics.render();
     let (ready, why) = sink.metrics.health.report();
     tokio::time::sleep(Duration::from_secs(10)).await;
-    drop(stopped);
-    eprintln!("OpenSearch started again");
+    frozen.resume();
 
     let count = search
         .wait_for_count(&index, RECORDS as u64, Duration::from_secs(120))

@@ -1,7 +1,8 @@
 //! `cargo xtask`: the project's own tasks, in Rust so that they run wherever cargo does.
 //!
-//! - `stack up|down|status|logs|reset`: a local Apache Kafka and OpenSearch, real servers that
-//!   xtask installs itself from Maven Central into a cache, and runs detached from the terminal;
+//! - `stack up|down|status|logs|reset|restart|pid`: a local Apache Kafka and OpenSearch, real
+//!   servers that xtask installs itself from Maven Central into a cache, and runs detached from
+//!   the terminal;
 //! - `test`: fmt, clippy and the workspace's tests against that stack;
 //! - `demo`: the system running on this machine;
 //! - `image`: the OCI image of the five services, built with buildah, run with podman;
@@ -98,6 +99,20 @@ enum StackCommand {
     },
     /// Stop the stack and delete its data (topics, indices, logs); downloads stay cached.
     Reset,
+    /// Stop one server and start it again on the same data and ports (the fault suite's broker
+    /// and OpenSearch restarts); prints how long it took.
+    Restart {
+        /// The server to restart.
+        server: Server,
+        /// Kill it (SIGKILL, a crash) instead of stopping it gracefully (SIGTERM).
+        #[arg(long)]
+        kill: bool,
+    },
+    /// Print the process id of a running server (it changes at every restart).
+    Pid {
+        /// The server.
+        server: Server,
+    },
 }
 
 /// What every command needs.
@@ -151,6 +166,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             StackCommand::Reset => {
                 stack::reset(&ctx)?;
+                true
+            }
+            StackCommand::Restart { server, kill } => {
+                stack::restart(&ctx, server, kill)?;
+                true
+            }
+            StackCommand::Pid { server } => {
+                println!("{}", stack::pid(&ctx, server)?);
                 true
             }
         },

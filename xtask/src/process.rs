@@ -173,6 +173,20 @@ pub fn stop(pid: u32, grace: Duration) -> Result<Stopped> {
     )
 }
 
+/// Sends SIGKILL (no chance to flush or deregister: a crash) and waits until the process is gone.
+pub fn kill(pid: u32) -> Result<Stopped> {
+    if !is_alive(pid) {
+        return Ok(Stopped::AlreadyGone);
+    }
+    signal(pid, "KILL")?;
+    if wait_gone(pid, Duration::from_secs(10)) {
+        return Ok(Stopped::Killed);
+    }
+    bail!(
+        "process {pid} survived SIGKILL for 10 s (stuck in the kernel?); check `ps -o stat,cmd -p {pid}`"
+    )
+}
+
 fn signal(pid: u32, name: &str) -> Result<()> {
     let status = Command::new("kill")
         .arg(format!("-{name}"))

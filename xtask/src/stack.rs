@@ -7,20 +7,26 @@
 //! `down` stops what the state file lists plus any stray `java` process whose command line
 //! points into the data directory, so a lost state file never leaks servers.
 //!
+//! `restart` stops one server (gracefully or by SIGKILL) and starts it again as `up` would, on
+//! the same data and ports, for the fault suite; `pid` names a server's current process.
+//!
 //! The parts, each a file: `options` (the settings `up` takes, checked), `state` (the state
 //! file), `up` (bring-up, both servers in parallel), `down` (stop and reset), `status` (status
-//! and logs). Imports run one way: `up`, `down` and `status` use `state` (and `up` uses
-//! `options`); `state` and `options` know none of them. This file holds only `join`, which
+//! and logs), `restart` (restart and pid). Imports run one way: `up`, `down`, `status` and
+//! `restart` use `state` (`up` uses `options`, `restart` uses `up`'s start of one server);
+//! `state` and `options` know none of them. This file holds only `join`, which
 //! `up` and `down` share.
 
 mod down;
 mod options;
+mod restart;
 mod state;
 mod status;
 mod up;
 
 pub use down::{Which, down, reset, stop};
 pub use options::StackOptions;
+pub use restart::{pid, restart};
 pub use state::State;
 pub use status::{Server, logs, status};
 pub use up::{ensure_up, up};

@@ -130,6 +130,7 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
         .as_ref()
         .context("the stack state lists no Kafka; run `cargo xtask stack reset`")?
         .settings;
+    let ctl = StackCtl::create(ctx)?;
     let mut env = vec![
         (
             // Not `LOGWARDEN_*`: the services' strict config loader would reject it.
@@ -137,13 +138,10 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
             smtpd.display().to_string(),
         ),
         (
-            // The sink's freeze test stops (SIGSTOP) and resumes this process.
-            "XTASK_OPENSEARCH_PID",
-            up.state
-                .opensearch
-                .as_ref()
-                .map(|o| o.pid.to_string())
-                .context("the stack state lists no OpenSearch; run `cargo xtask stack reset`")?,
+            // The fault suite restarts and freezes the stack's servers through it
+            // (pipeline::testkit::stack).
+            "XTASK_STACK_CTL",
+            ctl.script.display().to_string(),
         ),
         (
             "LOGWARDEN_KAFKA__BROKERS",
@@ -244,6 +242,52 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
     Ok(())
 }
 
+/// `stack-ctl`, the script the fault suite runs as `$XTASK_STACK_CTL restart kafka` (or `pid
+/// opensearch`): this xtask's `stack` command with this run's directories. It runs a copy of this
+/// executable, taken at the start of the run, so a rebuild of `target/debug/xtask` while the
+/// tests run (by this `cargo test`, or another checkout sharing the target directory) cannot
+/// change what it does. The directory is removed when the run ends.
+#[derive(Debug)]
+struct StackCtl {
+    dir: std::path::PathBuf,
+    script: std::path::PathBuf,
+}
+
+impl StackCtl {
+    fn create(ctx: &Ctx) -> Result<Self> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("logwarden-stack-ctl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let exe = dir.join("xtask");
+        std::fs::copy("/proc/self/exe", &exe)
+            .with_context(|| format!("copying this xtask to {}", exe.display()))?;
+        let script = dir.join("stack-ctl");
+        let text = stack_ctl_script(&exe, &ctx.dirs.cache, &ctx.dirs.data);
+        std::fs::write(&script, text).with_context(|| format!("writing {}", script.display()))?;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
+            .with_context(|| format!("making {} executable", script.display()))?;
+        Ok(Self { dir, script })
+    }
+}
+
+impl Drop for StackCtl {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The text of `stack-ctl`: `exe --cache-dir C --data-dir D stack "$@"`, each path quoted for sh.
+fn stack_ctl_script(exe: &Path, cache: &Path, data: &Path) -> String {
+    let quote = |path: &Path| format!("'{}'", path.display().to_string().replace('\'', r"'\''"));
+    format!(
+        "#!/bin/sh\n# Written by `cargo xtask test` for the fault suite; removed when the run ends.\n\
+         exec {} --cache-dir {} --data-dir {} stack \"$@\"\n",
+        quote(exe),
+        quote(cache),
+        quote(data)
+    )
+}
+
 /// Whether the deploy tests (image, chart, cluster) are among those `cargo test` will run: yes
 /// unless the arguments pick packages (`-p X`, `--package X`, `-pX`, `--package=X`) and `deploy`
 /// is not one of them. Other packages need neither the image nor the cluster, whose first build
@@ -312,6 +356,22 @@ mod tests {
             steps(true, &args(&["-p", "detector", "restart"]))[0].args,
             ["test", "--all-targets", "-p", "detector", "restart"]
         );
+    }
+
+    #[test]
+    fn the_stack_ctl_script_quotes_its_paths() {
+        let text = stack_ctl_script(
+            Path::new("/tmp/ctl/xtask"),
+            Path::new("/var/cache/logwarden"),
+            Path::new("/srv/it's here"),
+        );
+        assert_eq!(
+            text.lines().last(),
+            Some(
+                r#"exec '/tmp/ctl/xtask' --cache-dir '/var/cache/logwarden' --data-dir '/srv/it'\''s here' stack "$@""#
+            )
+        );
+        assert!(text.starts_with("#!/bin/sh\n"));
     }
 
     #[test]

@@ -370,6 +370,7 @@ impl Drop for SmtpServer {
     }
 }
 
+pub mod faults;
 mod process;
 mod proxy;
 mod secrets;

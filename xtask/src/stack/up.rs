@@ -191,7 +191,7 @@ fn bring_up(ctx: &Ctx, options: &StackOptions, adopt_running: bool) -> Result<Up
 
 /// What `up` does with one server.
 #[derive(Debug)]
-enum Plan<'a, S> {
+pub(super) enum Plan<'a, S> {
     /// It runs already: wait until it is ready, nothing more.
     Keep(&'a S),
     /// Install it if needed and start it with this Java.
@@ -213,7 +213,7 @@ fn check_ports_free(server: &str, ports: &[u16]) -> Result<()> {
     Ok(())
 }
 
-fn kafka_up(
+pub(super) fn kafka_up(
     ctx: &Ctx,
     settings: &KafkaSettings,
     plan: Plan<'_, KafkaState>,
@@ -263,7 +263,7 @@ fn kafka_up(
     Ok(())
 }
 
-fn opensearch_up(
+pub(super) fn opensearch_up(
     ctx: &Ctx,
     settings: &OpenSearchSettings,
     plan: Plan<'_, OpenSearchState>,
