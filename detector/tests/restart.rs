@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{gauge, receiver, run_replica, send};
+use common::{gauge, receiver, run_replica, stream};
 use detector::settings::Settings;
 use pipeline::kafka::KafkaConfig;
 use pipeline::testkit;
@@ -37,27 +37,6 @@ channels:
 "#
     );
     common::settings(kafka, url, &spec, instance)
-}
-
-/// Streams enriched-shaped records for `seconds`, 20 every 100 ms, `bad` of them with
-/// UNK_country = 1.
-async fn stream(producer: &FutureProducer, topic: &str, seconds: u64, bad: usize) {
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
-    for round in 0..seconds * 10 {
-        tick.tick().await;
-        let now = chrono::Utc::now();
-        let batch: Vec<Vec<u8>> = (0..20)
-            .map(|i| {
-                let record = json!({
-                    "@timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                    "UNK_country": u8::from(i < bad || (bad == 0 && i == 0 && round % 7 == 0)),
-                    "event_id": format!("restart-{round}-{i}"),
-                });
-                serde_json::to_vec(&record).expect("json")
-            })
-            .collect();
-        send(producer, topic, &batch).await;
-    }
 }
 
 async fn run_detector(

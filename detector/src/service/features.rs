@@ -89,7 +89,7 @@ mod tests {
             ),
             (
                 br#"{"@timestamp":"yesterday"}"#,
-                Err((BadTimestamp, "@timestamp: input contains invalid characters")),
+                Err((BadTimestamp, "@timestamp: premature end of input")),
             ),
             (
                 br#"["@timestamp"]"#,

@@ -1,6 +1,9 @@
-//! What the detector's integration tests share: a webhook receiver and a producer helper.
+//! What the detector's integration tests share: a webhook receiver, producer helpers, the
+//! detector in-process or as a process ([`replica`]), and what OpenSearch holds.
 
 #![allow(dead_code)]
+
+pub mod replica;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -37,6 +40,30 @@ pub async fn receiver() -> (String, Inbox) {
     (url, inbox)
 }
 
+/// Streams enriched-shaped records stamped now for `seconds`, 20 every 100 ms (ids unique to
+/// this call), `bad` of them with UNK_country = 1 (with none bad, one every 7th round, so the
+/// baseline is not flat).
+pub async fn stream(producer: &FutureProducer, topic: &str, seconds: u64, bad: usize) {
+    let call = pipeline::testkit::unique_name("stream");
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    for round in 0..seconds * 10 {
+        tick.tick().await;
+        let now = chrono::Utc::now();
+        let batch: Vec<Vec<u8>> = (0..20)
+            .map(|i| {
+                let record = serde_json::json!({
+                    "@timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    "UNK_country": u8::from(i < bad || (bad == 0 && i == 0 && round % 7 == 0)),
+                    "event_id": format!("{call}{round}-{i}"),
+                });
+                serde_json::to_vec(&record).expect("json")
+            })
+            .collect();
+        send(producer, topic, &batch).await;
+    }
+}
+
+/// Sends `payloads` to `topic` (keyed by their index) and waits for every acknowledgement.
 pub async fn send(producer: &FutureProducer, topic: &str, payloads: &[Vec<u8>]) {
     let mut deliveries = Vec::new();
     for (i, payload) in payloads.iter().enumerate() {
