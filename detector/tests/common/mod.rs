@@ -184,3 +184,67 @@ pub async fn count(http: &reqwest::Client, url: &str, index: &str) -> u64 {
         Err(_) => 0,
     }
 }
+
+/// Runs the sink in-process from `enriched` into the daily indices of `index` (a group of its
+/// own, batches every 200 ms); returns its shutdown token and its task.
+pub async fn run_sink(
+    kafka: &pipeline::kafka::KafkaConfig,
+    url: &str,
+    index: &str,
+) -> (
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<Result<(), sink::service::ServiceError>>,
+) {
+    let mut raw = sink::settings::RawConfig {
+        kafka: kafka.clone(),
+        sink: sink::settings::SinkConfig {
+            index: index.to_owned(),
+            group_id: pipeline::testkit::unique_name("detector-test-sink"),
+            batch_ms: 200,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    raw.opensearch.url = url.to_owned();
+    let settings = sink::settings::Settings::from_raw(raw, Some("sink-0".into())).expect("sink settings");
+    let (service, stop) = pipeline::testkit::service("sink").await;
+    let task = tokio::spawn(async move { sink::service::run(settings, &service).await });
+    (stop, task)
+}
+
+/// What OpenSearch holds in `index` (its daily indices): the sum of `field` per interval of
+/// `interval_ms` (a date histogram on `@timestamp`), for the intervals with events.
+pub async fn sums(
+    http: &reqwest::Client,
+    url: &str,
+    index: &str,
+    field: &str,
+    interval_ms: i64,
+) -> std::collections::BTreeMap<i64, f64> {
+    let _ = http.post(format!("{url}/{index}*/_refresh")).send().await;
+    let answer: Value = http
+        .post(format!("{url}/{index}*/_search"))
+        .json(&serde_json::json!({
+            "size": 0,
+            "aggs": {"intervals": {
+                "date_histogram": {"field": "@timestamp", "fixed_interval": format!("{interval_ms}ms")},
+                "aggs": {"value": {"sum": {"field": field}}}
+            }}
+        }))
+        .send()
+        .await
+        .expect("search the events")
+        .json()
+        .await
+        .expect("histogram JSON");
+    answer["aggregations"]["intervals"]["buckets"]
+        .as_array()
+        .map(|buckets| {
+            buckets
+                .iter()
+                .filter(|b| b["doc_count"].as_u64().unwrap_or(0) > 0)
+                .filter_map(|b| Some((b["key"].as_i64()?, b["value"]["value"].as_f64()?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
