@@ -156,11 +156,7 @@ impl Lease {
             .index(IndexParts::IndexId(&self.index, LEASE_ID))
             .if_seq_no(self.seq_no)
             .if_primary_term(self.primary_term)
-            .body(body(
-                &self.holder,
-                now_ms() + ms(self.ttl),
-                self.generation,
-            ))
+            .body(body(&self.holder, now_ms() + ms(self.ttl), self.generation))
             .send()
             .await
             .map_err(SearchError::Unreachable)?;
@@ -190,5 +186,35 @@ impl Lease {
             .body(body(&self.holder, 0, self.generation))
             .send()
             .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_holder_stops_trusting_its_lease_a_quarter_before_it_can_expire() {
+        let written_at = Instant::now();
+        let lease = Lease {
+            index: "checkpoints".into(),
+            holder: "a".into(),
+            ttl: Duration::from_secs(30),
+            generation: 4,
+            seq_no: 0,
+            primary_term: 1,
+            written_at,
+        };
+        assert_eq!(lease.renew_every(), Duration::from_millis(7_500));
+        assert_eq!(
+            lease.trusted_until() - written_at,
+            Duration::from_millis(22_500),
+            "two renewals may fail before then"
+        );
+        assert_eq!((lease.holder(), lease.generation()), ("a", 4));
+        assert_eq!(
+            body("a", 5, 4),
+            json!({"holder": "a", "expires_at": 5, "generation": 4})
+        );
     }
 }

@@ -180,7 +180,7 @@ async fn kill_9_three_times_and_a_new_partition_keep_every_sum_exact() {
         json!({"term": {"detector_id": "country-sum"}}),
     )
     .await;
-    let expected = common::sums(&http, &url, &events, "UNK_country", INTERVAL_MS).await;
+    let expected = common::sums(&http, &url, &events, Some("UNK_country"), INTERVAL_MS).await;
     common::clean(
         &http,
         &url,
@@ -207,10 +207,7 @@ async fn kill_9_three_times_and_a_new_partition_keep_every_sum_exact() {
         *expected.keys().next().expect("events were indexed"),
         *expected.keys().last().expect("events were indexed"),
     );
-    let in_range: BTreeMap<i64, f64> = scored
-        .range(first..=last)
-        .map(|(k, v)| (*k, *v))
-        .collect();
+    let in_range: BTreeMap<i64, f64> = scored.range(first..=last).map(|(k, v)| (*k, *v)).collect();
     assert_eq!(
         in_range.len(),
         usize::try_from((last - first) / INTERVAL_MS + 1).unwrap_or(0),

@@ -38,7 +38,10 @@ channels:
 
 fn holder(doc: &Value) -> (String, i64) {
     (
-        doc["_source"]["holder"].as_str().unwrap_or_default().to_owned(),
+        doc["_source"]["holder"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
         doc["_source"]["generation"].as_i64().unwrap_or(-1),
     )
 }
@@ -60,9 +63,7 @@ async fn a_frozen_holder_stops_by_itself_and_never_writes_after_the_take_over() 
         .wait_for("Detecting.", Duration::from_secs(90))
         .await;
     let mut b = Replica::start(&kafka, &url, &spec, "fence-b", LEASE_MS);
-    b.process
-        .wait_for("Standby", Duration::from_secs(60))
-        .await;
+    b.process.wait_for("Standby", Duration::from_secs(60)).await;
 
     // A scores and alerts once for an anomaly, then a quiet stretch is checkpointed.
     stream(&producer, &topic, 15, 0).await;
@@ -71,7 +72,9 @@ async fn a_frozen_holder_stops_by_itself_and_never_writes_after_the_take_over() 
     let a_scored_before = a
         .metric(&http, "logwarden_detector_intervals_scored_total")
         .await;
-    let a_checkpoints = a.metric(&http, "logwarden_detector_checkpoints_total").await;
+    let a_checkpoints = a
+        .metric(&http, "logwarden_detector_checkpoints_total")
+        .await;
     let alerts_of_a = inbox
         .lock()
         .expect("inbox")
@@ -153,7 +156,9 @@ async fn a_frozen_holder_stops_by_itself_and_never_writes_after_the_take_over() 
         "B fenced the checkpoint with the next generation"
     );
     assert!(
-        holders.iter().all(|h| *h == (b_holder.clone(), b_generation)),
+        holders
+            .iter()
+            .all(|h| *h == (b_holder.clone(), b_generation)),
         "after A resumed, only B wrote the checkpoint: {holders:?}"
     );
     assert!(
@@ -178,7 +183,10 @@ async fn a_frozen_holder_stops_by_itself_and_never_writes_after_the_take_over() 
         .filter(|b| b["kind"] == "alert")
         .filter_map(|b| b["interval"]["start"].as_str())
         .collect();
-    assert_eq!(alerts_of_a, 1, "A alerted once before its freeze: {bodies:?}");
+    assert_eq!(
+        alerts_of_a, 1,
+        "A alerted once before its freeze: {bodies:?}"
+    );
     assert_eq!(
         alerts.len(),
         2,

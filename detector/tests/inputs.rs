@@ -150,5 +150,9 @@ async fn unreadable_records_are_dead_lettered_and_copies_count_once() {
         .iter()
         .filter_map(|r| Some((r["value"].as_f64()?, r["events"].as_u64()?)))
         .collect();
-    assert_eq!(sums, vec![(20.0, 40)], "the interval holds each record once");
+    assert_eq!(
+        sums,
+        vec![(20.0, 40)],
+        "the interval holds each record once"
+    );
 }

@@ -21,7 +21,12 @@ pub(super) fn read(payload: &[u8]) -> Result<(Value, i64), (DeadLetterReason, St
         ));
     }
     let time = match record.get("@timestamp") {
-        None => return Err((DeadLetterReason::MissingField, "@timestamp is missing".into())),
+        None => {
+            return Err((
+                DeadLetterReason::MissingField,
+                "@timestamp is missing".into(),
+            ));
+        }
         Some(Value::String(text)) => chrono::DateTime::parse_from_rfc3339(text)
             .map_err(|err| (DeadLetterReason::BadTimestamp, format!("@timestamp: {err}")))?
             .timestamp_millis(),
@@ -73,7 +78,8 @@ mod tests {
     #[test]
     fn a_record_is_read_with_its_event_time_or_the_reason_it_cannot_be() {
         use DeadLetterReason::*;
-        let cases: [(&[u8], Result<i64, (DeadLetterReason, &str)>); 8] = [
+        type Read<'a> = Result<i64, (DeadLetterReason, &'a str)>;
+        let cases: [(&[u8], Read); 8] = [
             (
                 br#"{"@timestamp":"2026-12-05T10:00:00Z","x":1}"#,
                 Ok(1_796_464_800_000),
@@ -95,8 +101,14 @@ mod tests {
                 br#"["@timestamp"]"#,
                 Err((NotObject, "an enriched record is a JSON object")),
             ),
-            (b"not json", Err((NotJson, "expected ident at line 1 column 2"))),
-            (b"", Err((NotJson, "EOF while parsing a value at line 1 column 0"))),
+            (
+                b"not json",
+                Err((NotJson, "expected ident at line 1 column 2")),
+            ),
+            (
+                b"",
+                Err((NotJson, "EOF while parsing a value at line 1 column 0")),
+            ),
         ];
         for (payload, expected) in cases {
             let read = read(payload);

@@ -46,8 +46,6 @@ use opensearch::OpenSearch;
 use pipeline::search;
 use pipeline::service::Service;
 use pipeline::telemetry::Health;
-use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
 use rdkafka::producer::FutureProducer;
 use tokio_util::sync::CancellationToken;
 
@@ -62,7 +60,7 @@ pub use readiness::{LEASE_CHECK, OPENSEARCH_CHECK};
 
 use checkpoint::Writer;
 use clock::{millis, now_ms};
-use outputs::{Outputs, Stopped};
+use outputs::Outputs;
 use results::Unwritten;
 use stage::Stage;
 use tenure::Tenure;
@@ -233,7 +231,7 @@ impl Context<'_> {
             unwritten: Unwritten::default(),
             last_checkpoint: Instant::now(),
         };
-        let stopped = run_loop(&mut stage, &session).await;
+        let stopped = stage.run(&session).await;
         if shutdown.is_cancelled() && tenure.held() {
             // Shutdown: score what closed, save, give pending alerts a moment to go out.
             let _ = stage.close_intervals(None).await;
@@ -252,44 +250,6 @@ impl Context<'_> {
             return Err(ServiceError::OutputRefused);
         }
         Ok(Ended::LeaseLost)
-    }
-}
-
-/// The loop: records, partition ends, and a tick that closes intervals and checkpoints, until
-/// `session` is cancelled (shutdown or the lease lost) or a step stops it.
-async fn run_loop(stage: &mut Stage<'_>, session: &CancellationToken) -> Result<(), Stopped> {
-    let consumer = &stage.assigned.consumer;
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_message = Instant::now();
-    loop {
-        let trusted_until = tokio::time::Instant::from_std(stage.tenure.trusted_until());
-        tokio::select! {
-            biased;
-            () = session.cancelled() => return Ok(()),
-            () = tokio::time::sleep_until(trusted_until) => {
-                if !stage.tenure.held() {
-                    return Ok(());
-                }
-            }
-            message = consumer.recv() => match message {
-                Ok(message) => {
-                    last_message = Instant::now();
-                    stage.take(message.partition(), message.offset(), message.payload().unwrap_or_default()).await?;
-                }
-                Err(KafkaError::PartitionEOF(partition)) => stage.clock.caught_up(partition),
-                Err(err) => tracing::warn!(%err, "Consuming failed; librdkafka retries."),
-            },
-            _ = tick.tick() => {
-                // An idle stream: time moves on by the clock, so quiet intervals close too.
-                let idle = (last_message.elapsed() > Duration::from_secs(1)).then(now_ms);
-                stage.close_intervals(idle).await?;
-                if stage.last_checkpoint.elapsed() >= stage.settings.checkpoint_every {
-                    stage.checkpoint().await?;
-                }
-                stage.metrics.checkpoint_age.set(i64::try_from(stage.last_checkpoint.elapsed().as_secs()).unwrap_or(i64::MAX));
-            }
-        }
     }
 }
 

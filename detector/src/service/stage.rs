@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 
 use opensearch::OpenSearch;
 use pipeline::telemetry::Health;
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use tokio_util::sync::CancellationToken;
 
 use crate::alert::{self, Monitors};
 use crate::checkpoints::{self, Saved, Version};
@@ -134,7 +137,13 @@ impl Stage<'_> {
         for live in &mut self.detectors {
             results.extend(scoring::score(live, watermark, started, self.metrics));
         }
-        if let Some(open) = self.detectors.iter().map(|d| d.window.next()).min().flatten() {
+        if let Some(open) = self
+            .detectors
+            .iter()
+            .map(|d| d.window.next())
+            .min()
+            .flatten()
+        {
             self.seen.forget_before(open);
         }
         if results.is_empty() && self.unwritten.is_empty() {
@@ -197,7 +206,11 @@ impl Stage<'_> {
                 self.version = version;
                 self.last_checkpoint = Instant::now();
                 self.metrics.checkpoints.inc();
-                tracing::debug!(detectors = self.detectors.len(), seq_no = version.seq_no, "Checkpoint saved.");
+                tracing::debug!(
+                    detectors = self.detectors.len(),
+                    seq_no = version.seq_no,
+                    "Checkpoint saved."
+                );
                 Ok(())
             }
             Ok(Saved::Fenced) => {
@@ -208,6 +221,46 @@ impl Stage<'_> {
             Err(err) => {
                 tracing::warn!(%err, "Saving the checkpoint failed; the next one retries.");
                 Ok(())
+            }
+        }
+    }
+
+    /// The loop: records, partition ends, and a tick that closes intervals and checkpoints, until
+    /// `session` is cancelled (shutdown or the lease lost) or a step stops it.
+    pub(super) async fn run(&mut self, session: &CancellationToken) -> Result<(), Stopped> {
+        let stage = self;
+        let assigned = stage.assigned;
+        let consumer = &assigned.consumer;
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_message = Instant::now();
+        loop {
+            let trusted_until = tokio::time::Instant::from_std(stage.tenure.trusted_until());
+            tokio::select! {
+                biased;
+                () = session.cancelled() => return Ok(()),
+                () = tokio::time::sleep_until(trusted_until) => {
+                    if !stage.tenure.held() {
+                        return Ok(());
+                    }
+                }
+                message = consumer.recv() => match message {
+                    Ok(message) => {
+                        last_message = Instant::now();
+                        stage.take(message.partition(), message.offset(), message.payload().unwrap_or_default()).await?;
+                    }
+                    Err(KafkaError::PartitionEOF(partition)) => stage.clock.caught_up(partition),
+                    Err(err) => tracing::warn!(%err, "Consuming failed; librdkafka retries."),
+                },
+                _ = tick.tick() => {
+                    // An idle stream: time moves on by the clock, so quiet intervals close too.
+                    let idle = (last_message.elapsed() > Duration::from_secs(1)).then(now_ms);
+                    stage.close_intervals(idle).await?;
+                    if stage.last_checkpoint.elapsed() >= stage.settings.checkpoint_every {
+                        stage.checkpoint().await?;
+                    }
+                    stage.metrics.checkpoint_age.set(i64::try_from(stage.last_checkpoint.elapsed().as_secs()).unwrap_or(i64::MAX));
+                }
             }
         }
     }

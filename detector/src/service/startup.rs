@@ -17,10 +17,10 @@ use pipeline::search::SearchError;
 use pipeline::telemetry::Health;
 use tokio_util::sync::CancellationToken;
 
+use crate::checkpoints::{self, Version};
 use crate::model::{Model, ModelError};
 use crate::settings::Settings;
 use crate::spec::{DetectorSpec, Spec};
-use crate::checkpoints::{self, Version};
 use crate::store;
 use crate::window::{Interval, Window};
 

@@ -206,19 +206,21 @@ pub async fn run_sink(
         ..Default::default()
     };
     raw.opensearch.url = url.to_owned();
-    let settings = sink::settings::Settings::from_raw(raw, Some("sink-0".into())).expect("sink settings");
+    let settings =
+        sink::settings::Settings::from_raw(raw, Some("sink-0".into())).expect("sink settings");
     let (service, stop) = pipeline::testkit::service("sink").await;
     let task = tokio::spawn(async move { sink::service::run(settings, &service).await });
     (stop, task)
 }
 
-/// What OpenSearch holds in `index` (its daily indices): the sum of `field` per interval of
-/// `interval_ms` (a date histogram on `@timestamp`), for the intervals with events.
+/// What OpenSearch holds in `index` (its daily indices): the sum of `field` (the count of
+/// events when `None`) per interval of `interval_ms` (a date histogram on `@timestamp`), for the
+/// intervals with events.
 pub async fn sums(
     http: &reqwest::Client,
     url: &str,
     index: &str,
-    field: &str,
+    field: Option<&str>,
     interval_ms: i64,
 ) -> std::collections::BTreeMap<i64, f64> {
     let _ = http.post(format!("{url}/{index}*/_refresh")).send().await;
@@ -228,7 +230,7 @@ pub async fn sums(
             "size": 0,
             "aggs": {"intervals": {
                 "date_histogram": {"field": "@timestamp", "fixed_interval": format!("{interval_ms}ms")},
-                "aggs": {"value": {"sum": {"field": field}}}
+                "aggs": {"value": {"sum": {"field": field.unwrap_or("@timestamp")}}}
             }}
         }))
         .send()
@@ -243,7 +245,13 @@ pub async fn sums(
             buckets
                 .iter()
                 .filter(|b| b["doc_count"].as_u64().unwrap_or(0) > 0)
-                .filter_map(|b| Some((b["key"].as_i64()?, b["value"]["value"].as_f64()?)))
+                .filter_map(|b| {
+                    let value = match field {
+                        Some(_) => b["value"]["value"].as_f64()?,
+                        None => b["doc_count"].as_f64()?,
+                    };
+                    Some((b["key"].as_i64()?, value))
+                })
                 .collect()
         })
         .unwrap_or_default()

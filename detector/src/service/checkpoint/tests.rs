@@ -42,10 +42,11 @@ fn the_fingerprint_changes_with_what_the_model_was_built_for() {
     }
 }
 
+/// Detectors, positions and ids seen, at one moment.
+type Moment = (Vec<Live>, BTreeMap<i32, i64>, Seen);
+
 /// Two detectors after `minutes` of one event a minute, the positions and ids of that moment.
-fn moment(
-    minutes: i64,
-) -> Result<(Vec<Live>, BTreeMap<i32, i64>, Seen), Box<dyn std::error::Error>> {
+fn moment(minutes: i64) -> Result<Moment, Box<dyn std::error::Error>> {
     let mut detectors = vec![
         testing::live(testing::spec("first"), Some(0))?,
         testing::live(testing::spec("second"), Some(0))?,
@@ -59,7 +60,11 @@ fn moment(
         }
         seen.first(&format!("e-{minute}"), minute * 60_000 + 1);
     }
-    Ok((detectors, BTreeMap::from([(0, minutes), (1, 2 * minutes)]), seen))
+    Ok((
+        detectors,
+        BTreeMap::from([(0, minutes), (1, 2 * minutes)]),
+        seen,
+    ))
 }
 
 #[test]
@@ -73,7 +78,14 @@ fn a_checkpoint_restores_every_part_from_the_same_moment() -> Result<(), Box<dyn
             generation: minutes,
             ..WRITER
         };
-        docs.push(build(writer, &detectors, &positions, &monitors, &seen, minutes * 1_000)?);
+        docs.push(build(
+            writer,
+            &detectors,
+            &positions,
+            &monitors,
+            &seen,
+            minutes * 1_000,
+        )?);
     }
     // Whichever document a restore reads, every part of it is of that one moment.
     for (doc, minutes) in docs.iter().zip([3_i64, 7]) {
@@ -108,7 +120,10 @@ fn nothing_is_taken_from_a_checkpoint_that_cannot_be_read() -> Result<(), Box<dy
 
     let mut cut = doc.clone();
     cut.state = cut.state.map(|s| s[..s.len() / 2].to_owned());
-    assert!(restore(&cut).is_none(), "half a checkpoint is no checkpoint");
+    assert!(
+        restore(&cut).is_none(),
+        "half a checkpoint is no checkpoint"
+    );
     let fenced_only = CheckpointDoc {
         state: None,
         ..doc.clone()
