@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -23,19 +22,7 @@ use serde_json::json;
 const INTERVAL_MS: i64 = 1_000;
 
 fn spec(name: &str) -> String {
-    format!(
-        r#"
-events: {name}events
-results: {name}results
-checkpoints: {name}checkpoints
-detectors:
-  - name: country-sum
-    feature: {{field: UNK_country}}
-    interval: 1s
-    window_delay: 1500ms
-    model: {{history: 0, baseline: 10}}
-"#
-    )
+    common::spec(name, "country-sum", "{field: UNK_country}", "1500ms", None)
 }
 
 /// Sends 10 records every 100 ms until `stop`, spread over the topic's partitions as
@@ -159,69 +146,26 @@ async fn kill_9_three_times_and_a_new_partition_keep_every_sum_exact() {
     stop.store(true, Ordering::SeqCst);
     producing.await.expect("the traffic ends");
     let sent = sent.load(Ordering::SeqCst);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while common::count(&http, &url, &format!("{events}*")).await < sent as u64 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the sink did not index all {sent} records"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    common::wait_indexed(&http, &url, &events, sent).await;
     // The last intervals close by the clock once the stream is idle.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let (code, output) = detector.process.terminate();
     sink_stop.cancel();
     let _ = sink.await;
 
-    let results = common::results(
+    let (results, expected) = common::results_and_sums(
         &http,
         &url,
-        &format!("{name}results"),
-        json!({"term": {"detector_id": "country-sum"}}),
-    )
-    .await;
-    let expected = common::sums(&http, &url, &events, Some("UNK_country"), INTERVAL_MS).await;
-    common::clean(
-        &http,
-        &url,
-        &[
-            format!("{events}*"),
-            format!("{name}results"),
-            format!("{name}checkpoints"),
-        ],
+        &name,
+        "country-sum",
+        Some("UNK_country"),
+        INTERVAL_MS,
     )
     .await;
     let _ = std::fs::remove_file(&spec);
 
     assert_eq!(code, Some(0), "{output}");
-    let starts: Vec<i64> = results
-        .iter()
-        .filter_map(|r| r["data_start_time"].as_i64())
-        .collect();
-    let scored: BTreeMap<i64, f64> = results
-        .iter()
-        .filter_map(|r| Some((r["data_start_time"].as_i64()?, r["value"].as_f64()?)))
-        .collect();
-    assert_eq!(starts.len(), scored.len(), "one result per interval");
-    let (first, last) = (
-        *expected.keys().next().expect("events were indexed"),
-        *expected.keys().last().expect("events were indexed"),
-    );
-    let in_range: BTreeMap<i64, f64> = scored.range(first..=last).map(|(k, v)| (*k, *v)).collect();
-    assert_eq!(
-        in_range.len(),
-        usize::try_from((last - first) / INTERVAL_MS + 1).unwrap_or(0),
-        "every interval from the first event to the last was scored once"
-    );
-    let mismatched: Vec<(i64, f64, Option<f64>)> = in_range
-        .iter()
-        .filter(|(start, value)| expected.get(start).copied().unwrap_or(0.0) != **value)
-        .map(|(start, value)| (*start, *value, expected.get(start).copied()))
-        .collect();
-    assert!(
-        mismatched.is_empty(),
-        "sums that differ from OpenSearch's (start, detector, OpenSearch): {mismatched:?}"
-    );
+    common::assert_sums(&results, &expected, INTERVAL_MS, 20);
     let total: f64 = expected.values().sum();
     assert!(total > 0.0, "the stream had UNK_country events");
 }

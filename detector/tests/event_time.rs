@@ -19,22 +19,12 @@ use serde_json::json;
 const INTERVAL_MS: i64 = 1_000;
 
 fn settings(kafka: &KafkaConfig, url: &str, name: &str, hook: &str) -> Settings {
-    let spec = format!(
-        r#"
-events: {name}events
-results: {name}results
-checkpoints: {name}checkpoints
-detectors:
-  - name: country-anomaly-detector
-    feature: {{field: UNK_country}}
-    interval: 1s
-    window_delay: 3s
-    model: {{history: 0, baseline: 10}}
-monitors:
-  - {{name: UNK_country-Monitor, detectors: [country-anomaly-detector], channels: [hook]}}
-channels:
-  - {{name: hook, webhook: {{value: "{hook}"}}}}
-"#
+    let spec = common::spec(
+        name,
+        "country-anomaly-detector",
+        "{field: UNK_country}",
+        "3s",
+        Some(hook),
     );
     common::settings(kafka, url, &spec, "event-time-0")
 }

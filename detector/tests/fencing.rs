@@ -17,22 +17,12 @@ use serde_json::Value;
 const LEASE_MS: u64 = 3_000;
 
 fn spec(name: &str, hook: &str) -> String {
-    format!(
-        r#"
-events: {name}events
-results: {name}results
-checkpoints: {name}checkpoints
-detectors:
-  - name: country-anomaly-detector
-    feature: {{field: UNK_country}}
-    interval: 1s
-    window_delay: 500ms
-    model: {{history: 0, baseline: 10}}
-monitors:
-  - {{name: UNK_country-Monitor, detectors: [country-anomaly-detector], channels: [hook]}}
-channels:
-  - {{name: hook, webhook: {{value: "{hook}"}}}}
-"#
+    common::spec(
+        name,
+        "country-anomaly-detector",
+        "{field: UNK_country}",
+        "500ms",
+        Some(hook),
     )
 }
 

@@ -17,19 +17,7 @@ use rdkafka::producer::FutureProducer;
 use serde_json::json;
 
 fn spec(name: &str) -> String {
-    format!(
-        r#"
-events: {name}events
-results: {name}results
-checkpoints: {name}checkpoints
-detectors:
-  - name: country-sum
-    feature: {{field: UNK_country}}
-    interval: 1s
-    window_delay: 500ms
-    model: {{history: 0, baseline: 10}}
-"#
-    )
+    common::spec(name, "country-sum", "{field: UNK_country}", "500ms", None)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

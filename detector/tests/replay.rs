@@ -16,7 +16,6 @@ use pipeline::testkit::{self, Process};
 use producer::generate::Generator;
 use rand::{Rng, SeedableRng};
 use rdkafka::producer::FutureProducer;
-use serde_json::json;
 
 const INTERVAL_MS: i64 = 1_000;
 
@@ -54,22 +53,12 @@ fn transformer(kafka: &KafkaConfig, group: &str) -> Process {
 }
 
 fn spec(name: &str, hook: &str) -> String {
-    format!(
-        r#"
-events: {name}events
-results: {name}results
-checkpoints: {name}checkpoints
-detectors:
-  - name: events-count
-    feature: {{aggregation: count}}
-    interval: 1s
-    window_delay: 8s
-    model: {{history: 0, baseline: 10}}
-monitors:
-  - {{name: count-monitor, detectors: [events-count], channels: [hook]}}
-channels:
-  - {{name: hook, webhook: {{value: "{hook}"}}}}
-"#
+    common::spec(
+        name,
+        "events-count",
+        "{aggregation: count}",
+        "8s",
+        Some(hook),
     )
 }
 
@@ -119,14 +108,7 @@ async fn a_transformer_replay_counts_once_and_raises_no_alert() {
     drop(first);
     let second = transformer(&kafka, &group);
     sent += traffic(&producer, &kafka.topics.raw, &mut generator, &mut rng, 8).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while common::count(&http, &url, &format!("{events}*")).await < sent as u64 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the sink did not index all {sent} records"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    common::wait_indexed(&http, &url, &events, sent).await;
     // The last intervals close by the clock (8 s window delay) once the stream is idle.
     tokio::time::sleep(Duration::from_secs(11)).await;
     let duplicates = gauge(&telemetry, "logwarden_detector_duplicate_events_total");
@@ -136,24 +118,8 @@ async fn a_transformer_replay_counts_once_and_raises_no_alert() {
     detector.await.expect("the detector stops");
     sink_stop.cancel();
     let _ = sink.await;
-    let results = common::results(
-        &http,
-        &url,
-        &format!("{name}results"),
-        json!({"term": {"detector_id": "events-count"}}),
-    )
-    .await;
-    let expected = common::sums(&http, &url, &events, None, INTERVAL_MS).await;
-    common::clean(
-        &http,
-        &url,
-        &[
-            format!("{events}*"),
-            format!("{name}results"),
-            format!("{name}checkpoints"),
-        ],
-    )
-    .await;
+    let (results, expected) =
+        common::results_and_sums(&http, &url, &name, "events-count", None, INTERVAL_MS).await;
 
     assert_eq!(code, Some(0), "{output}");
     assert!(
@@ -163,20 +129,7 @@ async fn a_transformer_replay_counts_once_and_raises_no_alert() {
     assert_eq!(late, 0.0, "nothing was late");
     let total: f64 = expected.values().sum();
     assert_eq!(total, sent as f64, "OpenSearch holds each record once");
-    let (first_start, last_start) = (
-        *expected.keys().next().expect("events"),
-        *expected.keys().last().expect("events"),
-    );
-    let scored: Vec<(i64, f64)> = results
-        .iter()
-        .filter_map(|r| Some((r["data_start_time"].as_i64()?, r["value"].as_f64()?)))
-        .filter(|(start, _)| (first_start..=last_start).contains(start))
-        .collect();
-    let wanted: Vec<(i64, f64)> = (0..=(last_start - first_start) / INTERVAL_MS)
-        .map(|i| first_start + i * INTERVAL_MS)
-        .map(|start| (start, expected.get(&start).copied().unwrap_or(0.0)))
-        .collect();
-    assert_eq!(scored, wanted, "each interval's count is OpenSearch's");
+    common::assert_sums(&results, &expected, INTERVAL_MS, 10);
     let alerts: Vec<serde_json::Value> = inbox
         .lock()
         .expect("inbox")

@@ -19,22 +19,12 @@ fn settings(kafka: &KafkaConfig, url: &str, name: &str, hook: &str) -> Settings 
 }
 
 fn replica(kafka: &KafkaConfig, url: &str, name: &str, hook: &str, instance: &str) -> Settings {
-    let spec = format!(
-        r#"
-events: {name}events
-results: {name}results
-checkpoints: {name}checkpoints
-detectors:
-  - name: country-anomaly-detector
-    feature: {{field: UNK_country}}
-    interval: 1s
-    window_delay: 500ms
-    model: {{history: 0, baseline: 10}}
-monitors:
-  - {{name: UNK_country-Monitor, detectors: [country-anomaly-detector], channels: [hook]}}
-channels:
-  - {{name: hook, webhook: {{value: "{hook}"}}}}
-"#
+    let spec = common::spec(
+        name,
+        "country-anomaly-detector",
+        "{field: UNK_country}",
+        "500ms",
+        Some(hook),
     );
     common::settings(kafka, url, &spec, instance)
 }

@@ -149,6 +149,30 @@ pub fn gauge(telemetry: &pipeline::telemetry::Telemetry, name: &str) -> f64 {
         .sum()
 }
 
+/// A spec on `name`'s own indices with one detector, `detector`, of 1 s intervals closed
+/// `window_delay` after their end (YAML durations), `feature` (a YAML mapping), no history; and
+/// given a webhook URL, one monitor alerting it.
+pub fn spec(
+    name: &str,
+    detector: &str,
+    feature: &str,
+    window_delay: &str,
+    hook: Option<&str>,
+) -> String {
+    let mut spec = format!(
+        "events: {name}events\nresults: {name}results\ncheckpoints: {name}checkpoints\n\
+         detectors:\n  - name: {detector}\n    feature: {feature}\n    interval: 1s\n    \
+         window_delay: {window_delay}\n    model: {{history: 0, baseline: 10}}\n"
+    );
+    if let Some(hook) = hook {
+        spec.push_str(&format!(
+            "monitors:\n  - {{name: {detector}-monitor, detectors: [{detector}], channels: [hook]}}\n\
+             channels:\n  - {{name: hook, webhook: {{value: \"{hook}\"}}}}\n"
+        ));
+    }
+    spec
+}
+
 /// Detector settings for a test: the stack's Kafka and OpenSearch, the spec `spec` (YAML), this
 /// replica's name, and checkpoints and lease renewals every second or so, so restarts and
 /// take-overs happen within a test's time.
@@ -255,4 +279,83 @@ pub async fn sums(
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Waits (up to a minute) until the daily indices of `index` hold `expected` documents.
+pub async fn wait_indexed(http: &reqwest::Client, url: &str, index: &str, expected: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while count(http, url, &format!("{index}*")).await < expected as u64 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the sink did not index all {expected} records"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The end of a test on `name`'s indices: `detector`'s results and OpenSearch's [`sums`] of
+/// `field` per interval, read before the indices (events, results, checkpoints) are deleted.
+pub async fn results_and_sums(
+    http: &reqwest::Client,
+    url: &str,
+    name: &str,
+    detector: &str,
+    field: Option<&str>,
+    interval_ms: i64,
+) -> (Vec<Value>, std::collections::BTreeMap<i64, f64>) {
+    let events = format!("{name}events");
+    let found = results(
+        http,
+        url,
+        &format!("{name}results"),
+        serde_json::json!({"term": {"detector_id": detector}}),
+    )
+    .await;
+    let expected = sums(http, url, &events, field, interval_ms).await;
+    clean(
+        http,
+        url,
+        &[
+            format!("{events}*"),
+            format!("{name}results"),
+            format!("{name}checkpoints"),
+        ],
+    )
+    .await;
+    (found, expected)
+}
+
+/// Asserts that every interval from the first to the last one with events in `expected`
+/// (OpenSearch's [`sums`]), at least `at_least` of them, has exactly one result, whose value is
+/// what OpenSearch holds (0 for an interval without events).
+pub fn assert_sums(
+    results: &[Value],
+    expected: &std::collections::BTreeMap<i64, f64>,
+    interval_ms: i64,
+    at_least: usize,
+) {
+    let scored: std::collections::BTreeMap<i64, f64> = results
+        .iter()
+        .filter_map(|r| Some((r["data_start_time"].as_i64()?, r["value"].as_f64()?)))
+        .collect();
+    assert_eq!(scored.len(), results.len(), "one result per interval");
+    let (Some(first), Some(last)) = (expected.keys().next(), expected.keys().last()) else {
+        panic!("OpenSearch holds no events");
+    };
+    let compared: Vec<(i64, Option<f64>, f64)> = (0..=(last - first) / interval_ms)
+        .map(|i| first + i * interval_ms)
+        .map(|start| {
+            let held = expected.get(&start).copied().unwrap_or(0.0);
+            (start, scored.get(&start).copied(), held)
+        })
+        .collect();
+    assert!(compared.len() >= at_least, "{compared:?}");
+    let wrong: Vec<_> = compared
+        .iter()
+        .filter(|(_, scored, held)| *scored != Some(*held))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "intervals missing or not equal to OpenSearch's (start, detector, OpenSearch): {wrong:?}"
+    );
 }
