@@ -110,7 +110,7 @@ async fn kill_9_three_times_and_a_new_partition_keep_every_sum_exact() {
         .insert("topic.metadata.refresh.interval.ms".into(), "1000".into());
     let (sink_stop, sink) = common::run_sink(&sink_kafka, &url, &events).await;
 
-    let mut detector = Replica::start(&kafka, &url, &spec, "crash-0", 1_500);
+    let mut detector = Replica::start(&kafka, &url, &spec, "crash-0", 3_000);
     detector
         .process
         .wait_for("Detecting.", Duration::from_secs(90))
@@ -136,7 +136,7 @@ async fn kill_9_three_times_and_a_new_partition_keep_every_sum_exact() {
             partitions.store(2, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
-        detector = Replica::start(&kafka, &url, &spec, "crash-0", 1_500);
+        detector = Replica::start(&kafka, &url, &spec, "crash-0", 3_000);
         detector
             .process
             .wait_for("Detecting.", Duration::from_secs(60))

@@ -134,10 +134,12 @@ async fn renew(
             give_up("not renewed in time (was this process paused?)");
             return lease;
         }
-        // A renewal that takes longer than the period is as good as failed.
-        match tokio::time::timeout(every.max(Duration::from_millis(100)), lease.renew(&client))
-            .await
-        {
+        // A renewal may take until the lease stops being trusted; later is as good as failed.
+        let left = lease
+            .trusted_until()
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(100));
+        match tokio::time::timeout(left, lease.renew(&client)).await {
             Ok(Ok(true)) => {
                 if let Ok(mut t) = trusted_until.lock() {
                     *t = Some(lease.trusted_until());

@@ -174,8 +174,8 @@ pub fn spec(
 }
 
 /// Detector settings for a test: the stack's Kafka and OpenSearch, the spec `spec` (YAML), this
-/// replica's name, and checkpoints and lease renewals every second or so, so restarts and
-/// take-overs happen within a test's time.
+/// replica's name, checkpoints every second and a 3 s lease, so restarts and take-overs
+/// happen within a test's time.
 pub fn settings(
     kafka: &pipeline::kafka::KafkaConfig,
     url: &str,
@@ -188,7 +188,7 @@ pub fn settings(
     };
     raw.opensearch.url = url.to_owned();
     raw.detector.checkpoint_ms = 1_000;
-    raw.detector.lease_ms = 1_500;
+    raw.detector.lease_ms = 3_000;
     let mut settings =
         detector::settings::Settings::from_raw(raw, Some(instance.into())).expect("settings");
     settings.spec = detector::spec::Spec::parse(spec, "test spec").expect("spec");
