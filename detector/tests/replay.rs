@@ -118,6 +118,8 @@ async fn a_transformer_replay_counts_once_and_raises_no_alert() {
     tokio::time::sleep(Duration::from_secs(11)).await;
     let duplicates = gauge(&telemetry, "logwarden_detector_duplicate_events_total");
     let late = gauge(&telemetry, "logwarden_detector_late_events_total");
+    let replayed = gauge(&telemetry, "logwarden_detector_replayed_events_total");
+    eprintln!("{sent} records: {duplicates} copies counted once, {replayed} re-read at start-up");
     let (code, output) = second.terminate();
     detector_stop.cancel();
     detector.await.expect("the detector stops");
@@ -137,7 +139,14 @@ async fn a_transformer_replay_counts_once_and_raises_no_alert() {
         duplicates > 0.0,
         "the restarted transformer re-sent what it had in flight (none counted as duplicates)"
     );
-    assert_eq!(late, 0.0, "nothing was late");
+    assert_eq!(
+        late, 0.0,
+        "nothing was late (records re-read at start-up for intervals in the history are replayed)"
+    );
+    assert!(
+        replayed > 0.0,
+        "the start-up re-read the history's last minute"
+    );
     assert_eq!(indexed, sent as u64, "OpenSearch holds each record once");
     common::assert_sums(&results, &expected, INTERVAL_MS, 10);
     let alerts: Vec<serde_json::Value> = inbox
