@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::replica::{Replica, checkpoint_doc, spec_file};
@@ -131,6 +132,40 @@ async fn a_frozen_holder_stops_by_itself_and_never_writes_after_the_take_over() 
         .iter()
         .map(|(_, body)| body.clone())
         .collect();
+    // Every anomalous result went to `anomalies` too (a re-scored one possibly twice: at least
+    // once).
+    let anomalous: BTreeSet<(String, i64)> = common::results(
+        &http,
+        &url,
+        &format!("{name}results"),
+        serde_json::json!({"range": {"anomaly_grade": {"gt": 0}}}),
+    )
+    .await
+    .iter()
+    .filter_map(|r| {
+        Some((
+            r["detector_id"].as_str()?.to_owned(),
+            r["data_start_time"].as_i64()?,
+        ))
+    })
+    .collect();
+    let published: BTreeSet<(String, i64)> = testkit::consume(
+        &kafka,
+        &kafka.topics.anomalies,
+        anomalous.len(),
+        Duration::from_secs(30),
+        Duration::from_secs(2),
+    )
+    .await
+    .iter()
+    .filter_map(|m| {
+        let r: Value = serde_json::from_str(testkit::payload_text(m)).ok()?;
+        Some((
+            r["detector_id"].as_str()?.to_owned(),
+            r["data_start_time"].as_i64()?,
+        ))
+    })
+    .collect();
     common::clean(&http, &url, &[format!("{name}results"), checkpoints]).await;
     let _ = std::fs::remove_file(&spec);
 
@@ -183,4 +218,9 @@ async fn a_frozen_holder_stops_by_itself_and_never_writes_after_the_take_over() 
         "one alert per anomaly, each once: {bodies:?}"
     );
     assert_ne!(alerts[0], alerts[1]);
+    assert!(
+        anomalous.len() >= 2,
+        "both anomalies were scored: {anomalous:?}"
+    );
+    assert_eq!(published, anomalous, "each anomaly was published");
 }
