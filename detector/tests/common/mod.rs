@@ -248,15 +248,15 @@ pub async fn sums(
     interval_ms: i64,
 ) -> std::collections::BTreeMap<i64, f64> {
     let _ = http.post(format!("{url}/{index}*/_refresh")).send().await;
+    let mut histogram = serde_json::json!({
+        "date_histogram": {"field": "@timestamp", "fixed_interval": format!("{interval_ms}ms")}
+    });
+    if let Some(field) = field {
+        histogram["aggs"] = serde_json::json!({"value": {"sum": {"field": field}}});
+    }
     let answer: Value = http
         .post(format!("{url}/{index}*/_search"))
-        .json(&serde_json::json!({
-            "size": 0,
-            "aggs": {"intervals": {
-                "date_histogram": {"field": "@timestamp", "fixed_interval": format!("{interval_ms}ms")},
-                "aggs": {"value": {"sum": {"field": field.unwrap_or("@timestamp")}}}
-            }}
-        }))
+        .json(&serde_json::json!({"size": 0, "aggs": {"intervals": histogram}}))
         .send()
         .await
         .expect("search the events")
