@@ -6,7 +6,9 @@
 //! - [`event_time`]: which records are scored (not too far in the future) and the watermark
 //!   (the slowest partition with a backlog).
 //! - [`model`]: a random cut forest per detector with a thresholding layer: grade, confidence.
-//! - [`store`]: OpenSearch: history for a cold start, results, checkpoints.
+//! - [`store`]: OpenSearch: history for a cold start, results, the checkpoints index.
+//! - [`checkpoints`]: the one checkpoint document, saved atomically and fenced by the holder.
+//! - [`dedupe`]: event ids seen per open event-time bucket, so a replayed record counts once.
 //! - [`alert`]: monitors and episodes (pure), the outbox of notifications (pure, checkpointed),
 //!   and one delivery worker per channel (webhook, Slack, e-mail).
 //! - [`evaluate`]: precision, recall and time to detect against the producer's labels; and
@@ -15,6 +17,8 @@
 //! - [`settings`], [`service`]: the Kafka service.
 
 pub mod alert;
+pub mod checkpoints;
+pub mod dedupe;
 pub mod evaluate;
 pub mod event_time;
 pub mod lease;

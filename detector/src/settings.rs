@@ -40,7 +40,8 @@ pub struct DetectorConfig {
     pub spec: Option<PathBuf>,
     /// How often model checkpoints are saved, in milliseconds (and at shutdown).
     pub checkpoint_ms: u64,
-    /// This replica's name in the lease (default `$HOSTNAME`, the pod name).
+    /// This replica's name in the lease (default `$HOSTNAME`, the pod name; without either, a
+    /// random name, so that two replicas never share one).
     pub instance_id: Option<String>,
     /// How long the active replica's lease lasts unless renewed, in milliseconds: how soon a
     /// standby takes over after a crash.
@@ -116,7 +117,9 @@ impl Settings {
             .instance_id
             .or(hostname)
             .filter(|id| !id.is_empty())
-            .unwrap_or_else(|| format!("detector-{}", std::process::id()));
+            // Not the process id: every container's first process is 1, and two replicas with
+            // one name would both think they hold the lease.
+            .unwrap_or_else(|| format!("detector-{:016x}", rand::random::<u64>()));
         Ok(Self {
             kafka: raw.kafka,
             telemetry: raw.telemetry,

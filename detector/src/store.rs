@@ -1,14 +1,14 @@
 //! What the detector reads from and writes to OpenSearch: history for a cold start (a date
-//! histogram over the events alias), anomaly results, and model checkpoints.
+//! histogram over the events alias), anomaly results, and the checkpoints index (its document is
+//! [`crate::checkpoints`]'s).
 //!
 //! A result's form is a wire format (the same document goes to the results index and to the
 //! `anomalies` topic), so [`ResultDoc`] is defined in [`pipeline::wire`]; this module builds it
 //! from a scored interval ([`result`]) and stores it.
 
-use opensearch::{BulkParts, GetParts, IndexParts, OpenSearch, SearchParts};
-use pipeline::search::{SearchError, check, describe_error, results_template};
+use opensearch::{BulkParts, OpenSearch, SearchParts};
+use pipeline::search::{SearchError, describe_error, results_template};
 pub use pipeline::wire::{FeatureData, ResultDoc};
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::model::Scored;
@@ -180,63 +180,6 @@ pub async fn history(
         .collect())
 }
 
-/// A detector's saved state.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Checkpoint {
-    /// The detector's name.
-    pub detector: String,
-    /// A fingerprint of the detector's spec: a checkpoint of another spec is not restored.
-    pub spec: String,
-    /// When it was saved, epoch ms.
-    pub saved_at: i64,
-    /// The model and window, serialized (JSON text, not indexed).
-    pub state: String,
-}
-
-/// Saves a checkpoint (one document per detector, replaced each time).
-pub async fn save_checkpoint(
-    client: &OpenSearch,
-    index: &str,
-    checkpoint: &Checkpoint,
-) -> Result<(), SearchError> {
-    let response = client
-        .index(IndexParts::IndexId(index, &checkpoint.detector))
-        .body(checkpoint)
-        .send()
-        .await
-        .map_err(SearchError::Unreachable)?;
-    check(response, || {
-        format!("saving the checkpoint of {}", checkpoint.detector)
-    })
-    .await
-}
-
-/// Loads a detector's checkpoint, if there is one.
-pub async fn load_checkpoint(
-    client: &OpenSearch,
-    index: &str,
-    detector: &str,
-) -> Result<Option<Checkpoint>, SearchError> {
-    let response = client
-        .get(GetParts::IndexId(index, detector))
-        .send()
-        .await
-        .map_err(SearchError::Unreachable)?;
-    let status = response.status_code();
-    if status == opensearch::http::StatusCode::NOT_FOUND {
-        return Ok(None);
-    }
-    let answer: Value = response.json().await.map_err(SearchError::Unreachable)?;
-    if !status.is_success() {
-        return Err(SearchError::Refused {
-            what: format!("loading the checkpoint of {detector}"),
-            status,
-            reason: describe_error(&answer["error"]),
-        });
-    }
-    Ok(serde_json::from_value(answer["_source"].clone()).ok())
-}
-
 /// Creates the checkpoints index with its state unindexed (idempotent).
 pub async fn ensure_checkpoints_index(client: &OpenSearch, index: &str) -> Result<(), SearchError> {
     let response = client
@@ -246,6 +189,8 @@ pub async fn ensure_checkpoints_index(client: &OpenSearch, index: &str) -> Resul
             "settings": {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}},
             "mappings": {"properties": {
                 "detector": {"type": "keyword"},
+                "holder": {"type": "keyword"},
+                "generation": {"type": "long"},
                 "spec": {"type": "keyword", "index": false},
                 "saved_at": {"type": "date", "format": "epoch_millis"},
                 "state": {"type": "text", "index": false}

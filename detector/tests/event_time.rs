@@ -20,7 +20,13 @@ use serde_json::json;
 const INTERVAL_MS: i64 = 1_000;
 
 fn settings(kafka: &KafkaConfig, url: &str, name: &str, hook: &str) -> Settings {
-    let spec = common::country_spec(name, "3s", &[("hook", common::webhook(hook))]);
+    let spec = common::spec(
+        name,
+        "country-anomaly-detector",
+        "{field: UNK_country}",
+        "3s",
+        Some(hook),
+    );
     common::settings(kafka, url, &spec, "event-time-0")
 }
 

@@ -49,21 +49,6 @@ fn detector_of(field: MonitoredField) -> &'static str {
     }
 }
 
-fn sink_settings(kafka: &KafkaConfig, url: &str, index: &str) -> sink::settings::Settings {
-    let mut raw = sink::settings::RawConfig {
-        kafka: kafka.clone(),
-        sink: sink::settings::SinkConfig {
-            index: index.to_owned(),
-            group_id: testkit::unique_name("proof-sink"),
-            batch_ms: 200,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    raw.opensearch.url = url.to_owned();
-    sink::settings::Settings::from_raw(raw, Some("proof-0".into())).expect("sink settings")
-}
-
 fn transformer_settings(kafka: &KafkaConfig) -> transformer::settings::Settings {
     let raw = transformer::settings::RawConfig {
         kafka: kafka.clone(),
@@ -163,9 +148,7 @@ async fn every_injected_phase_gets_one_alert_from_the_right_monitor_and_quiet_ge
     let transformer = tokio::spawn(async move {
         transformer::service::run(transformer_settings, &transformer_service).await
     });
-    let (sink_service, sink_stop) = testkit::service("sink").await;
-    let sink_settings = sink_settings(&kafka, &url, &index);
-    let sink = tokio::spawn(async move { sink::service::run(sink_settings, &sink_service).await });
+    let (sink_stop, sink) = common::run_sink(&kafka, &url, &index).await;
 
     // 60 minutes of normal history, 5 events/s, ending now.
     let now = chrono::Utc::now().timestamp_millis();

@@ -19,7 +19,13 @@ fn settings(kafka: &KafkaConfig, url: &str, name: &str, hook: &str) -> Settings 
 }
 
 fn replica(kafka: &KafkaConfig, url: &str, name: &str, hook: &str, instance: &str) -> Settings {
-    let spec = common::country_spec(name, "500ms", &[("hook", common::webhook(hook))]);
+    let spec = common::spec(
+        name,
+        "country-anomaly-detector",
+        "{field: UNK_country}",
+        "500ms",
+        Some(hook),
+    );
     common::settings(kafka, url, &spec, instance)
 }
 

@@ -4,6 +4,11 @@
 //! added since) starts at the records written since shortly before the first interval to score.
 //! Where each partition starts is decided by pure functions; this module's IO is the metadata
 //! and time-to-offset lookups and the assignment itself.
+//!
+//! A partition started by time is read again from before the first interval to score: the
+//! records up to its end at start-up were already in the history the model trained on (or in
+//! the checkpoint), so the ones of intervals already scored are counted as replayed, not late
+//! ([`Assigned::replayed_below`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,7 +20,6 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::settings::Settings;
 
-use super::checkpoint::StreamState;
 use super::clock::now_ms;
 use super::error::ServiceError;
 use super::live::Live;
@@ -80,14 +84,37 @@ impl ConsumerContext for EndsAreNotErrors {}
 /// The detector's consumer of `enriched`.
 pub(super) type DetectorConsumer = StreamConsumer<EndsAreNotErrors>;
 
-/// Assigns every partition of `enriched`: at the checkpointed positions, or (cold start, or a
+/// The consumer, assigned.
+pub(super) struct Assigned {
+    /// The consumer of `enriched`.
+    pub(super) consumer: DetectorConsumer,
+    /// Every partition it reads.
+    pub(super) partitions: Vec<i32>,
+    /// Per partition started by time, its end offset at start-up: a record below it that falls
+    /// in an interval already scored is a replay, not a late record.
+    pub(super) replayed_below: BTreeMap<i32, i64>,
+    /// Where each partition starts reading (the next offset to read): what a checkpoint saves
+    /// for a partition until a record of it is read.
+    pub(super) starts: BTreeMap<i32, i64>,
+}
+
+impl Assigned {
+    /// Whether the record at `partition`/`offset` was read again at start-up.
+    pub(super) fn is_replay(&self, partition: i32, offset: i64) -> bool {
+        self.replayed_below
+            .get(&partition)
+            .is_some_and(|&end| offset < end)
+    }
+}
+
+/// Assigns every partition of `enriched`: at the checkpointed `positions`, or (cold start, or a
 /// partition the checkpoint does not know) at the records written since shortly before the first
-/// interval to score. Returns the consumer and the partitions it reads.
+/// interval to score.
 pub(super) fn assign(
     settings: &Settings,
-    state: Option<&StreamState>,
+    positions: Option<&BTreeMap<i32, i64>>,
     detectors: &[Live],
-) -> Result<(DetectorConsumer, Vec<i32>), ServiceError> {
+) -> Result<Assigned, ServiceError> {
     let topic = &settings.kafka.topics.enriched;
     let mut config = settings.kafka.client_config("logwarden-detector");
     config
@@ -120,12 +147,20 @@ pub(super) fn assign(
     let mut list = TopicPartitionList::new();
     // Partitions without a saved position start from a time, looked up as an offset.
     let mut by_time = TopicPartitionList::new();
-    for (partition, start) in starts(&partitions, state.map(|s| &s.positions), first) {
+    let mut replayed_below = BTreeMap::new();
+    let mut starts_at = BTreeMap::new();
+    for (partition, start) in starts(&partitions, positions, first) {
         match start {
             Start::At(offset) => {
+                starts_at.insert(partition, offset);
                 list.add_partition_offset(topic, partition, Offset::Offset(offset))
             }
             Start::Since(time) => {
+                let (_, end) = metadata_client
+                    .fetch_watermarks(topic, partition, Duration::from_secs(30))
+                    .map_err(ServiceError::Client)?;
+                replayed_below.insert(partition, end);
+                // offsets_for_times reads the "offset" of each entry as a timestamp (epoch ms).
                 by_time.add_partition_offset(topic, partition, Offset::Offset(time))
             }
         }
@@ -136,12 +171,25 @@ pub(super) fn assign(
             .offsets_for_times(by_time, Duration::from_secs(30))
             .map_err(ServiceError::Client)?;
         for element in found.elements() {
-            list.add_partition_offset(topic, element.partition(), found_offset(element.offset()))
+            let offset = found_offset(element.offset());
+            let start = match offset {
+                Offset::Offset(o) => Some(o),
+                _ => replayed_below.get(&element.partition()).copied(),
+            };
+            if let Some(start) = start {
+                starts_at.insert(element.partition(), start);
+            }
+            list.add_partition_offset(topic, element.partition(), offset)
                 .map_err(ServiceError::Client)?;
         }
     }
     consumer.assign(&list).map_err(ServiceError::Client)?;
-    Ok((consumer, partitions))
+    Ok(Assigned {
+        consumer,
+        partitions,
+        replayed_below,
+        starts: starts_at,
+    })
 }
 
 #[cfg(test)]

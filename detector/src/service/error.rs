@@ -19,9 +19,9 @@ pub enum ServiceError {
     /// A model could not be built.
     #[error(transparent)]
     Model(#[from] ModelError),
-    /// Another replica took the lease over (this one could not renew it in time).
-    #[error("lost the lease to another replica; stopping so only one scores")]
-    LeaseLost,
+    /// The broker refused an anomaly or a dead letter for good after queueing it.
+    #[error("the broker refused an anomaly or a dead letter for good (see the log above)")]
+    OutputRefused,
     /// A channel cannot be used (its secret is missing).
     #[error("alert channels: {0}")]
     Channels(String),

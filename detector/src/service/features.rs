@@ -1,22 +1,48 @@
 //! A record's contribution to a detector's feature: the enriched record's event time, and what it
 //! adds to its interval (1 for a count, the field's value for a sum or a rate, nothing when the
 //! feature's filter excludes it). Pure: no IO, no clock, and no panic on any input, because the
-//! loop feeds it whatever arrives on `enriched`; a record it cannot read is the caller's to count.
+//! loop feeds it whatever arrives on `enriched`; a record it cannot read comes back with the
+//! reason, for the caller to dead-letter.
 
+use pipeline::wire::{DeadLetterReason, EVENT_ID_FIELD};
 use serde_json::Value;
 
 use crate::spec::{Aggregation, Feature};
 
-/// An enriched record and its event time (`@timestamp`, epoch ms); `None` when the payload is not
-/// JSON or carries no RFC 3339 `@timestamp` string.
-pub(super) fn read(payload: &[u8]) -> Option<(Value, i64)> {
-    let record = serde_json::from_slice::<Value>(payload).ok()?;
-    let time = record
-        .get("@timestamp")
-        .and_then(Value::as_str)
-        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.timestamp_millis())?;
-    Some((record, time))
+/// An enriched record and its event time (`@timestamp`, epoch ms); the dead-letter reason and
+/// detail when the payload is not a JSON object or carries no RFC 3339 `@timestamp` string.
+pub(super) fn read(payload: &[u8]) -> Result<(Value, i64), (DeadLetterReason, String)> {
+    let record = serde_json::from_slice::<Value>(payload)
+        .map_err(|err| (DeadLetterReason::NotJson, err.to_string()))?;
+    if !record.is_object() {
+        return Err((
+            DeadLetterReason::NotObject,
+            "an enriched record is a JSON object".to_owned(),
+        ));
+    }
+    let time = match record.get("@timestamp") {
+        None => {
+            return Err((
+                DeadLetterReason::MissingField,
+                "@timestamp is missing".into(),
+            ));
+        }
+        Some(Value::String(text)) => chrono::DateTime::parse_from_rfc3339(text)
+            .map_err(|err| (DeadLetterReason::BadTimestamp, format!("@timestamp: {err}")))?
+            .timestamp_millis(),
+        Some(_) => {
+            return Err((
+                DeadLetterReason::WrongType,
+                "@timestamp is not an RFC 3339 string".into(),
+            ));
+        }
+    };
+    Ok((record, time))
+}
+
+/// The record's event id (its document `_id`), when it carries one.
+pub(super) fn event_id(record: &Value) -> Option<&str> {
+    record.get(EVENT_ID_FIELD).and_then(Value::as_str)
 }
 
 /// Looks up a dotted path.
@@ -50,35 +76,57 @@ mod tests {
     use crate::spec::Filter;
 
     #[test]
-    fn a_record_is_read_with_its_event_time() {
-        let cases: [(&[u8], Option<i64>); 8] = [
+    fn a_record_is_read_with_its_event_time_or_the_reason_it_cannot_be() {
+        use DeadLetterReason::*;
+        type Read<'a> = Result<i64, (DeadLetterReason, &'a str)>;
+        let cases: [(&[u8], Read); 8] = [
             (
                 br#"{"@timestamp":"2026-12-05T10:00:00Z","x":1}"#,
-                Some(1_796_464_800_000),
+                Ok(1_796_464_800_000),
             ),
             (
                 br#"{"@timestamp":"2026-12-05T11:00:00.250+01:00"}"#,
-                Some(1_796_464_800_250),
+                Ok(1_796_464_800_250),
             ),
-            (br#"{"x":1}"#, None),
-            (br#"{"@timestamp":1796464800000}"#, None),
-            (br#"{"@timestamp":"yesterday"}"#, None),
-            (br#"["@timestamp"]"#, None),
-            (b"not json", None),
-            (b"", None),
+            (br#"{"x":1}"#, Err((MissingField, "@timestamp is missing"))),
+            (
+                br#"{"@timestamp":1796464800000}"#,
+                Err((WrongType, "@timestamp is not an RFC 3339 string")),
+            ),
+            (
+                br#"{"@timestamp":"yesterday"}"#,
+                Err((BadTimestamp, "@timestamp: premature end of input")),
+            ),
+            (
+                br#"["@timestamp"]"#,
+                Err((NotObject, "an enriched record is a JSON object")),
+            ),
+            (
+                b"not json",
+                Err((NotJson, "expected ident at line 1 column 2")),
+            ),
+            (
+                b"",
+                Err((NotJson, "EOF while parsing a value at line 1 column 0")),
+            ),
         ];
         for (payload, expected) in cases {
             let read = read(payload);
             assert_eq!(
-                read.as_ref().map(|(_, time)| *time),
+                read.as_ref()
+                    .map(|(_, time)| *time)
+                    .map_err(|(reason, detail)| (*reason, detail.as_str())),
                 expected,
                 "{}",
                 String::from_utf8_lossy(payload)
             );
-            if let Some((record, _)) = read {
+            if let Ok((record, _)) = read {
                 assert_eq!(Some(record), serde_json::from_slice::<Value>(payload).ok());
             }
         }
+        let record = serde_json::json!({"event_id": "enriched-0-7", "n": 1});
+        assert_eq!(event_id(&record), Some("enriched-0-7"));
+        assert_eq!(event_id(&serde_json::json!({"event_id": 7})), None);
     }
 
     #[test]

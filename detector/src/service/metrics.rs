@@ -2,7 +2,7 @@
 //! scored and flagged, what it could not read or would not trust, how old its last checkpoint
 //! is, its alert deliveries, and whether this replica is the active one.
 
-use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 use crate::alert::DeliveryMetrics;
 
@@ -15,7 +15,7 @@ pub struct Metrics {
     pub anomalies: IntCounterVec,
     /// Events too late for their interval, by detector.
     pub late: IntCounterVec,
-    /// Records that were not enriched events (no JSON or no `@timestamp`).
+    /// Records that were not enriched events (no JSON or no `@timestamp`): each is dead-lettered.
     pub unreadable: prometheus::IntCounter,
     /// Records stamped beyond the future tolerance: kept out of the model.
     pub future: prometheus::IntCounter,
@@ -27,6 +27,23 @@ pub struct Metrics {
     pub scored_until: IntGaugeVec,
     /// 1 while this replica holds the lease and scores, 0 on standby.
     pub active: IntGauge,
+    /// Times this replica lost the lease while scoring (and went back to standby).
+    pub lease_lost: IntCounter,
+    /// Checkpoints saved.
+    pub checkpoints: IntCounter,
+    /// Records seen twice in an open interval (an upstream replay): counted once.
+    pub duplicates: IntCounter,
+    /// Records before an interval already scored that were read again at start-up (they were in
+    /// the history or the checkpoint already), by detector: not late.
+    pub replayed: IntCounterVec,
+    /// Records sent to the dead-letter topic, by reason.
+    pub dead_letters: IntCounterVec,
+    /// Anomalies and dead letters acknowledged by the broker, by output.
+    pub outputs_sent: IntCounterVec,
+    /// Anomalies and dead letters the broker refused for good, by output.
+    pub outputs_refused: IntCounterVec,
+    /// Deliveries to Kafka sent again after a failure.
+    pub outputs_retried: IntCounter,
 }
 
 impl Metrics {
@@ -94,6 +111,39 @@ impl Metrics {
                 "detector_active",
                 "1 while this replica holds the lease and scores, 0 on standby.",
             )?,
+            lease_lost: IntCounter::new(
+                "detector_lease_lost_total",
+                "Times this replica lost the lease while scoring and went back to standby.",
+            )?,
+            checkpoints: IntCounter::new("detector_checkpoints_total", "Checkpoints saved.")?,
+            duplicates: IntCounter::new(
+                "detector_duplicate_events_total",
+                "Records seen twice in an open interval (an upstream replay), counted once.",
+            )?,
+            replayed: by(
+                "detector_replayed_events_total",
+                "Records of intervals already scored, read again at start-up: not late.",
+                "detector",
+            )?,
+            dead_letters: by(
+                "detector_dead_letters_total",
+                "Unreadable records sent to the dead-letter topic.",
+                "reason",
+            )?,
+            outputs_sent: by(
+                "detector_outputs_sent_total",
+                "Anomalies and dead letters acknowledged by the broker.",
+                "output",
+            )?,
+            outputs_refused: by(
+                "detector_outputs_refused_total",
+                "Anomalies and dead letters the broker refused for good.",
+                "output",
+            )?,
+            outputs_retried: IntCounter::new(
+                "detector_outputs_retried_total",
+                "Deliveries of anomalies and dead letters sent again after a failure.",
+            )?,
         };
         pipeline::register_metrics!(
             registry,
@@ -108,7 +158,15 @@ impl Metrics {
             metrics.delivery.pending,
             metrics.delivery.dropped,
             metrics.scored_until,
-            metrics.active
+            metrics.active,
+            metrics.lease_lost,
+            metrics.checkpoints,
+            metrics.duplicates,
+            metrics.replayed,
+            metrics.dead_letters,
+            metrics.outputs_sent,
+            metrics.outputs_refused,
+            metrics.outputs_retried
         )?;
         Ok(metrics)
     }

@@ -11,13 +11,17 @@
 //! One active instance: the detector reads every partition of `enriched` itself (assigned, not
 //! through a consumer group), because each interval needs all of its events; its positions are
 //! part of the checkpoint, so a restart resumes exactly where the saved state left off. Replicas
-//! beyond the first wait on standby for the lease ([`crate::lease`]); the one holding it restores
-//! the latest checkpoint and scores, and a standby takes over when it stops.
+//! beyond the first wait on standby for the lease ([`crate::lease`]); the one holding it fences
+//! and restores the latest checkpoint and scores (a session), and a standby takes over when it
+//! stops. A holder that loses the lease (frozen past it, or cut off from OpenSearch) ends its
+//! session before anything else goes out and goes back to standby.
 //!
-//! This module is the loop and what ties the parts together; each job has its own module:
-//! `standby` (taking the lease), `startup` (restore or cold start), `assign` (partitions),
+//! This module is the session and what ties the parts together; each job has its own module:
+//! `standby` (taking the lease), `tenure` (renewing it, and whether it is still held),
+//! `startup` (fence, restore or cold start), `assign` (partitions), `stage` (the loop's steps),
 //! `features` (a record's contribution, pure), `scoring` (closed intervals to results),
-//! `publish` (`anomalies`), `results` (the results index), `checkpoint` and `metrics`.
+//! `outputs` (`anomalies` and `dead-letter`), `results` (the results index), `checkpoint` (what
+//! a checkpoint holds) and `metrics`.
 //! The watermark is [`crate::event_time::EventClock`]'s: the loop feeds it records and partition
 //! ends, and asks it when to close intervals.
 
@@ -28,12 +32,14 @@ mod error;
 mod features;
 mod live;
 mod metrics;
-mod publish;
+mod outputs;
 mod readiness;
 mod results;
 mod scoring;
+mod stage;
 mod standby;
 mod startup;
+mod tenure;
 
 use std::time::{Duration, Instant};
 
@@ -41,248 +47,225 @@ use opensearch::OpenSearch;
 use pipeline::search;
 use pipeline::service::Service;
 use pipeline::telemetry::Health;
-use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
 use rdkafka::producer::FutureProducer;
+use tokio_util::sync::CancellationToken;
 
 use crate::alert::{self, Alerting};
-use crate::event_time::{Admission, EventClock};
+use crate::dedupe::Seen;
+use crate::event_time::EventClock;
 use crate::settings::Settings;
 
 pub use error::ServiceError;
 pub use metrics::Metrics;
 pub use readiness::{LEASE_CHECK, OPENSEARCH_CHECK};
 
+use checkpoint::Writer;
 use clock::{millis, now_ms};
-use live::Live;
+use outputs::Outputs;
 use results::Unwritten;
+use stage::Stage;
+use tenure::Tenure;
 
-/// Runs the detector until the shutdown token is cancelled.
+/// What a session's OpenSearch calls wait at most: half the lease (and at most 30 s), so that no
+/// single call can outlive it.
+fn request_timeout(lease_ttl: Duration) -> Duration {
+    (lease_ttl / 2).min(Duration::from_secs(30))
+}
+
+/// Runs the detector until the shutdown token is cancelled: on standby until it holds the
+/// lease, then scoring until it stops or loses the lease (then back on standby).
 pub async fn run(settings: Settings, service: &Service) -> Result<(), ServiceError> {
     let metrics = Metrics::register(&service.telemetry.registry)?;
     let health = service.telemetry.health.clone();
     health.register(OPENSEARCH_CHECK, "connecting");
     let shutdown = service.shutdown.clone();
-    let spec = &settings.spec;
-    let targets = alert::targets(&spec.channels).map_err(ServiceError::Channels)?;
-    let client = search::client(&settings.opensearch, Duration::from_secs(30))?;
-    if startup::prepare_indices(&client, spec, &health, &shutdown)
+    // Refuse unusable channels at start-up, not when the lease is taken.
+    alert::targets(&settings.spec.channels).map_err(ServiceError::Channels)?;
+    let client = search::client(&settings.opensearch, request_timeout(settings.lease_ttl))?;
+    let context = Context {
+        settings: &settings,
+        client: &client,
+        health: &health,
+        metrics: &metrics,
+        shutdown: &shutdown,
+    };
+    if startup::prepare_indices(&client, &settings.spec, &health, &shutdown)
         .await?
         .is_none()
     {
         return Ok(());
     }
-    let Some(mut lease) = standby::acquire(&client, &settings, &health, &shutdown).await? else {
-        return Ok(());
-    };
-    metrics.active.set(1);
-
-    let now = now_ms();
-    let mut detectors = Vec::with_capacity(spec.detectors.len());
-    for (i, detector) in spec.detectors.iter().enumerate() {
-        let Some(live) =
-            startup::start_detector(&client, &settings, detector, i, now, &health, &shutdown)
-                .await?
-        else {
+    loop {
+        let Some(lease) = standby::acquire(&client, &settings, &health, &shutdown).await? else {
             return Ok(());
         };
-        detectors.push(live);
-    }
-    let stream_state = startup::stream_state(&client, spec, &health, &shutdown).await?;
-    // Restores episodes and the outbox; the channel workers re-send what is pending.
-    let alerts = Alerting::start(
-        spec,
-        stream_state.as_ref().map(|s| &s.monitors),
-        targets,
-        metrics.delivery.clone(),
-    );
-
-    let (consumer, partitions) = assign::assign(&settings, stream_state.as_ref(), &detectors)?;
-    let producer: FutureProducer = settings
-        .kafka
-        .producer_config("logwarden-detector")
-        .create()
-        .map_err(ServiceError::Client)?;
-    tracing::info!(
-        detectors = detectors.len(),
-        monitors = spec.monitors.len(),
-        input = %settings.kafka.topics.enriched,
-        results = %spec.results,
-        "Detecting."
-    );
-
-    let mut stage = Stage {
-        settings: &settings,
-        client: &client,
-        health: &health,
-        metrics: &metrics,
-        producer,
-        detectors,
-        alerts,
-        checkpoint_soon: false,
-        clock: EventClock::new(partitions, millis(settings.future_tolerance)),
-        last_future_report: None,
-        unwritten: Unwritten::default(),
-        last_checkpoint: Instant::now(),
-    };
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut renew = tokio::time::interval(lease.renew_every());
-    renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_message = Instant::now();
-    loop {
-        tokio::select! {
-            biased;
-            () = shutdown.cancelled() => break,
-            _ = renew.tick() => match lease.renew(&client).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    metrics.active.set(0);
-                    health.not_ready(LEASE_CHECK, "lost the lease");
-                    stage.alerts.stop().await;
-                    return Err(ServiceError::LeaseLost);
-                }
-                Err(err) => tracing::warn!(%err, "Renewing the lease failed; retrying."),
-            },
-            Some(outcome) = stage.alerts.outcome() => {
-                // A delivery is checkpointed at the next tick: a crash re-sends less.
-                stage.checkpoint_soon |= stage.alerts.settle(outcome);
-            },
-            message = consumer.recv() => match message {
-                Ok(message) => {
-                    last_message = Instant::now();
-                    stage.take(message.partition(), message.offset(), message.payload().unwrap_or_default());
-                }
-                Err(KafkaError::PartitionEOF(partition)) => stage.clock.caught_up(partition),
-                Err(err) => tracing::warn!(%err, "Consuming failed; librdkafka retries."),
-            },
-            _ = tick.tick() => {
-                // An idle stream: time moves on by the clock, so quiet intervals close too.
-                let idle = (last_message.elapsed() > Duration::from_secs(1)).then(now_ms);
-                stage.close_intervals(idle).await;
-                if stage.checkpoint_soon || stage.last_checkpoint.elapsed() >= settings.checkpoint_every {
-                    stage.checkpoint(&consumer).await;
-                }
-                metrics.checkpoint_age.set(i64::try_from(stage.last_checkpoint.elapsed().as_secs()).unwrap_or(i64::MAX));
+        let tenure = Tenure::start(lease, client.clone(), shutdown.child_token());
+        metrics.active.set(1);
+        let ended = context.session(&tenure).await;
+        metrics.active.set(0);
+        tenure.release(&client).await;
+        match ended? {
+            Ended::Shutdown => return Ok(()),
+            Ended::LeaseLost => {
+                metrics.lease_lost.inc();
+                health.not_ready(LEASE_CHECK, "lost the lease: stopped scoring, on standby");
+                tracing::warn!(instance = %settings.instance_id, "Lost the lease: stopped scoring; back on standby.");
             }
         }
     }
-    stage.close_intervals(None).await;
-    // Pending alerts get a moment to go out; what does not stays pending in the checkpoint.
-    stage.alerts.drain(alert::SHUTDOWN_DRAIN).await;
-    stage.checkpoint(&consumer).await;
-    stage.alerts.stop().await;
-    // A standby takes over at once.
-    lease.release(&client).await;
-    metrics.active.set(0);
-    Ok(())
 }
 
-/// The loop's state.
-struct Stage<'a> {
+/// How a session ended.
+enum Ended {
+    /// The shutdown token was cancelled (the state is checkpointed and the lease released).
+    Shutdown,
+    /// Another replica holds the lease now: nothing more was written.
+    LeaseLost,
+}
+
+/// What every session uses.
+struct Context<'a> {
     settings: &'a Settings,
     client: &'a OpenSearch,
     health: &'a Health,
     metrics: &'a Metrics,
-    producer: FutureProducer,
-    detectors: Vec<Live>,
-    /// Monitors, their outbox (checkpointed with the stream) and the channel workers.
-    alerts: Alerting,
-    /// A delivery was settled since the last checkpoint: save one at the next tick.
-    checkpoint_soon: bool,
-    /// Per-partition event time: which records are scored, and the watermark.
-    clock: EventClock,
-    /// When a future record was last logged (they are counted always, logged at most every 10 s).
-    last_future_report: Option<Instant>,
-    /// Results not yet written (OpenSearch was unavailable).
-    unwritten: Unwritten,
-    last_checkpoint: Instant,
+    shutdown: &'a CancellationToken,
 }
 
-impl Stage<'_> {
-    /// Adds one enriched record of `partition` to every detector's open interval.
-    fn take(&mut self, partition: i32, offset: i64, payload: &[u8]) {
-        let Some((record, time)) = features::read(payload) else {
-            self.metrics.unreadable.inc();
-            return;
+impl Context<'_> {
+    /// Scores while `tenure` holds the lease: fences and restores the checkpoint (or starts
+    /// cold), assigns the partitions, then runs the loop.
+    async fn session(&self, tenure: &Tenure) -> Result<Ended, ServiceError> {
+        let Context {
+            settings,
+            client,
+            health,
+            metrics,
+            shutdown,
+        } = *self;
+        let spec = &settings.spec;
+        let writer = Writer {
+            holder: tenure.holder(),
+            generation: tenure.generation(),
+        };
+        let Some((saved, version)) =
+            startup::take_over(client, spec, writer, health, shutdown).await?
+        else {
+            return Ok(Ended::Shutdown);
         };
         let now = now_ms();
-        if self.clock.admit(partition, time, now) == Admission::Future {
-            self.metrics.future.inc();
-            if self
-                .last_future_report
-                .is_none_or(|last| last.elapsed() >= Duration::from_secs(10))
-            {
-                self.last_future_report = Some(Instant::now());
-                tracing::warn!(
-                    partition,
-                    offset,
-                    event_time = time,
-                    horizon = self.clock.horizon(now),
-                    total = self.metrics.future.get(),
-                    "A record is stamped further in the future than detector.future_tolerance_ms allows: not scored (check the sender's clock)."
-                );
-            }
-            return;
-        }
-        for live in &mut self.detectors {
-            if let Some(value) = features::contribution(&live.spec.feature, &record)
-                && !live.window.add(time, value)
-            {
-                self.metrics
-                    .late
-                    .with_label_values(&[&live.spec.name])
-                    .inc();
-            }
-        }
-    }
-
-    /// Scores every interval the watermark closed; writes results, publishes anomalies, and
-    /// hands notifications to the delivery task. `idle_now` is the clock when the stream is idle.
-    async fn close_intervals(&mut self, idle_now: Option<i64>) {
-        let Some(watermark) = self.clock.watermark(idle_now) else {
-            return;
-        };
-        let started = now_ms();
-        let mut results = Vec::new();
-        for live in &mut self.detectors {
-            results.extend(scoring::score(live, watermark, started, self.metrics));
-        }
-        if results.is_empty() && self.unwritten.is_empty() {
-            return;
-        }
-        for result in &results {
-            self.alerts.evaluate(result);
-            if result.anomaly_grade > 0.0 {
-                publish::publish(
-                    &self.producer,
-                    &self.settings.kafka.topics.anomalies,
-                    result,
-                )
-                .await;
-            }
-        }
-        self.unwritten
-            .write(
-                results,
-                self.client,
-                &self.settings.spec.results,
-                self.health,
+        let mut detectors = Vec::with_capacity(spec.detectors.len());
+        for (i, detector) in spec.detectors.iter().enumerate() {
+            let Some(live) = startup::start_detector(
+                client,
+                settings,
+                (detector, i),
+                saved.as_ref(),
+                now,
+                health,
+                shutdown,
             )
-            .await;
+            .await?
+            else {
+                return Ok(Ended::Shutdown);
+            };
+            detectors.push(live);
+        }
+        let bucket = detectors
+            .iter()
+            .map(|d| d.window.interval_ms())
+            .min()
+            .unwrap_or(60_000);
+        let mut seen = Seen::new(bucket);
+        let mut positions = None;
+        let mut saved_monitors = None;
+        if let Some(saved) = saved {
+            saved_monitors = Some(saved.monitors);
+            if saved.seen.bucket_ms() == bucket {
+                seen = saved.seen;
+            }
+            positions = Some(saved.positions);
+        }
+        let assigned = assign::assign(settings, positions.as_ref(), &detectors)?;
+        let producer: FutureProducer = settings
+            .kafka
+            .producer_config("logwarden-detector")
+            .create()
+            .map_err(ServiceError::Client)?;
+        let session = tenure.lost();
+        let targets = alert::targets(&spec.channels).map_err(ServiceError::Channels)?;
+        // Restores episodes and the outbox; the channel workers re-send what is pending.
+        let alerts = Alerting::start(
+            spec,
+            saved_monitors.as_ref(),
+            targets,
+            metrics.delivery.clone(),
+        );
+        tracing::info!(
+            detectors = detectors.len(),
+            monitors = spec.monitors.len(),
+            input = %settings.kafka.topics.enriched,
+            results = %spec.results,
+            generation = tenure.generation(),
+            "Detecting."
+        );
+        let mut stage = Stage {
+            settings,
+            client,
+            health,
+            metrics,
+            tenure,
+            assigned: &assigned,
+            outputs: Outputs::new(producer, &settings.kafka.topics, metrics, session.clone()),
+            detectors,
+            alerts,
+            checkpoint_soon: false,
+            clock: EventClock::new(
+                assigned.partitions.clone(),
+                millis(settings.future_tolerance),
+            ),
+            seen,
+            positions: assigned.starts.clone(),
+            version,
+            last_future_report: None,
+            unwritten: Unwritten::default(),
+            last_checkpoint: Instant::now(),
+        };
+        let stopped = stage.run(&session).await;
+        if shutdown.is_cancelled() && tenure.held() {
+            // Shutdown: score what closed, give pending alerts a moment to go out (what does
+            // not stays pending in the checkpoint), save.
+            let _ = stage.close_intervals(None).await;
+            stage.alerts.drain(alert::SHUTDOWN_DRAIN).await;
+            let _ = stage.checkpoint().await;
+            stage.alerts.stop().await;
+            return Ok(Ended::Shutdown);
+        }
+        // Nothing more goes out: not even the alerts in flight (the next holder has them).
+        stage.alerts.stop().await;
+        if shutdown.is_cancelled() {
+            return Ok(Ended::Shutdown);
+        }
+        if tenure.held() && stopped.is_err() {
+            return Err(ServiceError::OutputRefused);
+        }
+        Ok(Ended::LeaseLost)
     }
+}
 
-    /// Saves every detector's model and window, then the stream positions and monitor episodes.
-    async fn checkpoint(&mut self, consumer: &assign::DetectorConsumer) {
-        // Brought forward once per delivery; a failed save is retried on the usual schedule.
-        self.checkpoint_soon = false;
-        let saved_at = now_ms();
-        let positions = checkpoint::positions(consumer);
-        let checkpoints =
-            checkpoint::build(&self.detectors, positions, self.alerts.monitors(), saved_at);
-        if checkpoint::save(self.client, &self.settings.spec.checkpoints, &checkpoints).await {
-            self.last_checkpoint = Instant::now();
-            tracing::debug!(detectors = self.detectors.len(), "Checkpoint saved.");
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_request_outlives_the_lease() {
+        let cases = [
+            (Duration::from_secs(30), Duration::from_secs(15)),
+            (Duration::from_secs(120), Duration::from_secs(30)),
+            (Duration::from_millis(1_500), Duration::from_millis(750)),
+        ];
+        for (ttl, expected) in cases {
+            assert_eq!(request_timeout(ttl), expected, "{ttl:?}");
         }
     }
 }

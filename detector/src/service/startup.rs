@@ -1,7 +1,7 @@
-//! Start-up, once the lease is held: each detector is restored from its checkpoint when one was
+//! Start-up, once the lease is held: the checkpoint is fenced (taken over, so that no earlier
+//! holder can save again) and read, then each detector is restored from it when its state was
 //! saved for the same spec (a fingerprint match), or else cold-started: a fresh model trained on
 //! the last `history` intervals in the events index, scoring from the first interval after them.
-//! Then the stream's checkpoint (positions and monitor episodes) is loaded.
 //!
 //! Every OpenSearch call here waits out an unreachable or overloaded cluster ([`patiently`]) and
 //! gives up only on shutdown or a refusal, because a detector that starts without its state would
@@ -17,13 +17,14 @@ use pipeline::search::SearchError;
 use pipeline::telemetry::Health;
 use tokio_util::sync::CancellationToken;
 
+use crate::checkpoints::{self, Version};
 use crate::model::{Model, ModelError};
 use crate::settings::Settings;
 use crate::spec::{DetectorSpec, Spec};
-use crate::store::{self, Checkpoint};
+use crate::store;
 use crate::window::{Interval, Window};
 
-use super::checkpoint::{DetectorState, STREAM_CHECKPOINT, StreamState, fingerprint};
+use super::checkpoint::{self as saved_state, DetectorState, Restored};
 use super::clock::millis;
 use super::error::ServiceError;
 use super::live::Live;
@@ -80,19 +81,26 @@ pub(super) async fn prepare_indices(
     .await
 }
 
-/// The stream's saved state; `None` when there is none, it cannot be read, or on shutdown.
-pub(super) async fn stream_state(
+/// Takes the checkpoint over for this holder (see [`checkpoints::fence`]) and reads it: the
+/// saved state (`None` when there is none or it cannot be read) and the version the next save
+/// is conditional on; `None` if shut down first.
+pub(super) async fn take_over(
     client: &OpenSearch,
     spec: &Spec,
+    writer: saved_state::Writer<'_>,
     health: &Health,
     shutdown: &CancellationToken,
-) -> Result<Option<StreamState>, SearchError> {
-    Ok(patiently("loading positions", health, shutdown, || {
-        store::load_checkpoint(client, &spec.checkpoints, STREAM_CHECKPOINT)
+) -> Result<Option<(Option<Restored>, Version)>, SearchError> {
+    let fenced = patiently("taking the checkpoint over", health, shutdown, || {
+        checkpoints::fence(client, &spec.checkpoints, writer.holder, writer.generation)
     })
-    .await?
-    .flatten()
-    .and_then(|c| serde_json::from_str::<StreamState>(&c.state).ok()))
+    .await?;
+    Ok(fenced.map(|(doc, version)| {
+        if doc.saved_at > 0 {
+            tracing::info!(saved_at = doc.saved_at, by = %doc.holder, "Checkpoint taken over.");
+        }
+        (saved_state::restore(&doc), version)
+    }))
 }
 
 /// Restores a detector from its checkpoint, or trains a fresh one on the index's history;
@@ -100,19 +108,15 @@ pub(super) async fn stream_state(
 pub(super) async fn start_detector(
     client: &OpenSearch,
     settings: &Settings,
-    detector: &DetectorSpec,
-    index: usize,
+    (detector, index): (&DetectorSpec, usize),
+    saved: Option<&Restored>,
     now: i64,
     health: &Health,
     shutdown: &CancellationToken,
 ) -> Result<Option<Live>, ServiceError> {
     let spec = &settings.spec;
-    let saved = patiently("loading a checkpoint", health, shutdown, || {
-        store::load_checkpoint(client, &spec.checkpoints, &detector.name)
-    })
-    .await?;
-    let Some(saved) = saved else { return Ok(None) };
-    if let Some(live) = restore(saved, detector, now, millis(settings.future_tolerance)) {
+    let state = saved.and_then(|saved| saved.detector(detector));
+    if let Some(live) = restore(state, detector, now, millis(settings.future_tolerance)) {
         return Ok(Some(live));
     }
     let range = history_range(detector, now);
@@ -128,17 +132,16 @@ pub(super) async fn start_detector(
     Ok(Some(live))
 }
 
-/// The detector restored from `saved`, if that checkpoint was taken for the same spec and can be
-/// read. An open interval beyond `now` plus the future tolerance restarts the window at `now`.
+/// The detector restored from its saved `state` (one saved for its spec). An open interval
+/// beyond `now` plus the future tolerance restarts the window at `now`.
 fn restore(
-    saved: Option<Checkpoint>,
+    state: Option<DetectorState>,
     detector: &DetectorSpec,
     now: i64,
     future_tolerance_ms: i64,
 ) -> Option<Live> {
-    let checkpoint = saved.filter(|c| c.spec == fingerprint(detector))?;
-    let state = serde_json::from_str::<DetectorState>(&checkpoint.state).ok()?;
-    tracing::info!(detector = %detector.name, seen = state.model.seen(), saved_at = checkpoint.saved_at, "Model restored from its checkpoint.");
+    let state = state?;
+    tracing::info!(detector = %detector.name, seen = state.model.seen(), "Model restored from its checkpoint.");
     let mut window = state.window;
     // A window saved past the trusted horizon (by a version that let a future record move
     // the watermark) would keep the detector blind until that date: start it again now.
@@ -198,46 +201,36 @@ mod tests {
     use super::*;
     use crate::service::live::testing;
 
-    /// `live`'s checkpoint, as the service saves it.
-    fn checkpoint_of(live: Live) -> Result<Checkpoint, Box<dyn std::error::Error>> {
-        let monitors = crate::alert::Monitors::new(&Spec::default_spec()?);
-        let mut saved =
-            crate::service::checkpoint::build(&[live], Default::default(), &monitors, 1);
-        Ok(saved.remove(0))
-    }
-
     #[test]
-    fn a_checkpoint_is_restored_only_for_the_same_spec() -> Result<(), Box<dyn std::error::Error>> {
+    fn a_saved_window_in_the_future_restarts_at_now() -> Result<(), Box<dyn std::error::Error>> {
         let detector = testing::spec("d");
-        let mut saved = testing::live(detector.clone(), Some(120_000))?;
-        saved.model.observe(4.0)?;
-        saved.model.observe(5.0)?;
-        let good = checkpoint_of(saved)?;
-        let mut other_spec = good.clone();
-        other_spec.spec = fingerprint(&testing::spec("renamed"));
-        let mut unreadable = good.clone();
-        unreadable.state.truncate(unreadable.state.len() / 2);
+        let state = || -> Result<DetectorState, ModelError> {
+            let mut saved = testing::live(detector.clone(), Some(120_000))?;
+            saved.model.observe(4.0)?;
+            saved.model.observe(5.0)?;
+            Ok(DetectorState {
+                model: saved.model,
+                window: saved.window,
+            })
+        };
         let tolerance = 60_000;
-        // (saved, now): what is restored (seen, next), if anything.
+        // (state, now): what is restored (seen, next), if anything.
         let cases = [
             (None, 100_000, None),
-            (Some(other_spec), 100_000, None),
-            (Some(unreadable), 100_000, None),
-            (Some(good.clone()), 100_000, Some((2, Some(120_000)))),
+            (Some(state()?), 100_000, Some((2, Some(120_000)))),
             // At the horizon exactly: still trusted.
-            (Some(good.clone()), 60_000, Some((2, Some(120_000)))),
+            (Some(state()?), 60_000, Some((2, Some(120_000)))),
             // Beyond it: the window starts again at now (aligned), the model is kept.
-            (Some(good), 59_999, Some((2, Some(0)))),
+            (Some(state()?), 59_999, Some((2, Some(0)))),
         ];
-        for (checkpoint, now, expected) in cases {
-            let what = checkpoint.as_ref().map(|c| c.spec.clone());
-            let restored = restore(checkpoint, &detector, now, tolerance);
+        for (state, now, expected) in cases {
+            let restored = restore(state, &detector, now, tolerance);
             assert_eq!(
                 restored
                     .as_ref()
                     .map(|live| (live.model.seen(), live.window.next())),
                 expected,
-                "{what:?} at {now}"
+                "at {now}"
             );
             if let Some(live) = restored {
                 assert_eq!(live.spec, detector);

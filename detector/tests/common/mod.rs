@@ -1,9 +1,10 @@
-//! What the detector's integration tests share: webhook receivers, producer helpers, the
-//! detector in-process, and OpenSearch look-ups.
+//! What the detector's integration tests share: webhook receivers ([`hooks`]), producer
+//! helpers, the detector in-process or as a process ([`replica`]), and what OpenSearch holds.
 
 #![allow(dead_code)]
 
 pub mod hooks;
+pub mod replica;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -40,9 +41,11 @@ pub async fn receiver() -> (String, Inbox) {
     (url, inbox)
 }
 
-/// Streams enriched-shaped records to `topic` for `seconds`, 20 every 100 ms stamped now, `bad`
-/// of them with UNK_country = 1 (with `bad` 0, one record in 140 has it: a little noise).
+/// Streams enriched-shaped records stamped now for `seconds`, 20 every 100 ms (ids unique to
+/// this call), `bad` of them with UNK_country = 1 (with none bad, one every 7th round, so the
+/// baseline is not flat).
 pub async fn stream(producer: &FutureProducer, topic: &str, seconds: u64, bad: usize) {
+    let call = pipeline::testkit::unique_name("stream");
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     for round in 0..seconds * 10 {
         tick.tick().await;
@@ -52,7 +55,7 @@ pub async fn stream(producer: &FutureProducer, topic: &str, seconds: u64, bad: u
                 let record = serde_json::json!({
                     "@timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                     "UNK_country": u8::from(i < bad || (bad == 0 && i == 0 && round % 7 == 0)),
-                    "event_id": format!("stream-{}-{i}", now.timestamp_millis()),
+                    "event_id": format!("{call}{round}-{i}"),
                 });
                 serde_json::to_vec(&record).expect("json")
             })
@@ -61,6 +64,7 @@ pub async fn stream(producer: &FutureProducer, topic: &str, seconds: u64, bad: u
     }
 }
 
+/// Sends `payloads` to `topic` (keyed by their index) and waits for every acknowledgement.
 pub async fn send(producer: &FutureProducer, topic: &str, payloads: &[Vec<u8>]) {
     let mut deliveries = Vec::new();
     for (i, payload) in payloads.iter().enumerate() {
@@ -146,9 +150,33 @@ pub fn gauge(telemetry: &pipeline::telemetry::Telemetry, name: &str) -> f64 {
         .sum()
 }
 
+/// A spec on `name`'s own indices with one detector, `detector`, of 1 s intervals closed
+/// `window_delay` after their end (YAML durations), `feature` (a YAML mapping), no history; and
+/// given a webhook URL, one monitor alerting it.
+pub fn spec(
+    name: &str,
+    detector: &str,
+    feature: &str,
+    window_delay: &str,
+    hook: Option<&str>,
+) -> String {
+    let mut spec = format!(
+        "events: {name}events\nresults: {name}results\ncheckpoints: {name}checkpoints\n\
+         detectors:\n  - name: {detector}\n    feature: {feature}\n    interval: 1s\n    \
+         window_delay: {window_delay}\n    model: {{history: 0, baseline: 10}}\n"
+    );
+    if let Some(hook) = hook {
+        spec.push_str(&format!(
+            "monitors:\n  - {{name: {detector}-monitor, detectors: [{detector}], channels: [hook]}}\n\
+             channels:\n  - {{name: hook, webhook: {{value: \"{hook}\"}}}}\n"
+        ));
+    }
+    spec
+}
+
 /// Detector settings for a test: the stack's Kafka and OpenSearch, the spec `spec` (YAML), this
-/// replica's name, and checkpoints and lease renewals every second or so, so restarts and
-/// take-overs happen within a test's time.
+/// replica's name, checkpoints every second and a 3 s lease, so restarts and take-overs
+/// happen within a test's time.
 pub fn settings(
     kafka: &pipeline::kafka::KafkaConfig,
     url: &str,
@@ -161,7 +189,7 @@ pub fn settings(
     };
     raw.opensearch.url = url.to_owned();
     raw.detector.checkpoint_ms = 1_000;
-    raw.detector.lease_ms = 1_500;
+    raw.detector.lease_ms = 3_000;
     let mut settings =
         detector::settings::Settings::from_raw(raw, Some(instance.into())).expect("settings");
     settings.spec = detector::spec::Spec::parse(spec, "test spec").expect("spec");
@@ -215,4 +243,155 @@ pub async fn count(http: &reqwest::Client, url: &str, index: &str) -> u64 {
             .unwrap_or(0),
         Err(_) => 0,
     }
+}
+
+/// Runs the sink in-process from `enriched` into the daily indices of `index` (a group of its
+/// own, batches every 200 ms); returns its shutdown token and its task.
+pub async fn run_sink(
+    kafka: &pipeline::kafka::KafkaConfig,
+    url: &str,
+    index: &str,
+) -> (
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<Result<(), sink::service::ServiceError>>,
+) {
+    let mut raw = sink::settings::RawConfig {
+        kafka: kafka.clone(),
+        sink: sink::settings::SinkConfig {
+            index: index.to_owned(),
+            group_id: pipeline::testkit::unique_name("detector-test-sink"),
+            batch_ms: 200,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    raw.opensearch.url = url.to_owned();
+    let settings =
+        sink::settings::Settings::from_raw(raw, Some("sink-0".into())).expect("sink settings");
+    let (service, stop) = pipeline::testkit::service("sink").await;
+    let task = tokio::spawn(async move { sink::service::run(settings, &service).await });
+    (stop, task)
+}
+
+/// What OpenSearch holds in `index` (its daily indices): the sum of `field` (the count of
+/// events when `None`) per interval of `interval_ms` (a date histogram on `@timestamp`), for the
+/// intervals with events.
+pub async fn sums(
+    http: &reqwest::Client,
+    url: &str,
+    index: &str,
+    field: Option<&str>,
+    interval_ms: i64,
+) -> std::collections::BTreeMap<i64, f64> {
+    let _ = http.post(format!("{url}/{index}*/_refresh")).send().await;
+    let mut histogram = serde_json::json!({
+        "date_histogram": {"field": "@timestamp", "fixed_interval": format!("{interval_ms}ms")}
+    });
+    if let Some(field) = field {
+        histogram["aggs"] = serde_json::json!({"value": {"sum": {"field": field}}});
+    }
+    let answer: Value = http
+        .post(format!("{url}/{index}*/_search"))
+        .json(&serde_json::json!({"size": 0, "aggs": {"intervals": histogram}}))
+        .send()
+        .await
+        .expect("search the events")
+        .json()
+        .await
+        .expect("histogram JSON");
+    answer["aggregations"]["intervals"]["buckets"]
+        .as_array()
+        .map(|buckets| {
+            buckets
+                .iter()
+                .filter(|b| b["doc_count"].as_u64().unwrap_or(0) > 0)
+                .filter_map(|b| {
+                    let value = match field {
+                        Some(_) => b["value"]["value"].as_f64()?,
+                        None => b["doc_count"].as_f64()?,
+                    };
+                    Some((b["key"].as_i64()?, value))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits (up to a minute) until the daily indices of `index` hold `expected` documents.
+pub async fn wait_indexed(http: &reqwest::Client, url: &str, index: &str, expected: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while count(http, url, &format!("{index}*")).await < expected as u64 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the sink did not index all {expected} records"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The end of a test on `name`'s indices: `detector`'s results and OpenSearch's [`sums`] of
+/// `field` per interval, read before the indices (events, results, checkpoints) are deleted.
+pub async fn results_and_sums(
+    http: &reqwest::Client,
+    url: &str,
+    name: &str,
+    detector: &str,
+    field: Option<&str>,
+    interval_ms: i64,
+) -> (Vec<Value>, std::collections::BTreeMap<i64, f64>) {
+    let events = format!("{name}events");
+    let found = results(
+        http,
+        url,
+        &format!("{name}results"),
+        serde_json::json!({"term": {"detector_id": detector}}),
+    )
+    .await;
+    let expected = sums(http, url, &events, field, interval_ms).await;
+    clean(
+        http,
+        url,
+        &[
+            format!("{events}*"),
+            format!("{name}results"),
+            format!("{name}checkpoints"),
+        ],
+    )
+    .await;
+    (found, expected)
+}
+
+/// Asserts that every interval from the first to the last one with events in `expected`
+/// (OpenSearch's [`sums`]), at least `at_least` of them, has exactly one result, whose value is
+/// what OpenSearch holds (0 for an interval without events).
+pub fn assert_sums(
+    results: &[Value],
+    expected: &std::collections::BTreeMap<i64, f64>,
+    interval_ms: i64,
+    at_least: usize,
+) {
+    let scored: std::collections::BTreeMap<i64, f64> = results
+        .iter()
+        .filter_map(|r| Some((r["data_start_time"].as_i64()?, r["value"].as_f64()?)))
+        .collect();
+    assert_eq!(scored.len(), results.len(), "one result per interval");
+    let (Some(first), Some(last)) = (expected.keys().next(), expected.keys().last()) else {
+        panic!("OpenSearch holds no events");
+    };
+    let compared: Vec<(i64, Option<f64>, f64)> = (0..=(last - first) / interval_ms)
+        .map(|i| first + i * interval_ms)
+        .map(|start| {
+            let held = expected.get(&start).copied().unwrap_or(0.0);
+            (start, scored.get(&start).copied(), held)
+        })
+        .collect();
+    assert!(compared.len() >= at_least, "{compared:?}");
+    let wrong: Vec<_> = compared
+        .iter()
+        .filter(|(_, scored, held)| *scored != Some(*held))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "intervals missing or not equal to OpenSearch's (start, detector, OpenSearch): {wrong:?}"
+    );
 }

@@ -64,6 +64,18 @@ impl Process {
         }
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, `KILL`, ...) to the process, as `kill -SIGNAL` does.
+    ///
+    /// # Panics
+    /// When `kill` cannot be run or refuses.
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .unwrap_or_else(|err| panic!("running kill -{signal}: {err}"));
+        assert!(status.success(), "kill -{signal} failed: {status}");
+    }
+
     /// Everything printed so far.
     pub fn output(&self) -> String {
         self.output.lock().map(|t| t.clone()).unwrap_or_default()

@@ -1,0 +1,273 @@
+//! The scoring loop's state and its three steps: take a record (dead-letter it if unreadable,
+//! drop a replayed copy, add it to every detector's open interval), close and score the
+//! intervals the watermark passed (results, anomalies, notifications), and save a checkpoint.
+//! Every step that writes anything first asks the [`Tenure`] whether this replica still holds
+//! the lease; a step returns [`Stopped`] when the session must end (the lease is lost, shutdown,
+//! or the broker refused an output for good).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use opensearch::OpenSearch;
+use pipeline::telemetry::Health;
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use tokio_util::sync::CancellationToken;
+
+use crate::alert::Alerting;
+use crate::checkpoints::{self, Saved, Version};
+use crate::dedupe::Seen;
+use crate::event_time::{Admission, EventClock};
+use crate::settings::Settings;
+
+use super::assign::Assigned;
+use super::checkpoint::{self, Writer};
+use super::clock::now_ms;
+use super::features;
+use super::live::Live;
+use super::metrics::Metrics;
+use super::outputs::{Outputs, Stopped};
+use super::results::Unwritten;
+use super::scoring;
+use super::tenure::Tenure;
+
+/// The loop's state.
+pub(super) struct Stage<'a> {
+    pub(super) settings: &'a Settings,
+    pub(super) client: &'a OpenSearch,
+    pub(super) health: &'a Health,
+    pub(super) metrics: &'a Metrics,
+    pub(super) tenure: &'a Tenure,
+    pub(super) assigned: &'a Assigned,
+    pub(super) outputs: Outputs,
+    pub(super) detectors: Vec<Live>,
+    /// Monitors, their outbox (checkpointed with the stream) and the channel workers.
+    pub(super) alerts: Alerting,
+    /// A delivery was settled since the last checkpoint: save one at the next tick.
+    pub(super) checkpoint_soon: bool,
+    /// Per-partition event time: which records are scored, and the watermark.
+    pub(super) clock: EventClock,
+    /// Ids of the records in open intervals: a replayed copy is counted once.
+    pub(super) seen: Seen,
+    /// The next offset to read per partition: advanced by every record taken, saved in
+    /// checkpoints together with the windows those records went into.
+    pub(super) positions: BTreeMap<i32, i64>,
+    /// The checkpoint's version this holder last wrote: the next save is conditional on it.
+    pub(super) version: Version,
+    /// When a future record was last logged (they are counted always, logged at most every 10 s).
+    pub(super) last_future_report: Option<Instant>,
+    /// Results not yet written (OpenSearch was unavailable).
+    pub(super) unwritten: Unwritten,
+    pub(super) last_checkpoint: Instant,
+}
+
+impl Stage<'_> {
+    /// Takes one record of `partition`: dead-letters it when it cannot be read, drops it when it
+    /// is a copy of one already counted in an open interval, and otherwise adds it to every
+    /// detector's open interval.
+    pub(super) async fn take(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        payload: &[u8],
+    ) -> Result<(), Stopped> {
+        self.positions.insert(partition, offset + 1);
+        let (record, time) = match features::read(payload) {
+            Ok(read) => read,
+            Err(why) => {
+                self.metrics.unreadable.inc();
+                return self
+                    .outputs
+                    .dead_letter((partition, offset), payload, why)
+                    .await;
+            }
+        };
+        let now = now_ms();
+        if self.clock.admit(partition, time, now) == Admission::Future {
+            self.future(partition, offset, time, now);
+            return Ok(());
+        }
+        if let Some(id) = features::event_id(&record)
+            && !self.seen.first(id, time)
+        {
+            self.metrics.duplicates.inc();
+            return Ok(());
+        }
+        let replay = self.assigned.is_replay(partition, offset);
+        for live in &mut self.detectors {
+            if let Some(value) = features::contribution(&live.spec.feature, &record)
+                && !live.window.add(time, value)
+            {
+                let counter = if replay {
+                    &self.metrics.replayed
+                } else {
+                    &self.metrics.late
+                };
+                counter.with_label_values(&[&live.spec.name]).inc();
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts a record stamped beyond the future tolerance (and logs it, at most every 10 s).
+    fn future(&mut self, partition: i32, offset: i64, time: i64, now: i64) {
+        self.metrics.future.inc();
+        if self
+            .last_future_report
+            .is_none_or(|last| last.elapsed() >= Duration::from_secs(10))
+        {
+            self.last_future_report = Some(Instant::now());
+            tracing::warn!(
+                partition,
+                offset,
+                event_time = time,
+                horizon = self.clock.horizon(now),
+                total = self.metrics.future.get(),
+                "A record is stamped further in the future than detector.future_tolerance_ms allows: not scored (check the sender's clock)."
+            );
+        }
+    }
+
+    /// Scores every interval the watermark closed; writes results, publishes anomalies, and
+    /// hands notifications to the delivery task. `idle_now` is the clock when the stream is idle.
+    pub(super) async fn close_intervals(&mut self, idle_now: Option<i64>) -> Result<(), Stopped> {
+        let Some(watermark) = self.clock.watermark(idle_now) else {
+            return Ok(());
+        };
+        let started = now_ms();
+        let mut results = Vec::new();
+        for live in &mut self.detectors {
+            results.extend(scoring::score(live, watermark, started, self.metrics));
+        }
+        if let Some(open) = self
+            .detectors
+            .iter()
+            .map(|d| d.window.next())
+            .min()
+            .flatten()
+        {
+            self.seen.forget_before(open);
+        }
+        if results.is_empty() && self.unwritten.is_empty() {
+            return Ok(());
+        }
+        if !self.tenure.held() {
+            return Err(Stopped);
+        }
+        for result in &results {
+            self.alerts.evaluate(result);
+            if result.anomaly_grade > 0.0 {
+                self.outputs.anomaly(result).await?;
+            }
+        }
+        self.unwritten
+            .write(
+                results,
+                self.client,
+                &self.settings.spec.results,
+                self.health,
+            )
+            .await;
+        Ok(())
+    }
+
+    /// Saves the checkpoint: once every result is written and every anomaly and dead letter
+    /// sent so far is delivered, so a restart from it never skips one. Conditional on this
+    /// holder's last version: refused ([`Stopped`]) once another replica took it over.
+    pub(super) async fn checkpoint(&mut self) -> Result<(), Stopped> {
+        // Brought forward once per delivery; a failed save is retried on the usual schedule.
+        self.checkpoint_soon = false;
+        if !self.unwritten.is_empty() {
+            return Ok(());
+        }
+        self.outputs.settle().await?;
+        if !self.tenure.held() {
+            return Err(Stopped);
+        }
+        let writer = Writer {
+            holder: self.tenure.holder(),
+            generation: self.tenure.generation(),
+        };
+        let doc = match checkpoint::build(
+            writer,
+            &self.detectors,
+            &self.positions,
+            self.alerts.monitors(),
+            &self.seen,
+            now_ms(),
+        ) {
+            Ok(doc) => doc,
+            Err(err) => {
+                tracing::error!(%err, "A checkpoint cannot be serialized; the next one tries again.");
+                return Ok(());
+            }
+        };
+        let index = &self.settings.spec.checkpoints;
+        match checkpoints::save(self.client, index, &doc, self.version).await {
+            Ok(Saved::Written(version)) => {
+                self.version = version;
+                self.last_checkpoint = Instant::now();
+                self.metrics.checkpoints.inc();
+                tracing::debug!(
+                    detectors = self.detectors.len(),
+                    seq_no = version.seq_no,
+                    "Checkpoint saved."
+                );
+                Ok(())
+            }
+            Ok(Saved::Fenced) => {
+                tracing::warn!("The checkpoint was taken over by another replica: this one stops.");
+                self.tenure.lose();
+                Err(Stopped)
+            }
+            Err(err) => {
+                tracing::warn!(%err, "Saving the checkpoint failed; the next one retries.");
+                Ok(())
+            }
+        }
+    }
+
+    /// The loop: records, partition ends, and a tick that closes intervals and checkpoints, until
+    /// `session` is cancelled (shutdown or the lease lost) or a step stops it.
+    pub(super) async fn run(&mut self, session: &CancellationToken) -> Result<(), Stopped> {
+        let stage = self;
+        let assigned = stage.assigned;
+        let consumer = &assigned.consumer;
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_message = Instant::now();
+        loop {
+            let trusted_until = tokio::time::Instant::from_std(stage.tenure.trusted_until());
+            tokio::select! {
+                biased;
+                () = session.cancelled() => return Ok(()),
+                () = tokio::time::sleep_until(trusted_until) => {
+                    if !stage.tenure.held() {
+                        return Ok(());
+                    }
+                }
+                Some(outcome) = stage.alerts.outcome() => {
+                    // A delivery is checkpointed at the next tick: a crash re-sends less.
+                    stage.checkpoint_soon |= stage.alerts.settle(outcome);
+                },
+                message = consumer.recv() => match message {
+                    Ok(message) => {
+                        last_message = Instant::now();
+                        stage.take(message.partition(), message.offset(), message.payload().unwrap_or_default()).await?;
+                    }
+                    Err(KafkaError::PartitionEOF(partition)) => stage.clock.caught_up(partition),
+                    Err(err) => tracing::warn!(%err, "Consuming failed; librdkafka retries."),
+                },
+                _ = tick.tick() => {
+                    // An idle stream: time moves on by the clock, so quiet intervals close too.
+                    let idle = (last_message.elapsed() > Duration::from_secs(1)).then(now_ms);
+                    stage.close_intervals(idle).await?;
+                    if stage.checkpoint_soon || stage.last_checkpoint.elapsed() >= stage.settings.checkpoint_every {
+                        stage.checkpoint().await?;
+                    }
+                    stage.metrics.checkpoint_age.set(i64::try_from(stage.last_checkpoint.elapsed().as_secs()).unwrap_or(i64::MAX));
+                }
+            }
+        }
+    }
+}
