@@ -26,7 +26,9 @@ detectors:
   - name: all-events
     feature: {{aggregation: count}}
     interval: 1s
-    window_delay: 3s
+    # The transformer joins its group and the SASL handshakes happen while the producer
+    # writes: its first records reach `enriched` seconds after their time.
+    window_delay: 10s
     model: {{history: 0, baseline: 10}}
 "#
     );

@@ -96,9 +96,55 @@ pub(super) struct Assigned {
     /// Where each partition starts reading (the next offset to read): what a checkpoint saves
     /// for a partition until a record of it is read.
     pub(super) starts: BTreeMap<i32, i64>,
+    /// A client for the partitions' end offsets ([`Assigned::caught_up`]).
+    probe: std::sync::Arc<BaseConsumer>,
+    topic: String,
 }
 
 impl Assigned {
+    /// Whether the broker answers and every partition has been read to its end: what makes a
+    /// quiet stream idle. During a broker outage the stream is cut off, not quiet: closing
+    /// intervals by the clock then would make every record still to come late.
+    pub(super) async fn caught_up(&self) -> bool {
+        let next: BTreeMap<i32, i64> = self
+            .consumer
+            .position()
+            .map(|list| {
+                list.elements()
+                    .iter()
+                    .filter_map(|e| match e.offset() {
+                        Offset::Offset(o) => Some((e.partition(), o)),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let reading: Vec<(i32, i64)> = self
+            .partitions
+            .iter()
+            .map(|&p| {
+                let at = next
+                    .get(&p)
+                    .or_else(|| self.starts.get(&p))
+                    .copied()
+                    .unwrap_or(0);
+                (p, at)
+            })
+            .collect();
+        let probe = std::sync::Arc::clone(&self.probe);
+        let topic = self.topic.clone();
+        tokio::task::spawn_blocking(move || {
+            reading.iter().all(|&(partition, at)| {
+                probe
+                    .fetch_watermarks(&topic, partition, Duration::from_millis(500))
+                    .is_ok_and(|(_, end)| at >= end)
+            })
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+
     /// Whether the record at `partition`/`offset` was read again at start-up.
     pub(super) fn is_replay(&self, partition: i32, offset: i64) -> bool {
         self.replayed_below
@@ -189,6 +235,8 @@ pub(super) fn assign(
         partitions,
         replayed_below,
         starts: starts_at,
+        probe: std::sync::Arc::new(metadata_client),
+        topic: topic.clone(),
     })
 }
 

@@ -236,6 +236,8 @@ impl Stage<'_> {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_message = Instant::now();
+        // When the stream was last found caught up with a broker that answers, and whether.
+        let mut probed: Option<(Instant, bool)> = None;
         loop {
             let trusted_until = tokio::time::Instant::from_std(stage.tenure.trusted_until());
             tokio::select! {
@@ -259,8 +261,21 @@ impl Stage<'_> {
                     Err(err) => tracing::warn!(%err, "Consuming failed; librdkafka retries."),
                 },
                 _ = tick.tick() => {
-                    // An idle stream: time moves on by the clock, so quiet intervals close too.
-                    let idle = (last_message.elapsed() > Duration::from_secs(1)).then(now_ms);
+                    // An idle stream (quiet, read to its end, the broker answering): time moves on
+                    // by the clock, so quiet intervals close too. Asked at most once a second.
+                    let idle = if last_message.elapsed() > Duration::from_secs(1) {
+                        let caught_up = match probed {
+                            Some((at, caught_up)) if at.elapsed() < Duration::from_secs(1) => caught_up,
+                            _ => {
+                                let caught_up = assigned.caught_up().await;
+                                probed = Some((Instant::now(), caught_up));
+                                caught_up
+                            }
+                        };
+                        caught_up.then(now_ms)
+                    } else {
+                        None
+                    };
                     stage.close_intervals(idle).await?;
                     if stage.checkpoint_soon || stage.last_checkpoint.elapsed() >= stage.settings.checkpoint_every {
                         stage.checkpoint().await?;

@@ -124,11 +124,18 @@ async fn renew(
         tracing::warn!(why, "Lost the lease: this replica stops scoring.");
         lost.cancel();
     };
+    let marked_lost = || trusted_until.lock().map(|t| t.is_none()).unwrap_or(true);
+    // Renewals go on after a shutdown cancelled the session, until `stop` (the release): the
+    // shutdown still closes intervals, drains alerts and saves the last checkpoint, all of which
+    // need the lease held.
     loop {
         tokio::select! {
             () = stop.cancelled() => return lease,
-            () = lost.cancelled() => return lease,
             () = tokio::time::sleep(every) => {}
+        }
+        if marked_lost() {
+            // Fenced by another replica's checkpoint ([`Tenure::lose`]): never renewed again.
+            return lease;
         }
         if Instant::now() >= lease.trusted_until() {
             give_up("not renewed in time (was this process paused?)");
@@ -141,7 +148,9 @@ async fn renew(
             .max(Duration::from_millis(100));
         match tokio::time::timeout(left, lease.renew(&client)).await {
             Ok(Ok(true)) => {
-                if let Ok(mut t) = trusted_until.lock() {
+                if let Ok(mut t) = trusted_until.lock()
+                    && t.is_some()
+                {
                     *t = Some(lease.trusted_until());
                 }
             }
