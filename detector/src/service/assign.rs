@@ -144,7 +144,6 @@ impl Assigned {
         .unwrap_or(false)
     }
 
-
     /// Whether the record at `partition`/`offset` was read again at start-up.
     pub(super) fn is_replay(&self, partition: i32, offset: i64) -> bool {
         self.replayed_below

@@ -91,7 +91,11 @@ mod tests {
     fn gzip_is_undone_within_the_limit() {
         assert_eq!(gunzip(&gzip(b"hello"), 5), Ok(b"hello".to_vec()));
         let bomb = gzip(&vec![b'a'; 10_000]);
-        assert!(bomb.len() < 1_000, "a small body that inflates 10x: {}", bomb.len());
+        assert!(
+            bomb.len() < 1_000,
+            "a small body that inflates 10x: {}",
+            bomb.len()
+        );
         assert_eq!(
             gunzip(&bomb, 9_999).map_err(|r| r.reason),
             Err(Reason::BodyTooLarge)
