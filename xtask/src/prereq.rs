@@ -312,30 +312,55 @@ fn find_maven(root: bool) -> Result<PathBuf> {
         .context("apt-get installed maven but `mvn` is not on PATH; add /usr/bin to PATH")
 }
 
+/// A Debian package the tests run a program from: present, or installed with apt as root;
+/// otherwise an error naming the command that installs it.
+struct DebianTool {
+    /// The program the tests run; present means installed.
+    bin: &'static str,
+    packages: &'static [&'static str],
+    /// What the tests use it for, in the messages.
+    why: &'static str,
+}
+
+impl DebianTool {
+    fn ensure(&self, root: bool) -> Result<bool> {
+        let bin = Path::new(self.bin);
+        if bin.exists() {
+            return Ok(false);
+        }
+        if !root {
+            bail!(
+                "{} is needed as {} and is not installed; install it \
+                 (`sudo apt-get install {}`) and retry",
+                self.packages.join(" "),
+                self.why,
+                self.packages.join(" ")
+            );
+        }
+        apt_install(self.packages, self.why)?;
+        anyhow::ensure!(
+            bin.exists(),
+            "apt-get installed {} but {} is missing",
+            self.packages.join(" "),
+            bin.display()
+        );
+        Ok(true)
+    }
+}
+
 /// Debian's nginx, the TLS-terminating, authenticating proxy the tests put in front of
 /// OpenSearch (`pipeline::testkit::AuthProxy`); as root, installed with apt if missing.
 pub fn nginx(root: bool) -> Result<()> {
-    let bin = Path::new("/usr/sbin/nginx");
-    if bin.exists() {
-        return Ok(());
+    let installed = DebianTool {
+        bin: "/usr/sbin/nginx",
+        packages: &["nginx-light"],
+        why: "a TLS and auth proxy in front of OpenSearch",
     }
-    if !root {
-        bail!(
-            "nginx is needed as a TLS and auth proxy for the OpenSearch tests and is not \
-             installed; install it (`sudo apt-get install nginx-light`) and retry"
-        );
+    .ensure(root)?;
+    if installed {
+        // The package may start a default server on port 80: the tests run their own.
+        let _ = Command::new("nginx").args(["-s", "stop"]).output();
     }
-    apt_install(
-        &["nginx-light"],
-        "a TLS and auth proxy in front of OpenSearch",
-    )?;
-    // The package may start a default server on port 80: the tests run their own.
-    let _ = Command::new("nginx").args(["-s", "stop"]).output();
-    anyhow::ensure!(
-        bin.exists(),
-        "apt-get installed nginx-light but {} is missing",
-        bin.display()
-    );
     Ok(())
 }
 
@@ -343,31 +368,45 @@ pub fn nginx(root: bool) -> Result<()> {
 /// (`ingest/tests/rsyslog.rs`); as root, installed with apt if missing. The tests run their own
 /// `rsyslogd` with their own configuration.
 pub fn rsyslog(root: bool) -> Result<()> {
-    let bin = Path::new("/usr/sbin/rsyslogd");
-    if bin.exists() {
-        return Ok(());
+    let installed = DebianTool {
+        bin: "/usr/sbin/rsyslogd",
+        packages: &["rsyslog"],
+        why: "a syslog forwarder for the ingest tests",
     }
-    if !root {
-        bail!(
-            "rsyslog is needed as a syslog forwarder for the ingest tests and is not installed; \
-             install it (`sudo apt-get install rsyslog`) and retry"
-        );
-    }
-    apt_install(&["rsyslog"], "a syslog forwarder for the ingest tests")?;
+    .ensure(root)?;
     // Where the package started its own daemon (no init system here may mean it did not), stop
     // that one process: the tests run their own.
-    if let Ok(pid) = std::fs::read_to_string("/run/rsyslogd.pid") {
+    if installed && let Ok(pid) = std::fs::read_to_string("/run/rsyslogd.pid") {
         let pid = pid.trim();
         if !pid.is_empty() && pid.chars().all(|c| c.is_ascii_digit()) {
             let _ = Command::new("kill").args(["-TERM", pid]).output();
         }
     }
-    anyhow::ensure!(
-        bin.exists(),
-        "apt-get installed rsyslog but {} is missing",
-        bin.display()
-    );
     Ok(())
+}
+
+/// Debian's Prometheus and promtool: the tests run their own server scraping the services, and
+/// check metrics and rules with promtool. The package starts no server here (no init system).
+pub fn prometheus(root: bool) -> Result<()> {
+    DebianTool {
+        bin: "/usr/bin/promtool",
+        packages: &["prometheus"],
+        why: "the Prometheus server and promtool for the observability tests",
+    }
+    .ensure(root)
+    .map(drop)
+}
+
+/// Debian's chromium, the headless browser the page tests drive (run with `--no-sandbox` as
+/// root).
+pub fn chromium(root: bool) -> Result<()> {
+    DebianTool {
+        bin: "/usr/bin/chromium",
+        packages: &["chromium"],
+        why: "a headless browser for the detector page's tests",
+    }
+    .ensure(root)
+    .map(drop)
 }
 
 /// Creates the system user OpenSearch runs as, if it does not exist.

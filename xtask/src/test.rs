@@ -108,6 +108,8 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
     let smtpd = crate::prereq::aiosmtpd(&ctx.dirs.cache)?;
     crate::prereq::nginx(ctx.root)?;
     crate::prereq::rsyslog(ctx.root)?;
+    crate::prereq::prometheus(ctx.root)?;
+    crate::prereq::chromium(ctx.root)?;
     let cluster_started = Instant::now();
     let k8s = k8s_tools
         .map(|tools| crate::k8s::use_for_tests(ctx, tools))
