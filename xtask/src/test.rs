@@ -68,12 +68,15 @@ fn steps(no_lint: bool, cargo_test_args: &[String]) -> Vec<Step> {
             uses_stack: false,
         });
     }
-    // `--workspace` would override the packages the arguments pick (`-p X`).
-    let mut test = if picked_packages(cargo_test_args).is_empty() {
-        owned(&["test", "--workspace", "--all-targets"])
-    } else {
-        owned(&["test", "--all-targets"])
-    };
+    // `--workspace` would override the packages the arguments pick (`-p X`), and `--all-targets`
+    // the targets they pick (`--test T` would run every target of the package).
+    let mut test = owned(&["test"]);
+    if picked_packages(cargo_test_args).is_empty() {
+        test.push("--workspace".to_owned());
+    }
+    if !picks_targets(cargo_test_args) {
+        test.push("--all-targets".to_owned());
+    }
     test.extend(cargo_test_args.iter().cloned());
     steps.push(Step {
         name: "test",
@@ -318,6 +321,25 @@ fn picked_packages(cargo_test_args: &[String]) -> Vec<&str> {
     picked
 }
 
+/// Whether cargo test's arguments pick targets themselves (`--test T`, `--lib`, `--bins`, ...).
+fn picks_targets(cargo_test_args: &[String]) -> bool {
+    const TARGET_FLAGS: [&str; 8] = [
+        "--lib",
+        "--bin",
+        "--bins",
+        "--test",
+        "--tests",
+        "--bench",
+        "--benches",
+        "--example",
+    ];
+    cargo_test_args.iter().take_while(|a| *a != "--").any(|a| {
+        TARGET_FLAGS
+            .iter()
+            .any(|f| a == f || a.starts_with(&format!("{f}=")))
+    })
+}
+
 /// Keeps Ctrl-C from killing xtask itself (cargo, in the same process group, still gets it and
 /// stops), so that the stack is stopped afterwards; the flag says it happened.
 fn watch_ctrl_c(ctx: &Ctx) -> Result<Arc<AtomicBool>> {
@@ -357,6 +379,25 @@ mod tests {
         assert_eq!(
             steps(true, &args(&["-p", "detector", "restart"]))[0].args,
             ["test", "--all-targets", "-p", "detector", "restart"]
+        );
+        // Picked targets are run alone: `--all-targets` would run every target of the package.
+        assert_eq!(
+            steps(true, &args(&["-p", "faults", "--test", "prometheus"]))[0].args,
+            ["test", "-p", "faults", "--test", "prometheus"]
+        );
+        assert_eq!(
+            steps(true, &args(&["--test=chart", "--", "--test", "x"]))[0].args,
+            ["test", "--workspace", "--test=chart", "--", "--test", "x"]
+        );
+        assert_eq!(
+            steps(true, &args(&["--", "--test-threads=1"]))[0].args,
+            [
+                "test",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "--test-threads=1"
+            ]
         );
     }
 
