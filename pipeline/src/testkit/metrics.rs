@@ -114,7 +114,7 @@ pub fn promtool_lint(text: &str) -> String {
 }
 
 /// Asserts that promtool finds nothing to say about `text`, and that the standard process
-/// metrics are there and nonzero.
+/// metrics are there (and nonzero, but for the CPU seconds).
 ///
 /// # Panics
 /// With promtool's lint, or the process metric that is missing or zero.
@@ -124,8 +124,14 @@ pub fn assert_conventional(text: &str) {
         lint.trim().is_empty(),
         "promtool check metrics:\n{lint}\non:\n{text}"
     );
+    // The prometheus crate counts CPU time in whole seconds (a test process may have used less
+    // than one): present, a whole number.
+    let cpu = sample(text, "process_cpu_seconds_total", &[]);
+    assert!(
+        cpu.is_some_and(|c| c >= 0.0 && c.fract() == 0.0),
+        "process_cpu_seconds_total is {cpu:?}"
+    );
     for name in [
-        "process_cpu_seconds_total",
         "process_resident_memory_bytes",
         "process_virtual_memory_bytes",
         "process_open_fds",
