@@ -108,6 +108,10 @@ async fn metrics_follow_the_conventions_and_show_the_last_interval() {
         metrics::sample(text, name, labels).unwrap_or_else(|| panic!("{name} {labels:?}: {text}"))
     };
     assert_eq!(
+        value(&text, "logwarden_detector_records_in_total", &[]),
+        payloads.len() as f64
+    );
+    assert_eq!(
         value(&text, "logwarden_detector_dead_letters_total", &[("reason", "not_json")]),
         2.0
     );

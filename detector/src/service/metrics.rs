@@ -11,6 +11,8 @@ use crate::model::Scored;
 /// The detector's metrics.
 #[derive(Debug, Clone)]
 pub struct Metrics {
+    /// Records read from `enriched`, readable or not.
+    pub records_in: IntCounter,
     /// Intervals scored, by detector.
     pub intervals: IntCounterVec,
     /// Anomalous intervals, by detector.
@@ -76,6 +78,10 @@ impl Metrics {
         };
         let gauge = |name: &str, help: &str| GaugeVec::new(Opts::new(name, help), &["detector"]);
         let metrics = Self {
+            records_in: IntCounter::new(
+                "detector_records_in_total",
+                "Records read from enriched (readable or not).",
+            )?,
             intervals: by(
                 "detector_intervals_scored_total",
                 "Intervals scored.",
@@ -196,6 +202,7 @@ impl Metrics {
         };
         pipeline::register_metrics!(
             registry,
+            metrics.records_in,
             metrics.intervals,
             metrics.anomalies,
             metrics.late,
