@@ -248,7 +248,7 @@ impl Telemetry {
                 .with_graceful_shutdown(shutdown.cancelled_owned())
                 .await;
             if let Err(err) = served {
-                tracing::error!(%err, "Telemetry server failed.");
+                tracing::error!(%err, "Telemetry server failed: /metrics, /healthz and /readyz no longer answer; restart the service.");
             }
         });
         Ok(TelemetryServer { local_addr, task })

@@ -237,7 +237,7 @@ impl Stage {
                     // A request task cannot panic (it only awaits the client), and the set is
                     // never aborted; treat it as a lost answer all the same.
                     Err(err) => {
-                        tracing::error!(%err, "A bulk request task failed.");
+                        tracing::error!(%err, "A bulk request task failed; its documents are sent again. If this repeats, report it with this log.");
                         continue;
                     }
                 },

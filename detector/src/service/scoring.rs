@@ -51,7 +51,7 @@ fn score_one(
     let scored = match model.observe(value) {
         Ok(scored) => scored,
         Err(err) => {
-            tracing::error!(detector = %spec.name, %err, "Scoring failed.");
+            tracing::error!(detector = %spec.name, %err, start = interval.start, "Scoring an interval failed; it gets no result. If this repeats, report it with this log and the detector's spec.");
             return None;
         }
     };

@@ -241,9 +241,11 @@ mod tests {
                 .iter()
                 .flat_map(|family| family.get_metric().to_vec())
                 .map(|metric| {
+                    // Labels come sorted by name: partition, topic.
                     let labels: Vec<String> = metric
                         .get_label()
                         .iter()
+                        .rev()
                         .map(|l| l.value().to_owned())
                         .collect();
                     (labels.join("/"), metric.get_gauge().get_value() as i64)
