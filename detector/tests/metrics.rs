@@ -93,8 +93,13 @@ async fn metrics_follow_the_conventions_and_show_the_last_interval() {
         .expect("the service task ends")
         .expect("the detector stops cleanly");
     let last = registry.render();
-    let results = common::results(&http, &url, &format!("{name}results"), json!({"match_all": {}}))
-        .await;
+    let results = common::results(
+        &http,
+        &url,
+        &format!("{name}results"),
+        json!({"match_all": {}}),
+    )
+    .await;
     common::clean(
         &http,
         &url,
@@ -112,7 +117,11 @@ async fn metrics_follow_the_conventions_and_show_the_last_interval() {
         payloads.len() as f64
     );
     assert_eq!(
-        value(&text, "logwarden_detector_dead_letters_total", &[("reason", "not_json")]),
+        value(
+            &text,
+            "logwarden_detector_dead_letters_total",
+            &[("reason", "not_json")]
+        ),
         2.0
     );
     let busy: Vec<&Value> = results
@@ -120,7 +129,10 @@ async fn metrics_follow_the_conventions_and_show_the_last_interval() {
         .filter(|r| r["data_start_time"] == second)
         .collect();
     assert_eq!(busy.len(), 1, "{results:?}");
-    assert_eq!((busy[0]["value"].as_f64(), busy[0]["events"].as_u64()), (Some(20.0), Some(40)));
+    assert_eq!(
+        (busy[0]["value"].as_f64(), busy[0]["events"].as_u64()),
+        (Some(20.0), Some(40))
+    );
 
     // After the run: the gauges show the last result written, and the quiet seconds after the
     // busy one (each scored with no records) are the empty intervals.

@@ -12,9 +12,23 @@ async fn metrics_follow_the_conventions_and_count_the_traffic() {
     let ingest = Ingest::start("ingest-metrics", &[]).await;
     let url = format!("{}/services/collector/event", ingest.url());
     let events = r#"{"event":"one"}{"event":"two"}{"event":"three"}"#;
-    let accepted = curl(&[&url, "-H", &format!("Authorization: Splunk {TOKEN}"), "-d", events]).await;
+    let accepted = curl(&[
+        &url,
+        "-H",
+        &format!("Authorization: Splunk {TOKEN}"),
+        "-d",
+        events,
+    ])
+    .await;
     assert_eq!(accepted.status, 200, "{:?}", accepted.json());
-    let refused = curl(&[&url, "-H", "Authorization: Splunk wrong-token", "-d", events]).await;
+    let refused = curl(&[
+        &url,
+        "-H",
+        "Authorization: Splunk wrong-token",
+        "-d",
+        events,
+    ])
+    .await;
     assert_eq!(refused.status, 403, "{:?}", refused.json());
     assert_eq!(ingest.raw(3).await.len(), 3);
     let text = metrics::scrape(ingest.telemetry).await;

@@ -64,7 +64,10 @@ async fn metrics_follow_the_conventions_and_count_the_traffic() {
         0.0
     );
     assert_eq!(
-        value("logwarden_sink_dead_letters_total", &[("reason", "not_json")]),
+        value(
+            "logwarden_sink_dead_letters_total",
+            &[("reason", "not_json")]
+        ),
         NOT_JSON as f64
     );
     // Every document went in some bulk request, each answered in full.

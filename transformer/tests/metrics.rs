@@ -75,7 +75,10 @@ async fn metrics_follow_the_conventions_and_count_the_traffic() {
     assert_eq!(
         value(
             "logwarden_build_info",
-            &[("service", "transformer"), ("version", env!("CARGO_PKG_VERSION"))]
+            &[
+                ("service", "transformer"),
+                ("version", env!("CARGO_PKG_VERSION"))
+            ]
         ),
         1.0
     );

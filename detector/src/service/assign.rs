@@ -13,10 +13,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use pipeline::kafka::{ConsumerLag, STATISTICS_INTERVAL};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
-use pipeline::kafka::{ConsumerLag, STATISTICS_INTERVAL};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::settings::Settings;

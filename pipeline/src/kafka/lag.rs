@@ -49,7 +49,9 @@ pub fn partition_lags(statistics: &Value) -> Vec<PartitionLag> {
             continue;
         };
         for stats in partitions.values() {
-            let Some(partition) = stats["partition"].as_i64().and_then(|p| i32::try_from(p).ok())
+            let Some(partition) = stats["partition"]
+                .as_i64()
+                .and_then(|p| i32::try_from(p).ok())
             else {
                 continue;
             };
@@ -193,12 +195,21 @@ mod tests {
                 Some(5),
             ),
             // No stable offset reported: the high watermark.
-            (json!({"ls_offset": -1001, "hi_offset": 9, "app_offset": 4}), Some(5)),
+            (
+                json!({"ls_offset": -1001, "hi_offset": 9, "app_offset": 4}),
+                Some(5),
+            ),
             // A position past the end (the end not refreshed yet) is no negative lag.
             (json!({"ls_offset": 10, "app_offset": 12}), Some(0)),
             // End unknown: no figure rather than a wrong one.
-            (json!({"ls_offset": -1001, "hi_offset": -1001, "app_offset": 4}), None),
-            (json!({"ls_offset": 10, "app_offset": -1001, "next_offset": -1001, "committed_offset": -1001}), None),
+            (
+                json!({"ls_offset": -1001, "hi_offset": -1001, "app_offset": 4}),
+                None,
+            ),
+            (
+                json!({"ls_offset": 10, "app_offset": -1001, "next_offset": -1001, "committed_offset": -1001}),
+                None,
+            ),
         ];
         for (fields, expected) in cases {
             assert_eq!(lag_of(&fields), expected, "{fields}");
@@ -271,7 +282,11 @@ mod tests {
         lag.forget("raw", 0);
         assert_eq!(series(), vec![("raw/1".into(), 0)], "revoked: gone at once");
         lag.observe(&json!({"type": "producer", "topics": {}}));
-        assert_eq!(series(), vec![("raw/1".into(), 0)], "a producer's statistics change nothing");
+        assert_eq!(
+            series(),
+            vec![("raw/1".into(), 0)],
+            "a producer's statistics change nothing"
+        );
         lag.observe(&stats(&[(2, 6)]));
         assert_eq!(series(), vec![("raw/2".into(), 6)], "no longer assigned");
         lag.clear();

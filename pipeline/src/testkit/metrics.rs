@@ -49,8 +49,7 @@ pub async fn wait_until_caught_up(
         let text = scrape(telemetry).await;
         let lags = lags(&text, topic);
         let shown: Vec<&String> = lags.iter().map(|(p, _)| p).collect();
-        if shown == expected.iter().collect::<Vec<_>>() && lags.iter().all(|(_, lag)| *lag == 0.0)
-        {
+        if shown == expected.iter().collect::<Vec<_>>() && lags.iter().all(|(_, lag)| *lag == 0.0) {
             return text;
         }
         assert!(
@@ -90,7 +89,9 @@ pub fn promtool_lint(text: &str) -> String {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|err| {
-            panic!("running {PROMTOOL} ({err}): `cargo xtask test` installs it (Debian's prometheus)")
+            panic!(
+                "running {PROMTOOL} ({err}): `cargo xtask test` installs it (Debian's prometheus)"
+            )
         });
     if let Some(mut stdin) = child.stdin.take() {
         stdin
