@@ -109,9 +109,7 @@ async fn metrics_follow_the_conventions_and_show_the_last_interval() {
     testkit::delete_topics(&kafka, &kafka.topics.all()).await;
 
     metrics::assert_conventional(&text);
-    let value = |text: &str, name: &str, labels: &[(&str, &str)]| {
-        metrics::sample(text, name, labels).unwrap_or_else(|| panic!("{name} {labels:?}: {text}"))
-    };
+    let value = metrics::value;
     assert_eq!(
         value(&text, "logwarden_detector_records_in_total", &[]),
         payloads.len() as f64

@@ -41,9 +41,7 @@ async fn metrics_follow_the_conventions_and_count_the_scenario() {
 
     assert_eq!(summary.records, 200);
     metrics::assert_conventional(&text);
-    let value = |name: &str, labels: &[(&str, &str)]| {
-        metrics::sample(&text, name, labels).unwrap_or_else(|| panic!("{name} {labels:?}: {text}"))
-    };
+    let value = |name: &str, labels: &[(&str, &str)]| metrics::value(&text, name, labels);
     assert_eq!(
         value(
             "logwarden_producer_records_total",

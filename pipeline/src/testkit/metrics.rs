@@ -160,6 +160,14 @@ pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         .map(|(_, value)| value)
 }
 
+/// As [`sample`], for a sample that must be there.
+///
+/// # Panics
+/// When there is none, with the whole text.
+pub fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    sample(text, name, labels).unwrap_or_else(|| panic!("no sample {name} {labels:?} in:\n{text}"))
+}
+
 /// Every sample of `name`: its labels and value.
 pub fn samples(text: &str, name: &str) -> Vec<(Vec<(String, String)>, f64)> {
     text.lines()
