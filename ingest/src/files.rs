@@ -60,7 +60,7 @@ impl Files {
                     return;
                 }
                 if let Err(err) = append_checkpoint(&self.checkpoint, &name) {
-                    tracing::error!(%err, checkpoint = %self.checkpoint.display(), "Cannot write the checkpoint; stopping the file receiver.");
+                    tracing::error!(%err, checkpoint = %self.checkpoint.display(), "Cannot write the files checkpoint; stopping the file receiver: make the checkpoint's directory writable and restart (files already sent are sent again).");
                     return;
                 }
                 done.insert(name);
@@ -74,9 +74,12 @@ impl Files {
 
     fn pending(&self, done: &BTreeSet<String>) -> Vec<String> {
         let checkpoint = self.checkpoint.file_name().and_then(|n| n.to_str());
-        let Ok(entries) = std::fs::read_dir(&self.directory) else {
-            tracing::warn!(directory = %self.directory.display(), "Cannot list the directory.");
-            return Vec::new();
+        let entries = match std::fs::read_dir(&self.directory) {
+            Ok(entries) => entries,
+            Err(err) => {
+                tracing::warn!(%err, directory = %self.directory.display(), "Cannot list the files directory; trying again at the next poll: check that it exists and this user may read it.");
+                return Vec::new();
+            }
         };
         let mut names: Vec<String> = entries
             .flatten()
@@ -105,7 +108,7 @@ impl Files {
                     .refused
                     .with_label_values(&["files", refusal.reason.as_str()])
                     .inc();
-                tracing::error!(file = %path.display(), detail = %refusal.detail, "File not ingested.");
+                tracing::error!(file = %path.display(), detail = %refusal.detail, "File not ingested and marked done (it is not read again): fix it and add it under a new name.");
                 return true;
             }
         };
