@@ -92,12 +92,12 @@ fn a_broken_threshold_fails_the_unit_tests() {
     let dir = tempfile::tempdir().expect("temp dir");
     let rules = std::fs::read_to_string(observe::rules_file()).expect("the rules");
     assert!(
-        rules.contains("sum > 10000"),
+        rules.contains("}) > 10000"),
         "the lag alert's threshold moved"
     );
     std::fs::write(
         dir.path().join("logwarden.rules.yaml"),
-        rules.replace("sum > 10000", "sum > 100000"),
+        rules.replace("}) > 10000", "}) > 100000"),
     )
     .expect("write");
     std::fs::copy(
@@ -110,7 +110,11 @@ fn a_broken_threshold_fails_the_unit_tests() {
         .current_dir(dir.path())
         .output()
         .expect("promtool runs");
-    let text = String::from_utf8_lossy(&output.stdout);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(!output.status.success(), "{text}");
     assert!(
         text.contains("alertname: LogwardenConsumerLagGrowing, time: 20m"),

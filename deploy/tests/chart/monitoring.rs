@@ -72,7 +72,7 @@ fn prometheus_operator_objects_only_where_its_api_is_served() {
     for (alert, threshold) in [
         ("LogwardenScoringBehind", ") > 300)"),
         ("LogwardenDeadLettersRising", "])) > 10"),
-        ("LogwardenConsumerLagGrowing", ":sum > 5000\n"),
+        ("LogwardenConsumerLagGrowing", "}) > 5000\n"),
         ("LogwardenDetectorNoData", "}) >= 3"),
     ] {
         assert!(expr(alert).contains(threshold), "{alert}: {}", expr(alert));
@@ -129,7 +129,7 @@ fn a_threshold_missing_from_its_rule_fails_the_render() {
     copy_dir(&deploy::helm::chart(), copy.path());
     let rules = copy.path().join("rules/logwarden.rules.yaml");
     let text = std::fs::read_to_string(&rules).expect("read");
-    std::fs::write(&rules, text.replace("sum > 10000", "sum > 20000")).expect("write");
+    std::fs::write(&rules, text.replace("}) > 10000", "}) > 20000")).expect("write");
     let err = helm
         .template_chart(
             copy.path(),
