@@ -258,10 +258,19 @@ pub fn label_values(query: &str) -> Option<(&str, &str)> {
 }
 
 /// `logwarden_...` metric names in a PromQL expression; a `__name__=~"logwarden_(a|b)_x"`
-/// regex comes out expanded (`logwarden_a_x`, `logwarden_b_x`). Recorded series
-/// (`level:logwarden_...:op`) are not metrics and are left out.
+/// regex comes out expanded (`logwarden_a_x`, `logwarden_b_x`).
 pub fn metric_names(expr: &str) -> Vec<String> {
-    let mut names = Vec::new();
+    metric_patterns(expr)
+        .iter()
+        .flat_map(|pattern| expand(pattern))
+        .collect()
+}
+
+/// The `logwarden_...` metrics a PromQL expression reads, as written: a name, or the regex of
+/// a `__name__=~"logwarden_(a|b)_x"` matcher. Recorded series (`level:logwarden_...:op`) are
+/// not metrics and are left out.
+pub fn metric_patterns(expr: &str) -> Vec<String> {
+    let mut patterns = Vec::new();
     let mut rest = expr;
     while let Some(at) = rest.find("logwarden_") {
         let recorded = rest[..at].ends_with(':');
@@ -271,11 +280,11 @@ pub fn metric_names(expr: &str) -> Vec<String> {
             .unwrap_or(tail.len());
         let name = &tail[..end];
         if !recorded && !name.contains(':') {
-            names.extend(expand(name));
+            patterns.push(name.to_owned());
         }
         rest = &tail[end..];
     }
-    names
+    patterns
 }
 
 /// `logwarden_(a|b)_x` → `logwarden_a_x`, `logwarden_b_x`.
