@@ -27,7 +27,8 @@ impl Prometheus {
     pub const INTERVAL: Duration = Duration::from_secs(1);
 
     /// Starts Prometheus scraping each `(job, address)` at `/metrics` and evaluating
-    /// `rule_files`; returns once it is ready.
+    /// `rule_files`; returns once it has scraped every target (so what changes afterwards
+    /// shows as a change, not as a series' first value).
     ///
     /// # Panics
     /// When prometheus is not installed (naming `cargo xtask test`), or it does not become
@@ -59,26 +60,24 @@ impl Prometheus {
             process: Some(process),
             dir,
         };
-        prometheus.wait_ready().await;
+        prometheus.wait_scraped(targets.len()).await;
         prometheus
     }
 
-    async fn wait_ready(&self) {
+    async fn wait_scraped(&self, targets: usize) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
-            let ready = self
-                .http
-                .get(format!("{}/-/ready", self.url))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if ready {
+            let scraped =
+                self.query("count(up == 1)").await.ok().and_then(|samples| {
+                    samples.first()?["value"][1].as_str()?.parse::<usize>().ok()
+                });
+            if scraped == Some(targets) {
                 return;
             }
             if tokio::time::Instant::now() >= deadline {
                 let output = self.process.as_ref().map(Process::output);
                 panic!(
-                    "prometheus was not ready within 30 s at {}:\n{}",
+                    "prometheus had not scraped the {targets} targets within 30 s at {}:\n{}",
                     self.url,
                     output.unwrap_or_default()
                 );

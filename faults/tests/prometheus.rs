@@ -218,15 +218,15 @@ async fn prometheus_scrapes_the_pipeline_and_every_dashboard_and_rule_query_has_
         .collect();
     let mut jobs: Vec<&str> = health.iter().map(|(job, _)| job.as_str()).collect();
     jobs.sort_unstable();
-    assert_eq!(
-        jobs,
-        [
-            "logwarden-detector",
-            "logwarden-producer",
-            "logwarden-sink",
-            "logwarden-transformer"
-        ]
-    );
+    let all = [
+        "logwarden-detector",
+        "logwarden-producer",
+        "logwarden-sink",
+        "logwarden-transformer",
+    ];
+    if jobs != all {
+        failures.push(format!("the targets are {jobs:?}, not {all:?}"));
+    }
     for (job, state) in &health {
         if state != "up" {
             failures.push(format!("target {job} is {state}"));
@@ -362,9 +362,15 @@ async fn prometheus_scrapes_the_pipeline_and_every_dashboard_and_rule_query_has_
             )
         })
         .collect();
-    let names: Vec<&str> = loaded.iter().map(|(n, _, _)| n.as_str()).collect();
-    let wanted: Vec<&str> = file_rules.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(names, wanted, "the rules Prometheus loaded");
+    let mut names: Vec<&str> = loaded.iter().map(|(n, _, _)| n.as_str()).collect();
+    let mut wanted: Vec<&str> = file_rules.iter().map(|r| r.name.as_str()).collect();
+    names.sort_unstable();
+    wanted.sort_unstable();
+    if names != wanted {
+        failures.push(format!(
+            "Prometheus loaded the rules {names:?}, not {wanted:?}"
+        ));
+    }
     for (name, health, _) in &loaded {
         if health != "ok" {
             failures.push(format!("rule {name}: health {health}"));
