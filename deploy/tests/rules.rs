@@ -10,8 +10,8 @@ use deploy::helm::Helm;
 use deploy::manifests::get;
 use deploy::observe::{self, Rule};
 
-/// Runs promtool with `args` in `dir`; its output, or a panic showing it.
-fn promtool(dir: &Path, args: &[&str]) -> String {
+/// Runs promtool with `args` in `dir`: whether it succeeded, and what it printed.
+fn run_promtool(dir: &Path, args: &[&str]) -> (bool, String) {
     let output = Command::new(observe::promtool())
         .args(args)
         .current_dir(dir)
@@ -22,11 +22,13 @@ fn promtool(dir: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(
-        output.status.success(),
-        "promtool {} failed:\n{text}",
-        args.join(" ")
-    );
+    (output.status.success(), text)
+}
+
+/// Runs promtool with `args` in `dir`; its output, or a panic showing it.
+fn promtool(dir: &Path, args: &[&str]) -> String {
+    let (success, text) = run_promtool(dir, args);
+    assert!(success, "promtool {} failed:\n{text}", args.join(" "));
     text
 }
 
@@ -105,17 +107,8 @@ fn a_broken_threshold_fails_the_unit_tests() {
         dir.path().join("logwarden.rules.test.yaml"),
     )
     .expect("copy");
-    let output = Command::new(observe::promtool())
-        .args(["test", "rules", "logwarden.rules.test.yaml"])
-        .current_dir(dir.path())
-        .output()
-        .expect("promtool runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(!output.status.success(), "{text}");
+    let (success, text) = run_promtool(dir.path(), &["test", "rules", "logwarden.rules.test.yaml"]);
+    assert!(!success, "{text}");
     assert!(
         text.contains("alertname: LogwardenConsumerLagGrowing, time: 20m"),
         "{text}"
