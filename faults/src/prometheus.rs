@@ -156,7 +156,7 @@ impl Prometheus {
         Ok(data["result"].as_array().cloned().unwrap_or_default())
     }
 
-    /// Waits two scrape intervals: what the services show now is in Prometheus afterwards.
+    /// Waits three scrape intervals: what the services show now is in Prometheus afterwards.
     pub async fn scrape(&self) {
         tokio::time::sleep(Self::INTERVAL * 3).await;
     }

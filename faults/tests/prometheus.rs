@@ -150,7 +150,8 @@ async fn prometheus_scrapes_the_pipeline_and_every_dashboard_and_rule_query_has_
     pipeline.wait_ready().await;
     let steady = traffic::start_until(&pipeline.kafka, shape.rate, 47);
     pipeline.start_detector_on_traffic().await;
-    // The burst starts once Prometheus scrapes, so it sees the detector flag it.
+    // The burst starts 3 s after the producer serves /metrics: Prometheus (ready in about a
+    // second) scrapes by then and sees the detector flag it.
     let producer = producer(&pipeline.kafka, Duration::from_secs(3), BURST, BURST_RATE).await;
     let rules = observe::rules_file();
     let prometheus = Prometheus::start(
