@@ -332,7 +332,8 @@ mod tests {
     fn episodes_follow_the_flagged_runs() {
         let country = "country-anomaly-detector";
         // (start, grade) → the episode after it: (start, end, intervals, peak, open).
-        let cases: [(i64, f64, Option<(i64, i64, u64, f64, bool)>); 7] = [
+        type Seen = (i64, i64, u64, f64, bool);
+        let cases: [(i64, f64, Option<Seen>); 7] = [
             (0, 0.0, None),
             (60_000, 0.4, Some((60_000, 120_000, 1, 0.4, true))),
             (120_000, 0.9, Some((60_000, 180_000, 2, 0.9, true))),
