@@ -14,6 +14,7 @@
 //! - [`evaluate`]: precision, recall and time to detect against the producer's labels; and
 //!   historical analysis of a past range.
 //! - [`lease`]: one active replica at a time (a lease document with optimistic concurrency).
+//! - [`page`]: the live page on the telemetry port (recent intervals, episodes, alerts, lease).
 //! - [`settings`], [`service`]: the Kafka service.
 
 pub mod alert;
@@ -23,6 +24,7 @@ pub mod evaluate;
 pub mod event_time;
 pub mod lease;
 pub mod model;
+pub mod page;
 pub mod service;
 pub mod settings;
 pub mod store;

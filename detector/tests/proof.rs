@@ -49,18 +49,6 @@ fn detector_of(field: MonitoredField) -> &'static str {
     }
 }
 
-fn transformer_settings(kafka: &KafkaConfig) -> transformer::settings::Settings {
-    let raw = transformer::settings::RawConfig {
-        kafka: kafka.clone(),
-        transformer: transformer::settings::TransformerConfig {
-            group_id: testkit::unique_name("proof-transformer"),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    transformer::settings::Settings::from_raw(raw, Some("proof-0".into())).expect("settings")
-}
-
 fn detector_settings(
     kafka: &KafkaConfig,
     url: &str,
@@ -143,11 +131,7 @@ async fn every_injected_phase_gets_one_alert_from_the_right_monitor_and_quiet_ge
     let mut generator = Generator::new(5, "proof-0", "proof").expect("generator");
 
     // The pipeline: transformer and sink, in-process.
-    let (transformer_service, transformer_stop) = testkit::service("transformer").await;
-    let transformer_settings = transformer_settings(&kafka);
-    let transformer = tokio::spawn(async move {
-        transformer::service::run(transformer_settings, &transformer_service).await
-    });
+    let (transformer_stop, transformer) = common::run_transformer(&kafka).await;
     let (sink_stop, sink) = common::run_sink(&kafka, &url, &index).await;
 
     // 60 minutes of normal history, 5 events/s, ending now.

@@ -8,6 +8,8 @@
 //! - Health: `/healthz` says the process serves; `/readyz` says every readiness check the service
 //!   registered in [`Health`] passes (e.g. "kafka": brokers reachable), and lists the failing
 //!   ones, so `kubectl describe` shows why a pod is not ready.
+//! - Extra routes: a service may [`Telemetry::mount`] a router of its own on the same server
+//!   (the detector's live page), answered when no built-in route matches.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -15,14 +17,15 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prometheus::{Encoder, IntGaugeVec, Opts, Registry, TextEncoder};
 use serde::Deserialize;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::ConfigError;
@@ -178,6 +181,8 @@ pub struct Telemetry {
     process: Registry,
     /// Readiness checks.
     pub health: Arc<Health>,
+    /// Routes a service mounted after the server started ([`Telemetry::mount`]).
+    extra: Arc<Mutex<Option<Router>>>,
 }
 
 /// The running telemetry HTTP server.
@@ -213,7 +218,15 @@ impl Telemetry {
             registry,
             process,
             health: Arc::new(Health::default()),
+            extra: Arc::default(),
         })
+    }
+
+    /// Serves `routes` beside `/metrics`, `/healthz` and `/readyz` (which take precedence), from
+    /// now on; a later call replaces them. The server starts before a service knows what it will
+    /// show, hence a mount instead of a parameter of [`Telemetry::serve`].
+    pub fn mount(&self, routes: Router) {
+        *self.extra.lock().unwrap_or_else(PoisonError::into_inner) = Some(routes);
     }
 
     /// The service's metrics and the process metrics in Prometheus' text format.
@@ -239,6 +252,7 @@ impl Telemetry {
             .route("/metrics", get(metrics))
             .route("/healthz", get(|| async { "ok\n" }))
             .route("/readyz", get(readyz))
+            .fallback(mounted)
             .with_state(self.clone());
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let local_addr = listener.local_addr()?;
@@ -260,6 +274,22 @@ async fn metrics(State(telemetry): State<Telemetry>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
         telemetry.render(),
     )
+}
+
+/// Any other path: the mounted routes, if any.
+async fn mounted(State(telemetry): State<Telemetry>, request: Request) -> Response {
+    let routes = telemetry
+        .extra
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    match routes {
+        Some(routes) => match routes.oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        },
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 async fn readyz(State(telemetry): State<Telemetry>) -> impl IntoResponse {
@@ -287,6 +317,7 @@ macro_rules! register_metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::routing::get as get_route;
 
     #[test]
     fn health_is_ready_only_when_every_check_passes() {
@@ -318,6 +349,31 @@ mod tests {
         );
         assert!(text.contains("\nprocess_resident_memory_bytes "), "{text}");
         assert!(!text.contains("logwarden_process_"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn mounted_routes_answer_beside_the_built_in_ones()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let telemetry = Telemetry::new("detector")?;
+        let stop = CancellationToken::new();
+        let server = telemetry
+            .serve(SocketAddr::from(([127, 0, 0, 1], 0)), stop.clone())
+            .await?;
+        let get = |path: &str| {
+            let url = format!("http://{}{path}", server.local_addr);
+            async move {
+                let response = reqwest::get(url).await?;
+                Ok::<_, reqwest::Error>((response.status().as_u16(), response.text().await?))
+            }
+        };
+        assert_eq!(get("/page").await?.0, 404, "nothing mounted yet");
+        telemetry.mount(Router::new().route("/page", get_route(|| async { "the page" })));
+        assert_eq!(get("/page").await?, (200, "the page".to_owned()));
+        assert_eq!(get("/healthz").await?, (200, "ok\n".to_owned()));
+        assert_eq!(get("/other").await?.0, 404);
+        stop.cancel();
+        server.task.await?;
+        Ok(())
     }
 
     #[test]

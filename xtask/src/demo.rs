@@ -7,7 +7,9 @@
 //! OpenSearch holds (counts per indicator, the anomaly as it shows in the data) and where to look.
 //! Then the detector starts (the seed's five detectors at 5-second intervals), trains on the
 //! history in OpenSearch, scores the live minute, and its alert for the injected anomaly arrives
-//! at a webhook receiver the demo runs on loopback.
+//! at a webhook receiver the demo runs on loopback. The demo ends with the address of the
+//! detector's live page (its telemetry port), kept up until Enter is pressed when the demo runs
+//! on a terminal; `--screenshot FILE` saves a picture of that page (Debian's chromium).
 
 use std::path::Path;
 use std::process::{Child, Command};
@@ -44,6 +46,9 @@ pub struct DemoArgs {
     /// Build and run the services with the release profile (slower to build, realistic speed).
     #[arg(long)]
     pub release: bool,
+    /// Save a screenshot of the detector's live page (PNG) at the end, with Debian's chromium.
+    #[arg(long, value_name = "FILE")]
+    pub screenshot: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub stack: StackOptions,
 }
@@ -117,10 +122,14 @@ pub fn run(ctx: &Ctx, args: &DemoArgs) -> Result<()> {
         "\ndemo: starting the detector (the seed's five detectors at 5-second intervals, trained on that history; alerts to {})…",
         alerts.url
     );
-    let mut detector = binary(state, "detector", &["run"])?
-        .env("LOGWARDEN_DETECTOR__SPEC", &spec)
-        .spawn()
-        .context("starting the detector")?;
+    let mut detector = StopOnDrop(
+        binary(state, "detector", &["run"])?
+            .env("LOGWARDEN_DETECTOR__SPEC", &spec)
+            .env("LOGWARDEN_TELEMETRY__LISTEN", DETECTOR_TELEMETRY)
+            .spawn()
+            .context("starting the detector")?,
+        "detector",
+    );
     std::thread::sleep(Duration::from_secs(5));
 
     let scenario = ctx.dirs.data.join("demo-live.yaml");
@@ -151,10 +160,10 @@ pub fn run(ctx: &Ctx, args: &DemoArgs) -> Result<()> {
         && wait_for_lag(ctx, &kafka, SINK_GROUP, &kafka.topics.enriched)?;
     // The last intervals close (5 s + 2 s delay) and their alerts go out.
     std::thread::sleep(Duration::from_secs(10));
-    stop(&mut detector, "detector")?;
     stop(&mut transformer, "transformer")?;
     stop(&mut sink, "sink")?;
     if !caught_up {
+        stop(&mut detector.0, "detector")?;
         bail!("the pipeline did not catch up within 2 minutes; the services' logs are above");
     }
 
@@ -200,6 +209,11 @@ pub fn run(ctx: &Ctx, args: &DemoArgs) -> Result<()> {
         println!("demo: the evaluation failed ({evaluated}); its error is above");
     }
     report(ctx, state)?;
+    let page = format!("http://{DETECTOR_TELEMETRY}/");
+    if let Some(file) = &args.screenshot {
+        screenshot(ctx, &page, file)?;
+    }
+    page_until_enter(&mut detector.0, &page)?;
     if !received
         .iter()
         .any(|b| b["kind"] == "alert" && b["monitor"] == "UNK_country-Monitor")
@@ -209,12 +223,80 @@ pub fn run(ctx: &Ctx, args: &DemoArgs) -> Result<()> {
     Ok(())
 }
 
+/// A service the demo started: stopped when dropped if it still runs, so that an error on the
+/// way out does not leave it running (it serves the page until the demo's end).
+struct StopOnDrop(Child, &'static str);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = stop(&mut self.0, self.1);
+        }
+    }
+}
+
+/// Where the demo's detector serves `/metrics` and its live page (its default port).
+const DETECTOR_TELEMETRY: &str = "127.0.0.1:9104";
+
+/// Prints the page's address last; on a terminal the detector keeps serving it until Enter.
+fn page_until_enter(detector: &mut Child, page: &str) -> Result<()> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        println!("\ndemo: the detector keeps running; press Enter to stop it.");
+        println!("demo: the detector's live page: {page}");
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        stop(detector, "detector")?;
+    } else {
+        stop(detector, "detector")?;
+        println!(
+            "\ndemo: the detector's live page was at {page} (run the demo on a terminal to keep it up)."
+        );
+    }
+    Ok(())
+}
+
+/// A screenshot of the page by Debian's chromium, after its script drew the status.
+fn screenshot(ctx: &Ctx, page: &str, file: &Path) -> Result<()> {
+    crate::prereq::chromium(ctx.root)?;
+    let file =
+        std::path::absolute(file).with_context(|| format!("resolving {}", file.display()))?;
+    let profile = ctx.dirs.data.join("demo-chromium");
+    let mut command = Command::new("/usr/bin/chromium");
+    command.args([
+        "--headless=new",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        "--window-size=1280,1100",
+        // Lets the page's first status requests finish before the picture is taken.
+        "--virtual-time-budget=5000",
+    ]);
+    if ctx.root {
+        command.arg("--no-sandbox");
+    }
+    let status = command
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--screenshot={}", file.display()))
+        .arg(page)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .context("running chromium")?;
+    if !status.success() || !file.is_file() {
+        bail!("chromium could not take the screenshot ({status})");
+    }
+    println!("demo: a screenshot of the page is at {}", file.display());
+    Ok(())
+}
+
 /// The demo's results and checkpoints indices.
 const DEMO_RESULTS: &str = "logwarden-demo-anomaly-results";
 const DEMO_CHECKPOINTS: &str = "logwarden-demo-detector-checkpoints";
 
-/// The default spec, at 5-second intervals so the demo's one live minute has 12 of them, with
-/// its channel pointed at the demo's receiver.
+/// The default spec's seed (its five detectors without a filter and their monitors, written out
+/// here so that the default spec's presets for other log sources stay out of the demo and its
+/// page), at 5-second intervals so the demo's one live minute has 12 of them, with its channel
+/// pointed at the demo's receiver.
 fn demo_spec(receiver: &str) -> String {
     let detectors = [
         (

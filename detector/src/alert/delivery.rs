@@ -65,6 +65,15 @@ pub struct Outcome {
     pub channel: String,
     /// `None` when delivered; otherwise the failed attempts so far, over every run.
     pub failed_attempts: Option<u32>,
+    /// The notification's monitor, detector and kind, and why the attempt failed: for the
+    /// detector's page ([`crate::page`]), which lists recent deliveries.
+    pub monitor: String,
+    /// The detector whose result caused the notification.
+    pub detector: String,
+    /// Alert, re-notification or recovery.
+    pub kind: super::Kind,
+    /// The failed attempt's error.
+    pub error: Option<String>,
 }
 
 /// What the loop tells a worker.
@@ -287,12 +296,13 @@ async fn worker(
                 };
                 let queued = &mut queue[i];
                 let (key, monitor) = (queued.entry.key().to_owned(), queued.entry.notification.monitor.clone());
+                let (detector, kind) = (queued.entry.notification.detector.clone(), queued.entry.notification.kind);
                 match result {
                     Ok(()) => {
                         metrics.sent.with_label_values(&[&channel]).inc();
-                        tracing::info!(%channel, %monitor, %key, kind = ?queued.entry.notification.kind, "Alert delivered.");
+                        tracing::info!(%channel, %monitor, %key, ?kind, "Alert delivered.");
                         queue.remove(i);
-                        let _ = outcomes.send(Outcome { key, channel: channel.clone(), failed_attempts: None });
+                        let _ = outcomes.send(Outcome { key, channel: channel.clone(), failed_attempts: None, monitor, detector, kind, error: None });
                     }
                     Err(err) => {
                         metrics.failed.with_label_values(&[&channel]).inc();
@@ -301,7 +311,7 @@ async fn worker(
                         let delay = backoff.delay(queued.tries, &mut rand::rng());
                         queued.due = Instant::now() + delay;
                         tracing::warn!(%channel, %monitor, %key, attempt = queued.entry.attempts, retry_in = ?delay, %err, "Alert delivery failed; retrying.");
-                        let _ = outcomes.send(Outcome { key, channel: channel.clone(), failed_attempts: Some(queued.entry.attempts) });
+                        let _ = outcomes.send(Outcome { key, channel: channel.clone(), failed_attempts: Some(queued.entry.attempts), monitor, detector, kind, error: Some(err) });
                     }
                 }
             }

@@ -53,6 +53,7 @@ use tokio_util::sync::CancellationToken;
 use crate::alert::{self, Alerting};
 use crate::dedupe::Seen;
 use crate::event_time::EventClock;
+use crate::page::{Board, Lease};
 use crate::settings::Settings;
 
 pub use error::ServiceError;
@@ -82,12 +83,20 @@ pub async fn run(settings: Settings, service: &Service) -> Result<(), ServiceErr
     // Refuse unusable channels at start-up, not when the lease is taken.
     alert::targets(&settings.spec.channels).map_err(ServiceError::Channels)?;
     let client = search::client(&settings.opensearch, request_timeout(settings.lease_ttl))?;
+    let board = Board::new(
+        &settings.spec,
+        &settings.instance_id,
+        health.clone(),
+        metrics.checkpoint_age.clone(),
+    );
+    service.telemetry.mount(board.routes());
     let context = Context {
         settings: &settings,
         client: &client,
         health: &health,
         metrics: &metrics,
         shutdown: &shutdown,
+        board: &board,
     };
     if startup::prepare_indices(&client, &settings.spec, &health, &shutdown)
         .await?
@@ -96,9 +105,13 @@ pub async fn run(settings: Settings, service: &Service) -> Result<(), ServiceErr
         return Ok(());
     }
     loop {
-        let Some(lease) = standby::acquire(&client, &settings, &health, &shutdown).await? else {
+        let Some(lease) = standby::acquire(&client, &settings, &health, &board, &shutdown).await?
+        else {
             return Ok(());
         };
+        board.lease(Lease::Active {
+            generation: lease.generation(),
+        });
         let tenure = Tenure::start(lease, client.clone(), shutdown.child_token());
         metrics.active.set(1);
         let ended = context.session(&tenure).await;
@@ -130,6 +143,8 @@ struct Context<'a> {
     health: &'a Health,
     metrics: &'a Metrics,
     shutdown: &'a CancellationToken,
+    /// What the live page shows.
+    board: &'a Board,
 }
 
 impl Context<'_> {
@@ -142,6 +157,7 @@ impl Context<'_> {
             health,
             metrics,
             shutdown,
+            board,
         } = *self;
         let spec = &settings.spec;
         let writer = Writer {
@@ -219,6 +235,7 @@ impl Context<'_> {
             client,
             health,
             metrics,
+            board,
             tenure,
             assigned: &assigned,
             outputs: Outputs::new(producer, &settings.kafka.topics, metrics, session.clone()),

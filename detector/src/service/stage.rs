@@ -18,6 +18,7 @@ use crate::alert::Alerting;
 use crate::checkpoints::{self, Saved, Version};
 use crate::dedupe::Seen;
 use crate::event_time::{Admission, EventClock};
+use crate::page::Board;
 use crate::settings::Settings;
 
 use super::assign::Assigned;
@@ -37,6 +38,8 @@ pub(super) struct Stage<'a> {
     pub(super) client: &'a OpenSearch,
     pub(super) health: &'a Health,
     pub(super) metrics: &'a Metrics,
+    /// The live page's state: fed each round's results and each delivery outcome.
+    pub(super) board: &'a Board,
     pub(super) tenure: &'a Tenure,
     pub(super) assigned: &'a Assigned,
     pub(super) outputs: Outputs,
@@ -155,6 +158,7 @@ impl Stage<'_> {
         if !self.tenure.held() {
             return Err(Stopped);
         }
+        self.board.scored(&results);
         for result in &results {
             self.alerts.evaluate(result);
             if result.anomaly_grade > 0.0 {
@@ -250,6 +254,7 @@ impl Stage<'_> {
                     }
                 }
                 Some(outcome) = stage.alerts.outcome() => {
+                    stage.board.delivered(&outcome);
                     // A delivery is checkpointed at the next tick: a crash re-sends less.
                     stage.checkpoint_soon |= stage.alerts.settle(outcome);
                 },

@@ -7,6 +7,7 @@ use pipeline::telemetry::Health;
 use tokio_util::sync::CancellationToken;
 
 use crate::lease::{Attempt, Lease};
+use crate::page::{self, Board};
 use crate::settings::Settings;
 
 use super::error::ServiceError;
@@ -17,9 +18,11 @@ pub(super) async fn acquire(
     client: &OpenSearch,
     settings: &Settings,
     health: &Health,
+    board: &Board,
     shutdown: &CancellationToken,
 ) -> Result<Option<Lease>, ServiceError> {
     health.register(LEASE_CHECK, "standby: waiting for the lease");
+    board.lease(page::Lease::Standby { holder: None });
     let mut told = false;
     loop {
         match Lease::try_acquire(
@@ -41,6 +44,9 @@ pub(super) async fn acquire(
                     told = true;
                 }
                 health.not_ready(LEASE_CHECK, &format!("standby: {holder} holds the lease"));
+                board.lease(page::Lease::Standby {
+                    holder: Some(holder),
+                });
             }
             Err(err) if err.is_transient() => {
                 tracing::warn!(%err, "Taking the lease: waiting for OpenSearch.");

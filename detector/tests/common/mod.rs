@@ -245,6 +245,29 @@ pub async fn count(http: &reqwest::Client, url: &str, index: &str) -> u64 {
     }
 }
 
+/// Runs the transformer in-process from `raw` to `enriched` with the default rules (a group of
+/// its own); returns its shutdown token and its task.
+pub async fn run_transformer(
+    kafka: &pipeline::kafka::KafkaConfig,
+) -> (
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<Result<(), transformer::service::ServiceError>>,
+) {
+    let raw = transformer::settings::RawConfig {
+        kafka: kafka.clone(),
+        transformer: transformer::settings::TransformerConfig {
+            group_id: pipeline::testkit::unique_name("detector-test-transformer"),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let settings = transformer::settings::Settings::from_raw(raw, Some("transformer-0".into()))
+        .expect("transformer settings");
+    let (service, stop) = pipeline::testkit::service("transformer").await;
+    let task = tokio::spawn(async move { transformer::service::run(settings, &service).await });
+    (stop, task)
+}
+
 /// Runs the sink in-process from `enriched` into the daily indices of `index` (a group of its
 /// own, batches every 200 ms); returns its shutdown token and its task.
 pub async fn run_sink(
