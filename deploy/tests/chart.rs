@@ -4,6 +4,8 @@
 
 #[path = "chart/configs.rs"]
 mod configs;
+#[path = "chart/ingest.rs"]
+mod ingest;
 #[path = "chart/monitoring.rs"]
 mod monitoring;
 #[path = "chart/pods.rs"]
@@ -49,6 +51,7 @@ fn lint_strict_passes_with_every_ci_values_file() {
             "aws",
             "defaults",
             "existing-secrets",
+            "ingest",
             "keda",
             "monitoring",
             "tls"

@@ -38,6 +38,9 @@ pub enum IngestError {
     /// The syslog TLS material cannot be used.
     #[error("{0}")]
     Tls(String),
+    /// The bucket source's client cannot be built.
+    #[error(transparent)]
+    Bucket(#[from] crate::files::bucket::BucketError),
     /// A receiver failed.
     #[error("{receiver} receiver: {source}")]
     Receiver {
@@ -166,22 +169,36 @@ pub async fn run_with(
             Ok(())
         });
     }
+    let file_ingest = |receiver, source, max_file| crate::files::FileIngest {
+        receiver,
+        source,
+        max_file,
+        max_event: settings.max_event_bytes,
+        writer: writer.clone(),
+        metrics: metrics.clone(),
+        retry_after: settings.retry_after,
+    };
     if let Some((directory, checkpoint, source)) = settings.files.clone() {
         tracing::info!(directory = %directory.display(), "Reading log files.");
         let files = crate::files::Files {
             directory,
             checkpoint,
-            source,
             poll: settings.files_poll,
-            max_file: settings.max_file_bytes,
-            max_event: settings.max_event_bytes,
-            writer: writer.clone(),
-            metrics: metrics.clone(),
-            retry_after: settings.retry_after,
+            ingest: file_ingest("files", source, settings.max_file_bytes),
         };
         let shutdown = shutdown.clone();
         tasks.spawn(async move {
             files.serve(shutdown).await;
+            Ok(())
+        });
+    }
+    if let Some(bucket) = settings.bucket.clone() {
+        tracing::info!(bucket = %bucket.name, prefix = %bucket.prefix, endpoint = ?bucket.endpoint, credentials = %bucket.credentials.describe(), "Reading log files from a bucket.");
+        let ingest = file_ingest("bucket", bucket.source, bucket.max_file_bytes);
+        let bucket = crate::files::bucket::Bucket::new(bucket, ingest)?;
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            bucket.serve(shutdown).await;
             Ok(())
         });
     }

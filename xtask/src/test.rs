@@ -96,6 +96,9 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
     let started = Instant::now();
     let deploy = runs_deploy_tests(&args.cargo_test_args);
     // The tools first: a cold build takes minutes, and needs no server running.
+    let weed = runs_tests_of(&args.cargo_test_args, "ingest")
+        .then(|| crate::seaweedfs::ensure(&ctx.dirs.cache))
+        .transpose()?;
     let k8s_tools = deploy
         .then(|| crate::k8s::tools(&ctx.dirs.cache))
         .transpose()?;
@@ -170,6 +173,10 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
     ];
     if let Some(image) = &image {
         env.extend(image.env());
+    }
+    if let Some(weed) = &weed {
+        // The ingest bucket tests start their own `weed server` with it.
+        env.push(("XTASK_WEED", weed.display().to_string()));
     }
     let interrupted = watch_ctrl_c(ctx)?;
 
@@ -295,8 +302,13 @@ fn stack_ctl_script(exe: &Path, cache: &Path, data: &Path) -> String {
 /// is not one of them. Other packages need neither the image nor the cluster, whose first build
 /// takes minutes.
 fn runs_deploy_tests(cargo_test_args: &[String]) -> bool {
+    runs_tests_of(cargo_test_args, "deploy")
+}
+
+/// Whether `package`'s tests are among those `cargo test` will run (see [`runs_deploy_tests`]).
+fn runs_tests_of(cargo_test_args: &[String], package: &str) -> bool {
     let picked = picked_packages(cargo_test_args);
-    picked.is_empty() || picked.contains(&"deploy")
+    picked.is_empty() || picked.contains(&package)
 }
 
 /// The packages cargo's arguments pick (`-p X`, `--package X`, `-pX`, `--package=X`), before `--`.
@@ -351,6 +363,8 @@ mod tests {
         assert!(!runs_deploy_tests(&args(&["-pdetector"])));
         assert!(runs_deploy_tests(&args(&["-p", "sink", "-p", "deploy"])));
         assert!(runs_deploy_tests(&args(&["--package", "deploy"])));
+        assert!(runs_tests_of(&args(&["-p", "ingest", "--test", "bucket"]), "ingest"));
+        assert!(!runs_tests_of(&args(&["-p", "sink"]), "ingest"));
         // After `--` the words are the test binaries', not cargo's.
         assert!(runs_deploy_tests(&args(&["--", "-p", "detector"])));
         // Picked packages are tested alone: `--workspace` would test them all.
