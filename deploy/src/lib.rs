@@ -8,6 +8,7 @@ use std::path::PathBuf;
 pub mod helm;
 pub mod kubectl;
 pub mod manifests;
+pub mod observe;
 pub mod podman;
 
 /// The repository's root (the workspace).

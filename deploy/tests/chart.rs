@@ -4,6 +4,8 @@
 
 #[path = "chart/configs.rs"]
 mod configs;
+#[path = "chart/dashboards.rs"]
+mod dashboards;
 #[path = "chart/ingest.rs"]
 mod ingest;
 #[path = "chart/monitoring.rs"]

@@ -12,8 +12,9 @@
 //! records at a steady rate, stamped on a fixed grid so each interval gets the same count),
 //! `search` (reading OpenSearch back: ids, the date histogram, results), `verdict` (waiting for
 //! the pipeline to settle, then comparing). `verdict` uses the other three; they use none of
-//! each other.
+//! each other. `prometheus` runs a real Prometheus scraping the stages (the observability test).
 
+pub mod prometheus;
 pub mod search;
 pub mod stages;
 pub mod traffic;

@@ -44,6 +44,8 @@ pub struct Stage {
     task: JoinHandle<Result<(), String>>,
     /// Its metrics and readiness.
     pub telemetry: Telemetry,
+    /// Where it serves `/metrics` (for a Prometheus to scrape).
+    pub metrics: std::net::SocketAddr,
 }
 
 impl std::fmt::Debug for Stage {
@@ -53,19 +55,22 @@ impl std::fmt::Debug for Stage {
 }
 
 impl Stage {
-    async fn spawn<F, Fut>(name: &'static str, run: F) -> Self
+    /// Starts `run` as the service `name`, in-process, with its own telemetry server.
+    pub async fn spawn<F, Fut>(name: &'static str, run: F) -> Self
     where
         F: FnOnce(Service) -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), String>> + Send + 'static,
     {
         let (service, stop) = testkit::service(name).await;
         let telemetry = service.telemetry.clone();
+        let metrics = service.server.local_addr;
         let task = tokio::spawn(run(service));
         Self {
             name,
             stop,
             task,
             telemetry,
+            metrics,
         }
     }
 
@@ -123,6 +128,9 @@ pub struct Pipeline {
     pub detector: Option<Stage>,
     /// Errors the detector ended with (it is started again, as its Deployment would).
     pub exits: Vec<String>,
+    /// A webhook the detector's one monitor alerts, if set before it starts (none by default:
+    /// the fault tests expect no anomaly).
+    pub webhook: Option<String>,
 }
 
 impl Pipeline {
@@ -189,6 +197,7 @@ impl Pipeline {
             sink,
             detector: None,
             exits: Vec::new(),
+            webhook: None,
         }
     }
 
@@ -203,7 +212,7 @@ impl Pipeline {
             ..
         } = self.shape;
         let min_rise = (i64::from(rate) * interval_ms / 1_000 / 8).max(5);
-        let spec = format!(
+        let mut spec = format!(
             r#"
 events: {events}
 results: {results}
@@ -219,6 +228,12 @@ detectors:
             results = self.results,
             checkpoints = self.checkpoints,
         );
+        if let Some(hook) = &self.webhook {
+            spec.push_str(&format!(
+                "monitors:\n  - {{name: {DETECTOR}-monitor, detectors: [{DETECTOR}], channels: [hook]}}\n\
+                 channels:\n  - {{name: hook, webhook: {{value: \"{hook}\"}}}}\n"
+            ));
+        }
         let mut raw = detector::settings::RawConfig {
             kafka: self.kafka.clone(),
             ..Default::default()

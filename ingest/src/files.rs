@@ -59,9 +59,7 @@ impl FileIngest {
     ) -> bool {
         let decoded = bytes
             .map_err(|err| Refusal::new(Reason::InvalidData, format!("cannot read: {err}")))
-            .and_then(|bytes| {
-                decode::records(&bytes, self.source, self.max_file, self.max_event)
-            });
+            .and_then(|bytes| decode::records(&bytes, self.source, self.max_file, self.max_event));
         let (source, records) = match decoded {
             Ok(decoded) => decoded,
             Err(refusal) => {
@@ -69,7 +67,7 @@ impl FileIngest {
                     .refused
                     .with_label_values(&[self.receiver, refusal.reason.as_str()])
                     .inc();
-                tracing::error!(receiver = self.receiver, file = name, reason = refusal.reason.as_str(), detail = %refusal.detail, "File not ingested.");
+                tracing::error!(receiver = self.receiver, file = name, reason = refusal.reason.as_str(), detail = %refusal.detail, "File not ingested and marked done (it is not read again): fix it and add it under a new name.");
                 return true;
             }
         };
@@ -92,8 +90,8 @@ impl FileIngest {
 pub struct Files {
     /// The directory watched.
     pub directory: PathBuf,
-    /// The checkpoint: names of the files done, one per line.
-    pub checkpoint: PathBuf,
+    /// The checkpoint: names of the files done, loaded at start-up.
+    pub checkpoint: Checkpoint,
     /// How often the directory is listed.
     pub poll: Duration,
     /// Decoding and writing.
@@ -102,10 +100,9 @@ pub struct Files {
 
 impl Files {
     /// Reads the directory until `shutdown`.
-    pub async fn serve(self, shutdown: CancellationToken) {
-        let mut done = Checkpoint::load(&self.checkpoint);
+    pub async fn serve(mut self, shutdown: CancellationToken) {
         loop {
-            for name in self.pending(&done) {
+            for name in self.pending() {
                 if shutdown.is_cancelled() {
                     return;
                 }
@@ -114,8 +111,8 @@ impl Files {
                 if !self.ingest.ingest(&name, bytes, &shutdown).await {
                     return;
                 }
-                if let Err(err) = done.record(&name) {
-                    tracing::error!(%err, checkpoint = %self.checkpoint.display(), "Cannot write the checkpoint; stopping the file receiver.");
+                if let Err(err) = self.checkpoint.record(&name) {
+                    tracing::error!(%err, checkpoint = %self.checkpoint.path().display(), "Cannot write the files checkpoint; stopping the file receiver: make the checkpoint's directory writable and restart (files already sent are sent again).");
                     return;
                 }
             }
@@ -126,17 +123,22 @@ impl Files {
         }
     }
 
-    fn pending(&self, done: &Checkpoint) -> Vec<String> {
-        let checkpoint = self.checkpoint.file_name().and_then(|n| n.to_str());
-        let Ok(entries) = std::fs::read_dir(&self.directory) else {
-            tracing::warn!(directory = %self.directory.display(), "Cannot list the directory.");
-            return Vec::new();
+    fn pending(&self) -> Vec<String> {
+        let own = self.checkpoint.path().file_name().and_then(|n| n.to_str());
+        let entries = match std::fs::read_dir(&self.directory) {
+            Ok(entries) => entries,
+            Err(err) => {
+                tracing::warn!(%err, directory = %self.directory.display(), "Cannot list the files directory; trying again at the next poll: check that it exists and this user may read it.");
+                return Vec::new();
+            }
         };
         let mut names: Vec<String> = entries
             .flatten()
             .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
             .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| !n.starts_with('.') && Some(n.as_str()) != checkpoint && !done.contains(n))
+            .filter(|n| {
+                !n.starts_with('.') && Some(n.as_str()) != own && !self.checkpoint.contains(n)
+            })
             .collect();
         names.sort();
         names

@@ -218,7 +218,7 @@ impl Receiver {
             tracing::error!(
                 messages,
                 transport,
-                "Stopped with syslog messages Kafka never acknowledged."
+                "Stopped with syslog messages Kafka never acknowledged: they are lost unless the sender resends them; check /readyz (Kafka reachable) before stopping the service."
             );
         }
     }

@@ -32,7 +32,7 @@ fn waf_file(file: &str, records: usize) -> Vec<u8> {
     for i in 0..records {
         let record = json!({
             "timestamp": 1_764_900_000_000_u64 + i as u64,
-            "action": if i % 10 == 0 { "BLOCK" } else { "ALLOW" },
+            "action": if i.is_multiple_of(10) { "BLOCK" } else { "ALLOW" },
             "terminatingRuleId": "Default_Action",
             "httpRequest": {"clientIp": "203.0.113.7", "country": "-", "uri": "/login", "httpMethod": "POST", "requestId": format!("{file}-{i}")}
         });
@@ -72,22 +72,44 @@ async fn every_record_once_across_a_restart_and_bad_objects_refused() {
     let bucket = bucket_name("ingest-bucket");
     weed.create_bucket(&bucket).await;
     let mut expected: Vec<String> = (0..TRAIL_RECORDS).map(|i| format!("trail-{i}")).collect();
-    weed.put(&bucket, "AWSLogs/cloudtrail/a-trail.json.gz", &trail_file(TRAIL_RECORDS))
-        .await;
+    weed.put(
+        &bucket,
+        "AWSLogs/cloudtrail/a-trail.json.gz",
+        &trail_file(TRAIL_RECORDS),
+    )
+    .await;
     for f in 0..WAF_FILES {
         let name = format!("waf-{f:02}");
-        weed.put(&bucket, &format!("AWSLogs/waf/{name}.log.gz"), &waf_file(&name, WAF_RECORDS))
-            .await;
+        weed.put(
+            &bucket,
+            &format!("AWSLogs/waf/{name}.log.gz"),
+            &waf_file(&name, WAF_RECORDS),
+        )
+        .await;
         expected.extend((0..WAF_RECORDS).map(|i| format!("{name}-{i}")));
     }
     // Refused with their keys (counted, checkpointed), never blocking what follows them.
-    weed.put(&bucket, "AWSLogs/waf/zz-bad-gzip.log.gz", &[0x1f, 0x8b, 8, 0, 1, 2, 3, 4])
-        .await;
-    weed.put(&bucket, "AWSLogs/waf/zz-bad-json.log", b"{\"action\":\"BLOCK\"}\nnot json\n")
-        .await;
+    weed.put(
+        &bucket,
+        "AWSLogs/waf/zz-bad-gzip.log.gz",
+        &[0x1f, 0x8b, 8, 0, 1, 2, 3, 4],
+    )
+    .await;
+    weed.put(
+        &bucket,
+        "AWSLogs/waf/zz-bad-json.log",
+        b"{\"action\":\"BLOCK\"}\nnot json\n",
+    )
+    .await;
     // Not read: outside the prefix, and a partial upload.
-    weed.put(&bucket, "elsewhere/waf.log", b"{\"action\":\"ALLOW\"}\n").await;
-    weed.put(&bucket, "AWSLogs/waf/.partial.log", b"{\"action\":\"ALLOW\"}\n").await;
+    weed.put(&bucket, "elsewhere/waf.log", b"{\"action\":\"ALLOW\"}\n")
+        .await;
+    weed.put(
+        &bucket,
+        "AWSLogs/waf/.partial.log",
+        b"{\"action\":\"ALLOW\"}\n",
+    )
+    .await;
 
     let work = std::env::temp_dir().join(bucket_name("ingest-bucket-work"));
     std::fs::create_dir_all(&work).expect("work directory");
@@ -98,7 +120,10 @@ async fn every_record_once_across_a_restart_and_bad_objects_refused() {
     // Stop it in the middle: as soon as the first key is recorded.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     while lines(&checkpoint).is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "no key done within 120 s");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no key done within 120 s"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let kafka = ingest.shutdown().await;
@@ -110,7 +135,8 @@ async fn every_record_once_across_a_restart_and_bad_objects_refused() {
     );
 
     // A key uploaded while the service was down, sorting before those done.
-    weed.put(&bucket, "AWSLogs/0-late.log.gz", &waf_file("late", 5)).await;
+    weed.put(&bucket, "AWSLogs/0-late.log.gz", &waf_file("late", 5))
+        .await;
     expected.extend((0..5).map(|i| format!("late-{i}")));
     let ingest = Ingest::start_on(kafka, &vars).await;
     let records = sourced(&ingest.raw(expected.len()).await);
@@ -142,7 +168,10 @@ async fn every_record_once_across_a_restart_and_bad_objects_refused() {
         if refused == 2.0 {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "refused {refused}, not 2:\n{text}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "refused {refused}, not 2:\n{text}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let mut done = lines(&checkpoint);
@@ -167,7 +196,8 @@ async fn a_wrong_secret_is_reported_with_the_fix_and_counted() {
     let weed = Weed::start().await;
     let bucket = bucket_name("ingest-bucket-auth");
     weed.create_bucket(&bucket).await;
-    weed.put(&bucket, "logs/a.log", b"{\"action\":\"ALLOW\"}\n").await;
+    weed.put(&bucket, "logs/a.log", b"{\"action\":\"ALLOW\"}\n")
+        .await;
     let kafka = testkit::kafka_with_private_topics("ingest-bucket-auth", 1).await;
     let work = std::env::temp_dir().join(bucket_name("ingest-bucket-auth-work"));
     std::fs::create_dir_all(&work).expect("work directory");
@@ -215,12 +245,18 @@ async fn a_wrong_secret_is_reported_with_the_fix_and_counted() {
         if errors >= 2.0 {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{errors} errors counted:\n{text}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{errors} errors counted:\n{text}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let (code, output) = process.terminate();
     assert_eq!(code, Some(0), "a clean stop: {output}");
-    assert!(!output.contains(wrong) && !output.contains(SECRET_KEY), "{output}");
+    assert!(
+        !output.contains(wrong) && !output.contains(SECRET_KEY),
+        "{output}"
+    );
     let records = testkit::consume(
         &kafka,
         &kafka.topics.raw,
@@ -254,7 +290,10 @@ async fn a_bad_bucket_config_stops_start_up_naming_the_key() {
                 ("LOGWARDEN_INGEST__BUCKET__NAME", "logs"),
                 ("LOGWARDEN_INGEST__BUCKET__CHECKPOINT_FILE", "/tmp/x"),
                 ("LOGWARDEN_INGEST__BUCKET__ENDPOINT", "seaweedfs:8333"),
-                ("LOGWARDEN_INGEST__BUCKET__SECRET_ACCESS_KEY", "s3cr3t-bucket-key"),
+                (
+                    "LOGWARDEN_INGEST__BUCKET__SECRET_ACCESS_KEY",
+                    "s3cr3t-bucket-key",
+                ),
             ],
             "config key `ingest.bucket.endpoint` `seaweedfs:8333` is not an http(s) URL",
         ),

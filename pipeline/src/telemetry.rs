@@ -172,6 +172,10 @@ pub struct Telemetry {
     /// The service's own registry: metric structs register here. Every metric it holds is
     /// prefixed `logwarden_`.
     pub registry: Registry,
+    /// The process metrics (`process_cpu_seconds_total`, `process_resident_memory_bytes`, ...)
+    /// under their standard, unprefixed names, which dashboards and alerts expect: apart from
+    /// `registry`, whose prefix would rename them.
+    process: Registry,
     /// Readiness checks.
     pub health: Arc<Health>,
 }
@@ -189,11 +193,12 @@ pub struct TelemetryServer {
 pub type MetricsError = prometheus::Error;
 
 impl Telemetry {
-    /// A registry for `service` (e.g. `producer`), holding the process metrics and
-    /// `logwarden_build_info{service, version}`.
+    /// A registry for `service` (e.g. `producer`), holding `logwarden_build_info{service,
+    /// version}`, and the process metrics beside it.
     pub fn new(service: &str) -> Result<Self, MetricsError> {
         let registry = Registry::new_custom(Some("logwarden".to_owned()), None)?;
-        registry.register(Box::new(
+        let process = Registry::new();
+        process.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
         let build_info = IntGaugeVec::new(
@@ -206,16 +211,19 @@ impl Telemetry {
         registry.register(Box::new(build_info))?;
         Ok(Self {
             registry,
+            process,
             health: Arc::new(Health::default()),
         })
     }
 
-    /// The registry's metrics in Prometheus' text format.
+    /// The service's metrics and the process metrics in Prometheus' text format.
     pub fn render(&self) -> String {
+        let mut families = self.registry.gather();
+        families.extend(self.process.gather());
         let mut buffer = Vec::new();
         // Encoding into a Vec fails only on a metric family that violates the format, which the
         // registry already refuses at registration.
-        if let Err(err) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
+        if let Err(err) = TextEncoder::new().encode(&families, &mut buffer) {
             tracing::error!(%err, "Encoding metrics failed.");
         }
         String::from_utf8_lossy(&buffer).into_owned()
@@ -240,7 +248,7 @@ impl Telemetry {
                 .with_graceful_shutdown(shutdown.cancelled_owned())
                 .await;
             if let Err(err) = served {
-                tracing::error!(%err, "Telemetry server failed.");
+                tracing::error!(%err, "Telemetry server failed: /metrics, /healthz and /readyz no longer answer; restart the service.");
             }
         });
         Ok(TelemetryServer { local_addr, task })
@@ -301,13 +309,15 @@ mod tests {
     }
 
     #[test]
-    fn registry_renders_build_info_with_prefix() {
+    fn registry_renders_build_info_with_prefix_and_process_metrics_without() {
         let telemetry = Telemetry::new("producer").expect("registry");
         let text = telemetry.render();
         assert!(
             text.contains("logwarden_build_info{service=\"producer\""),
             "{text}"
         );
+        assert!(text.contains("\nprocess_resident_memory_bytes "), "{text}");
+        assert!(!text.contains("logwarden_process_"), "{text}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! One struct the service owns and registers in its own registry (no global registry), with
 //! every label value created up front so each series exists from the start at 0.
 
+use pipeline::kafka::ConsumerLag;
 use pipeline::wire::DeadLetterReason;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
@@ -31,6 +32,8 @@ pub struct Metrics {
     pub requests_in_flight: IntGauge,
     /// Records consumed but not yet settled.
     pub records_in_flight: IntGauge,
+    /// Lag per assigned partition of `enriched`, fed by the consumer's statistics.
+    pub lag: ConsumerLag,
 }
 
 impl Metrics {
@@ -82,6 +85,7 @@ impl Metrics {
                 "sink_records_in_flight",
                 "Records consumed and not yet settled.",
             )?,
+            lag: ConsumerLag::register(registry)?,
         };
         for outcome in ["indexed", "retried", "rejected"] {
             metrics.items.with_label_values(&[outcome]);

@@ -186,7 +186,7 @@ impl Stage {
     ) -> Result<Self, ServiceError> {
         let kafka = &settings.kafka;
         let client_id = format!("logwarden-sink-{}", settings.instance_id);
-        let context = HealthContext::new(health.clone());
+        let context = HealthContext::new(health.clone()).with_lag(metrics.lag.clone());
         let mut consumer_config = kafka.consumer_config(&client_id, &settings.group_id);
         consumer_config.set("group.instance.id", &settings.instance_id);
         // Ready once joined, even on an idle topic; see `pipeline::kafka::HealthContext`.
@@ -237,7 +237,7 @@ impl Stage {
                     // A request task cannot panic (it only awaits the client), and the set is
                     // never aborted; treat it as a lost answer all the same.
                     Err(err) => {
-                        tracing::error!(%err, "A bulk request task failed.");
+                        tracing::error!(%err, "A bulk request task failed; its documents are sent again. If this repeats, report it with this log.");
                         continue;
                     }
                 },

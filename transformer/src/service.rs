@@ -137,7 +137,7 @@ impl Stage {
     ) -> Result<Self, ServiceError> {
         let kafka = &settings.kafka;
         let client_id = format!("logwarden-transformer-{}", settings.instance_id);
-        let context = HealthContext::new(health);
+        let context = HealthContext::new(health).with_lag(metrics.lag.clone());
         let mut consumer_config = kafka.consumer_config(&client_id, &settings.group_id);
         consumer_config.set("group.instance.id", &settings.instance_id);
         // Ready once joined, even on an idle topic; see `pipeline::kafka::HealthContext`.

@@ -68,12 +68,15 @@ fn steps(no_lint: bool, cargo_test_args: &[String]) -> Vec<Step> {
             uses_stack: false,
         });
     }
-    // `--workspace` would override the packages the arguments pick (`-p X`).
-    let mut test = if picked_packages(cargo_test_args).is_empty() {
-        owned(&["test", "--workspace", "--all-targets"])
-    } else {
-        owned(&["test", "--all-targets"])
-    };
+    // `--workspace` would override the packages the arguments pick (`-p X`), and `--all-targets`
+    // the targets they pick (`--test T` would run every target of the package).
+    let mut test = owned(&["test"]);
+    if picked_packages(cargo_test_args).is_empty() {
+        test.push("--workspace".to_owned());
+    }
+    if !picks_targets(cargo_test_args) {
+        test.push("--all-targets".to_owned());
+    }
     test.extend(cargo_test_args.iter().cloned());
     steps.push(Step {
         name: "test",
@@ -96,7 +99,7 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
     let started = Instant::now();
     let deploy = runs_deploy_tests(&args.cargo_test_args);
     // The tools first: a cold build takes minutes, and needs no server running.
-    let weed = runs_tests_of(&args.cargo_test_args, "ingest")
+    let weed = runs_bucket_tests(&args.cargo_test_args)
         .then(|| crate::seaweedfs::ensure(&ctx.dirs.cache))
         .transpose()?;
     let k8s_tools = deploy
@@ -311,6 +314,31 @@ fn runs_tests_of(cargo_test_args: &[String], package: &str) -> bool {
     picked.is_empty() || picked.contains(&package)
 }
 
+/// Whether ingest's bucket tests (which need SeaweedFS, a build of minutes on a cold machine)
+/// are among those `cargo test` will run: ingest's package with no `--test` picked, or
+/// `--test bucket`.
+fn runs_bucket_tests(cargo_test_args: &[String]) -> bool {
+    let tests = picked_tests(cargo_test_args);
+    runs_tests_of(cargo_test_args, "ingest") && (tests.is_empty() || tests.contains(&"bucket"))
+}
+
+/// The integration tests cargo's arguments pick (`--test X`, `--test=X`), before `--`.
+fn picked_tests(cargo_test_args: &[String]) -> Vec<&str> {
+    let mut picked = Vec::new();
+    let mut args = cargo_test_args
+        .iter()
+        .take_while(|a| a.as_str() != "--")
+        .map(String::as_str);
+    while let Some(arg) = args.next() {
+        if arg == "--test" {
+            picked.extend(args.next());
+        } else if let Some(name) = arg.strip_prefix("--test=") {
+            picked.push(name);
+        }
+    }
+    picked
+}
+
 /// The packages cargo's arguments pick (`-p X`, `--package X`, `-pX`, `--package=X`), before `--`.
 fn picked_packages(cargo_test_args: &[String]) -> Vec<&str> {
     let mut picked = Vec::new();
@@ -328,6 +356,25 @@ fn picked_packages(cargo_test_args: &[String]) -> Vec<&str> {
         }
     }
     picked
+}
+
+/// Whether cargo test's arguments pick targets themselves (`--test T`, `--lib`, `--bins`, ...).
+fn picks_targets(cargo_test_args: &[String]) -> bool {
+    const TARGET_FLAGS: [&str; 8] = [
+        "--lib",
+        "--bin",
+        "--bins",
+        "--test",
+        "--tests",
+        "--bench",
+        "--benches",
+        "--example",
+    ];
+    cargo_test_args.iter().take_while(|a| *a != "--").any(|a| {
+        TARGET_FLAGS
+            .iter()
+            .any(|f| a == f || a.starts_with(&format!("{f}=")))
+    })
 }
 
 /// Keeps Ctrl-C from killing xtask itself (cargo, in the same process group, still gets it and
@@ -363,14 +410,45 @@ mod tests {
         assert!(!runs_deploy_tests(&args(&["-pdetector"])));
         assert!(runs_deploy_tests(&args(&["-p", "sink", "-p", "deploy"])));
         assert!(runs_deploy_tests(&args(&["--package", "deploy"])));
-        assert!(runs_tests_of(&args(&["-p", "ingest", "--test", "bucket"]), "ingest"));
+        assert!(runs_tests_of(
+            &args(&["-p", "ingest", "--test", "bucket"]),
+            "ingest"
+        ));
         assert!(!runs_tests_of(&args(&["-p", "sink"]), "ingest"));
+        assert!(runs_bucket_tests(&args(&[])));
+        assert!(runs_bucket_tests(&args(&["-p", "ingest"])));
+        assert!(runs_bucket_tests(&args(&["-p", "ingest", "--test=bucket"])));
+        assert!(!runs_bucket_tests(&args(&[
+            "-p", "ingest", "--test", "hec"
+        ])));
+        assert!(!runs_bucket_tests(&args(&[
+            "-p", "sink", "--test", "bucket"
+        ])));
         // After `--` the words are the test binaries', not cargo's.
         assert!(runs_deploy_tests(&args(&["--", "-p", "detector"])));
         // Picked packages are tested alone: `--workspace` would test them all.
         assert_eq!(
             steps(true, &args(&["-p", "detector", "restart"]))[0].args,
             ["test", "--all-targets", "-p", "detector", "restart"]
+        );
+        // Picked targets are run alone: `--all-targets` would run every target of the package.
+        assert_eq!(
+            steps(true, &args(&["-p", "faults", "--test", "prometheus"]))[0].args,
+            ["test", "-p", "faults", "--test", "prometheus"]
+        );
+        assert_eq!(
+            steps(true, &args(&["--test=chart", "--", "--test", "x"]))[0].args,
+            ["test", "--workspace", "--test=chart", "--", "--test", "x"]
+        );
+        assert_eq!(
+            steps(true, &args(&["--", "--test-threads=1"]))[0].args,
+            [
+                "test",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "--test-threads=1"
+            ]
         );
     }
 

@@ -32,7 +32,11 @@ fn ingest_renders_its_workload_services_and_a_config_its_binary_accepts() {
         .collect();
     assert_eq!(
         ports,
-        ["http 8088/TCP", "syslog-tcp 6514/TCP", "syslog-udp 5514/UDP"]
+        [
+            "http 8088/TCP",
+            "syslog-tcp 6514/TCP",
+            "syslog-udp 5514/UDP"
+        ]
     );
     // Its metrics Service is one the ServiceMonitor selects.
     let metrics = manifests.get("Service", "lw-ingest");
@@ -50,8 +54,7 @@ fn ingest_renders_its_workload_services_and_a_config_its_binary_accepts() {
         text(deployment, &["spec", "strategy", "type"]),
         Some("Recreate")
     );
-    let container =
-        pods::materialize(&manifests, &manifests.pod("Deployment", "lw-ingest"));
+    let container = pods::materialize(&manifests, &manifests.pod("Deployment", "lw-ingest"));
     assert_eq!(
         container.args,
         ["--config", "/etc/logwarden/config/config.yaml"]
@@ -69,14 +72,20 @@ fn ingest_renders_its_workload_services_and_a_config_its_binary_accepts() {
         Some("0.0.0.0:5514")
     );
     // Tokens and the bucket's secret key come from the chart's Secret, by variable.
-    assert_eq!(settings.tokens.name_of("hec-token-0b1c"), Some("forwarders"));
+    assert_eq!(
+        settings.tokens.name_of("hec-token-0b1c"),
+        Some("forwarders")
+    );
     assert_eq!(
         settings.tokens.name_of("firehose-key-9f2e"),
         Some("firehose-waf")
     );
     let bucket = settings.bucket.as_ref().expect("the bucket receiver on");
     assert_eq!(bucket.name, "waf-logs");
-    assert_eq!(bucket.endpoint.as_deref(), Some("http://seaweedfs.storage:8333"));
+    assert_eq!(
+        bucket.endpoint.as_deref(),
+        Some("http://seaweedfs.storage:8333")
+    );
     assert!(bucket.path_style, "path-style with an endpoint");
     assert_eq!(
         bucket.credentials.describe(),
@@ -138,8 +147,7 @@ fn ingest_refuses_values_that_cannot_work() {
             &["--set", "ingest.tokens.splunk=ingest-token-splunk"],
         )
         .expect("renders");
-    let mut container =
-        pods::materialize(&manifests, &manifests.pod("Deployment", "lw-ingest"));
+    let mut container = pods::materialize(&manifests, &manifests.pod("Deployment", "lw-ingest"));
     container
         .env
         .retain(|(name, _)| name != "LOGWARDEN_SECRET_INGEST_SPLUNK");

@@ -1,5 +1,7 @@
 //! Prometheus Operator objects, the alert rules' metrics, Grafana dashboards.
 
+use deploy::observe;
+
 use super::*;
 
 #[test]
@@ -45,17 +47,14 @@ fn prometheus_operator_objects_only_where_its_api_is_served() {
         .into_iter()
         .flat_map(|group| seq(group, &["rules"]))
         .collect();
+    // The rule file's alerts (deploy/tests/rules.rs names them).
     let alerts: Vec<&str> = rules.iter().filter_map(|r| text(r, &["alert"])).collect();
-    assert_eq!(
-        alerts,
-        [
-            "LogwardenServiceDown",
-            "LogwardenConsumerLagGrowing",
-            "LogwardenSinkBackpressure",
-            "LogwardenDeadLettersRising",
-            "LogwardenDetectorNoActiveLease",
-        ]
-    );
+    let file_alerts: Vec<String> = observe::file_rules()
+        .into_iter()
+        .filter(|r| r.alert)
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(alerts, file_alerts);
     let expr = |alert: &str| {
         rules
             .iter()
@@ -63,53 +62,86 @@ fn prometheus_operator_objects_only_where_its_api_is_served() {
             .and_then(|r| text(r, &["expr"]))
             .expect("expr")
     };
+    // ci/monitoring.yaml's thresholds, in place of the rule file's defaults.
+    for (alert, threshold) in [
+        ("LogwardenScoringBehind", ") > 300)"),
+        ("LogwardenDeadLettersRising", "])) > 10"),
+        ("LogwardenConsumerLagGrowing", "}) > 5000\n"),
+        ("LogwardenDetectorNoData", "}) >= 3"),
+    ] {
+        assert!(expr(alert).contains(threshold), "{alert}: {}", expr(alert));
+    }
     assert!(
-        expr("LogwardenConsumerLagGrowing").contains("> 300"),
-        "{}",
-        expr("LogwardenConsumerLagGrowing")
-    );
-    assert!(
-        expr("LogwardenDeadLettersRising").ends_with("> 10"),
-        "{}",
-        expr("LogwardenDeadLettersRising")
-    );
-    assert!(
-        expr("LogwardenServiceDown").contains(r#"job=~"lw-(transformer|sink|detector|producer)""#),
+        expr("LogwardenServiceDown").contains(
+            r#"namespace="default", job=~"lw-(transformer|sink|detector|producer|ingest)""#
+        ),
         "{}",
         expr("LogwardenServiceDown")
     );
-    // Every logwarden_ metric the alerts use is one a service registers (without the prefix,
+    // Every logwarden_ metric the rules use is one a service registers (without the prefix,
     // which the registry adds).
     let sources = service_sources();
     let mut used = BTreeSet::new();
     for rule in &rules {
         let expr = text(rule, &["expr"]).expect("expr");
-        for name in metric_names(expr) {
-            for concrete in expand(&name) {
-                let registered = format!("\"{}\"", concrete.trim_start_matches("logwarden_"));
-                assert!(
-                    sources.contains(&registered),
-                    "{} uses {concrete}, which no service registers",
-                    text(rule, &["alert"]).unwrap_or("?")
-                );
-                used.insert(concrete);
-            }
+        for name in observe::metric_names(expr) {
+            let registered = format!("\"{}\"", name.trim_start_matches("logwarden_"));
+            assert!(
+                sources.contains(&registered),
+                "{} uses {name}, which no service registers",
+                text(rule, &["alert"])
+                    .or(text(rule, &["record"]))
+                    .unwrap_or("?")
+            );
+            used.insert(name);
         }
     }
     assert_eq!(
         used.into_iter().collect::<Vec<_>>(),
         [
             "logwarden_detector_active",
+            "logwarden_detector_alerts_failed_total",
+            "logwarden_detector_alerts_pending",
+            "logwarden_detector_dead_letters_total",
+            "logwarden_detector_empty_intervals",
             "logwarden_detector_scored_until_seconds",
+            "logwarden_kafka_consumer_lag_records",
             "logwarden_sink_backpressure",
             "logwarden_sink_dead_letters_total",
+            "logwarden_sink_records_in_total",
             "logwarden_transformer_dead_letters_total",
+            "logwarden_transformer_records_in_total",
+            "logwarden_transformer_records_out_total",
         ]
     );
 }
 
+#[test]
+fn a_threshold_missing_from_its_rule_fails_the_render() {
+    let helm = Helm::from_env();
+    let copy = tempfile::tempdir().expect("temp dir");
+    copy_dir(&deploy::helm::chart(), copy.path());
+    let rules = copy.path().join("rules/logwarden.rules.yaml");
+    let text = std::fs::read_to_string(&rules).expect("read");
+    std::fs::write(&rules, text.replace("}) > 10000", "}) > 20000")).expect("write");
+    let err = helm
+        .template_chart(
+            copy.path(),
+            RELEASE,
+            &[],
+            &["--api-versions", "monitoring.coreos.com/v1"],
+        )
+        .expect_err("refused");
+    assert!(
+        err.contains(
+            "rules/logwarden.rules.yaml: LogwardenConsumerLagGrowing no longer holds its threshold `> 10000`"
+        ),
+        "{err}"
+    );
+}
+
 /// The Rust sources of the services, concatenated.
-fn service_sources() -> String {
+pub(super) fn service_sources() -> String {
     fn walk(dir: &Path, out: &mut String) {
         for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
             let path = entry.path();
@@ -121,59 +153,17 @@ fn service_sources() -> String {
         }
     }
     let mut out = String::new();
-    for crate_dir in ["pipeline", "transformer", "sink", "detector", "producer"] {
+    for crate_dir in [
+        "pipeline",
+        "transformer",
+        "sink",
+        "detector",
+        "producer",
+        "ingest",
+    ] {
         walk(&deploy::workspace().join(crate_dir).join("src"), &mut out);
     }
     out
-}
-
-/// `logwarden_...` names in a PromQL expression (a `__name__=~"logwarden_(a|b)_x"` regex kept
-/// whole, for [`expand`]).
-fn metric_names(expr: &str) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut rest = expr;
-    while let Some(at) = rest.find("logwarden_") {
-        let tail = &rest[at..];
-        let end = tail
-            .find(|c: char| !(c.is_ascii_alphanumeric() || "_()|".contains(c)))
-            .unwrap_or(tail.len());
-        names.push(tail[..end].to_owned());
-        rest = &tail[end..];
-    }
-    names
-}
-
-/// `logwarden_(a|b)_x` → `logwarden_a_x`, `logwarden_b_x`.
-fn expand(name: &str) -> Vec<String> {
-    match (name.find('('), name.find(')')) {
-        (Some(open), Some(close)) => name[open + 1..close]
-            .split('|')
-            .map(|choice| format!("{}{choice}{}", &name[..open], &name[close + 1..]))
-            .collect(),
-        _ => vec![name.to_owned()],
-    }
-}
-
-#[test]
-fn grafana_dashboards_render_what_the_chart_holds() {
-    let helm = Helm::from_env();
-    let manifests = render(&helm, "defaults");
-    assert!(manifests.find("ConfigMap", "lw-dashboards").is_none());
-    // A copy of the chart with one dashboard file.
-    let copy = tempfile::tempdir().expect("temp dir");
-    copy_dir(&deploy::helm::chart(), copy.path());
-    std::fs::create_dir_all(copy.path().join("dashboards")).expect("dir");
-    let dashboard = r#"{"title": "logwarden pipeline", "panels": []}"#;
-    std::fs::write(copy.path().join("dashboards/pipeline.json"), dashboard).expect("write");
-    let manifests = helm
-        .template_chart(copy.path(), RELEASE, &[], &[])
-        .expect("renders");
-    let configmap = manifests.get("ConfigMap", "lw-dashboards");
-    assert_eq!(
-        text(configmap, &["metadata", "labels", "grafana_dashboard"]),
-        Some("1")
-    );
-    assert_eq!(text(configmap, &["data", "pipeline.json"]), Some(dashboard));
 }
 
 fn copy_dir(from: &Path, to: &Path) {

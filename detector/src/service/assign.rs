@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use pipeline::kafka::{ConsumerLag, STATISTICS_INTERVAL};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
@@ -67,15 +68,32 @@ fn found_offset(offset: Offset) -> Offset {
 
 /// The detector's consumer context: a partition's end is how the event clock learns that the
 /// partition caught up, not an error, though librdkafka reports it as one (logged at ERROR once
-/// per end by the default context). Other client errors are logged as warnings.
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct EndsAreNotErrors;
+/// per end by the default context). Other client errors are logged as warnings. Its statistics
+/// feed the consumer lag gauge, whose series go when the session's consumer does.
+#[derive(Debug)]
+pub(super) struct EndsAreNotErrors {
+    lag: ConsumerLag,
+}
 
 impl ClientContext for EndsAreNotErrors {
     fn error(&self, error: KafkaError, reason: &str) {
         if error.rdkafka_error_code() != Some(RDKafkaErrorCode::PartitionEOF) {
             tracing::warn!(%error, reason, "Kafka client error; librdkafka retries.");
         }
+    }
+
+    fn stats_raw(&self, statistics: &[u8]) {
+        if let Ok(statistics) = serde_json::from_slice(statistics) {
+            self.lag.observe(&statistics);
+        }
+    }
+}
+
+impl Drop for EndsAreNotErrors {
+    /// The session ended (the lease lost, or shutdown): a standby reads nothing, so it shows
+    /// no lag.
+    fn drop(&mut self) {
+        self.lag.clear();
     }
 }
 
@@ -159,6 +177,7 @@ pub(super) fn assign(
     settings: &Settings,
     positions: Option<&BTreeMap<i32, i64>>,
     detectors: &[Live],
+    lag: ConsumerLag,
 ) -> Result<Assigned, ServiceError> {
     let topic = &settings.kafka.topics.enriched;
     let mut config = settings.kafka.client_config("logwarden-detector");
@@ -167,9 +186,14 @@ pub(super) fn assign(
         .set("enable.auto.commit", "false")
         // Reaching a partition's end is how the event clock knows it is caught up.
         .set("enable.partition.eof", "true")
-        .set("isolation.level", "read_committed");
+        .set("isolation.level", "read_committed")
+        // For the consumer lag gauge.
+        .set(
+            "statistics.interval.ms",
+            STATISTICS_INTERVAL.as_millis().to_string(),
+        );
     let consumer: DetectorConsumer = config
-        .create_with_context(EndsAreNotErrors)
+        .create_with_context(EndsAreNotErrors { lag })
         .map_err(ServiceError::Client)?;
     let metadata_client: BaseConsumer = settings
         .kafka

@@ -2,13 +2,17 @@
 //! scored and flagged, what it could not read or would not trust, how old its last checkpoint
 //! is, its alert deliveries, and whether this replica is the active one.
 
-use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use pipeline::kafka::ConsumerLag;
+use prometheus::{GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 use crate::alert::DeliveryMetrics;
+use crate::model::Scored;
 
 /// The detector's metrics.
 #[derive(Debug, Clone)]
 pub struct Metrics {
+    /// Records read from `enriched`, readable or not.
+    pub records_in: IntCounter,
     /// Intervals scored, by detector.
     pub intervals: IntCounterVec,
     /// Anomalous intervals, by detector.
@@ -44,6 +48,26 @@ pub struct Metrics {
     pub outputs_refused: IntCounterVec,
     /// Deliveries to Kafka sent again after a failure.
     pub outputs_retried: IntCounter,
+    /// Lag per partition of `enriched` while this replica scores.
+    pub lag: ConsumerLag,
+    /// The last scored interval of each detector: its value, expected value, anomaly grade and
+    /// confidence ([`Metrics::scored`]).
+    pub last: LastScored,
+}
+
+/// Gauges of each detector's last scored interval, as its result document has them.
+#[derive(Debug, Clone)]
+pub struct LastScored {
+    /// The interval's feature value.
+    pub value: GaugeVec,
+    /// What the model expected (the baseline mean).
+    pub expected: GaugeVec,
+    /// 0 (normal) to 1.
+    pub grade: GaugeVec,
+    /// 0 to 1: how much data the judgement rests on.
+    pub confidence: GaugeVec,
+    /// Consecutive scored intervals with no records (0 after one with records).
+    pub empty: IntGaugeVec,
 }
 
 impl Metrics {
@@ -52,7 +76,12 @@ impl Metrics {
         let by = |name: &str, help: &str, label: &str| {
             IntCounterVec::new(Opts::new(name, help), &[label])
         };
+        let gauge = |name: &str, help: &str| GaugeVec::new(Opts::new(name, help), &["detector"]);
         let metrics = Self {
+            records_in: IntCounter::new(
+                "detector_records_in_total",
+                "Records read from enriched (readable or not).",
+            )?,
             intervals: by(
                 "detector_intervals_scored_total",
                 "Intervals scored.",
@@ -144,9 +173,36 @@ impl Metrics {
                 "detector_outputs_retried_total",
                 "Deliveries of anomalies and dead letters sent again after a failure.",
             )?,
+            lag: ConsumerLag::register(registry)?,
+            last: LastScored {
+                value: gauge(
+                    "detector_value",
+                    "The feature value of the detector's last scored interval (a rate is per second).",
+                )?,
+                expected: gauge(
+                    "detector_expected_value",
+                    "What the model expected for the last scored interval (its baseline mean).",
+                )?,
+                grade: gauge(
+                    "detector_anomaly_grade",
+                    "Anomaly grade of the last scored interval: 0 normal, up to 1.",
+                )?,
+                confidence: gauge(
+                    "detector_confidence",
+                    "Confidence of the last scored interval's judgement, 0 to 1.",
+                )?,
+                empty: IntGaugeVec::new(
+                    Opts::new(
+                        "detector_empty_intervals",
+                        "Consecutive scored intervals with no records (0 once one has records).",
+                    ),
+                    &["detector"],
+                )?,
+            },
         };
         pipeline::register_metrics!(
             registry,
+            metrics.records_in,
             metrics.intervals,
             metrics.anomalies,
             metrics.late,
@@ -166,8 +222,39 @@ impl Metrics {
             metrics.dead_letters,
             metrics.outputs_sent,
             metrics.outputs_refused,
-            metrics.outputs_retried
+            metrics.outputs_retried,
+            metrics.last.value,
+            metrics.last.expected,
+            metrics.last.grade,
+            metrics.last.confidence,
+            metrics.last.empty
         )?;
         Ok(metrics)
+    }
+
+    /// Counts a scored interval of `detector` (its `value`, from `events` records, as the model
+    /// judged it) and shows it as the detector's last.
+    pub fn scored(&self, detector: &str, value: f64, events: u64, scored: &Scored) {
+        let labels = [detector];
+        self.intervals.with_label_values(&labels).inc();
+        if scored.grade > 0.0 {
+            self.anomalies.with_label_values(&labels).inc();
+        }
+        self.last.value.with_label_values(&labels).set(value);
+        self.last
+            .expected
+            .with_label_values(&labels)
+            .set(scored.expected);
+        self.last.grade.with_label_values(&labels).set(scored.grade);
+        self.last
+            .confidence
+            .with_label_values(&labels)
+            .set(scored.confidence);
+        let empty = self.last.empty.with_label_values(&labels);
+        if events == 0 {
+            empty.inc();
+        } else {
+            empty.set(0);
+        }
     }
 }

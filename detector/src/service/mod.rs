@@ -186,7 +186,12 @@ impl Context<'_> {
             }
             positions = Some(saved.positions);
         }
-        let assigned = assign::assign(settings, positions.as_ref(), &detectors)?;
+        let assigned = assign::assign(
+            settings,
+            positions.as_ref(),
+            &detectors,
+            metrics.lag.clone(),
+        )?;
         let producer: FutureProducer = settings
             .kafka
             .producer_config("logwarden-detector")

@@ -147,7 +147,7 @@ impl Outputs {
                     .outputs_refused
                     .with_label_values(&[output.label()])
                     .inc();
-                tracing::error!(%err, topic, output = output.label(), "The broker refused a record for good; it is not sent again.");
+                tracing::error!(%err, topic, output = output.label(), "The broker refused a record for good; it is not sent again: check that the topic exists, that this client may write to it (ACLs), and its max.message.bytes.");
                 Ok(())
             }
         }

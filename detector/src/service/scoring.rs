@@ -51,19 +51,18 @@ fn score_one(
     let scored = match model.observe(value) {
         Ok(scored) => scored,
         Err(err) => {
-            tracing::error!(detector = %spec.name, %err, "Scoring failed.");
+            tracing::error!(detector = %spec.name, %err, start = interval.start, "Scoring an interval failed; it gets no result. If this repeats, report it with this log and the detector's spec.");
             return None;
         }
     };
     let scored_interval = Interval { value, ..interval };
     let result = store::result(spec, &scored_interval, &scored, started, None);
-    metrics.intervals.with_label_values(&[&spec.name]).inc();
+    metrics.scored(&spec.name, value, interval.events, &scored);
     metrics
         .scored_until
         .with_label_values(&[&spec.name])
         .set(interval.end / 1_000);
     if result.anomaly_grade > 0.0 {
-        metrics.anomalies.with_label_values(&[&spec.name]).inc();
         tracing::info!(detector = %spec.name, value, expected = scored.expected, grade = scored.grade, confidence = scored.confidence, rule = ?scored.rule, start = interval.start, "Anomaly.");
     }
     Some(result)
@@ -150,6 +149,9 @@ mod tests {
         assert_eq!(metrics.intervals.with_label_values(&name).get(), 3);
         assert_eq!(metrics.scored_until.with_label_values(&name).get(), 180);
         assert_eq!(metrics.anomalies.with_label_values(&name).get(), 0);
+        // The last interval shown: the quiet third minute, after one with records.
+        assert_eq!(metrics.last.value.with_label_values(&name).get(), 0.0);
+        assert_eq!(metrics.last.empty.with_label_values(&name).get(), 1);
         Ok(())
     }
 }

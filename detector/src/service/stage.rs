@@ -71,6 +71,7 @@ impl Stage<'_> {
         offset: i64,
         payload: &[u8],
     ) -> Result<(), Stopped> {
+        self.metrics.records_in.inc();
         self.positions.insert(partition, offset + 1);
         let (record, time) = match features::read(payload) {
             Ok(read) => read,

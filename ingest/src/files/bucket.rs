@@ -158,9 +158,8 @@ impl Bucket {
         Ok(keys)
     }
 
-    /// Reads the bucket until `shutdown`.
-    pub async fn serve(self, shutdown: CancellationToken) {
-        let mut done = Checkpoint::load(&self.settings.checkpoint);
+    /// Reads the bucket until `shutdown`; `done` is its checkpoint, loaded at start-up.
+    pub async fn serve(self, mut done: Checkpoint, shutdown: CancellationToken) {
         loop {
             match self.pending(&done).await {
                 Ok(keys) => {
@@ -179,7 +178,7 @@ impl Bucket {
                             return;
                         }
                         if let Err(err) = done.record(key.as_ref()) {
-                            tracing::error!(%err, checkpoint = %done.path().display(), "Cannot write the checkpoint; stopping the bucket receiver.");
+                            tracing::error!(%err, checkpoint = %done.path().display(), "Cannot write the bucket checkpoint; stopping the bucket receiver: make the checkpoint's directory writable and restart (keys already sent are sent again).");
                             return;
                         }
                     }

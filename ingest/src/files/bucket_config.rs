@@ -129,11 +129,7 @@ impl BucketConfig {
             ConfigError::invalid(format!("ingest.bucket.{key}"), problem, fix)
         };
         if self.name.trim().is_empty() {
-            return Err(invalid(
-                "name",
-                "is empty".into(),
-                "give the bucket's name",
-            ));
+            return Err(invalid("name", "is empty".into(), "give the bucket's name"));
         }
         if let Some(endpoint) = &self.endpoint
             && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))

@@ -8,27 +8,30 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The names done, and the file that keeps them.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Checkpoint {
     path: PathBuf,
     done: BTreeSet<String>,
 }
 
 impl Checkpoint {
-    /// Reads `path` (missing means nothing done yet).
-    pub fn load(path: &Path) -> Self {
-        let done = std::fs::read_to_string(path)
-            .map(|text| {
-                text.lines()
-                    .filter(|l| !l.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
-        Self {
+    /// Reads `path` (missing means nothing done yet). Any other error is returned: a
+    /// checkpoint that exists but cannot be read must stop start-up, not send every file again.
+    pub fn load(path: &Path) -> std::io::Result<Self> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(err) => return Err(err),
+        };
+        let done = text
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect();
+        Ok(Self {
             path: path.to_owned(),
             done,
-        }
+        })
     }
 
     /// The file.
@@ -63,13 +66,22 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("checkpoint-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).expect("dir");
         let path = dir.join("done");
-        let mut checkpoint = Checkpoint::load(&path);
+        let mut checkpoint = Checkpoint::load(&path).expect("a missing checkpoint is empty");
         assert!(!checkpoint.contains("a/b.json.gz"));
         checkpoint.record("a/b.json.gz").expect("record");
         checkpoint.record("c.ndjson").expect("record");
-        let reloaded = Checkpoint::load(&path);
+        let reloaded = Checkpoint::load(&path).expect("reloaded");
         assert!(reloaded.contains("a/b.json.gz") && reloaded.contains("c.ndjson"));
         assert!(!reloaded.contains("a"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_unreadable_checkpoint_is_an_error() {
+        let dir = std::env::temp_dir().join(format!("checkpoint-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        // A directory where the file should be: it exists, it cannot be read.
+        assert!(Checkpoint::load(&dir).is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use pipeline::testkit::{self, Process};
 
-use super::{BodyFile, curl};
+use super::BodyFile;
 
 /// The access key the server knows.
 pub const ACCESS_KEY: &str = "LWTESTACCESSKEY";
@@ -101,7 +101,10 @@ impl Weed {
 
     /// What the server printed.
     pub fn output(&self) -> String {
-        self.process.as_ref().map(Process::output).unwrap_or_default()
+        self.process
+            .as_ref()
+            .map(Process::output)
+            .unwrap_or_default()
     }
 
     /// A signed request (curl's SigV4) to `path`, with `body`; the status (0 when nothing

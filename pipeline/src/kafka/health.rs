@@ -9,6 +9,9 @@
 //! every broker down, when the group has had no coordinator for [`NO_COORDINATOR_GRACE`], or
 //! while a delivery is being retried. Joining does not clear a failing delivery: only a
 //! delivery that succeeds does, so the two never undo each other.
+//!
+//! The same statistics feed the stage's consumer lag gauge when it has one
+//! ([`HealthContext::with_lag`], see [`super::lag`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,6 +23,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use serde_json::Value;
 
+use super::lag::ConsumerLag;
 use crate::telemetry::Health;
 
 /// The readiness check the Kafka clients of a service maintain.
@@ -72,6 +76,8 @@ pub struct HealthContext {
     /// How many times the group consumer lost partitions (revoked, or the assignment lost):
     /// a transaction that saw it change must not commit (see [`Self::revocations`]).
     revocations: Arc<AtomicU64>,
+    /// The consumer lag gauge the group consumer's statistics feed, if the stage shows it.
+    lag: Option<ConsumerLag>,
 }
 
 impl HealthContext {
@@ -82,7 +88,16 @@ impl HealthContext {
             health,
             delivery_failing: Arc::new(AtomicBool::new(false)),
             revocations: Arc::new(AtomicU64::new(0)),
+            lag: None,
         }
+    }
+
+    /// Feeds `lag` from the group consumer's statistics (which [`Self::follow_group`] turns
+    /// on) and removes a partition's series when it is revoked.
+    #[must_use]
+    pub fn with_lag(mut self, lag: ConsumerLag) -> Self {
+        self.lag = Some(lag);
+        self
     }
 
     /// How many times the group consumer has lost partitions so far. The callback runs inside
@@ -140,14 +155,29 @@ impl rdkafka::ClientContext for HealthContext {
             }
             Some(GroupState::Joining) | None => {}
         }
+        if let Some(lag) = &self.lag {
+            lag.observe(&statistics);
+        }
     }
 }
 
 impl ConsumerContext for HealthContext {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let lost = match rebalance {
-            Rebalance::Revoke(partitions) => partitions.count() > 0,
-            Rebalance::Error(_) => true,
+            Rebalance::Revoke(partitions) => {
+                if let Some(lag) = &self.lag {
+                    for element in partitions.elements() {
+                        lag.forget(element.topic(), element.partition());
+                    }
+                }
+                partitions.count() > 0
+            }
+            Rebalance::Error(_) => {
+                if let Some(lag) = &self.lag {
+                    lag.clear();
+                }
+                true
+            }
             Rebalance::Assign(_) => false,
         };
         if lost {

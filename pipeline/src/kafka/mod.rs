@@ -7,6 +7,7 @@
 //! idempotent, fully acknowledged produces, and consumers that never store an offset by themselves.
 
 mod health;
+mod lag;
 mod preflight;
 mod security;
 
@@ -23,6 +24,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use serde::Deserialize;
 
 pub use health::{HealthContext, KAFKA_CHECK, STATISTICS_INTERVAL};
+pub use lag::{ConsumerLag, PartitionLag, partition_lags};
 pub use preflight::{PreflightError, preflight};
 pub use security::{KafkaSasl, KafkaTls, SaslMechanism};
 

@@ -371,6 +371,7 @@ impl Drop for SmtpServer {
 }
 
 pub mod faults;
+pub mod metrics;
 mod process;
 mod proxy;
 mod secrets;

@@ -1,5 +1,6 @@
 //! The transformer's metrics, registered in the service's own registry.
 
+use pipeline::kafka::ConsumerLag;
 use pipeline::wire::DeadLetterReason;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
@@ -22,6 +23,8 @@ pub struct Metrics {
     pub delivery_events: IntCounterVec,
     /// Transactions, by outcome (`committed`, `aborted`).
     pub transactions: IntCounterVec,
+    /// Lag per assigned partition of `raw`, fed by the consumer's statistics.
+    pub lag: ConsumerLag,
 }
 
 impl Metrics {
@@ -72,6 +75,7 @@ impl Metrics {
                 ),
                 &["outcome"],
             )?,
+            lag: ConsumerLag::register(registry)?,
         };
         for reason in DeadLetterReason::ALL {
             metrics.dead_letters.with_label_values(&[reason.as_str()]);

@@ -67,7 +67,7 @@ impl Phase {
 fn event(i: usize) -> String {
     serde_json::json!({
         "timestamp": 1_764_900_000_000_u64 + i as u64,
-        "action": if i % 50 == 0 { "BLOCK" } else { "ALLOW" },
+        "action": if i.is_multiple_of(50) { "BLOCK" } else { "ALLOW" },
         "terminatingRuleId": "Default_Action",
         "httpSourceName": "ALB",
         "httpRequest": {
@@ -331,7 +331,10 @@ fn syslog_tcp(
     })?;
     while !arrived()? {
         if started.elapsed() > Duration::from_secs(600) {
-            bail!("syslog events not all in Kafka within 10 minutes; {}", service.log_tail());
+            bail!(
+                "syslog events not all in Kafka within 10 minutes; {}",
+                service.log_tail()
+            );
         }
         if service.exited()?.is_some() {
             bail!("logwarden-ingest exited; {}", service.log_tail());

@@ -6,8 +6,10 @@
 //! `.partial-<name>-<version>` directory that is renamed into place only once the binary runs
 //! and reports its version, so an interrupted build is redone and never half-used; a present
 //! directory means done. One build at a time (kube-apiserver alone peaks at ~2 GB), under a
-//! lock so that two xtask runs do not build the same tool. Once something was built, the Go
-//! build cache (~5 GB) is deleted; the module cache (~2 GB) is kept.
+//! lock on the Go caches (`<cache>/go/.lock`) so that two xtask runs do not build the same tool
+//! and no run deletes the build cache under another's build (SeaweedFS's `weed` is built the
+//! same way, `crate::seaweedfs`). Once something was built, the Go build cache (~5 GB) is
+//! deleted; the module cache (~2 GB) is kept.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -248,7 +250,7 @@ pub fn ensure(cache: &Path) -> Result<Tools> {
 }
 
 /// Builds what is missing of `set` into `tools` (output lines start with `label`), under
-/// `tools`' own lock; the Go caches are `cache`'s.
+/// the Go caches' lock; the Go caches are `cache`'s.
 pub fn ensure_set(cache: &Path, tools: Tools, set: &[Tool], label: &str) -> Result<Tools> {
     if set.iter().all(|tool| tools.is_built(tool)) {
         for tool in set {
@@ -262,8 +264,14 @@ pub fn ensure_set(cache: &Path, tools: Tools, set: &[Tool], label: &str) -> Resu
         return Ok(tools);
     }
     crate::paths::create_shared_dir(&tools.dir)?;
-    let _lock = lock::exclusive(&tools.dir.join(".lock"), &format!("the {label} tools' build"))?;
     let go = Go::find(cache)?;
+    // One lock for every set built with Go: they share the Go build cache, which a finished
+    // build deletes (the Kubernetes tools' and SeaweedFS's builds take turns).
+    crate::paths::create_shared_dir(&go.root)?;
+    let _lock = lock::exclusive(
+        &go.root.join(".lock"),
+        &format!("the Go build cache ({label} tools)"),
+    )?;
     let started = Instant::now();
     let mut built = 0;
     for tool in set {
