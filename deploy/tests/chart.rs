@@ -6,6 +6,8 @@
 mod configs;
 #[path = "chart/dashboards.rs"]
 mod dashboards;
+#[path = "chart/ingest.rs"]
+mod ingest;
 #[path = "chart/monitoring.rs"]
 mod monitoring;
 #[path = "chart/pods.rs"]
@@ -51,6 +53,7 @@ fn lint_strict_passes_with_every_ci_values_file() {
             "aws",
             "defaults",
             "existing-secrets",
+            "ingest",
             "keda",
             "monitoring",
             "tls"

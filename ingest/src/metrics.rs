@@ -16,6 +16,9 @@ pub struct Metrics {
     pub truncated: IntCounterVec,
     /// Open syslog TCP connections.
     pub connections: IntGauge,
+    /// Failed listings or fetches of the bucket source, by reason (`credentials`, `no_bucket`,
+    /// `unavailable`, `client`).
+    pub bucket_errors: IntCounterVec,
 }
 
 impl Metrics {
@@ -54,6 +57,13 @@ impl Metrics {
                 "ingest_syslog_connections",
                 "Open syslog TCP connections.",
             )?,
+            bucket_errors: IntCounterVec::new(
+                Opts::new(
+                    "ingest_bucket_errors_total",
+                    "Failed listings or fetches of the bucket source, by reason.",
+                ),
+                &["reason"],
+            )?,
         };
         register_metrics!(
             registry,
@@ -61,7 +71,8 @@ impl Metrics {
             metrics.refused,
             metrics.skipped,
             metrics.truncated,
-            metrics.connections
+            metrics.connections,
+            metrics.bucket_errors
         )?;
         for source in pipeline::wire::Source::ALL {
             metrics.records.with_label_values(&[source.as_str()]);

@@ -38,6 +38,24 @@ pub enum IngestError {
     /// The syslog TLS material cannot be used.
     #[error("{0}")]
     Tls(String),
+    /// The bucket source's client cannot be built.
+    #[error(transparent)]
+    Bucket(#[from] crate::files::bucket::BucketError),
+    /// A file source's checkpoint exists but cannot be read.
+    #[error(
+        "cannot read the checkpoint {} (`{key}`): {source}; let this user read it, or name \
+         another file (a new one reads every file again)",
+        path.display()
+    )]
+    Checkpoint {
+        /// The config key naming it.
+        key: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A receiver failed.
     #[error("{receiver} receiver: {source}")]
     Receiver {
@@ -166,22 +184,37 @@ pub async fn run_with(
             Ok(())
         });
     }
+    let file_ingest = |receiver, source, max_file| crate::files::FileIngest {
+        receiver,
+        source,
+        max_file,
+        max_event: settings.max_event_bytes,
+        writer: writer.clone(),
+        metrics: metrics.clone(),
+        retry_after: settings.retry_after,
+    };
     if let Some((directory, checkpoint, source)) = settings.files.clone() {
         tracing::info!(directory = %directory.display(), "Reading log files.");
         let files = crate::files::Files {
             directory,
-            checkpoint,
-            source,
+            checkpoint: load_checkpoint("ingest.files.checkpoint_file", &checkpoint)?,
             poll: settings.files_poll,
-            max_file: settings.max_file_bytes,
-            max_event: settings.max_event_bytes,
-            writer: writer.clone(),
-            metrics: metrics.clone(),
-            retry_after: settings.retry_after,
+            ingest: file_ingest("files", source, settings.max_file_bytes),
         };
         let shutdown = shutdown.clone();
         tasks.spawn(async move {
             files.serve(shutdown).await;
+            Ok(())
+        });
+    }
+    if let Some(bucket) = settings.bucket.clone() {
+        tracing::info!(bucket = %bucket.name, prefix = %bucket.prefix, endpoint = ?bucket.endpoint, credentials = %bucket.credentials.describe(), "Reading log files from a bucket.");
+        let ingest = file_ingest("bucket", bucket.source, bucket.max_file_bytes);
+        let done = load_checkpoint("ingest.bucket.checkpoint_file", &bucket.checkpoint)?;
+        let bucket = crate::files::bucket::Bucket::new(bucket, ingest)?;
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            bucket.serve(done, shutdown).await;
             Ok(())
         });
     }
@@ -225,4 +258,16 @@ pub async fn run_with(
     writer.flush(std::time::Duration::from_secs(5));
     tracing::info!("Ingest stopped.");
     result
+}
+
+/// A file source's checkpoint, read at start-up (`key` names it in the error).
+fn load_checkpoint(
+    key: &'static str,
+    path: &std::path::Path,
+) -> Result<crate::files::checkpoint::Checkpoint, IngestError> {
+    crate::files::checkpoint::Checkpoint::load(path).map_err(|source| IngestError::Checkpoint {
+        key,
+        path: path.to_owned(),
+        source,
+    })
 }

@@ -46,6 +46,8 @@ pub struct IngestConfig {
     pub syslog: SyslogConfig,
     /// The file receiver; off unless `directory` is set.
     pub files: FilesConfig,
+    /// The bucket receiver (S3-compatible); off unless set.
+    pub bucket: Option<crate::files::bucket_config::BucketConfig>,
     /// Valid tokens by name (the name is what logs and metrics show): HEC's
     /// `Authorization: Splunk <token>`, Firehose's access key, NDJSON's `Bearer <token>`.
     pub tokens: BTreeMap<String, TokenSource>,
@@ -66,6 +68,7 @@ impl Default for IngestConfig {
             http: HttpConfig::default(),
             syslog: SyslogConfig::default(),
             files: FilesConfig::default(),
+            bucket: None,
             tokens: BTreeMap::new(),
             ack_timeout_ms: 15_000,
             retry_after_s: 5,
@@ -181,6 +184,8 @@ pub struct Settings {
     pub files_poll: Duration,
     /// `ingest.files.max_file_bytes`.
     pub max_file_bytes: usize,
+    /// The bucket receiver, if on.
+    pub bucket: Option<crate::files::bucket_config::BucketSettings>,
     /// Valid tokens.
     pub tokens: Tokens,
     /// How long a request waits for Kafka.
@@ -279,11 +284,18 @@ impl Settings {
                 Some((directory.clone(), checkpoint, source))
             }
         };
-        if !i.http.enabled && i.syslog.tcp.is_none() && i.syslog.udp.is_none() && files.is_none() {
+        let bucket = i.bucket.map(|b| b.validate()).transpose()?;
+        if !i.http.enabled
+            && i.syslog.tcp.is_none()
+            && i.syslog.udp.is_none()
+            && files.is_none()
+            && bucket.is_none()
+        {
             return Err(ConfigError::invalid(
                 "ingest",
                 "turns every receiver off",
-                "enable ingest.http, or set ingest.syslog.tcp or ingest.syslog.udp",
+                "enable ingest.http, set ingest.syslog.tcp or ingest.syslog.udp, \
+                 ingest.files.directory or ingest.bucket",
             ));
         }
         Ok(Self {
@@ -294,6 +306,7 @@ impl Settings {
             files,
             files_poll: Duration::from_millis(i.files.poll_ms),
             max_file_bytes: i.files.max_file_bytes,
+            bucket,
             tokens,
             ack_timeout: Duration::from_millis(i.ack_timeout_ms),
             retry_after: Duration::from_secs(i.retry_after_s),

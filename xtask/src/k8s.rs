@@ -18,7 +18,7 @@ mod config;
 mod go;
 mod gomod;
 mod lock;
-mod tools;
+pub mod tools;
 
 pub use cluster::{down, release, status, up, use_for_tests};
 pub use tools::ensure as tools;

@@ -8,7 +8,8 @@
 //! - `image`: the OCI image of the five services, built with buildah, run with podman;
 //! - `bench latency|cpu`: end-to-end latency and CPU per record, against that stack;
 //! - `k8s tools|up|down|status`: Kubernetes tools built from the Go module proxy and a kwok
-//!   control plane on loopback, for the deploy tests.
+//!   control plane on loopback, for the deploy tests;
+//! - `seaweedfs`: the S3-compatible server of the ingest bucket tests, built the same way.
 //!
 //! This file only parses the command line; each command lives in its module.
 
@@ -23,6 +24,7 @@ mod paths;
 mod prereq;
 mod process;
 mod receiver;
+mod seaweedfs;
 mod stack;
 mod test;
 
@@ -79,6 +81,9 @@ enum Command {
         #[command(subcommand)]
         command: k8s::K8sCommand,
     },
+    /// Build SeaweedFS's `weed` (the ingest bucket tests' S3 server) from the Go module proxy
+    /// into the cache (a no-op when built) and print its path.
+    Seaweedfs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -194,6 +199,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             true
         }
         Command::K8s { command } => k8s::run(&ctx, &command)?,
+        Command::Seaweedfs => {
+            println!("{}", seaweedfs::ensure(&ctx.dirs.cache)?.display());
+            true
+        }
     };
     Ok(if ok {
         ExitCode::SUCCESS

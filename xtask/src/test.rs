@@ -99,6 +99,9 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
     let started = Instant::now();
     let deploy = runs_deploy_tests(&args.cargo_test_args);
     // The tools first: a cold build takes minutes, and needs no server running.
+    let weed = runs_bucket_tests(&args.cargo_test_args)
+        .then(|| crate::seaweedfs::ensure(&ctx.dirs.cache))
+        .transpose()?;
     let k8s_tools = deploy
         .then(|| crate::k8s::tools(&ctx.dirs.cache))
         .transpose()?;
@@ -173,6 +176,10 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
     ];
     if let Some(image) = &image {
         env.extend(image.env());
+    }
+    if let Some(weed) = &weed {
+        // The ingest bucket tests start their own `weed server` with it.
+        env.push(("XTASK_WEED", weed.display().to_string()));
     }
     let interrupted = watch_ctrl_c(ctx)?;
 
@@ -298,8 +305,38 @@ fn stack_ctl_script(exe: &Path, cache: &Path, data: &Path) -> String {
 /// is not one of them. Other packages need neither the image nor the cluster, whose first build
 /// takes minutes.
 fn runs_deploy_tests(cargo_test_args: &[String]) -> bool {
+    runs_tests_of(cargo_test_args, "deploy")
+}
+
+/// Whether `package`'s tests are among those `cargo test` will run (see [`runs_deploy_tests`]).
+fn runs_tests_of(cargo_test_args: &[String], package: &str) -> bool {
     let picked = picked_packages(cargo_test_args);
-    picked.is_empty() || picked.contains(&"deploy")
+    picked.is_empty() || picked.contains(&package)
+}
+
+/// Whether ingest's bucket tests (which need SeaweedFS, a build of minutes on a cold machine)
+/// are among those `cargo test` will run: ingest's package with no `--test` picked, or
+/// `--test bucket`.
+fn runs_bucket_tests(cargo_test_args: &[String]) -> bool {
+    let tests = picked_tests(cargo_test_args);
+    runs_tests_of(cargo_test_args, "ingest") && (tests.is_empty() || tests.contains(&"bucket"))
+}
+
+/// The integration tests cargo's arguments pick (`--test X`, `--test=X`), before `--`.
+fn picked_tests(cargo_test_args: &[String]) -> Vec<&str> {
+    let mut picked = Vec::new();
+    let mut args = cargo_test_args
+        .iter()
+        .take_while(|a| a.as_str() != "--")
+        .map(String::as_str);
+    while let Some(arg) = args.next() {
+        if arg == "--test" {
+            picked.extend(args.next());
+        } else if let Some(name) = arg.strip_prefix("--test=") {
+            picked.push(name);
+        }
+    }
+    picked
 }
 
 /// The packages cargo's arguments pick (`-p X`, `--package X`, `-pX`, `--package=X`), before `--`.
@@ -373,6 +410,20 @@ mod tests {
         assert!(!runs_deploy_tests(&args(&["-pdetector"])));
         assert!(runs_deploy_tests(&args(&["-p", "sink", "-p", "deploy"])));
         assert!(runs_deploy_tests(&args(&["--package", "deploy"])));
+        assert!(runs_tests_of(
+            &args(&["-p", "ingest", "--test", "bucket"]),
+            "ingest"
+        ));
+        assert!(!runs_tests_of(&args(&["-p", "sink"]), "ingest"));
+        assert!(runs_bucket_tests(&args(&[])));
+        assert!(runs_bucket_tests(&args(&["-p", "ingest"])));
+        assert!(runs_bucket_tests(&args(&["-p", "ingest", "--test=bucket"])));
+        assert!(!runs_bucket_tests(&args(&[
+            "-p", "ingest", "--test", "hec"
+        ])));
+        assert!(!runs_bucket_tests(&args(&[
+            "-p", "sink", "--test", "bucket"
+        ])));
         // After `--` the words are the test binaries', not cargo's.
         assert!(runs_deploy_tests(&args(&["--", "-p", "detector"])));
         // Picked packages are tested alone: `--workspace` would test them all.

@@ -23,6 +23,7 @@ fn every_rendered_config_is_accepted_by_its_binary() {
         loaded.into_iter().collect::<Vec<_>>(),
         [
             "logwarden-detector run",
+            "logwarden-ingest --config",
             "logwarden-producer --config",
             "logwarden-provisioner apply",
             "logwarden-provisioner topics",

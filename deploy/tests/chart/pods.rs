@@ -221,7 +221,26 @@ pub fn load_like_the_binary(container: &Container) -> Result<(), String> {
                     .map_err(|e| e.to_string())
                 })
         }
+        ("logwarden-ingest", _) => load_ingest(container).map(drop),
         (binary, subcommand) => panic!("{}: no loader for {binary} {subcommand:?}", container.id),
     };
     result.map_err(|err| format!("{}: {err}", container.id))
+}
+
+/// The ingest container's settings, loaded as `logwarden-ingest` loads them (its tokens'
+/// `LOGWARDEN_SECRET_*` variables looked up in the container's environment).
+pub fn load_ingest(container: &Container) -> Result<ingest::settings::Settings, String> {
+    let env = container.env.clone();
+    pipeline::config::load_from::<ingest::settings::RawConfig>(Some(&container.config()), env)
+        .map_err(|e| e.to_string())
+        .and_then(|raw| {
+            ingest::settings::Settings::from_raw(raw, |name| {
+                container
+                    .env
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+            })
+            .map_err(|e| e.to_string())
+        })
 }

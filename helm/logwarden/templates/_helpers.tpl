@@ -121,7 +121,7 @@ What each binary reads: its sections and nothing else, so no pod holds a credent
 use. "topics" is the provisioner's topics subcommand (Kafka only).
 */}}
 {{- define "logwarden.needs" -}}
-{{- $needs := dict "transformer" "kafka" "sink" "kafka opensearch" "detector" "kafka opensearch channels" "producer" "kafka" "provisioner" "opensearch channels" "topics" "kafka" -}}
+{{- $needs := dict "transformer" "kafka" "sink" "kafka opensearch" "detector" "kafka opensearch channels" "producer" "kafka" "provisioner" "opensearch channels" "topics" "kafka" "ingest" "kafka" -}}
 {{- index $needs .component -}}
 {{- end }}
 
@@ -149,10 +149,44 @@ use. "topics" is the provisioner's topics subcommand (Kafka only).
 {{- $generator := deepCopy $v.producer.config -}}
 {{- if $v.producer.scenario }}{{ $_ := set $generator "scenario" "/etc/logwarden/config/scenario.yaml" }}{{ end -}}
 {{- $_ := set $cfg "generator" $generator -}}
+{{- else if eq .component "ingest" -}}
+{{- $_ := set $telemetry "listen" "0.0.0.0:9464" -}}
+{{- $_ := set $cfg "ingest" (include "logwarden.ingestConfig" $root | fromYaml) -}}
 {{- else if eq .component "provisioner" -}}
 {{- $_ := set $cfg "provisioner" (merge (dict "spec" "/etc/logwarden/config/spec.yaml") (deepCopy $v.provisioner.config)) -}}
 {{- end -}}
 {{- toYaml $cfg -}}
+{{- end }}
+
+{{/*
+The ingest section: the user's `ingest.config` with the listeners from `ingest.ports`, each token
+read from its LOGWARDEN_SECRET_INGEST_<NAME> variable (see logwarden.env), and the bucket's
+checkpoint on the state volume unless the user names one.
+*/}}
+{{- define "logwarden.ingestConfig" -}}
+{{- $i := .Values.ingest -}}
+{{- $c := deepCopy $i.config -}}
+{{- $http := merge (dict "listen" (printf "0.0.0.0:%d" (int $i.ports.http))) (dig "http" dict $c) -}}
+{{- $_ := set $c "http" $http -}}
+{{- $syslog := deepCopy (dig "syslog" dict $c) -}}
+{{- if $i.ports.syslogTcp }}{{ $_ := set $syslog "tcp" (printf "0.0.0.0:%d" (int $i.ports.syslogTcp)) }}{{ end -}}
+{{- if $i.ports.syslogUdp }}{{ $_ := set $syslog "udp" (printf "0.0.0.0:%d" (int $i.ports.syslogUdp)) }}{{ end -}}
+{{- if $syslog }}{{ $_ := set $c "syslog" $syslog }}{{ end -}}
+{{- $tokens := dict -}}
+{{- range $name, $key := $i.tokens }}{{ $_ := set $tokens $name (dict "env" (include "logwarden.ingestTokenEnv" $name)) }}{{ end -}}
+{{- if $tokens }}{{ $_ := set $c "tokens" $tokens }}{{ end -}}
+{{- with $c.bucket -}}
+{{- if gt (int $i.replicas) 1 -}}
+{{- fail "ingest.config.bucket is set with ingest.replicas above 1: every replica would read every key of the bucket; set ingest.replicas to 1 (or run the bucket reader as its own release)" -}}
+{{- end -}}
+{{- $_ := set $c "bucket" (merge (deepCopy .) (dict "checkpoint_file" "/var/lib/logwarden-ingest/bucket-done")) -}}
+{{- end -}}
+{{- toYaml $c -}}
+{{- end }}
+
+{{/* The variable holding ingest token .: LOGWARDEN_SECRET_INGEST_<NAME>. */}}
+{{- define "logwarden.ingestTokenEnv" -}}
+{{- printf "LOGWARDEN_SECRET_INGEST_%s" (. | upper | replace "-" "_") -}}
 {{- end }}
 
 {{/* The consumer group of the transformer or the sink (also what KEDA measures the lag of). */}}
@@ -192,6 +226,18 @@ use. "topics" is the provisioner's topics subcommand (Kafka only).
     secretKeyRef: {name: {{ $secret }}, key: aws-session-token, optional: true}
 {{- end }}
 {{- end }}
+{{- if eq .component "ingest" }}
+{{- range $name, $key := $v.ingest.tokens }}
+- name: {{ include "logwarden.ingestTokenEnv" $name }}
+  valueFrom:
+    secretKeyRef: {name: {{ $secret }}, key: {{ $key }}, optional: true}
+{{- end }}
+{{- if $v.ingest.config.bucket }}
+- name: LOGWARDEN_INGEST__BUCKET__SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef: {name: {{ $secret }}, key: ingest-bucket-secret-access-key, optional: true}
+{{- end }}
+{{- end }}
 {{- if has "channels" $needs }}
 {{- range $name, $key := $v.secrets.channelEnv }}
 - name: {{ $name }}
@@ -223,6 +269,16 @@ use. "topics" is the provisioner's topics subcommand (Kafka only).
 - name: tmp
   emptyDir:
     sizeLimit: 64Mi
+{{- if eq .component "ingest" }}
+- name: state
+  {{- with $root.Values.ingest.state.existingClaim }}
+  persistentVolumeClaim:
+    claimName: {{ . }}
+  {{- else }}
+  emptyDir:
+    sizeLimit: 64Mi
+  {{- end }}
+{{- end }}
 {{- range $service := list "kafka" "opensearch" }}
 {{- if and (has $service $needs) (include "logwarden.tlsMounted" (dict "root" $root "service" $service)) }}
 - name: {{ $service }}-tls
@@ -238,6 +294,9 @@ use. "topics" is the provisioner's topics subcommand (Kafka only).
 {{- $needs := include "logwarden.needs" . | splitList " " -}}
 - {name: config, mountPath: /etc/logwarden/config, readOnly: true}
 - {name: tmp, mountPath: /tmp}
+{{- if eq .component "ingest" }}
+- {name: state, mountPath: /var/lib/logwarden-ingest}
+{{- end }}
 {{- range $service := list "kafka" "opensearch" }}
 {{- if and (has $service $needs) (include "logwarden.tlsMounted" (dict "root" $root "service" $service)) }}
 - {name: {{ $service }}-tls, mountPath: /etc/logwarden/{{ $service }}-tls, readOnly: true}

@@ -1,5 +1,6 @@
 {{/*
-A service's Deployment: (dict "root" $ "component" NAME "args" LIST "strategy" MAP "readiness" PATH).
+A service's Deployment: (dict "root" $ "component" NAME "args" LIST "strategy" MAP "readiness" PATH
+"ports" LIST), "ports" being more container ports than `metrics` (ingest's receivers).
 Probes use the named `metrics` port (telemetry.listen 0.0.0.0:9464).
 */}}
 {{- define "logwarden.deployment" -}}
@@ -58,6 +59,9 @@ spec:
           {{- end }}
           ports:
             - {name: metrics, containerPort: 9464, protocol: TCP}
+            {{- with .ports }}
+            {{- toYaml . | nindent 12 }}
+            {{- end }}
           livenessProbe:
             httpGet: {path: /healthz, port: metrics}
             initialDelaySeconds: 10

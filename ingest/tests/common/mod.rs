@@ -16,6 +16,8 @@ use rdkafka::message::OwnedMessage;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+pub mod seaweedfs;
+
 /// The sink tests' helpers (running the transformer and the sink, reading OpenSearch, metrics).
 #[path = "../../../sink/tests/common/mod.rs"]
 pub mod pipeline_run;

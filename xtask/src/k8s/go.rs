@@ -24,6 +24,8 @@ pub struct Go {
     bin: PathBuf,
     /// Its version, as `go env GOVERSION` prints it (`go1.26.8`).
     pub version: String,
+    /// `<cache>/go`: the caches below, and the lock builds take turns on.
+    pub root: PathBuf,
     /// `GOMODCACHE`: downloaded modules, kept (a rebuild needs no network).
     pub mod_cache: PathBuf,
     /// `GOCACHE`: compiled packages, ~5 GB after a full build; deleted once all tools are built.
@@ -64,6 +66,7 @@ impl Go {
             version,
             mod_cache: root.join("mod"),
             build_cache: root.join("build"),
+            root,
         })
     }
 

@@ -6,8 +6,10 @@
 //! `.partial-<name>-<version>` directory that is renamed into place only once the binary runs
 //! and reports its version, so an interrupted build is redone and never half-used; a present
 //! directory means done. One build at a time (kube-apiserver alone peaks at ~2 GB), under a
-//! lock so that two xtask runs do not build the same tool. Once something was built, the Go
-//! build cache (~5 GB) is deleted; the module cache (~2 GB) is kept.
+//! lock on the Go caches (`<cache>/go/.lock`) so that two xtask runs do not build the same tool
+//! and no run deletes the build cache under another's build (SeaweedFS's `weed` is built the
+//! same way, `crate::seaweedfs`). Once something was built, the Go build cache (~5 GB) is
+//! deleted; the module cache (~2 GB) is kept.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -26,6 +28,15 @@ pub enum Source {
     Install(&'static str),
     /// `go build ./cmd/<name>` in a wrapper module (see [`gomod`]).
     Wrapper(Wrapper),
+    /// `go build <package>` inside the module itself, downloaded into the module cache: for a
+    /// module that `go install` refuses because its go.mod has replace directives (SeaweedFS).
+    /// Its own go.sum pins every dependency (`-mod=readonly`).
+    InModule {
+        /// The module path.
+        module: &'static str,
+        /// The main package, relative to the module (`./weed`).
+        package: &'static str,
+    },
 }
 
 /// Which version variables the linker sets, so that the binary reports its release.
@@ -38,6 +49,9 @@ pub enum Stamp {
     /// Kubernetes' `gitVersion`/`gitMajor`/`gitMinor` (else `v0.0.0-master`, which kwokctl
     /// cannot parse when it asks the servers for `--version`).
     Kubernetes,
+    /// SeaweedFS's `version.COMMIT`, set to the pseudo-version's commit (its `weed version`
+    /// prints it; the module has no release tags).
+    SeaweedFs,
 }
 
 /// One binary to build.
@@ -138,6 +152,10 @@ impl Tool {
         match self.stamp {
             Stamp::None => {}
             Stamp::Helm => set("helm.sh/helm/v3/internal/version.version", self.version),
+            Stamp::SeaweedFs => set(
+                "github.com/seaweedfs/seaweedfs/weed/util/version.COMMIT",
+                pseudo_commit(self.version),
+            ),
             Stamp::Kubernetes => {
                 let (major, minor) = major_minor(self.version);
                 for package in [
@@ -156,12 +174,17 @@ impl Tool {
 
     /// What its version output must contain (etcd prints `3.6.16`, without the `v`).
     fn expected_version(&self) -> &'static str {
-        if self.stamp == Stamp::None && self.name == "etcd" {
-            self.version.trim_start_matches('v')
-        } else {
-            self.version
+        match self.stamp {
+            Stamp::None if self.name == "etcd" => self.version.trim_start_matches('v'),
+            Stamp::SeaweedFs => pseudo_commit(self.version),
+            _ => self.version,
         }
     }
+}
+
+/// `v0.0.0-20261109003541-7506e5f91cd6` → `7506e5f91cd6` (a Go pseudo-version's commit).
+fn pseudo_commit(version: &str) -> &str {
+    version.rsplit('-').next().unwrap_or(version)
 }
 
 /// `v1.36.3` → ("1", "36").
@@ -172,17 +195,22 @@ fn major_minor(version: &str) -> (String, String) {
     (major, minor)
 }
 
-/// Where the tools live: `<cache>/k8s`.
+/// Where a set of tools lives: `<cache>/k8s` for the Kubernetes tools.
 #[derive(Debug, Clone)]
 pub struct Tools {
     dir: PathBuf,
 }
 
 impl Tools {
-    /// The tools under `cache` (built or not).
+    /// The Kubernetes tools under `cache` (built or not).
     pub fn at(cache: &Path) -> Self {
+        Self::in_dir(cache, "k8s")
+    }
+
+    /// The tools in `<cache>/<name>` (built or not).
+    pub fn in_dir(cache: &Path, name: &str) -> Self {
         Self {
-            dir: cache.join("k8s"),
+            dir: cache.join(name),
         }
     }
 
@@ -218,11 +246,16 @@ impl Tools {
 /// `k8s tools`: builds what is missing, one tool at a time; says so in one line for each tool
 /// that is cached already.
 pub fn ensure(cache: &Path) -> Result<Tools> {
-    let tools = Tools::at(cache);
-    if TOOLS.iter().all(|tool| tools.is_built(tool)) {
-        for tool in TOOLS {
+    ensure_set(cache, Tools::at(cache), TOOLS, "k8s")
+}
+
+/// Builds what is missing of `set` into `tools` (output lines start with `label`), under
+/// the Go caches' lock; the Go caches are `cache`'s.
+pub fn ensure_set(cache: &Path, tools: Tools, set: &[Tool], label: &str) -> Result<Tools> {
+    if set.iter().all(|tool| tools.is_built(tool)) {
+        for tool in set {
             println!(
-                "k8s: {} {} cached ({})",
+                "{label}: {} {} cached ({})",
                 tool.name,
                 tool.version,
                 tools.path(tool).display()
@@ -231,14 +264,20 @@ pub fn ensure(cache: &Path) -> Result<Tools> {
         return Ok(tools);
     }
     crate::paths::create_shared_dir(&tools.dir)?;
-    let _lock = lock::exclusive(&tools.dir.join(".lock"), "the Kubernetes tools' build")?;
     let go = Go::find(cache)?;
+    // One lock for every set built with Go: they share the Go build cache, which a finished
+    // build deletes (the Kubernetes tools' and SeaweedFS's builds take turns).
+    crate::paths::create_shared_dir(&go.root)?;
+    let _lock = lock::exclusive(
+        &go.root.join(".lock"),
+        &format!("the Go build cache ({label} tools)"),
+    )?;
     let started = Instant::now();
     let mut built = 0;
-    for tool in TOOLS {
+    for tool in set {
         if tools.is_built(tool) {
             println!(
-                "k8s: {} {} cached ({})",
+                "{label}: {} {} cached ({})",
                 tool.name,
                 tool.version,
                 tools.path(tool).display()
@@ -246,14 +285,14 @@ pub fn ensure(cache: &Path) -> Result<Tools> {
             continue;
         }
         println!(
-            "k8s: building {} {} with {} (first run only)…",
+            "{label}: building {} {} with {} (first run only)…",
             tool.name, tool.version, go.version
         );
         let took = build(&go, &tools, tool)
             .with_context(|| format!("building {} {}", tool.name, tool.version))?;
         let size = std::fs::metadata(tools.path(tool)).map_or(0, |m| m.len());
         println!(
-            "k8s: {} {} built in {} ({})",
+            "{label}: {} {} built in {} ({})",
             tool.name,
             tool.version,
             minutes(took),
@@ -263,7 +302,7 @@ pub fn ensure(cache: &Path) -> Result<Tools> {
     }
     if built > 0 {
         println!(
-            "k8s: {built} tool(s) built in {}; deleting the Go build cache {} ({}; the module \
+            "{label}: {built} tool(s) built in {}; deleting the Go build cache {} ({}; the module \
              cache {} stays)…",
             minutes(started.elapsed()),
             go.build_cache.display(),
@@ -308,6 +347,18 @@ fn build(go: &Go, tools: &Tools, tool: &Tool) -> Result<Duration> {
                 &format!("go build {} in {}", tool.name, dir.display()),
             )?;
         }
+        Source::InModule { module, package } => {
+            let module = format!("{module}@{}", tool.version);
+            let dir = download(go, &tools.dir, &module)?.dir;
+            process::run(
+                go.command(&dir)
+                    .env("GOFLAGS", "-mod=readonly")
+                    .args(["build", "-trimpath", "-ldflags", &tool.ldflags(), "-o"])
+                    .arg(&out)
+                    .arg(package),
+                &format!("go build {package} in {}", dir.display()),
+            )?;
+        }
     }
     check_version(&out, tool)?;
     let done = tools.path(tool);
@@ -325,7 +376,9 @@ fn prepare_wrapper(go: &Go, tools: &Tools, wrapper: Wrapper, version: &str) -> R
     let dir = tools.wrapper_dir(wrapper, version);
     let replaces = match wrapper.staging_source(version) {
         Some(module) => {
-            let upstream = download_go_mod(go, &tools.dir, &module)?;
+            let go_mod = download(go, &tools.dir, &module)?.go_mod;
+            let upstream = std::fs::read_to_string(&go_mod)
+                .with_context(|| format!("reading {}", go_mod.display()))?;
             let replaces = gomod::staging_replaces(&upstream, &gomod::staging_version(version));
             if replaces.is_empty() {
                 bail!("{module}'s go.mod lists no ./staging modules; cannot pin them");
@@ -348,21 +401,25 @@ fn prepare_wrapper(go: &Go, tools: &Tools, wrapper: Wrapper, version: &str) -> R
     Ok(dir)
 }
 
-/// Downloads `module@version` into the module cache and returns its `go.mod`.
-fn download_go_mod(go: &Go, dir: &Path, module: &str) -> Result<String> {
-    #[derive(serde::Deserialize)]
-    struct Download {
-        #[serde(rename = "GoMod")]
-        go_mod: PathBuf,
-    }
+/// A module downloaded into the module cache (`go mod download -json`'s answer).
+#[derive(Debug, serde::Deserialize)]
+struct Download {
+    /// Its `go.mod`.
+    #[serde(rename = "GoMod")]
+    go_mod: PathBuf,
+    /// Its unpacked source (read-only).
+    #[serde(rename = "Dir")]
+    dir: PathBuf,
+}
+
+/// Downloads `module@version` into the module cache.
+fn download(go: &Go, dir: &Path, module: &str) -> Result<Download> {
     let output = process::run(
         go.command(dir).args(["mod", "download", "-json", module]),
         &format!("go mod download {module}"),
     )?;
-    let download: Download = serde_json::from_slice(&output.stdout)
-        .with_context(|| format!("reading `go mod download -json {module}`"))?;
-    std::fs::read_to_string(&download.go_mod)
-        .with_context(|| format!("reading {}", download.go_mod.display()))
+    serde_json::from_slice(&output.stdout)
+        .with_context(|| format!("reading `go mod download -json {module}`"))
 }
 
 /// Runs the new binary and checks that it reports the version it was built as.
