@@ -227,6 +227,11 @@ impl ResultDoc {
 /// the document `_id`, so a replay overwrites instead of duplicating.
 pub const EVENT_ID_FIELD: &str = "event_id";
 
+/// The field of an enriched record that names its source (`waf`, `syslog`, ...: a
+/// [`Source`]), for records that had a [`SOURCE_HEADER`]; the seed's records have none. The
+/// sink picks the source's daily indices by it.
+pub const SOURCE_FIELD: &str = "logwarden_source";
+
 /// The stable event id of the record at `topic`/`partition`/`offset`: the same however often
 /// the record is re-processed.
 pub fn event_id(topic: &str, partition: i32, offset: i64) -> String {

@@ -99,7 +99,7 @@ pub const TIMESTAMP_FIELD: &str = "timestamp";
 
 /// The field a source's records carry their source in (`waf`, `syslog`, ...); records without
 /// a source header get none, so the seed's documents are unchanged.
-pub const SOURCE_OUTPUT_FIELD: &str = "logwarden_source";
+pub const SOURCE_OUTPUT_FIELD: &str = pipeline::wire::SOURCE_FIELD;
 
 /// The field the event time is written to, as RFC 3339.
 pub const TIMESTAMP_OUTPUT_FIELD: &str = "@timestamp";
