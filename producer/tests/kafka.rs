@@ -93,7 +93,7 @@ async fn a_scenario_publishes_exactly_its_records_and_labels() {
     assert_eq!(labels.len(), 1, "one label for the one anomaly phase");
     let label: Label = serde_json::from_str(testkit::payload_text(&labels[0])).expect("a Label");
     assert_eq!(label, summary.labels[0]);
-    assert_eq!(label.field, MonitoredField::Country);
+    assert_eq!(label.field, MonitoredField::Country.name());
     assert_eq!(
         (label.run_id.as_str(), label.instance.as_str(), label.phase),
         ("it-run", "it-0", 1)
