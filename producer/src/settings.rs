@@ -492,7 +492,7 @@ mod tests {
             (
                 "nginx",
                 None,
-                "generator.source: `nginx` is not a source the producer generates",
+                "generator.source` `nginx` is not a source the producer generates",
             ),
             (
                 "syslog",
