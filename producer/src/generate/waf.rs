@@ -249,6 +249,7 @@ fn indicators(record: &Value) -> Vec<&'static str> {
                 .is_some_and(|n| n.starts_with("awswaf:managed:"))
         })
     });
+    let managed = managed || record["terminatingRuleType"] == "MANAGED_RULE_GROUP";
     let rate = record["terminatingRuleType"] == "RATE_BASED"
         || record["rateBasedRuleList"]
             .as_array()
