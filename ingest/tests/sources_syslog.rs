@@ -49,3 +49,25 @@ async fn an_sshd_brute_force_sent_with_logger_is_indexed_and_alerts() {
     }
     run.check_and_stop(&feed).await;
 }
+
+#[test]
+fn the_producers_raw_syslog_records_are_what_the_receiver_writes_for_its_lines() {
+    let records = sources::Feed::records(Source::Syslog, 300, "syslog_error");
+    for record in records {
+        let expected: Value = serde_json::from_slice(&record.raw).expect("JSON");
+        let received_at = expected["received_at"].as_str().expect("received_at");
+        let receipt = ingest::syslog::parse::Receipt {
+            at: chrono::DateTime::parse_from_rfc3339(received_at)
+                .expect("RFC 3339")
+                .to_utc(),
+            peer: None,
+        };
+        let parsed: Value = serde_json::from_slice(&ingest::syslog::parse::record(
+            record.line.as_bytes(),
+            false,
+            receipt,
+        ))
+        .expect("JSON");
+        assert_eq!(parsed, expected, "{}", record.line);
+    }
+}

@@ -288,6 +288,16 @@ impl Feed {
         }
     }
 
+    /// `n` records of `source` at 50 ms steps from now, half of them raising `indicator`, as
+    /// the feed makes them.
+    pub fn records(source: Source, n: i64, indicator: &str) -> Vec<SourceRecord> {
+        let mut generator = SourceGenerator::new(source, 19, "e2e-0", "records").expect("valid");
+        let now = chrono::Utc::now().timestamp_millis();
+        (0..n)
+            .map(|i| generator.next(now + i * 50, Some(indicator)))
+            .collect()
+    }
+
     /// The records due now (waiting up to half a second for the next ones); `None` at the end.
     pub async fn next_batch(&mut self) -> Option<Vec<SourceRecord>> {
         let next = self.events.peek()?.timestamp_ms;
