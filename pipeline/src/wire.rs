@@ -278,11 +278,14 @@ pub enum DeadLetterReason {
     /// The record's day is outside the days the sink accepts (`sink.accept_days_past`,
     /// `sink.accept_days_future`): it would create a daily index out of the retention range.
     DayOutOfRange,
+    /// The rules have no section for the record's source (its `logwarden-source` header, or
+    /// its absence), or the header names no known source.
+    NoRules,
 }
 
 impl DeadLetterReason {
     /// Every reason (for metrics that should show zeros).
-    pub const ALL: [DeadLetterReason; 12] = [
+    pub const ALL: [DeadLetterReason; 13] = [
         Self::NotUtf8,
         Self::NotJson,
         Self::NotObject,
@@ -295,6 +298,7 @@ impl DeadLetterReason {
         Self::ProduceRefused,
         Self::IndexBlocked,
         Self::DayOutOfRange,
+        Self::NoRules,
     ];
 
     /// The stable code: header value and metric label.
@@ -312,6 +316,7 @@ impl DeadLetterReason {
             Self::ProduceRefused => "produce_refused",
             Self::IndexBlocked => "index_blocked",
             Self::DayOutOfRange => "day_out_of_range",
+            Self::NoRules => "no_rules",
         }
     }
 
