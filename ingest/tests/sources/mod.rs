@@ -189,6 +189,17 @@ fn detector_settings(
 ) -> detector::settings::Settings {
     let mut spec = detector::spec::Spec::default_spec().expect("the default spec");
     let ours = producer::indicators::of(source);
+    // TEMPORARY: until h-rules' spec lands.
+    if !spec.detectors.iter().any(|d| d.feature.field.as_deref().is_some_and(|f| ours.contains(&f))) {
+        let mut extra = String::from("events: x\nresults: y\ncheckpoints: z\ndetectors:\n");
+        for i in ours { extra.push_str(&format!("  - {{name: {source}-{i}-detector, feature: {{field: {i}}}}}\n")); }
+        extra.push_str("monitors:\n");
+        for i in ours { extra.push_str(&format!("  - {{name: {i}-Monitor, detectors: [{source}-{i}-detector], channels: [security-team]}}\n")); }
+        extra.push_str("channels:\n  - {name: security-team, webhook: {value: http://x}}\n");
+        let parsed = detector::spec::Spec::parse(&extra, "tmp").expect("tmp spec");
+        spec.detectors.extend(parsed.detectors);
+        spec.monitors.extend(parsed.monitors);
+    }
     spec.detectors.retain(|d| {
         d.feature
             .field
