@@ -155,8 +155,10 @@ pub struct Label {
     pub instance: String,
     /// Index of the phase in its scenario (0 for a single-phase run).
     pub phase: usize,
-    /// The field pushed into anomaly.
-    pub field: MonitoredField,
+    /// What was pushed into anomaly: a [`MonitoredField`]'s name for the seed's records
+    /// (`country`), or the indicator a source's phase injects (`syslog_auth_failure`): the
+    /// value a detector's `ground_truth` names.
+    pub field: String,
     /// Phase start, epoch milliseconds (event time), inclusive.
     pub start_ms: i64,
     /// Phase end, epoch milliseconds (event time), exclusive.
