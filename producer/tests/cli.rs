@@ -204,7 +204,11 @@ fn a_source_run_prints_its_records_as_senders_send_them_and_labels_its_indicator
     let out = producer(&args);
     let label = std::fs::read_to_string(&labels).unwrap_or_default();
     let _ = std::fs::remove_file(&labels);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 100);

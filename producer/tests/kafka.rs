@@ -227,7 +227,10 @@ async fn a_source_run_writes_raw_with_its_source_header_and_labels_the_indicator
         );
         let event: serde_json::Value =
             serde_json::from_str(testkit::payload_text(message)).expect("JSON");
-        assert!(event["logGroup"].is_string() && event["id"].is_string(), "{event}");
+        assert!(
+            event["logGroup"].is_string() && event["id"].is_string(),
+            "{event}"
+        );
         if event["message"]
             .as_str()
             .is_some_and(|m| m.contains("Task timed out after"))
