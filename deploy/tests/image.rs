@@ -241,15 +241,8 @@ impl Cleanup {
                 .send()
                 .await;
         }
-        for template in ["events", "results", "checkpoints"] {
-            let _ = http
-                .delete(format!(
-                    "{}/_index_template/{}{template}",
-                    self.url, self.name
-                ))
-                .send()
-                .await;
-        }
+        // The events, results and checkpoints templates, and the sources' events templates.
+        pipeline::testkit::delete_index_templates(&self.url, &self.name).await;
         use rdkafka::admin::{AdminClient, AdminOptions};
         use rdkafka::client::DefaultClientContext;
         let admin = self

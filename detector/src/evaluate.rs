@@ -206,12 +206,7 @@ pub async fn evaluate(
         let interval = i64::try_from(detector.interval.as_millis()).unwrap_or(i64::MAX);
         let phases: Vec<(i64, i64)> = labels
             .iter()
-            .filter(|l| {
-                serde_json::to_value(l.field)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    == Some(truth.clone())
-            })
+            .filter(|l| l.field == *truth)
             .map(|l| (l.start_ms, l.end_ms))
             .collect();
         let from = labels.iter().map(|l| l.start_ms).min().unwrap_or(0) - 10 * interval;

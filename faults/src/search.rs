@@ -210,11 +210,7 @@ impl Search {
                 .send()
                 .await;
             if !name.contains('*') {
-                let _ = self
-                    .http
-                    .delete(format!("{}/_index_template/{name}", self.url))
-                    .send()
-                    .await;
+                pipeline::testkit::delete_index_templates(&self.url, name).await;
             }
         }
     }

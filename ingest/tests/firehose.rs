@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{BodyFile, Ingest, TOKEN, TOKEN_2, curl, gzip, metric, sourced};
+use common::{
+    BodyFile, Ingest, TOKEN, TOKEN_2, base64, curl, firehose_request, gzip, metric, sourced,
+};
 use pipeline::wire::Source;
 use serde_json::{Value, json};
 
@@ -41,16 +43,6 @@ fn waf_record(i: usize, action: &str) -> Value {
         },
         "labels": [{"name": "awswaf:managed:aws:sql-database:SQLi_QueryArguments"}]
     })
-}
-
-fn base64(bytes: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-fn firehose_request(id: &str, data: &[String]) -> String {
-    let records: Vec<Value> = data.iter().map(|d| json!({"data": d})).collect();
-    json!({"requestId": id, "timestamp": 1_764_914_401_000_i64, "records": records}).to_string()
 }
 
 #[tokio::test]

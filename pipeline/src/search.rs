@@ -2,7 +2,8 @@
 //! the events index the sink writes, the detector reads and the provisioner converges.
 //!
 //! The events index is a set of daily indices (`<prefix>-YYYY.MM.DD`, by the record's
-//! `@timestamp` day) under one alias (`<prefix>`), with one index template that maps them. The
+//! `@timestamp` day) under one alias (`<prefix>`), with one index template that maps them; a
+//! source's records have their own daily indices and template (`sources`). The
 //! template is defined here once, so the sink (at start-up) and the provisioner apply the same
 //! one; applying it is idempotent.
 
@@ -17,6 +18,8 @@ use opensearch::indices::IndicesPutIndexTemplateParts;
 use serde_json::{Value, json};
 
 use crate::config::{ConfigError, OpenSearchConfig, redact_url};
+
+mod sources;
 
 /// Marks objects logwarden created (the provisioner prunes only these).
 pub const OWNER_META: &str = "managed_by";
@@ -429,9 +432,15 @@ impl EventsIndex {
         })
     }
 
-    /// Creates the template unless one of that name exists (see [`ensure_template`]).
+    /// Creates the common template and every source's (see [`Self::source_template`]),
+    /// each unless one of that name exists (see [`ensure_template`]).
     pub async fn ensure_template(&self, client: &OpenSearch) -> Result<(), SearchError> {
-        ensure_template(client, self.template_name(), self.template()).await
+        ensure_template(client, self.template_name(), self.template()).await?;
+        for source in crate::wire::Source::ALL {
+            let name = self.source_template_name(source);
+            ensure_template(client, &name, self.source_template(source)).await?;
+        }
+        Ok(())
     }
 }
 

@@ -1,7 +1,9 @@
 //! The detection spec: which detectors watch which indicator, how often, with which model
-//! settings, and which monitors alert whom. One YAML file, read by the detector service and (with
+//! settings, and which monitors alert whom. One YAML file, read by the detector service and by
 //! the provisioner. The default spec ([`Spec::default_spec`], `spec/default.yaml`)
-//! reproduces the seed: five detectors, one per monitored field, each with a monitor.
+//! reproduces the seed (five detectors, one per monitored field, each with a monitor), then adds
+//! each source's preset: a detector per indicator of the transformer's default rules for that
+//! source, filtered on the records' `logwarden_source`, each with a monitor.
 //!
 //! A spec is read strictly (unknown keys are errors naming the key path) and then checked as a
 //! whole ([`Spec::validate`]): names unique, monitors naming existing detectors and channels,
@@ -17,7 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ENV_PREFIX, SECRET_ENV_PREFIX};
 
-/// The default spec, embedded: the seed's five detectors and monitors, one webhook channel.
+/// The default spec, embedded: the seed's five detectors and monitors, each source's preset
+/// detectors and monitors, one webhook channel.
 pub const DEFAULT_SPEC: &str = include_str!("../spec/default.yaml");
 
 /// Why a spec is unusable: the key path, what is wrong, how to fix it.
@@ -178,7 +181,8 @@ pub struct DetectorSpec {
     #[serde(default)]
     pub model: ModelSpec,
     /// The field of the producer's ground-truth labels whose phases are this detector's
-    /// anomalies (`action`, `httpSourceName`, `httpStatus`, `country`, `httpMethod`), for
+    /// anomalies (`action`, `httpSourceName`, `httpStatus`, `country`, `httpMethod` for the
+    /// seed's records; a preset's indicator, e.g. `syslog_auth_failure`, for a source's), for
     /// `logwarden-detector evaluate`.
     #[serde(default, skip_serializing)]
     pub ground_truth: Option<String>,
@@ -680,6 +684,16 @@ impl Spec {
     /// The detector named `name`.
     pub fn detector(&self, name: &str) -> Option<&DetectorSpec> {
         self.detectors.iter().find(|d| d.name == name)
+    }
+
+    /// Keeps the detectors `keep` accepts, and the monitors whose detectors are all kept, so the
+    /// spec stays whole (e.g. the seed's five: `|d| d.feature.filter.is_none()`, or one source's
+    /// preset).
+    pub fn retain_detectors(&mut self, keep: impl FnMut(&DetectorSpec) -> bool) {
+        self.detectors.retain(keep);
+        let names: BTreeSet<&str> = self.detectors.iter().map(|d| d.name.as_str()).collect();
+        self.monitors
+            .retain(|m| m.detectors.iter().all(|d| names.contains(d.as_str())));
     }
 }
 

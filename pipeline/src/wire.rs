@@ -155,8 +155,10 @@ pub struct Label {
     pub instance: String,
     /// Index of the phase in its scenario (0 for a single-phase run).
     pub phase: usize,
-    /// The field pushed into anomaly.
-    pub field: MonitoredField,
+    /// What was pushed into anomaly: a [`MonitoredField`]'s name for the seed's records
+    /// (`country`), or the indicator a source's phase injects (`syslog_auth_failure`): the
+    /// value a detector's `ground_truth` names.
+    pub field: String,
     /// Phase start, epoch milliseconds (event time), inclusive.
     pub start_ms: i64,
     /// Phase end, epoch milliseconds (event time), exclusive.
@@ -227,6 +229,11 @@ impl ResultDoc {
 /// the document `_id`, so a replay overwrites instead of duplicating.
 pub const EVENT_ID_FIELD: &str = "event_id";
 
+/// The field of an enriched record that names its source (`waf`, `syslog`, ...: a
+/// [`Source`]), for records that had a [`SOURCE_HEADER`]; the seed's records have none. The
+/// sink picks the source's daily indices by it.
+pub const SOURCE_FIELD: &str = "logwarden_source";
+
 /// The stable event id of the record at `topic`/`partition`/`offset`: the same however often
 /// the record is re-processed.
 pub fn event_id(topic: &str, partition: i32, offset: i64) -> String {
@@ -276,11 +283,14 @@ pub enum DeadLetterReason {
     /// The record's day is outside the days the sink accepts (`sink.accept_days_past`,
     /// `sink.accept_days_future`): it would create a daily index out of the retention range.
     DayOutOfRange,
+    /// The rules have no section for the record's source (its `logwarden-source` header, or
+    /// its absence), or the header names no known source.
+    NoRules,
 }
 
 impl DeadLetterReason {
     /// Every reason (for metrics that should show zeros).
-    pub const ALL: [DeadLetterReason; 12] = [
+    pub const ALL: [DeadLetterReason; 13] = [
         Self::NotUtf8,
         Self::NotJson,
         Self::NotObject,
@@ -293,6 +303,7 @@ impl DeadLetterReason {
         Self::ProduceRefused,
         Self::IndexBlocked,
         Self::DayOutOfRange,
+        Self::NoRules,
     ];
 
     /// The stable code: header value and metric label.
@@ -310,6 +321,7 @@ impl DeadLetterReason {
             Self::ProduceRefused => "produce_refused",
             Self::IndexBlocked => "index_blocked",
             Self::DayOutOfRange => "day_out_of_range",
+            Self::NoRules => "no_rules",
         }
     }
 

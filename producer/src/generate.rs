@@ -21,9 +21,19 @@
 //!
 //! The request parts the seed hard-coded are tables in `request`; the client pool is `clients`.
 //! Both are leaves: they know nothing of the generator.
+//!
+//! The real sources' generators (AWS WAF, CloudTrail, syslog, CloudWatch Logs, Splunk HEC) are
+//! one module each behind [`SourceGenerator`] (`sources`); they share nothing with the seed's
+//! generator but the seeded random streams.
 
 mod clients;
+mod cloudtrail;
+pub mod cloudwatch;
 mod request;
+mod sources;
+mod splunk;
+mod syslog;
+mod waf;
 
 use std::fmt::Write as _;
 
@@ -38,7 +48,9 @@ use crate::schedule::Event;
 
 pub use clients::CLIENT_POOL_SIZE;
 use clients::{CLIENT_ZIPF_EXPONENT, client_pool};
+pub use cloudtrail::EXPECTED_REGIONS;
 use request::{HTTP_VERSIONS, PATHS, USER_AGENTS};
+pub use sources::{INJECT_SHARE, NoGenerator, SourceError, SourceGenerator, SourceRecord};
 
 /// An instance id that cannot be used to build unambiguous `requestId`s.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

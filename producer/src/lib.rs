@@ -4,7 +4,9 @@
 //! The generation core is pure (no IO but reading a scenario file, no clock, no thread RNG):
 //!
 //! - [`model`]: the seed's value sets and normal and anomaly weights, as data.
-//! - [`generate`]: [`generate::Generator`] turns an event into a [`pipeline::wire::RawLog`].
+//! - [`generate`]: [`generate::Generator`] turns an event into a [`pipeline::wire::RawLog`];
+//!   [`generate::SourceGenerator`] makes the real sources' records (WAF, CloudTrail, syslog,
+//!   CloudWatch Logs, Splunk HEC), with [`indicators`] named as the presets' indicator fields.
 //! - [`scenario`]: what to produce, as phases (normal, or an anomaly on a field), from YAML or
 //!   code.
 //! - [`schedule`]: a scenario laid out in event time: the events and the [`pipeline::wire::Label`]s.
@@ -32,6 +34,7 @@
 //! ```
 
 pub mod generate;
+pub mod indicators;
 pub mod model;
 pub mod output;
 mod rng;

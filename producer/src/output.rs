@@ -15,7 +15,7 @@ use pipeline::delivery::{Deliveries, DeliveryError, Event, Outgoing};
 use pipeline::kafka::KafkaConfig;
 use pipeline::kafka::{HealthContext, KAFKA_CHECK};
 use pipeline::telemetry::Health;
-use pipeline::wire::Label;
+use pipeline::wire::{Label, Source};
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
@@ -138,13 +138,20 @@ impl KafkaOutput {
         })
     }
 
-    /// Queues one record; waits only when the window or librdkafka's queue is full.
-    pub async fn send(&mut self, key: String, payload: Vec<u8>) -> Result<(), OutputError> {
+    /// Queues one record, with its source in the `logwarden-source` header when it is a real
+    /// source's (as logwarden-ingest writes them); waits only when the window or librdkafka's
+    /// queue is full.
+    pub async fn send(
+        &mut self,
+        key: String,
+        payload: Vec<u8>,
+        source: Option<Source>,
+    ) -> Result<(), OutputError> {
         let record = Outgoing {
             topic: self.topic.clone(),
             key: Some(key.into_bytes()),
             payload,
-            headers: None,
+            headers: source.map(Source::to_headers),
         };
         if !self.deliveries.send(record, ()).await?.is_empty() {
             self.context.reachable();
@@ -273,10 +280,15 @@ pub enum Output {
 }
 
 impl Output {
-    /// Sends one record.
-    pub async fn send(&mut self, key: String, payload: Vec<u8>) -> Result<(), OutputError> {
+    /// Sends one record (of `source`, when it is a real source's).
+    pub async fn send(
+        &mut self,
+        key: String,
+        payload: Vec<u8>,
+        source: Option<Source>,
+    ) -> Result<(), OutputError> {
         match self {
-            Self::Kafka(kafka) => kafka.send(key, payload).await,
+            Self::Kafka(kafka) => kafka.send(key, payload, source).await,
             Self::Stdout(stdout) => stdout.send(&payload),
         }
     }

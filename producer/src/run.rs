@@ -12,7 +12,7 @@ use pipeline::service::Service;
 use pipeline::shutdown::{DRAIN_DEADLINE, drain};
 use pipeline::wire::Label;
 
-use crate::generate::{Generator, InvalidInstance};
+use crate::generate::{Generator, InvalidInstance, SourceError, SourceGenerator};
 use crate::output::{KafkaOutput, Metrics, Output, OutputError, StdoutOutput};
 use crate::schedule::{Schedule, ScheduleError};
 use crate::settings::{OutputKind, Settings, Timeline};
@@ -37,6 +37,9 @@ pub enum RunError {
     /// The instance name is unusable.
     #[error(transparent)]
     Instance(#[from] InvalidInstance),
+    /// The source's generator could not be built.
+    #[error(transparent)]
+    Source(#[from] SourceError),
     /// Records could not be delivered.
     #[error(transparent)]
     Output(#[from] OutputError),
@@ -71,8 +74,11 @@ pub async fn run(settings: Settings, service: &Service) -> Result<Summary, RunEr
             Schedule::backfill(&settings.scenario, now_ms, Some(span), &settings.options)?
         }
     };
-    let mut generator =
-        Generator::new(settings.options.seed, &settings.instance, &settings.run_id)?;
+    let (seed, instance, run_id) = (settings.options.seed, &settings.instance, &settings.run_id);
+    let mut records = match settings.scenario.source {
+        None => Records::Seed(Generator::new(seed, instance, run_id)?),
+        Some(source) => Records::Source(SourceGenerator::new(source, seed, instance, run_id)?),
+    };
     let mut output = match settings.output {
         OutputKind::Kafka => Output::Kafka(KafkaOutput::new(
             &settings.kafka,
@@ -122,12 +128,12 @@ pub async fn run(settings: Settings, service: &Service) -> Result<Summary, RunEr
             }
             current_phase = Some(event.phase);
         }
-        let record = generator.record(&event);
-        let payload = serde_json::to_vec(&record).unwrap_or_default();
-        output.send(record.http_request.request_id, payload).await?;
-        let (mode, field) = match event.anomaly {
-            Some(field) => ("anomaly", field.name()),
-            None => ("normal", "none"),
+        let (key, payload, source) = records.next(&event, settings.output);
+        output.send(key, payload, source).await?;
+        let (mode, field) = match (event.anomaly, event.inject) {
+            (Some(field), _) => ("anomaly", field.name()),
+            (None, Some(indicator)) => ("anomaly", indicator),
+            (None, None) => ("normal", "none"),
         };
         metrics.records.with_label_values(&[mode, field]).inc();
         summary.records += 1;
@@ -178,6 +184,40 @@ pub async fn run(settings: Settings, service: &Service) -> Result<Summary, RunEr
         "Done: every record delivered."
     );
     Ok(summary)
+}
+
+/// The generator a run draws from: the seed's, or a real source's.
+#[derive(Debug)]
+enum Records {
+    Seed(Generator),
+    Source(SourceGenerator),
+}
+
+impl Records {
+    /// The record for `event`: its key, its payload for `output` (a source's records go to
+    /// Kafka as `raw` holds them and to stdout as their senders send them) and its source.
+    fn next(
+        &mut self,
+        event: &crate::schedule::Event,
+        output: OutputKind,
+    ) -> (String, Vec<u8>, Option<pipeline::wire::Source>) {
+        match self {
+            Self::Seed(generator) => {
+                let record = generator.record(event);
+                // A `RawLog` holds only strings and integers: serializing cannot fail.
+                let payload = serde_json::to_vec(&record).unwrap_or_default();
+                (record.http_request.request_id, payload, None)
+            }
+            Self::Source(generator) => {
+                let record = generator.next(event.timestamp_ms, event.inject);
+                let payload = match output {
+                    OutputKind::Kafka => record.raw,
+                    OutputKind::Stdout => record.line.into_bytes(),
+                };
+                (record.key, payload, Some(generator.source()))
+            }
+        }
+    }
 }
 
 async fn publish_label(

@@ -29,6 +29,20 @@
 //!     duration: 1m
 //! ```
 //!
+//! A scenario of a real source names it with `source:` (`waf`, `cloudtrail`, `syslog`,
+//! `cloudwatch`, `splunk`; without it, the seed's records) and injects that source's
+//! indicators ([`crate::indicators`]), which are also its labels' names:
+//!
+//! ```yaml
+//! source: syslog
+//! rate: 20
+//! phases:
+//!   - normal: 10m
+//!   - anomaly: syslog_auth_failure   # an sshd brute force against the bastion
+//!     duration: 2m
+//!   - normal: 5m
+//! ```
+//!
 //! Durations are written as everywhere else in logwarden (the spec, the detector's and the
 //! provisioner's flags): humantime's grammar, numbers with units, combinable (`90s`, `5m`,
 //! `1h30m`, `1h 30m`, `500ms`, `2d`).
@@ -40,7 +54,7 @@ mod values;
 
 use std::time::Duration;
 
-use pipeline::wire::MonitoredField;
+use pipeline::wire::{MonitoredField, Source};
 
 pub use error::ScenarioError;
 pub use values::{InvalidDuration, InvalidRate, check_rate, parse_duration};
@@ -55,6 +69,8 @@ pub enum PhaseKind {
     /// One of the five fields, picked uniformly (deterministically from the seed when the
     /// schedule is planned), with its anomaly weights.
     RandomAnomaly,
+    /// A source scenario's phase raising this indicator of the source ([`crate::indicators`]).
+    Inject(&'static str),
 }
 
 /// One phase of a scenario.
@@ -87,6 +103,15 @@ impl Phase {
         }
     }
 
+    /// A phase raising `indicator` (one of the scenario's source's), for `duration`.
+    pub fn inject(indicator: &'static str, duration: Duration) -> Self {
+        Self {
+            kind: PhaseKind::Inject(indicator),
+            duration: Some(duration),
+            rate: None,
+        }
+    }
+
     /// An anomaly on a field picked at random, for `duration`.
     pub fn random_anomaly(duration: Duration) -> Self {
         Self {
@@ -113,6 +138,8 @@ impl Phase {
 pub struct Scenario {
     /// Shown in logs; not part of any record.
     pub name: String,
+    /// The real source whose records it makes; `None` for the seed's records.
+    pub source: Option<Source>,
     /// Default events per second per instance for phases without their own rate.
     pub rate: Option<f64>,
     /// The phases, run in order; a phase's index is its `phase` in labels.
@@ -128,6 +155,25 @@ impl Scenario {
     ) -> Result<Self, ScenarioError> {
         let scenario = Self {
             name: name.into(),
+            source: None,
+            rate,
+            phases,
+        };
+        scenario.validate()?;
+        Ok(scenario)
+    }
+
+    /// A validated scenario of `source`'s records (its phases inject that source's
+    /// indicators).
+    pub fn sourced(
+        source: Source,
+        name: impl Into<String>,
+        rate: Option<f64>,
+        phases: Vec<Phase>,
+    ) -> Result<Self, ScenarioError> {
+        let scenario = Self {
+            name: name.into(),
+            source: Some(source),
             rate,
             phases,
         };
@@ -167,7 +213,8 @@ impl Scenario {
 
     /// Checks the invariants: at least one phase; every rate positive and finite; every
     /// duration at least 1 ms; only the last phase may be open-ended, and only if it is normal
-    /// (an anomaly needs an end for its label).
+    /// (an anomaly needs an end for its label); a source's scenario injects only its
+    /// indicators, the seed's only its fields.
     pub fn validate(&self) -> Result<(), ScenarioError> {
         self.validate_in(&format!("scenario `{}`", self.name))
     }
@@ -187,6 +234,8 @@ impl Scenario {
         let last = self.phases.len() - 1;
         for (index, phase) in self.phases.iter().enumerate() {
             let at = || format!("{origin}: phases[{index}]");
+            self.check_target(phase.kind)
+                .map_err(|problem| ScenarioError::Target { at: at(), problem })?;
             if let Some(rate) = phase.rate {
                 check_rate(rate).map_err(|error| ScenarioError::Rate { at: at(), error })?;
             }
@@ -226,6 +275,26 @@ impl Scenario {
             }
         }
         Ok(())
+    }
+
+    /// Whether `kind` fits the scenario's source; if not, what to write instead.
+    fn check_target(&self, kind: PhaseKind) -> Result<(), String> {
+        match (self.source, kind) {
+            (_, PhaseKind::Normal) => Ok(()),
+            (None, PhaseKind::Anomaly(_) | PhaseKind::RandomAnomaly) => Ok(()),
+            (None, PhaseKind::Inject(indicator)) => Err(format!(
+                "`{indicator}` is a source's indicator: give the scenario its `source:`"
+            )),
+            (Some(source), PhaseKind::Inject(indicator))
+                if crate::indicators::find(source, indicator).is_some() =>
+            {
+                Ok(())
+            }
+            (Some(source), _) => Err(format!(
+                "a {source} scenario injects one of its indicators: {}",
+                crate::indicators::of(source).join(", ")
+            )),
+        }
     }
 
     /// The total duration, or `None` if the last phase runs without end.

@@ -100,6 +100,8 @@ pub struct Event {
     pub timestamp_ms: i64,
     /// The field in anomaly, if any.
     pub anomaly: Option<MonitoredField>,
+    /// The indicator a source's phase injects, if any.
+    pub inject: Option<&'static str>,
     /// Index of the phase in the scenario.
     pub phase: usize,
 }
@@ -111,6 +113,8 @@ pub struct PlannedPhase {
     pub index: usize,
     /// The field in anomaly (random targets resolved), or `None` for normal traffic.
     pub anomaly: Option<MonitoredField>,
+    /// The indicator a source's phase injects, or `None`.
+    pub inject: Option<&'static str>,
     /// Start, epoch milliseconds, inclusive.
     pub start_ms: i64,
     /// End, epoch milliseconds, exclusive; `None` if the phase runs without end.
@@ -141,13 +145,17 @@ impl PlannedPhase {
     /// end is the earlier of its planned end and `stop_ms`. `None` for a normal phase, or if
     /// the phase had not started by `stop_ms`.
     pub fn label_until(&self, run_id: &str, instance: &str, stop_ms: i64) -> Option<Label> {
-        let field = self.anomaly?;
+        let field = match (self.anomaly, self.inject) {
+            (Some(field), _) => field.name(),
+            (None, Some(indicator)) => indicator,
+            (None, None) => return None,
+        };
         let end_ms = self.end_ms.map_or(stop_ms, |end| end.min(stop_ms));
         (end_ms > self.start_ms && end_ms != i64::MAX).then(|| Label {
             run_id: run_id.to_owned(),
             instance: instance.to_owned(),
             phase: self.index,
-            field,
+            field: field.to_owned(),
             start_ms: self.start_ms,
             end_ms,
         })
@@ -244,7 +252,7 @@ impl Schedule {
             .phases
             .iter()
             .map(|phase| match phase.kind {
-                PhaseKind::Normal => None,
+                PhaseKind::Normal | PhaseKind::Inject(_) => None,
                 PhaseKind::Anomaly(field) => Some(field),
                 PhaseKind::RandomAnomaly => {
                     let pick = rng.random_range(0..MonitoredField::ALL.len());
@@ -258,6 +266,10 @@ impl Schedule {
         let mut remaining = options.count;
         for (index, phase) in scenario.phases.iter().enumerate() {
             let (rate, anomaly) = (rates[index], targets[index]);
+            let inject = match phase.kind {
+                PhaseKind::Inject(indicator) => Some(indicator),
+                _ => None,
+            };
             let planned_end = match phase.duration {
                 Some(duration) => Some(
                     i64::try_from(duration.as_millis())
@@ -289,6 +301,7 @@ impl Schedule {
             phases.push(PlannedPhase {
                 index,
                 anomaly,
+                inject,
                 start_ms: cursor,
                 end_ms,
                 rate,
@@ -389,6 +402,7 @@ impl Iterator for Events {
             let event = Event {
                 timestamp_ms: phase.timestamp(self.next),
                 anomaly: phase.anomaly,
+                inject: phase.inject,
                 phase: phase.index,
             };
             self.next = self.next.saturating_add(1);

@@ -11,10 +11,10 @@ use std::time::Duration;
 use pipeline::config::{ConfigError, OpenSearchConfig};
 use pipeline::kafka::KafkaConfig;
 use pipeline::telemetry::TelemetryConfig;
-use pipeline::wire::MonitoredField;
+use pipeline::wire::{MonitoredField, Source};
 use serde::Deserialize;
 
-use crate::scenario::{Scenario, check_rate, parse_duration};
+use crate::scenario::{Phase, PhaseKind, Scenario, ScenarioError, check_rate, parse_duration};
 use crate::schedule::Options;
 
 /// Default telemetry port of the producer.
@@ -51,8 +51,14 @@ pub struct GeneratorConfig {
     /// Events per second per producer instance (each replica produces this rate).
     #[arg(long)]
     pub rate: Option<f64>,
+    /// Generate this real source's records instead of the seed's: waf, cloudtrail, syslog,
+    /// cloudwatch or splunk. Kafka output carries it in the `logwarden-source` header, as
+    /// logwarden-ingest writes; stdout gets the records as their senders send them.
+    #[arg(long, value_name = "SOURCE")]
+    pub source: Option<String>,
     /// Inject an anomaly on this field (action, httpSourceName, httpStatus, country,
-    /// httpMethod) or on `random` (one of them picked from the seed), for `--duration`.
+    /// httpMethod) or on `random` (one of them picked from the seed), for `--duration`; with
+    /// `--source`, one of the source's indicators (e.g. `syslog_auth_failure`).
     #[arg(long, value_name = "FIELD")]
     pub anomaly: Option<String>,
     /// How long to run: the anomaly phase's length with `--anomaly` (default 5m), otherwise how
@@ -96,6 +102,7 @@ impl GeneratorConfig {
     pub fn overridden_by(self, flags: GeneratorConfig) -> Self {
         Self {
             rate: flags.rate.or(self.rate),
+            source: flags.source.or(self.source),
             anomaly: flags.anomaly.or(self.anomaly),
             duration: flags.duration.or(self.duration),
             scenario: flags.scenario.or(self.scenario),
@@ -190,15 +197,72 @@ impl Settings {
                 })
             })
             .transpose()?;
-        let scenario = match (&g.scenario, &g.anomaly) {
-            (Some(path), _) => Scenario::load(path).map_err(|err| {
-                ConfigError::invalid(
-                    "generator.scenario",
-                    err.to_string(),
-                    "fix the scenario file",
+        let source = g
+            .source
+            .as_deref()
+            .map(|name| {
+                Source::parse(name)
+                    .filter(|s| crate::indicators::GENERATED.contains(s))
+                    .ok_or_else(|| {
+                        ConfigError::invalid(
+                            "generator.source",
+                            format!("`{name}` is not a source the producer generates"),
+                            "give waf, cloudtrail, syslog, cloudwatch or splunk (or leave it out for the seed's records)",
+                        )
+                    })
+            })
+            .transpose()?;
+        let invalid = |err: ScenarioError| {
+            ConfigError::invalid("generator", err.to_string(), "fix the value")
+        };
+        let scenario = match (&g.scenario, &g.anomaly, source) {
+            (Some(path), _, _) => {
+                let scenario = Scenario::load(path).map_err(|err| {
+                    ConfigError::invalid(
+                        "generator.scenario",
+                        err.to_string(),
+                        "fix the scenario file",
+                    )
+                })?;
+                if source.is_some() && source != scenario.source {
+                    return Err(ConfigError::invalid(
+                        "generator.source",
+                        format!(
+                            "differs from the scenario file's `source:` ({:?})",
+                            scenario.source.map(|s| s.as_str())
+                        ),
+                        "leave --source out: the scenario file names its source",
+                    ));
+                }
+                scenario
+            }
+            (None, Some(target), Some(source)) => {
+                let duration = duration.unwrap_or(DEFAULT_ANOMALY_DURATION);
+                let indicator = crate::indicators::find(source, target).ok_or_else(|| {
+                    ConfigError::invalid(
+                        "generator.anomaly",
+                        format!("`{target}` is not a {source} indicator"),
+                        format!("name one of {}", crate::indicators::of(source).join(", ")),
+                    )
+                })?;
+                Scenario::sourced(
+                    source,
+                    format!("{source}-{indicator}"),
+                    Some(rate),
+                    vec![Phase::inject(indicator, duration)],
                 )
-            })?,
-            (None, Some(target)) => {
+                .map_err(invalid)?
+            }
+            (None, None, Some(source)) => {
+                let phase = Phase {
+                    kind: PhaseKind::Normal,
+                    duration,
+                    rate: None,
+                };
+                Scenario::sourced(source, source.as_str(), Some(rate), vec![phase])
+                    .map_err(invalid)?
+            }
+            (None, Some(target), None) => {
                 let duration = duration.unwrap_or(DEFAULT_ANOMALY_DURATION);
                 let built = if target.eq_ignore_ascii_case("random") {
                     Scenario::random_anomaly(duration, rate)
@@ -216,9 +280,7 @@ impl Settings {
                     ConfigError::invalid("generator", err.to_string(), "fix the value")
                 })?
             }
-            (None, None) => Scenario::normal(rate, duration).map_err(|err| {
-                ConfigError::invalid("generator", err.to_string(), "fix the value")
-            })?,
+            (None, None, None) => Scenario::normal(rate, duration).map_err(invalid)?,
         };
         if g.count == Some(0) {
             return Err(ConfigError::invalid(
@@ -410,6 +472,48 @@ mod tests {
                 && err.contains("invalid duration `5 parsecs`: unknown time unit \"parsecs\""),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_source_run_injects_its_indicators_only() {
+        let s = settings(GeneratorConfig {
+            source: Some("cloudtrail".into()),
+            anomaly: Some("ct_access_denied".into()),
+            duration: Some("1m".into()),
+            ..Default::default()
+        })
+        .expect("valid");
+        assert_eq!(s.scenario.source, Some(Source::Cloudtrail));
+        assert_eq!(
+            s.scenario.phases[0].kind,
+            crate::scenario::PhaseKind::Inject("ct_access_denied")
+        );
+        for (source, anomaly, says) in [
+            (
+                "nginx",
+                None,
+                "generator.source` `nginx` is not a source the producer generates",
+            ),
+            (
+                "syslog",
+                Some("country"),
+                "`country` is not a syslog indicator",
+            ),
+            (
+                "ndjson",
+                None,
+                "waf, cloudtrail, syslog, cloudwatch or splunk",
+            ),
+        ] {
+            let err = settings(GeneratorConfig {
+                source: Some(source.into()),
+                anomaly: anomaly.map(Into::into),
+                ..Default::default()
+            })
+            .expect_err("invalid")
+            .to_string();
+            assert!(err.contains(says), "{err}");
+        }
     }
 
     #[test]

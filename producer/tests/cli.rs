@@ -167,3 +167,65 @@ fn the_shipped_example_scenario_is_valid_and_covers_every_field() {
         Some(std::time::Duration::from_secs(45 * 60))
     );
 }
+
+#[test]
+fn the_shipped_source_scenarios_are_valid_and_inject_their_sources_indicators() {
+    for source in producer::indicators::GENERATED {
+        let path = format!(
+            "{}/scenarios/sources/{source}.yaml",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let scenario = producer::scenario::Scenario::load(std::path::Path::new(&path))
+            .unwrap_or_else(|err| panic!("{path}: {err}"));
+        assert_eq!(scenario.source, Some(source), "{path}");
+        let injected: Vec<&str> = scenario
+            .phases
+            .iter()
+            .filter_map(|p| match p.kind {
+                producer::scenario::PhaseKind::Inject(indicator) => Some(indicator),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(injected.len(), 2, "{path}");
+    }
+}
+
+#[test]
+fn a_source_run_prints_its_records_as_senders_send_them_and_labels_its_indicator() {
+    let labels = std::env::temp_dir().join(format!("producer-cli-{}.ndjson", std::process::id()));
+    let labels_arg = labels.display().to_string();
+    let args: Vec<&str> = FIXED
+        .iter()
+        .copied()
+        .chain(["--source", "syslog", "--anomaly", "syslog_auth_failure"])
+        .chain(["--duration", "2s", "--rate", "50", "--backfill", "2s"])
+        .chain(["--labels-file", &labels_arg])
+        .collect();
+    let out = producer(&args);
+    let label = std::fs::read_to_string(&labels).unwrap_or_default();
+    let _ = std::fs::remove_file(&labels);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 100);
+    assert!(
+        lines.iter().all(|l| l.starts_with('<') && l.contains('>')),
+        "syslog lines: {lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("bastion-1 sshd[")),
+        "the brute force is in RFC 3164 from the bastion"
+    );
+    let label: serde_json::Value = serde_json::from_str(label.trim()).expect("one label");
+    assert_eq!(label["field"], "syslog_auth_failure");
+    assert_eq!(label["end_ms"].as_i64(), Some(1_700_000_000_000));
+
+    let out = producer(&[FIXED.as_slice(), &["--source", "ndjson"]].concat());
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("generator.source"), "{stderr}");
+}

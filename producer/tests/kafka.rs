@@ -93,7 +93,7 @@ async fn a_scenario_publishes_exactly_its_records_and_labels() {
     assert_eq!(labels.len(), 1, "one label for the one anomaly phase");
     let label: Label = serde_json::from_str(testkit::payload_text(&labels[0])).expect("a Label");
     assert_eq!(label, summary.labels[0]);
-    assert_eq!(label.field, MonitoredField::Country);
+    assert_eq!(label.field, MonitoredField::Country.name());
     assert_eq!(
         (label.run_id.as_str(), label.instance.as_str(), label.phase),
         ("it-run", "it-0", 1)
@@ -190,4 +190,64 @@ async fn a_backfill_covers_its_span_evenly_and_in_order() {
         stamps.windows(2).all(|w| w[1] - w[0] == 200),
         "evenly spread at 5/s: one record every 200 ms"
     );
+}
+
+#[tokio::test]
+async fn a_source_run_writes_raw_with_its_source_header_and_labels_the_indicator() {
+    let kafka = testkit::kafka_with_private_topics("producer-source", 2).await;
+    let (summary, _) = produce(
+        &kafka,
+        GeneratorConfig {
+            source: Some("cloudwatch".into()),
+            anomaly: Some("cw_lambda_timeout".into()),
+            duration: Some("2s".into()),
+            rate: Some(100.0),
+            backfill: Some("2s".into()),
+            seed: Some(3),
+            ..GeneratorConfig::default()
+        },
+    )
+    .await;
+    assert_eq!(summary.records, 200);
+    let raw = testkit::consume(
+        &kafka,
+        &kafka.topics.raw,
+        200,
+        Duration::from_secs(30),
+        Duration::from_secs(2),
+    )
+    .await;
+    assert_eq!(raw.len(), 200);
+    let mut timeouts = 0;
+    for message in &raw {
+        let headers = rdkafka::Message::headers(message).expect("headers");
+        assert_eq!(
+            pipeline::wire::Source::from_headers(headers),
+            Some(pipeline::wire::Source::Cloudwatch)
+        );
+        let event: serde_json::Value =
+            serde_json::from_str(testkit::payload_text(message)).expect("JSON");
+        assert!(
+            event["logGroup"].is_string() && event["id"].is_string(),
+            "{event}"
+        );
+        if event["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Task timed out after"))
+        {
+            timeouts += 1;
+        }
+    }
+    assert!(timeouts > 70, "{timeouts} of 200 records are timeouts");
+    let labels = testkit::consume(
+        &kafka,
+        &kafka.topics.labels,
+        1,
+        Duration::from_secs(10),
+        Duration::from_secs(1),
+    )
+    .await;
+    let label: Label = serde_json::from_str(testkit::payload_text(&labels[0])).expect("a Label");
+    assert_eq!(label.field, "cw_lambda_timeout");
+    testkit::delete_topics(&kafka, &kafka.topics.all()).await;
 }

@@ -6,6 +6,7 @@
 
 use opensearch::http::Method;
 use pipeline::search::{EventsIndex, OWNER_META, results_template};
+use pipeline::wire::Source;
 use serde_json::{Value, json};
 
 use crate::api::{Api, ApiError};
@@ -15,6 +16,11 @@ use crate::plan::{Action, Plan, Step};
 /// The events index template, marked with `owner`.
 pub fn events_template(events: &EventsIndex, owner: &str) -> Value {
     owned(events.template(), owner)
+}
+
+/// The index template of `source`'s daily events indices, marked with `owner`.
+pub fn source_events_template(events: &EventsIndex, source: Source, owner: &str) -> Value {
+    owned(events.source_template(source), owner)
 }
 
 /// The results index template, marked with `owner`.

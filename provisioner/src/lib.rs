@@ -35,9 +35,10 @@ use chrono::{DateTime, Utc};
 use opensearch::http::Method;
 use pipeline::search::EventsIndex;
 use pipeline::spec::{Spec, SpecError, TargetChoice};
+use pipeline::wire::Source;
 
 use crate::api::{Api, ApiError};
-use crate::indices::{Indices, events_template, results_index_template};
+use crate::indices::{Indices, events_template, results_index_template, source_events_template};
 use crate::plan::{Action, Plan};
 use crate::plugins::{PluginError, Plugins};
 use crate::retention::Retention;
@@ -228,6 +229,15 @@ pub async fn converge(
     })?;
     let indices = Indices::new(api, owner, mode.apply);
     let mut plan = Plan::default();
+    let source_templates: Vec<(String, serde_json::Value)> = Source::ALL
+        .into_iter()
+        .map(|source| {
+            (
+                events.source_template_name(source),
+                source_events_template(&events, source, owner),
+            )
+        })
+        .collect();
     let mut templates = vec![events.template_name()];
     indices
         .template(
@@ -236,6 +246,10 @@ pub async fn converge(
             &mut plan,
         )
         .await?;
+    for (name, template) in &source_templates {
+        indices.template(name, template, &mut plan).await?;
+        templates.push(name);
+    }
     if target == Target::Builtin {
         indices
             .template(

@@ -36,14 +36,10 @@ pub fn expired(
     let Ok(keep) = chrono::Duration::from_std(keep) else {
         return Vec::new();
     };
-    let prefix = format!("{}-", events.alias());
     let mut out: Vec<(String, NaiveDate)> = indices
         .iter()
         .filter_map(|name| {
-            let day = name.strip_prefix(&prefix)?;
-            if day.len() != 10 {
-                return None;
-            }
+            let day = events.day_of_index(name)?;
             let date = NaiveDate::parse_from_str(day, "%Y.%m.%d").ok()?;
             let end = date.succ_opt()?.and_hms_opt(0, 0, 0)?.and_utc();
             (end + keep <= now).then(|| (name.clone(), date))
@@ -239,6 +235,8 @@ mod tests {
             "logwarden-events-2026.10.2",
             "logwarden-events-archive",
             "logwarden-events-extra-2020.01.01",
+            "logwarden-events-waf-2026.10.23",
+            "logwarden-events-syslog-2026.10.24",
             "other-2020.01.01",
         ]
         .map(String::from)
@@ -249,7 +247,11 @@ mod tests {
         // 2026-10-23 ended at 2026-10-24T00:00, exactly 30 days before now.
         assert_eq!(
             gone,
-            ["logwarden-events-2026.10.22", "logwarden-events-2026.10.23"]
+            [
+                "logwarden-events-2026.10.22",
+                "logwarden-events-2026.10.23",
+                "logwarden-events-waf-2026.10.23"
+            ]
         );
     }
 

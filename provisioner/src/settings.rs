@@ -181,7 +181,11 @@ mod tests {
         assert_eq!(settings.opensearch.url, "http://b:9200");
         assert_eq!(settings.target, TargetChoice::OpensearchPlugins);
         assert_eq!(settings.wait, Duration::from_secs(5));
-        assert_eq!(settings.spec.detectors.len(), 5);
+        assert_eq!(
+            settings.spec,
+            pipeline::spec::Spec::default_spec().expect("valid"),
+            "no --spec: the default spec"
+        );
     }
 
     #[test]

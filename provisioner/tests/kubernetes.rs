@@ -267,13 +267,9 @@ fn apply(kubeconfig: &Path, spec: &Path, url: &str, job: &str) -> (Option<i32>, 
 }
 
 async fn clean_opensearch(url: &str, base: &str) {
+    // The events and results templates, and the sources' events templates.
+    testkit::delete_index_templates(url, base).await;
     let http = reqwest::Client::new();
-    for name in ["events", "results"] {
-        let _ = http
-            .delete(format!("{url}/_index_template/{base}{name}"))
-            .send()
-            .await;
-    }
     let _ = http.delete(format!("{url}/{base}*")).send().await;
 }
 

@@ -87,6 +87,14 @@ fn change(action: &str, kind: &str, name: &str) -> (String, String, String) {
     (action.to_owned(), kind.to_owned(), name.to_owned())
 }
 
+/// The changes to every source's events template (`<events>-<source>`), all `action`.
+fn source_templates(action: &str, events: &str) -> Vec<(String, String, String)> {
+    pipeline::wire::Source::ALL
+        .into_iter()
+        .map(|source| change(action, "index template", &format!("{events}-{source}")))
+        .collect()
+}
+
 fn sorted(mut v: Vec<(String, String, String)>) -> Vec<(String, String, String)> {
     v.sort();
     v
@@ -176,12 +184,14 @@ async fn builtin_objects_converge_once_and_a_dry_run_changes_nothing() {
     let spec = spec(&events, &results, &owner, "30d");
 
     let planned = provision(&url, &spec, &["plan"]);
-    let expected = sorted(vec![
+    let mut expected = vec![
         change("create", "index template", &events),
         change("create", "index template", &results),
         change("create", "index", &results),
         change("delete", "index", &expired),
-    ]);
+    ];
+    expected.extend(source_templates("create", &events));
+    let expected = sorted(expected);
     assert_eq!(sorted(changes(&planned)), expected, "{planned}");
     assert!(planned.contains("target builtin (declared)"), "{planned}");
     assert!(
@@ -206,6 +216,18 @@ async fn builtin_objects_converge_once_and_a_dry_run_changes_nothing() {
     let template = &template["index_templates"][0]["index_template"];
     assert_eq!(template["_meta"]["managed_by"], owner.as_str());
     assert_eq!(template["index_patterns"], json!([format!("{events}-*")]));
+    // A source's template: its daily indices, into its alias and the common one.
+    let (_, syslog) = get(&http, &url, &format!("_index_template/{events}-syslog")).await;
+    let syslog = &syslog["index_templates"][0]["index_template"];
+    assert_eq!(syslog["_meta"]["managed_by"], owner.as_str());
+    assert_eq!(
+        syslog["index_patterns"],
+        json!([format!("{events}-syslog-*")])
+    );
+    assert_eq!(
+        syslog["template"]["aliases"],
+        json!({ events.clone(): {}, format!("{events}-syslog"): {} })
+    );
     let (status, mapping) = get(&http, &url, &format!("{results}/_mapping")).await;
     assert_eq!(status, 200, "the results index exists");
     assert_eq!(
@@ -359,17 +381,15 @@ async fn a_changed_spec_updates_exactly_that_and_prune_deletes_only_owned_templa
     let again = provision(&url, &second, &["apply", "--prune"]);
     assert!(changes(&again).is_empty(), "{again}");
 
-    // A new owner: exactly the two templates change (their mark), nothing else.
+    // A new owner: exactly the templates change (their mark), nothing else.
     let third = spec(&events, &renamed, &names.name("owner2"), "null");
     let updated = provision(&url, &third, &["apply"]);
-    assert_eq!(
-        sorted(changes(&updated)),
-        sorted(vec![
-            change("update", "index template", &events),
-            change("update", "index template", &renamed),
-        ]),
-        "{updated}"
-    );
+    let mut expected = vec![
+        change("update", "index template", &events),
+        change("update", "index template", &renamed),
+    ];
+    expected.extend(source_templates("update", &events));
+    assert_eq!(sorted(changes(&updated)), sorted(expected), "{updated}");
     assert!(updated.contains("_meta.managed_by"), "{updated}");
     clean(&http, &url, &names).await;
 }

@@ -24,7 +24,7 @@
 use std::sync::Arc;
 
 use pipeline::search::EventsIndex;
-use pipeline::wire::DeadLetterReason;
+use pipeline::wire::{DeadLetterReason, SOURCE_FIELD, Source};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -66,13 +66,16 @@ impl Unusable {
     }
 }
 
-/// The two members the sink reads; every other member is skipped unread.
+/// The members the sink reads; every other member is skipped unread.
 #[derive(Deserialize)]
 struct Keys<'a> {
     #[serde(rename = "@timestamp", borrow, default)]
     timestamp: Option<&'a serde_json::value::RawValue>,
     #[serde(borrow, default)]
     event_id: Option<&'a serde_json::value::RawValue>,
+    /// The record's source ([`SOURCE_FIELD`]): absent in the seed's records.
+    #[serde(rename = "logwarden_source", borrow, default)]
+    source: Option<&'a serde_json::value::RawValue>,
 }
 
 /// The days a record may be dated, around today (UTC): a daily index is created only for them.
@@ -111,8 +114,8 @@ pub struct Preparer {
     index: EventsIndex,
     /// The accepted days, and today: set by the caller (this module reads no clock).
     accepted: Option<(AcceptedDays, EpochDay)>,
-    /// The last day seen, its index and its day number.
-    last: Option<(String, Arc<str>, EpochDay)>,
+    /// The last source and day seen, its index and its day number.
+    last: Option<(Option<Source>, String, Arc<str>, EpochDay)>,
 }
 
 impl Preparer {
@@ -192,7 +195,8 @@ impl Preparer {
                 "event_id is empty",
             ));
         }
-        let (index, day) = self.daily_index(&timestamp).ok_or_else(|| {
+        let source = record_source(keys.source)?;
+        let (index, day) = self.daily_index(source, &timestamp).ok_or_else(|| {
             Unusable::new(
                 DeadLetterReason::BadTimestamp,
                 format!("@timestamp `{timestamp}` does not start with a date (YYYY-MM-DD)"),
@@ -217,18 +221,43 @@ impl Preparer {
         Ok((index, id))
     }
 
-    fn daily_index(&mut self, timestamp: &str) -> Option<(Arc<str>, EpochDay)> {
+    fn daily_index(
+        &mut self,
+        source: Option<Source>,
+        timestamp: &str,
+    ) -> Option<(Arc<str>, EpochDay)> {
         let day = timestamp.get(..10)?;
-        if let Some((last_day, name, number)) = &self.last
+        if let Some((last_source, last_day, name, number)) = &self.last
+            && *last_source == source
             && last_day == day
         {
             return Some((name.clone(), *number));
         }
-        let name: Arc<str> = self.index.daily_index(timestamp)?.into();
+        let name: Arc<str> = self.index.daily_index_of(source, timestamp)?.into();
         let number = epoch_day(day)?;
-        self.last = Some((day.to_owned(), name.clone(), number));
+        self.last = Some((source, day.to_owned(), name.clone(), number));
         Some((name, number))
     }
+}
+
+/// The source a record names in [`SOURCE_FIELD`] (`None` without one: the seed's records), or
+/// why it cannot be indexed by it.
+fn record_source(raw: Option<&serde_json::value::RawValue>) -> Result<Option<Source>, Unusable> {
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    let name = string_member(Some(raw), SOURCE_FIELD)
+        .map_err(|(reason, detail)| Unusable::new(reason, detail))?;
+    Source::parse(&name).map(Some).ok_or_else(|| {
+        let names: Vec<&str> = Source::ALL.iter().map(|s| s.as_str()).collect();
+        Unusable::new(
+            DeadLetterReason::WrongType,
+            format!(
+                "{SOURCE_FIELD} `{name}` is not a source ({}): its daily index cannot be named",
+                names.join(", ")
+            ),
+        )
+    })
 }
 
 /// `days` from today, in words.
@@ -342,6 +371,57 @@ mod tests {
             json!({"index": {"_index": "t-events-2026.11.23", "_id": "enriched-0-42"}})
         );
         assert_eq!(lines[1], &record[..]);
+    }
+
+    #[test]
+    fn a_sources_records_go_to_its_daily_indices() {
+        let mut preparer = preparer();
+        let cases: [(&[u8], &str); 4] = [
+            (
+                br#"{"logwarden_source":"syslog","@timestamp":"2026-12-05T06:00:00Z","event_id":"a"}"#,
+                "t-events-syslog-2026.12.05",
+            ),
+            (
+                br#"{"@timestamp":"2026-12-05T06:00:01Z","event_id":"b"}"#,
+                "t-events-2026.12.05",
+            ),
+            (
+                br#"{"@timestamp":"2026-12-05T06:00:02Z","event_id":"c","logwarden_source":"waf"}"#,
+                "t-events-waf-2026.12.05",
+            ),
+            (
+                br#"{"logwarden_source":"waf","@timestamp":"2026-12-06T00:00:00Z","event_id":"d"}"#,
+                "t-events-waf-2026.12.06",
+            ),
+        ];
+        for (input, index) in cases {
+            let document = preparer
+                .prepare(input)
+                .expect(&String::from_utf8_lossy(input));
+            assert_eq!(
+                &*document.index,
+                index,
+                "{}",
+                String::from_utf8_lossy(input)
+            );
+            assert_eq!(&*document.source, input, "the record is written as it came");
+        }
+        for (input, reason, detail) in [
+            (
+                &br#"{"logwarden_source":"nginx","@timestamp":"2026-12-05T06:00:00Z","event_id":"e"}"#[..],
+                DeadLetterReason::WrongType,
+                "logwarden_source `nginx` is not a source (waf, cloudtrail, syslog, cloudwatch, splunk, ndjson)",
+            ),
+            (
+                br#"{"logwarden_source":3,"@timestamp":"2026-12-05T06:00:00Z","event_id":"f"}"#,
+                DeadLetterReason::WrongType,
+                "logwarden_source is a number; expected a string",
+            ),
+        ] {
+            let err = preparer.prepare(input).expect_err("refused");
+            assert_eq!(err.reason, reason);
+            assert!(err.detail.contains(detail), "{err}");
+        }
     }
 
     #[test]

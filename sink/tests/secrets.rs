@@ -22,8 +22,5 @@ async fn no_secret_appears_in_output_endpoints_or_errors() {
     let url = testkit::opensearch_url();
     let http = reqwest::Client::new();
     let _ = http.delete(format!("{url}/{index}*")).send().await;
-    let _ = http
-        .delete(format!("{url}/_index_template/{index}"))
-        .send()
-        .await;
+    testkit::delete_index_templates(&url, &index).await;
 }

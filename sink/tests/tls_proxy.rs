@@ -74,10 +74,7 @@ async fn the_sink_loads_through_tls_and_basic_auth() {
     }
     let (code, output) = sink.terminate();
     let _ = http.delete(format!("{url}/{index}-*")).send().await;
-    let _ = http
-        .delete(format!("{url}/_index_template/{index}"))
-        .send()
-        .await;
+    testkit::delete_index_templates(&url, &index).await;
     assert_eq!(
         count, 20,
         "every record indexed through the proxy:\n{output}"

@@ -391,6 +391,20 @@ pub(crate) fn next_member(bytes: &[u8], pos: usize) -> Result<(usize, Option<u8>
     }
 }
 
+/// After an array element, which ends before `pos`: the offset and first byte of the next
+/// element (after the comma and whitespace), or `None` with the offset after the closing
+/// bracket.
+pub(crate) fn next_element(bytes: &[u8], pos: usize) -> Result<(usize, Option<u8>), Error> {
+    match space(bytes, pos) {
+        (comma, b',') => {
+            let (next, first) = space(bytes, comma + 1);
+            Ok((next, Some(first)))
+        }
+        (close, b']') => Ok((close + 1, None)),
+        (at, _) => Err(error(at, "expected `,` or `]`")),
+    }
+}
+
 /// Validates and skips the value whose first byte `first` (not whitespace) is at `pos`,
 /// nested in `depth` containers already; returns its kind and the offset after it.
 /// Iterative: containers are tracked in a bit stack, so depth costs no call stack. The bit

@@ -77,13 +77,17 @@ mod tree;
 
 pub use compiled::CompiledRules;
 pub use error::RulesError;
-pub use file::{ClassRule, FieldRule, Policy, RangeRule, Rules, Scalar};
-pub use summary::{ClassSummary, FieldSummary, RulesSummary};
+pub use file::{
+    ClassRule, FieldRule, Policy, RangeRule, Rules, Scalar, SourceRules, TimestampRule, WhenRule,
+};
+pub use summary::{ClassSummary, FieldSummary, RulesSummary, SectionSummary};
 
+pub(crate) use compiled::Section;
 pub(crate) use matcher::{Class, CompiledField, Value};
 pub(crate) use tree::{Node, Target};
 
-/// The default rules: the seed's ten indicators (`transformer/rules/default.yaml`, embedded).
+/// The default rules: the seed's ten indicators and every source's preset
+/// (`transformer/rules/default.yaml`, embedded).
 pub const DEFAULT_RULES_YAML: &str = include_str!("../rules/default.yaml");
 
 /// The largest record accepted unless [`CompiledRules::with_max_record_bytes`] says otherwise:
@@ -92,6 +96,10 @@ pub const DEFAULT_MAX_RECORD_BYTES: usize = 1024 * 1024;
 
 /// The top-level field the event time is read from.
 pub const TIMESTAMP_FIELD: &str = "timestamp";
+
+/// The field a source's records carry their source in (`waf`, `syslog`, ...); records without
+/// a source header get none, so the seed's documents are unchanged.
+pub const SOURCE_OUTPUT_FIELD: &str = pipeline::wire::SOURCE_FIELD;
 
 /// The field the event time is written to, as RFC 3339.
 pub const TIMESTAMP_OUTPUT_FIELD: &str = "@timestamp";

@@ -135,6 +135,47 @@ pub fn epoch_millis(value: EpochNumber) -> Result<i64, TimestampError> {
     }
 }
 
+/// The event time a string gives, in epoch milliseconds: an RFC 3339 time
+/// (`2026-12-05T06:00:00.123Z`, `2026-12-05T07:00:00+01:00`), or an epoch number written as
+/// text (`"1700000000.5"`, read by the magnitude rule like a number). For sections whose rules
+/// read string timestamps; the error is what is wrong, to follow the field and its value.
+pub fn text_millis(text: &str) -> Result<i64, String> {
+    let trimmed = text.trim();
+    let numeric = trimmed.starts_with(|c: char| c.is_ascii_digit() || c == '-')
+        && !trimmed.contains(['T', 't', ':']);
+    let millis = if numeric {
+        let number = match trimmed.parse::<i128>() {
+            Ok(int) => EpochNumber::Int(int),
+            Err(_) => {
+                EpochNumber::Float(trimmed.parse::<f64>().map_err(|_| NOT_A_TIME.to_owned())?)
+            }
+        };
+        return epoch_millis(number).map_err(|error| match error {
+            TimestampError::TooEarly { unit, .. } => {
+                format!("is before 2000-01-01 (read as {unit})")
+            }
+            TimestampError::TooLate { unit, .. } => {
+                format!("is after 2100-01-01 (read as {unit})")
+            }
+            _ => NOT_A_TIME.to_owned(),
+        });
+    } else {
+        chrono::DateTime::parse_from_rfc3339(trimmed)
+            .map_err(|_| NOT_A_TIME.to_owned())?
+            .timestamp_millis()
+    };
+    if millis < MIN_EPOCH_MS {
+        Err("is before 2000-01-01".to_owned())
+    } else if millis >= MAX_EPOCH_MS {
+        Err("is after 2100-01-01".to_owned())
+    } else {
+        Ok(millis)
+    }
+}
+
+/// What [`text_millis`] says of a string that is no time.
+const NOT_A_TIME: &str = "is not an RFC 3339 time or an epoch number";
+
 /// Appends `millis` (epoch milliseconds, UTC) to `out` as RFC 3339 with milliseconds, e.g.
 /// `2026-11-23T10:00:00.123Z`: always [`RFC3339_MILLIS_LEN`] bytes for years 0 to 9999.
 ///

@@ -30,12 +30,12 @@
 mod scan;
 mod write;
 
-use pipeline::wire::{DeadLetterReason, SourcePosition};
+use pipeline::wire::{DeadLetterReason, Source, SourcePosition};
 
 use self::scan::{Finding, Seen, Shape, State, scan};
 use self::write::write_without_outputs;
 use crate::json;
-use crate::rules::{Class, CompiledRules, Policy};
+use crate::rules::{Class, CompiledRules, Policy, Section, TIMESTAMP_FIELD};
 use crate::timestamp::{self, TimestampError};
 
 /// Why a record was not enriched: the dead letter's reason and a detail a person can act on
@@ -68,9 +68,10 @@ impl Rejection {
 }
 
 impl CompiledRules {
-    /// Enriches one raw record: appends to `out` the record with the indicators, `@timestamp`
-    /// and `event_id` (derived from `source` by [`pipeline::wire::event_id`]) added, or returns
-    /// why it is a dead letter, leaving `out` as it was.
+    /// Enriches one raw record without a source header (the seed's shape): appends to `out` the
+    /// record with the indicators, `@timestamp` and `event_id` (derived from `position` by
+    /// [`pipeline::wire::event_id`]) added, or returns why it is a dead letter, leaving `out` as
+    /// it was.
     ///
     /// `out` is meant to be reused from record to record (clear it in between or let records
     /// accumulate): with its capacity warm, an enriched record costs no allocation (a rejection
@@ -78,11 +79,54 @@ impl CompiledRules {
     pub fn apply(
         &self,
         input: &[u8],
-        source: &SourcePosition,
+        position: &SourcePosition,
         out: &mut Vec<u8>,
     ) -> Result<(), Rejection> {
+        self.apply_source(None, input, position, out)
+    }
+
+    /// As [`Self::apply`], for a record of `source` (its `logwarden-source` header; `None`
+    /// without one): the source's section of the rules applies, and a source's records also
+    /// get `logwarden_source`. A source without rules is a `no_rules` dead letter.
+    pub fn apply_source(
+        &self,
+        source: Option<Source>,
+        input: &[u8],
+        position: &SourcePosition,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Rejection> {
+        let section = self
+            .section(source)
+            .ok_or_else(|| Rejection::no_rules(source))?;
+        section.apply(input, position, out, self.max_record_bytes)
+    }
+
+    /// Whether [`Self::apply`] would enrich `input`: the very same reading, checks and
+    /// classification, without writing the output. For dry runs, and for the benchmark that
+    /// compares the JSON scanner with the libraries that could replace it.
+    pub fn accepts(&self, input: &[u8]) -> Result<(), Rejection> {
+        let section = self
+            .section(None)
+            .ok_or_else(|| Rejection::no_rules(None))?;
+        let mut state = State::new(section.fields.len());
+        section
+            .read(input, &mut state, self.max_record_bytes)
+            .map(drop)
+    }
+}
+
+impl Section {
+    /// [`CompiledRules::apply_source`] once the section is chosen.
+    #[inline(always)]
+    fn apply(
+        &self,
+        input: &[u8],
+        position: &SourcePosition,
+        out: &mut Vec<u8>,
+        max_record_bytes: usize,
+    ) -> Result<(), Rejection> {
         let mut state = State::new(self.fields.len());
-        let read = self.read(input, &mut state)?;
+        let read = self.read(input, &mut state, max_record_bytes)?;
         let empty = if state.conflict {
             write_without_outputs(read.text, &self.output_keys, out)
                 .map_err(|error| not_json(input, error))?
@@ -99,16 +143,8 @@ impl CompiledRules {
             }
             read.empty
         };
-        self.write_additions(&state, empty, read.millis, source, out);
+        self.write_additions(&state, empty, read.millis, position, out);
         Ok(())
-    }
-
-    /// Whether [`Self::apply`] would enrich `input`: the very same reading, checks and
-    /// classification, without writing the output. For dry runs, and for the benchmark that
-    /// compares the JSON scanner with the libraries that could replace it.
-    pub fn accepts(&self, input: &[u8]) -> Result<(), Rejection> {
-        let mut state = State::new(self.fields.len());
-        self.read(input, &mut state).map(drop)
     }
 
     /// Everything `apply` learns from a record before writing: checks its size, UTF-8 and JSON
@@ -116,9 +152,14 @@ impl CompiledRules {
     /// and reads the event time. (`state` is the caller's, not returned: moving it out cost a
     /// copy per record.)
     #[inline(always)]
-    fn read<'a>(&self, input: &'a [u8], state: &mut State) -> Result<Read<'a>, Rejection> {
-        if input.len() > self.max_record_bytes {
-            return Err(Rejection::oversized(input.len(), self.max_record_bytes));
+    fn read<'a>(
+        &self,
+        input: &'a [u8],
+        state: &mut State,
+        max_record_bytes: usize,
+    ) -> Result<Read<'a>, Rejection> {
+        if input.len() > max_record_bytes {
+            return Err(Rejection::oversized(input.len(), max_record_bytes));
         }
         let text = std::str::from_utf8(input).map_err(|error| {
             Rejection::new(
@@ -126,8 +167,7 @@ impl CompiledRules {
                 format!("the record is not UTF-8: {error}"),
             )
         })?;
-        let shape =
-            scan(text, &self.root, &self.fields, state).map_err(|error| not_json(input, error))?;
+        let shape = scan(text, self, state).map_err(|error| not_json(input, error))?;
         let (empty, open, close) = match shape {
             Shape::Object { empty, open, close } => (empty, open, close),
             Shape::NotObject(kind) => {
@@ -138,12 +178,7 @@ impl CompiledRules {
             }
         };
         self.resolve_fields(input, state)?;
-        let millis = match state.timestamp {
-            Seen::Absent | Seen::Null => Err(TimestampError::Missing),
-            Seen::Number(number) => timestamp::epoch_millis(number),
-            Seen::Other(kind) => Err(TimestampError::NotANumber(kind.with_article())),
-        }
-        .map_err(|error| Rejection::new(DeadLetterReason::BadTimestamp, error.to_string()))?;
+        let millis = self.event_time(text, state)?;
         Ok(Read {
             text,
             empty,
@@ -153,11 +188,96 @@ impl CompiledRules {
         })
     }
 
+    /// The event time the scan found, or why there is none.
+    #[inline(always)]
+    fn event_time(&self, text: &str, state: &State) -> Result<i64, Rejection> {
+        let result = match state.timestamp {
+            Seen::Number(number) => timestamp::epoch_millis(number),
+            Seen::Absent | Seen::Null => Err(TimestampError::Missing),
+            Seen::Other(kind) => Err(TimestampError::NotANumber(kind.with_article())),
+            Seen::Text {
+                start,
+                end,
+                escaped,
+            } => {
+                let raw = text.get(start..end).unwrap_or_default();
+                let value = if escaped {
+                    json::unescape(raw)
+                } else {
+                    raw.into()
+                };
+                return timestamp::text_millis(&value).map_err(|problem| {
+                    Rejection::new(
+                        DeadLetterReason::BadTimestamp,
+                        format!("{} {value:?} {problem}", self.timestamp_name(state)),
+                    )
+                });
+            }
+        };
+        result.map_err(|error| {
+            Rejection::new(DeadLetterReason::BadTimestamp, self.describe(error, state))
+        })
+    }
+
+    /// The timestamp field the scan read.
+    fn timestamp_name(&self, state: &State) -> &str {
+        self.timestamp_fields
+            .get(usize::from(state.timestamp_rank))
+            .or_else(|| self.timestamp_fields.first())
+            .map_or("timestamp", |name| &**name)
+    }
+
+    /// A timestamp error's detail: as [`TimestampError`] says it for the seed's `timestamp`,
+    /// naming the section's fields and accepted forms otherwise.
+    fn describe(&self, error: TimestampError, state: &State) -> String {
+        let message = error.to_string();
+        let default = self.timestamp_fields.len() == 1
+            && self
+                .timestamp_fields
+                .first()
+                .is_some_and(|f| &**f == TIMESTAMP_FIELD);
+        if default && !self.timestamp_strings {
+            return message;
+        }
+        let expected = if self.timestamp_strings {
+            "expected epoch milliseconds or seconds, or an RFC 3339 time"
+        } else {
+            "expected epoch milliseconds or seconds as a JSON number"
+        };
+        if error == TimestampError::Missing {
+            let names: Vec<&str> = self.timestamp_fields.iter().map(|f| &**f).collect();
+            let verb = if names.len() == 1 { "is" } else { "are all" };
+            return format!("{} {verb} missing; {expected}", names.join(", "));
+        }
+        let message = message
+            .strip_prefix(TIMESTAMP_FIELD)
+            .map_or(message.clone(), |rest| {
+                format!("{}{rest}", self.timestamp_name(state))
+            });
+        match message.split_once("; expected") {
+            Some((head, _)) => format!("{head}; {expected}"),
+            None => message,
+        }
+    }
+
     /// Applies the policies: turns each monitored field's finding into good, bad or neither,
-    /// or rejects the record for the first field whose policy says `dead_letter`.
+    /// or rejects the record for the first field whose policy says `dead_letter`. A field whose
+    /// `when` condition does not hold counts as neither.
     fn resolve_fields(&self, input: &[u8], state: &mut State) -> Result<(), Rejection> {
-        for (field, seen) in self.fields.iter().zip(state.slots.as_mut_slice()) {
-            let resolved = match *seen {
+        let slots = state.slots.as_mut_slice();
+        for (index, field) in self.fields.iter().enumerate() {
+            let Some(seen) = slots.get(index).copied() else {
+                break;
+            };
+            if let Some(when) = field.when
+                && slots.get(when) != Some(&Finding::Class(Class::Good))
+            {
+                if let Some(slot) = slots.get_mut(index) {
+                    *slot = Finding::Neither;
+                }
+                continue;
+            }
+            let resolved = match seen {
                 Finding::Class(Class::Good | Class::Bad) | Finding::Neither => continue,
                 Finding::Class(Class::Unknown) => by_policy(field.unknown, || {
                     Rejection::new(
@@ -194,19 +314,54 @@ impl CompiledRules {
                 Finding::Through { depth, kind } => by_policy(field.wrong_type, || {
                     let depth = usize::try_from(depth).unwrap_or(usize::MAX);
                     let parent = field.segments.get(..depth).unwrap_or_default().join(".");
+                    let expected = if parent.ends_with("[]") {
+                        "an array"
+                    } else {
+                        "an object"
+                    };
                     Rejection::new(
                         DeadLetterReason::WrongType,
                         format!(
-                            "{parent} is {}, not an object, so {} cannot be read",
+                            "{parent} is {}, not {expected}, so {} cannot be read",
                             kind.with_article(),
                             field.path
                         ),
                     )
                 })?,
             };
-            *seen = resolved;
+            if let Some(slot) = slots.get_mut(index) {
+                *slot = resolved;
+            }
         }
         Ok(())
+    }
+}
+
+impl Rejection {
+    /// The rejection of a record whose source (`None`: no source header) has no rules.
+    pub fn no_rules(source: Option<Source>) -> Self {
+        let detail = match source {
+            Some(source) => format!(
+                "the rules have no section for source `{source}` (the record's logwarden-source \
+                 header): add `sources.{source}` to the rules file"
+            ),
+            None => "the rules have no top-level `fields` for records without a \
+                     logwarden-source header: add them to the rules file"
+                .to_owned(),
+        };
+        Self::new(DeadLetterReason::NoRules, detail)
+    }
+
+    /// The rejection of a record whose `logwarden-source` header names no known source.
+    pub fn unknown_source(value: &str) -> Self {
+        let names: Vec<&str> = Source::ALL.iter().map(|s| s.as_str()).collect();
+        Self::new(
+            DeadLetterReason::NoRules,
+            format!(
+                "the logwarden-source header `{value}` names no known source ({})",
+                names.join(", ")
+            ),
+        )
     }
 }
 
@@ -259,6 +414,10 @@ fn describe_value(input: &[u8], segments: &[Box<str>]) -> String {
         return "(unreadable)".to_owned();
     };
     for segment in segments {
+        if segment.ends_with("[]") {
+            // Values inside arrays are many: the detail names the path only.
+            return "(in an array)".to_owned();
+        }
         value = match value {
             serde_json::Value::Object(mut map) => map.remove(&**segment).unwrap_or_default(),
             _ => serde_json::Value::Null,

@@ -170,8 +170,10 @@ fn check_summarises_a_good_rules_file_and_explains_a_bad_one() {
     let good_file = dir.join("check-good-rules.yaml");
     std::fs::write(&good_file, transformer::rules::DEFAULT_RULES_YAML).expect("write");
     let summary = offline::check(&good_file).expect("valid");
-    assert_eq!(summary.fields.len(), 5);
-    assert_eq!(summary.indicators().len(), 10);
+    let seed = summary.section(None).expect("the seed's section");
+    assert_eq!(seed.fields.len(), 5);
+    assert_eq!(seed.indicators().len(), 10);
+    assert_eq!(summary.sections.len(), 7, "the seed's and six sources'");
     assert!(summary.to_string().contains("httpRequest.httpMethod"));
 
     let bad_file = dir.join("check-bad-rules.yaml");

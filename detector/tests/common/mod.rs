@@ -113,10 +113,7 @@ pub async fn clean(http: &reqwest::Client, url: &str, names: &[String]) {
     for name in names {
         let _ = http.delete(format!("{url}/{name}")).send().await;
         if !name.contains('*') {
-            let _ = http
-                .delete(format!("{url}/_index_template/{name}"))
-                .send()
-                .await;
+            pipeline::testkit::delete_index_templates(url, name).await;
         }
     }
 }

@@ -244,3 +244,20 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder.write_all(bytes).expect("gzip");
     encoder.finish().expect("gzip")
 }
+
+/// Base64 of `bytes`, as Firehose carries each record's data.
+pub fn base64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A Firehose HTTP endpoint delivery request (`{"requestId", "timestamp", "records":
+/// [{"data"}]}`) carrying `data` (each already base64).
+pub fn firehose_request(id: &str, data: &[String]) -> String {
+    let records: Vec<Value> = data
+        .iter()
+        .map(|d| serde_json::json!({"data": d}))
+        .collect();
+    serde_json::json!({"requestId": id, "timestamp": 1_764_914_401_000_i64, "records": records})
+        .to_string()
+}

@@ -1,7 +1,7 @@
 use super::*;
 
 #[test]
-fn the_default_spec_is_the_seeds_five_detectors_with_monitors() {
+fn the_default_spec_is_the_seeds_five_detectors_then_each_presets_with_monitors() {
     let spec = Spec::default_spec().expect("valid");
     let fields: Vec<&str> = spec
         .detectors
@@ -9,16 +9,66 @@ fn the_default_spec_is_the_seeds_five_detectors_with_monitors() {
         .filter_map(|d| d.feature.field.as_deref())
         .collect();
     assert_eq!(
-        fields,
-        [
-            "B_action",
-            "UNK_source",
-            "B_httpstatus",
-            "UNK_country",
-            "uncommon_method"
-        ]
+        fields.get(..5),
+        Some(
+            [
+                "B_action",
+                "UNK_source",
+                "B_httpstatus",
+                "UNK_country",
+                "uncommon_method"
+            ]
+            .as_slice()
+        )
     );
-    assert_eq!(spec.monitors.len(), 5);
+    assert!(
+        spec.detectors
+            .iter()
+            .take(5)
+            .all(|d| d.feature.filter.is_none())
+    );
+    // Each preset: one detector per indicator, over its source's records only, named
+    // `<source>-<indicator>-detector`, with the indicator as ground truth and a monitor
+    // `<indicator>-Monitor`.
+    let presets: Vec<(&str, &str, &str)> = spec
+        .detectors
+        .iter()
+        .skip(5)
+        .map(|d| {
+            let filter = d.feature.filter.as_ref().expect("a source filter");
+            assert_eq!(filter.field, "logwarden_source", "{}", d.name);
+            let source = filter.value.as_str().expect("a source name");
+            let field = d.feature.field.as_deref().expect("a field");
+            assert_eq!(d.ground_truth.as_deref(), Some(field), "{}", d.name);
+            let monitor = format!("{field}-Monitor");
+            let watched = spec
+                .monitors
+                .iter()
+                .find(|m| m.name == monitor)
+                .unwrap_or_else(|| panic!("no {monitor}"));
+            assert_eq!(watched.detectors, [d.name.clone()]);
+            (source, field, d.name.as_str())
+        })
+        .collect();
+    assert_eq!(presets.len(), 26);
+    for (source, field, name) in &presets {
+        let short = field
+            .split_once('_')
+            .map_or("", |(_, rest)| rest)
+            .replace('_', "-");
+        assert_eq!(*name, format!("{source}-{short}-detector"));
+    }
+    assert!(presets.contains(&(
+        "syslog",
+        "syslog_auth_failure",
+        "syslog-auth-failure-detector"
+    )));
+    let per_source = |source: &str| presets.iter().filter(|p| p.0 == source).count();
+    assert_eq!(
+        ["waf", "cloudtrail", "syslog", "cloudwatch", "splunk"].map(per_source),
+        [8, 10, 3, 3, 2]
+    );
+    assert_eq!(spec.monitors.len(), 31);
     assert!(spec.monitors.iter().any(|m| m.name == "UNK_source-Monitor"));
     assert!(spec.channels.iter().any(|c| c.webhook.is_some()));
     assert!(
@@ -180,4 +230,36 @@ fn results_retention_defaults_to_90_days_and_null_keeps_forever() {
     );
     let default = Spec::default_spec().expect("valid").provisioning.retention;
     assert_eq!(default, Retention::default());
+}
+
+#[test]
+fn retaining_detectors_keeps_only_the_monitors_of_kept_detectors() {
+    let mut spec = Spec::default_spec().expect("valid");
+    spec.retain_detectors(|d| d.feature.filter.is_none());
+    let monitors: Vec<&str> = spec.monitors.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(
+        monitors,
+        [
+            "B_action-Monitor",
+            "UNK_source-Monitor",
+            "B_httpstatus-Monitor",
+            "UNK_country-Monitor",
+            "uncommon_method-Monitor"
+        ]
+    );
+    assert_eq!(spec.detectors.len(), 5);
+    spec.validate("retained").expect("still whole");
+
+    let mut spec = Spec::default_spec().expect("valid");
+    spec.retain_detectors(|d| d.name.starts_with("syslog-"));
+    let names: Vec<&str> = spec.detectors.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "syslog-auth-failure-detector",
+            "syslog-sudo-detector",
+            "syslog-error-detector"
+        ]
+    );
+    assert_eq!(spec.monitors.len(), 3);
 }

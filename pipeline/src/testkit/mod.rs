@@ -155,6 +155,32 @@ pub async fn require_opensearch() -> String {
     }
 }
 
+/// Deletes every index template whose name starts with `prefix` (a test's events template and
+/// its sources' templates, `<prefix>-<source>`, which the sink creates at start-up), ignoring
+/// what is not there: a test leaves no template behind in the shared cluster.
+pub async fn delete_index_templates(url: &str, prefix: &str) {
+    let client = reqwest::Client::new();
+    let Ok(response) = client
+        .get(format!("{url}/_index_template/{prefix}*"))
+        .send()
+        .await
+    else {
+        return;
+    };
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    let names = body["index_templates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["name"].as_str());
+    for name in names {
+        let _ = client
+            .delete(format!("{url}/_index_template/{name}"))
+            .send()
+            .await;
+    }
+}
+
 /// A [`crate::service::Service`] for an in-process test run: telemetry on an ephemeral port, and
 /// a shutdown token of the test's own (cancel it to stop the service).
 ///

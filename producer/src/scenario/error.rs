@@ -63,6 +63,26 @@ pub enum ScenarioError {
         /// What is wrong, and what to write instead.
         problem: &'static str,
     },
+    /// An anomaly target that does not fit the scenario's source (a seed field in a source's
+    /// scenario, an indicator of another source, or an indicator without a source).
+    #[error("{at}: {problem}")]
+    Target {
+        /// Where.
+        at: String,
+        /// What is wrong, and the valid targets.
+        problem: String,
+    },
+    /// A source the producer has no generator for.
+    #[error(
+        "{at}: unknown source `{value}`; valid sources: waf, cloudtrail, syslog, cloudwatch, \
+         splunk (or no `source:` for the seed's records)"
+    )]
+    UnknownSource {
+        /// Where.
+        at: String,
+        /// The name given.
+        value: String,
+    },
     /// A scenario without phases.
     #[error("{at}: a scenario needs at least one phase under `phases:`")]
     NoPhases {

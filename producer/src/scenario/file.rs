@@ -6,7 +6,7 @@
 use std::fmt;
 use std::path::Path;
 
-use pipeline::wire::MonitoredField;
+use pipeline::wire::{MonitoredField, Source};
 use serde::Deserialize;
 
 use super::error::ScenarioError;
@@ -39,14 +39,27 @@ impl Scenario {
                 origin: origin.to_owned(),
                 message: error.to_string(),
             })?;
+        let source = raw
+            .source
+            .as_deref()
+            .map(|name| {
+                Source::parse(name.trim())
+                    .filter(|s| crate::indicators::GENERATED.contains(s))
+                    .ok_or_else(|| ScenarioError::UnknownSource {
+                        at: format!("{origin}: source"),
+                        value: name.to_owned(),
+                    })
+            })
+            .transpose()?;
         let phases = raw
             .phases
             .into_iter()
             .enumerate()
-            .map(|(index, phase)| phase.validate(&format!("{origin}: phases[{index}]")))
+            .map(|(index, phase)| phase.validate(&format!("{origin}: phases[{index}]"), source))
             .collect::<Result<Vec<_>, _>>()?;
         let scenario = Self {
             name: raw.name.unwrap_or_else(|| default_name.to_owned()),
+            source,
             rate: raw.rate,
             phases,
         };
@@ -60,6 +73,7 @@ impl Scenario {
 #[serde(deny_unknown_fields)]
 struct RawScenario {
     name: Option<String>,
+    source: Option<String>,
     rate: Option<f64>,
     phases: Vec<RawPhase>,
 }
@@ -76,7 +90,7 @@ struct RawPhase {
 }
 
 impl RawPhase {
-    fn validate(self, at: &str) -> Result<Phase, ScenarioError> {
+    fn validate(self, at: &str, source: Option<Source>) -> Result<Phase, ScenarioError> {
         let duration = |text: &Text| {
             parse_duration(&text.0).map_err(|error| ScenarioError::Duration {
                 at: at.to_owned(),
@@ -109,7 +123,7 @@ impl RawPhase {
                 ));
             }
             (Some(normal), None, None) => (PhaseKind::Normal, duration(normal)?),
-            (None, Some(target), Some(text)) => (target_kind(target, at)?, duration(text)?),
+            (None, Some(target), Some(text)) => (target_kind(target, at, source)?, duration(text)?),
         };
         Ok(Phase {
             kind,
@@ -119,9 +133,20 @@ impl RawPhase {
     }
 }
 
-/// The phase kind for an anomaly target name: a monitored field (by name or path, any case) or
-/// `random`.
-fn target_kind(target: &str, at: &str) -> Result<PhaseKind, ScenarioError> {
+/// The phase kind for an anomaly target name: with a source, one of its indicators (exact);
+/// without, a monitored field (by name or path, any case) or `random`.
+fn target_kind(target: &str, at: &str, source: Option<Source>) -> Result<PhaseKind, ScenarioError> {
+    if let Some(source) = source {
+        return crate::indicators::find(source, target.trim())
+            .map(PhaseKind::Inject)
+            .ok_or_else(|| ScenarioError::Target {
+                at: at.to_owned(),
+                problem: format!(
+                    "`{target}` is not a {source} indicator; valid: {}",
+                    crate::indicators::of(source).join(", ")
+                ),
+            });
+    }
     if target.trim().eq_ignore_ascii_case("random") {
         return Ok(PhaseKind::RandomAnomaly);
     }
@@ -198,6 +223,7 @@ phases:
             scenario,
             Scenario {
                 name: "five-fields".into(),
+                source: None,
                 rate: Some(50.0),
                 phases: vec![
                     Phase {
@@ -237,6 +263,73 @@ phases:
             .collect();
         let scenario = Scenario::from_yaml(&yaml).expect("the documented example is valid");
         assert_eq!(scenario.phases.len(), 4);
+    }
+
+    #[test]
+    fn a_source_scenario_injects_its_indicators() {
+        let docs = include_str!("../scenario.rs");
+        let start = docs
+            .find("//! source: syslog\n")
+            .expect("has a source example");
+        let end = start + docs[start..].find("//! ```\n").expect("closed");
+        let yaml: String = docs[start..end]
+            .lines()
+            .map(|line| line.strip_prefix("//! ").unwrap_or("").to_owned() + "\n")
+            .collect();
+        let scenario = Scenario::from_yaml(&yaml).expect("the documented example is valid");
+        assert_eq!(scenario.source, Some(Source::Syslog));
+        assert_eq!(
+            scenario.phases[1].kind,
+            PhaseKind::Inject("syslog_auth_failure")
+        );
+
+        for (text, says) in [
+            (
+                "source: syslog\nrate: 1\nphases:\n  - anomaly: waf_blocked\n    duration: 1m\n",
+                "`waf_blocked` is not a syslog indicator; valid: syslog_auth_failure, syslog_sudo, syslog_error",
+            ),
+            (
+                "source: waf\nrate: 1\nphases:\n  - anomaly: country\n    duration: 1m\n",
+                "`country` is not a waf indicator",
+            ),
+            (
+                "source: nginx\nrate: 1\nphases:\n  - normal: 1m\n",
+                "source: unknown source `nginx`; valid sources: waf, cloudtrail",
+            ),
+            (
+                "source: ndjson\nrate: 1\nphases:\n  - normal: 1m\n",
+                "unknown source `ndjson`",
+            ),
+        ] {
+            let message = error(text);
+            assert!(message.contains(says), "{message}");
+        }
+        let seed_field = Scenario::sourced(
+            Source::Splunk,
+            "s",
+            Some(1.0),
+            vec![Phase::anomaly(
+                MonitoredField::Action,
+                Duration::from_secs(1),
+            )],
+        )
+        .expect_err("a seed field in a source scenario")
+        .to_string();
+        assert!(
+            seed_field.contains("hec_error, hec_warning"),
+            "{seed_field}"
+        );
+        let no_source = Scenario::new(
+            "s",
+            Some(1.0),
+            vec![Phase::inject("hec_error", Duration::from_secs(1))],
+        )
+        .expect_err("an indicator without a source")
+        .to_string();
+        assert!(
+            no_source.contains("give the scenario its `source:`"),
+            "{no_source}"
+        );
     }
 
     #[test]

@@ -116,7 +116,7 @@ fn labels_span_exactly_the_anomaly_phases() {
             run_id: "run-7".into(),
             instance: "producer-1".into(),
             phase: 1,
-            field: MonitoredField::Country,
+            field: "country".into(),
             start_ms: T0 + 120_000,
             end_ms: T0 + 300_000,
         }
@@ -124,7 +124,10 @@ fn labels_span_exactly_the_anomaly_phases() {
     let last = &schedule.phases()[3];
     assert_eq!((labels[1].phase, labels[1].start_ms), (3, last.start_ms));
     assert_eq!(Some(labels[1].end_ms), last.end_ms);
-    assert_eq!(Some(labels[1].field), last.anomaly);
+    assert_eq!(
+        Some(labels[1].field.as_str()),
+        last.anomaly.map(|f| f.name())
+    );
 }
 
 #[test]
@@ -322,4 +325,29 @@ proptest! {
             previous = event.timestamp_ms;
         }
     }
+}
+
+#[test]
+fn a_source_phase_is_labelled_with_its_indicator() {
+    let scenario = Scenario::sourced(
+        pipeline::wire::Source::Syslog,
+        "brute-force",
+        Some(2.0),
+        vec![
+            Phase::normal(MINUTE),
+            Phase::inject("syslog_auth_failure", MINUTE),
+        ],
+    )
+    .expect("valid");
+    let schedule = Schedule::live(&scenario, T0, &options()).expect("valid");
+    let labels = schedule.labels("run-7", "producer-1");
+    assert_eq!(labels.len(), 1);
+    assert_eq!(labels[0].field, "syslog_auth_failure");
+    assert_eq!(
+        (labels[0].start_ms, labels[0].end_ms),
+        (T0 + 60_000, T0 + 120_000)
+    );
+    let injected: Vec<_> = schedule.events().filter_map(|e| e.inject).collect();
+    assert_eq!(injected, ["syslog_auth_failure"; 120]);
+    assert!(schedule.events().all(|e| e.anomaly.is_none()));
 }

@@ -290,7 +290,7 @@ async fn status_reads_state_and_init_progress_from_the_profile() {
 }
 
 #[tokio::test]
-async fn the_default_spec_plans_the_seeds_five_detectors_monitors_and_a_webhook_on_an_empty_cluster()
+async fn the_default_spec_plans_the_seeds_five_and_the_presets_detectors_monitors_and_a_webhook_on_an_empty_cluster()
  {
     let mut spec = Spec::default_spec().expect("valid");
     // The default channel reads its URL from LOGWARDEN_SECRET_ALERT_WEBHOOK_URL; here it is given inline.
@@ -325,8 +325,9 @@ async fn the_default_spec_plans_the_seeds_five_detectors_monitors_and_a_webhook_
             .collect()
     };
     assert_eq!(created("channel"), ["security-team"]);
+    let detectors = created("detector");
     assert_eq!(
-        created("detector"),
+        detectors[..5],
         [
             "action-anomaly-detector",
             "source-anomaly-detector",
@@ -335,8 +336,9 @@ async fn the_default_spec_plans_the_seeds_five_detectors_monitors_and_a_webhook_
             "method-anomaly-detector"
         ]
     );
+    let monitors = created("monitor");
     assert_eq!(
-        created("monitor"),
+        monitors[..5],
         [
             "B_action-Monitor",
             "UNK_source-Monitor",
@@ -345,7 +347,31 @@ async fn the_default_spec_plans_the_seeds_five_detectors_monitors_and_a_webhook_
             "uncommon_method-Monitor"
         ]
     );
-    assert_eq!(plan.steps.len(), 11, "{}", plan.table());
+    // Then every source preset's detector and monitor, as the spec declares them.
+    let declared: Vec<&str> = spec.detectors.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(detectors, declared);
+    let declared: Vec<&str> = spec.monitors.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(monitors, declared);
+    assert_eq!(detectors.len(), 31);
+    assert!(
+        detectors
+            .iter()
+            .any(|d| d == "cloudtrail-root-activity-detector")
+    );
+    assert_eq!(plan.steps.len(), 1 + 31 + 31, "{}", plan.table());
+    // A preset detector sums its indicator over its source's records only.
+    let preset = spec
+        .detector("syslog-auth-failure-detector")
+        .expect("the syslog preset");
+    let body = plugins::detector_body(preset, 5, &spec.events, "logwarden").expect("body");
+    assert_eq!(
+        body["filter_query"]["bool"]["filter"][0]["term"]["logwarden_source"]["value"],
+        "syslog"
+    );
+    assert_eq!(
+        body["feature_attributes"][0]["aggregation_query"]["sum_syslog_auth_failure"]["sum"]["field"],
+        "syslog_auth_failure"
+    );
     // Each seed field, summed per minute over the events alias, trained on 120 intervals.
     for (d, field) in spec.detectors.iter().zip([
         "B_action",

@@ -305,11 +305,7 @@ impl Search {
             ))
             .send()
             .await;
-        let _ = self
-            .http
-            .delete(format!("{}/_index_template/{index}", self.url))
-            .send()
-            .await;
+        pipeline::testkit::delete_index_templates(&self.url, index).await;
     }
 }
 

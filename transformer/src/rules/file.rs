@@ -2,6 +2,7 @@
 //! reading. Only the shape is checked here; `compile` checks the content, so a file that parses
 //! can still be refused there with the key path and the fix.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
@@ -10,19 +11,65 @@ use serde::Deserialize;
 use super::{DEFAULT_ORIGIN, DEFAULT_RULES_YAML, RulesError, TEXT_ORIGIN};
 
 /// The rules file as written, before validation (see the module docs for its format).
+///
+/// The top-level `fields` (and `timestamp`) are the rules for records without a source header
+/// (the seed's shape); `sources` holds a section per source header value.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rules {
-    /// The monitored fields, in the order their indicators are written.
+    /// Where the event time of records without a source header is read.
+    #[serde(default)]
+    pub timestamp: Option<TimestampRule>,
+    /// The monitored fields of records without a source header, in the order their
+    /// indicators are written; none means such records have no rules.
+    #[serde(default)]
     pub fields: Vec<FieldRule>,
+    /// A section per source (`waf`, `cloudtrail`, ...), for records whose `logwarden-source`
+    /// header names it.
+    #[serde(default)]
+    pub sources: BTreeMap<String, SourceRules>,
+}
+
+/// The rules of one source as written.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceRules {
+    /// Where the event time is read.
+    #[serde(default)]
+    pub timestamp: Option<TimestampRule>,
+    /// The monitored fields; none passes records through with `@timestamp` and `event_id`.
+    pub fields: Vec<FieldRule>,
+}
+
+/// Where and how a section reads the event time.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimestampRule {
+    /// Top-level fields tried in order; the first present (not `null`) one is read.
+    #[serde(default = "TimestampRule::default_fields")]
+    pub fields: Vec<String>,
+    /// Whether strings are read too: RFC 3339 times, or epoch numbers written as text.
+    #[serde(default)]
+    pub strings: bool,
+}
+
+impl TimestampRule {
+    fn default_fields() -> Vec<String> {
+        vec![super::TIMESTAMP_FIELD.to_owned()]
+    }
 }
 
 /// One monitored field as written.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FieldRule {
-    /// Dotted path of the field, e.g. `httpRequest.country`.
+    /// Dotted path of the field, e.g. `httpRequest.country`; `labels[].name` reads `name` in
+    /// every object of the array `labels`.
     pub path: String,
+    /// A condition on another field: unless it holds, both indicators are 0 and no policy
+    /// applies.
+    #[serde(default)]
+    pub when: Option<WhenRule>,
     /// The known-good class, if any.
     #[serde(default)]
     pub good: Option<ClassRule>,
@@ -42,11 +89,29 @@ pub struct FieldRule {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClassRule {
-    /// The indicator field set to 1 for a value in this class, and to 0 otherwise.
-    pub indicator: String,
+    /// The indicator field set to 1 for a value in this class, and to 0 otherwise. Optional for
+    /// a good class: without one it only marks its values as known.
+    #[serde(default)]
+    pub indicator: Option<String>,
     /// Exact texts.
     #[serde(default)]
     pub values: Vec<Scalar>,
+    /// Texts the value starts with.
+    #[serde(default)]
+    pub prefix: Vec<String>,
+    /// Texts the value ends with.
+    #[serde(default)]
+    pub suffix: Vec<String>,
+    /// IP networks (`10.0.0.0/8`, `2001:db8::/32`) or addresses a string value lies in.
+    #[serde(default)]
+    pub cidr: Vec<String>,
+    /// Matches any value that is present and not `null` (objects and arrays too).
+    #[serde(default)]
+    pub present: bool,
+    /// `values`, `prefix` and `suffix` compare ASCII letters case-insensitively, and so does
+    /// `regex`.
+    #[serde(default)]
+    pub ignore_case: bool,
     /// HTTP status classes (`2xx`) or codes (`404`).
     #[serde(default)]
     pub status: Vec<Scalar>,
@@ -56,6 +121,59 @@ pub struct ClassRule {
     /// A regular expression searched in string values.
     #[serde(default)]
     pub regex: Option<String>,
+}
+
+/// The condition of a field rule: another path and the matchers its value must meet.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WhenRule {
+    /// Dotted path of the field the condition reads.
+    pub path: String,
+    /// Exact texts.
+    #[serde(default)]
+    pub values: Vec<Scalar>,
+    /// Texts the value starts with.
+    #[serde(default)]
+    pub prefix: Vec<String>,
+    /// Texts the value ends with.
+    #[serde(default)]
+    pub suffix: Vec<String>,
+    /// IP networks.
+    #[serde(default)]
+    pub cidr: Vec<String>,
+    /// Any value present.
+    #[serde(default)]
+    pub present: bool,
+    /// Case-insensitive texts.
+    #[serde(default)]
+    pub ignore_case: bool,
+    /// HTTP status classes or codes.
+    #[serde(default)]
+    pub status: Vec<Scalar>,
+    /// An inclusive numeric range.
+    #[serde(default)]
+    pub range: Option<RangeRule>,
+    /// A regular expression.
+    #[serde(default)]
+    pub regex: Option<String>,
+}
+
+impl WhenRule {
+    /// The condition's matchers as a class without an indicator.
+    pub(super) fn as_class(&self) -> ClassRule {
+        ClassRule {
+            indicator: None,
+            values: self.values.clone(),
+            prefix: self.prefix.clone(),
+            suffix: self.suffix.clone(),
+            cidr: self.cidr.clone(),
+            present: self.present,
+            ignore_case: self.ignore_case,
+            status: self.status.clone(),
+            range: self.range,
+            regex: self.regex.clone(),
+        }
+    }
 }
 
 /// An inclusive numeric range; at least one bound.

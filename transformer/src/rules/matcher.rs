@@ -25,6 +25,9 @@ pub(crate) struct CompiledField {
     pub(crate) unknown: Policy,
     pub(crate) missing: Policy,
     pub(crate) wrong_type: Policy,
+    /// The hidden field holding this field's `when` condition: unless its value is in its
+    /// (good) class, this field counts as neither.
+    pub(crate) when: Option<usize>,
 }
 
 /// A value as the transform reads it, borrowed from the record (strings already unescaped).
@@ -63,15 +66,47 @@ impl CompiledField {
             Class::Unknown
         }
     }
+
+    /// The class of an object or array value: only a `present` matcher takes one; `None`
+    /// makes it a wrong type.
+    pub(crate) fn classify_container(&self) -> Option<Class> {
+        if self.bad.as_ref().is_some_and(|c| c.present) {
+            Some(Class::Bad)
+        } else if self.good.as_ref().is_some_and(|c| c.present) {
+            Some(Class::Good)
+        } else {
+            None
+        }
+    }
+
+    /// The indicators this field writes (a good class may have none).
+    pub(crate) fn indicators(&self) -> impl Iterator<Item = &str> {
+        [&self.good, &self.bad]
+            .into_iter()
+            .flatten()
+            .filter_map(|class| class.indicator.as_deref())
+    }
 }
 
 /// A class, compiled.
 #[derive(Debug, Clone)]
 pub(crate) struct CompiledClass {
-    /// The indicator this class sets to 1.
-    pub(crate) indicator: Box<str>,
-    /// The `values` entries' texts.
+    /// The indicator this class sets to 1 (a good class may have none).
+    pub(crate) indicator: Option<Box<str>>,
+    /// The `values` entries' texts (empty with `ignore_case`, which uses `folded`).
     pub(super) texts: TextSet,
+    /// Set by `ignore_case`: `values`, `prefix` and `suffix` compare ASCII case-insensitively.
+    pub(super) ignore_case: bool,
+    /// The `values` entries' texts when `ignore_case` is set.
+    pub(super) folded: Vec<Box<str>>,
+    /// The `prefix` entries.
+    pub(super) prefixes: Vec<Box<str>>,
+    /// The `suffix` entries.
+    pub(super) suffixes: Vec<Box<str>>,
+    /// The `cidr` networks.
+    pub(super) networks: Vec<ipnet::IpNet>,
+    /// Set by `present: true`: any value that is not `null` matches.
+    pub(super) present: bool,
     /// The `values` entries that are integers, to match JSON integers without formatting them.
     pub(super) ints: Vec<i128>,
     /// The `status` entries' codes.
@@ -79,7 +114,7 @@ pub(crate) struct CompiledClass {
     /// The `range`, inclusive, open ends infinite.
     pub(super) range: Option<(f64, f64)>,
     /// The `regex`.
-    pub(super) regex: Option<Regex>,
+    pub(super) regex: Option<Pattern>,
     /// The matchers in words, for the summary.
     pub(super) description: String,
 }
@@ -87,9 +122,13 @@ pub(crate) struct CompiledClass {
 impl CompiledClass {
     #[inline(always)]
     fn matches(&self, value: Value<'_>, short: Option<Short>) -> bool {
+        if self.present {
+            return true;
+        }
         match value {
             Value::Str(text) => {
                 self.texts.contains(text, short)
+                    || self.matches_text(text)
                     || self.status.as_ref().is_some_and(|s| s.contains_text(text))
                     || self.range.is_some_and(|range| {
                         text.parse::<f64>()
@@ -104,6 +143,61 @@ impl CompiledClass {
             }
             Value::Float(float) => self.range.is_some_and(|range| in_range(range, float)),
             Value::Bool(b) => self.texts.contains(if b { "true" } else { "false" }, short),
+        }
+    }
+}
+
+impl CompiledClass {
+    /// The string matchers beyond exact values: case-folded values, prefixes, suffixes and
+    /// networks (out of line: the seed's rules use none of them).
+    #[inline(never)]
+    fn matches_text(&self, text: &str) -> bool {
+        let bytes = text.as_bytes();
+        let fold = self.ignore_case;
+        let equal = |a: &[u8], b: &[u8]| {
+            if fold {
+                a.eq_ignore_ascii_case(b)
+            } else {
+                a == b
+            }
+        };
+        self.folded
+            .iter()
+            .any(|t| t.as_bytes().eq_ignore_ascii_case(bytes))
+            || self.prefixes.iter().any(|p| {
+                bytes
+                    .get(..p.len())
+                    .is_some_and(|head| equal(head, p.as_bytes()))
+            })
+            || self.suffixes.iter().any(|s| {
+                bytes
+                    .len()
+                    .checked_sub(s.len())
+                    .and_then(|at| bytes.get(at..))
+                    .is_some_and(|tail| equal(tail, s.as_bytes()))
+            })
+            || (!self.networks.is_empty()
+                && text
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| self.networks.iter().any(|net| net.contains(&ip))))
+    }
+}
+
+/// A compiled `regex`: the `regex` crate's (linear time) when it takes the pattern, else
+/// `fancy_regex`'s for backreferences and look-around (backtracking, with its step limit).
+#[derive(Debug, Clone)]
+pub(super) enum Pattern {
+    Plain(Regex),
+    Fancy(Box<fancy_regex::Regex>),
+}
+
+impl Pattern {
+    #[inline]
+    fn is_match(&self, text: &str) -> bool {
+        match self {
+            Self::Plain(re) => re.is_match(text),
+            // A pattern that exceeds the backtracking limit on this text does not match it.
+            Self::Fancy(re) => re.is_match(text).unwrap_or(false),
         }
     }
 }

@@ -40,7 +40,7 @@ impl Node {
             }
         }
         for child in &mut self.children {
-            if let Target::Object(node) = &mut child.target {
+            if let Target::Object(node) | Target::Array(node) = &mut child.target {
                 node.index_lengths();
             }
         }
@@ -105,63 +105,89 @@ impl Child {
 pub(crate) enum Target {
     /// The monitored field with this index.
     Field(usize),
+    /// Several monitored fields at the same path, each classifying the value.
+    Fields(Box<[usize]>),
     /// An object on the way to monitored fields.
     Object(Box<Node>),
-    /// The record's `timestamp` (top level only).
-    Timestamp,
+    /// An array (`name[]` in a path) whose objects lead to monitored fields; any element's
+    /// value counts.
+    Array(Box<Node>),
+    /// A field the event time may be read from (top level only), by rank: the first of the
+    /// section's `timestamp.fields` present wins.
+    Timestamp(u8),
     /// A key the transformer writes (top level only): the record must be rebuilt without it.
     Output,
 }
 
 /// Two paths that cannot both be monitored.
 pub(super) enum PathClash {
-    /// The same path as field `.0`.
-    Same(usize),
     /// Field `.0`'s path is a prefix of this one (it reads a value where this needs an object).
     Through(usize),
     /// This path is a prefix of field `.0`'s.
     PrefixOf(usize),
+    /// Field `.0` reads this key as an object where this path reads an array, or the reverse.
+    ArrayOrObject(usize),
 }
 
-/// Adds the path `segments` of field `field` below `node`, or says which field's path it clashes
-/// with.
+/// Adds the path `segments` (as written: `labels[]` marks an array) of field `field` below
+/// `node`, or says which field's path it clashes with.
 pub(super) fn insert_path(
     node: &mut Node,
     segments: &[Box<str>],
     field: usize,
 ) -> Result<(), PathClash> {
-    let Some((head, rest)) = segments.split_first() else {
+    let Some((written, rest)) = segments.split_first() else {
         return Ok(());
+    };
+    let (head, array) = match written.strip_suffix("[]") {
+        Some(name) => (name, true),
+        None => (&**written, false),
     };
     node.leaves.push(field);
     let depth = node.depth + 1;
-    match node.children.iter_mut().find(|c| c.name == *head) {
-        Some(Child {
-            target: Target::Field(other),
-            ..
-        }) => Err(if rest.is_empty() {
-            PathClash::Same(*other)
-        } else {
-            PathClash::Through(*other)
-        }),
-        Some(Child {
-            target: Target::Object(child),
-            ..
-        }) => match child.leaves.first() {
-            Some(other) if rest.is_empty() => Err(PathClash::PrefixOf(*other)),
-            _ => insert_path(child, rest, field),
+    let existing = node.children.iter_mut().find(|c| &*c.name == head);
+    match existing {
+        Some(child) => match &mut child.target {
+            Target::Field(other) if rest.is_empty() => {
+                child.target = Target::Fields(vec![*other, field].into_boxed_slice());
+                Ok(())
+            }
+            Target::Fields(others) if rest.is_empty() => {
+                let mut all = others.to_vec();
+                all.push(field);
+                *others = all.into_boxed_slice();
+                Ok(())
+            }
+            Target::Field(other) => Err(PathClash::Through(*other)),
+            Target::Fields(others) => Err(PathClash::Through(others.first().copied().unwrap_or(0))),
+            Target::Object(next) | Target::Array(next) if rest.is_empty() => Err(
+                PathClash::PrefixOf(next.leaves.first().copied().unwrap_or(0)),
+            ),
+            Target::Object(next) if array => Err(PathClash::ArrayOrObject(
+                next.leaves.first().copied().unwrap_or(0),
+            )),
+            Target::Array(next) if !array => Err(PathClash::ArrayOrObject(
+                next.leaves.first().copied().unwrap_or(0),
+            )),
+            Target::Object(next) | Target::Array(next) => insert_path(next, rest, field),
+            // Only fields, objects and arrays are inserted here.
+            Target::Timestamp(_) | Target::Output => Ok(()),
         },
-        Some(_) => Ok(()), // only fields and objects are inserted here
         None if rest.is_empty() => {
             node.children
-                .push(Child::new(head.clone(), Target::Field(field)));
+                .push(Child::new(head.into(), Target::Field(field)));
             Ok(())
         }
         None => {
             let mut child = Node::new(depth);
             let result = insert_path(&mut child, rest, field);
-            node.children
-                .push(Child::new(head.clone(), Target::Object(Box::new(child))));
+            let child = Box::new(child);
+            let target = if array {
+                Target::Array(child)
+            } else {
+                Target::Object(child)
+            };
+            node.children.push(Child::new(head.into(), target));
             result
         }
     }

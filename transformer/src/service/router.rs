@@ -9,8 +9,9 @@
 
 use std::time::Instant;
 
-use pipeline::wire::{DeadLetter, DeadLetterReason, SourcePosition};
+use pipeline::wire::{DeadLetter, DeadLetterReason, SOURCE_HEADER, Source, SourcePosition};
 use rdkafka::Message;
+use rdkafka::message::Headers;
 
 use super::STAGE;
 use super::metrics::Metrics;
@@ -84,9 +85,11 @@ impl Router {
         }
         let started = Instant::now();
         let limit = self.limit;
-        let result = self
-            .rules
-            .apply(payload, &self.source, &mut output.payload)
+        let result = source_of(message)
+            .and_then(|source| {
+                self.rules
+                    .apply_source(source, payload, &self.source, &mut output.payload)
+            })
             .and_then(|()| {
                 // Enrichment adds fields: a record under the limit can come out over it, and
                 // Kafka would refuse it. Checked here, before producing.
@@ -126,6 +129,23 @@ impl Router {
             }
         }
     }
+}
+
+/// The source a record's `logwarden-source` header names (`None` without the header: the
+/// seed's shape), or the `no_rules` rejection of a header naming no known source.
+fn source_of(message: &impl Message) -> Result<Option<Source>, Rejection> {
+    let Some(value) = message.headers().and_then(|headers| {
+        headers
+            .iter()
+            .find(|header| header.key == SOURCE_HEADER)
+            .map(|header| header.value.unwrap_or_default())
+    }) else {
+        return Ok(None);
+    };
+    let text = String::from_utf8_lossy(value);
+    Source::parse(&text)
+        .map(Some)
+        .ok_or_else(|| Rejection::unknown_source(&text))
 }
 
 #[cfg(test)]

@@ -8,10 +8,10 @@ use pipeline::wire::SourcePosition;
 use super::scan::{Finding, State};
 use crate::escape::{is_plain, write_json_string};
 use crate::json;
-use crate::rules::{Class, CompiledRules};
+use crate::rules::{Class, Section};
 use crate::timestamp;
 
-impl CompiledRules {
+impl Section {
     /// Writes `,"K_action":1,...,"@timestamp":"...","event_id":"..."}` after the record's
     /// members (without the comma if the record had none).
     pub(super) fn write_additions(
