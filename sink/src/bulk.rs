@@ -397,7 +397,7 @@ mod tests {
         for (input, index) in cases {
             let document = preparer
                 .prepare(input)
-                .expect(&String::from_utf8_lossy(input));
+                .unwrap_or_else(|err| panic!("{}: {err:?}", String::from_utf8_lossy(input)));
             assert_eq!(
                 &*document.index,
                 index,

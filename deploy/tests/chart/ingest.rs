@@ -92,7 +92,7 @@ fn ingest_renders_its_workload_services_and_a_config_its_binary_accepts() {
         "access key `logwarden-reader`"
     );
     assert!(
-        matches!(&bucket.credentials, ingest::files::bucket_config::Credentials::Key { secret_access_key, .. } if secret_access_key.expose() == "bucket-secret-77aa")
+        matches!(&bucket.credentials, ::ingest::files::bucket_config::Credentials::Key { secret_access_key, .. } if secret_access_key.expose() == "bucket-secret-77aa")
     );
     // The checkpoint is on the state volume, a claim the user named.
     assert!(

@@ -46,7 +46,7 @@ fn the_default_spec_is_the_seeds_five_detectors_then_each_presets_with_monitors(
                 .iter()
                 .find(|m| m.name == monitor)
                 .unwrap_or_else(|| panic!("no {monitor}"));
-            assert_eq!(watched.detectors, [d.name.clone()]);
+            assert_eq!(watched.detectors, std::slice::from_ref(&d.name));
             (source, field, d.name.as_str())
         })
         .collect();

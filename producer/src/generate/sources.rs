@@ -282,7 +282,7 @@ pub(crate) mod tests {
                     "{source}: {indicator} in {m} of 4000 injected records (normal {n})"
                 );
             }
-            for (indicator, _) in &normal {
+            for indicator in normal.keys() {
                 assert!(
                     indicators::of(source).contains(indicator),
                     "{source}: raises {indicator}, not one of its own"
