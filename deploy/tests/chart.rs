@@ -227,7 +227,18 @@ fn every_pod_is_locked_down_and_probed_on_the_metrics_port() {
                             Some((text(p, &["name"])?, p.get("containerPort")?.as_u64()?))
                         })
                         .collect();
-                    assert_eq!(ports, [("metrics", 9464)], "{at}");
+                    // Ingest also listens for senders; every other service only for scrapes.
+                    let expected: &[(&str, u64)] = if pod.id().ends_with("-ingest") {
+                        &[
+                            ("metrics", 9464),
+                            ("http", 8088),
+                            ("syslog-tcp", 6514),
+                            ("syslog-udp", 5514),
+                        ]
+                    } else {
+                        &[("metrics", 9464)]
+                    };
+                    assert_eq!(ports, expected, "{at}");
                     assert_eq!(
                         text(container, &["livenessProbe", "httpGet", "path"]),
                         Some("/healthz"),

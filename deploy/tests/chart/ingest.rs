@@ -95,14 +95,21 @@ fn ingest_renders_its_workload_services_and_a_config_its_binary_accepts() {
         matches!(&bucket.credentials, ::ingest::files::bucket_config::Credentials::Key { secret_access_key, .. } if secret_access_key.expose() == "bucket-secret-77aa")
     );
     // The checkpoint is on the state volume, a claim the user named.
-    assert!(
-        bucket
-            .checkpoint
-            .starts_with(container.path("/var/lib/logwarden-ingest")),
-        "{}",
-        bucket.checkpoint.display()
+    assert_eq!(
+        bucket.checkpoint,
+        std::path::Path::new("/var/lib/logwarden-ingest/bucket-done")
     );
     let pod = manifests.pod("Deployment", "lw-ingest");
+    let mounted = pod
+        .containers()
+        .into_iter()
+        .flat_map(|c| seq(c, &["volumeMounts"]))
+        .find(|m| text(m, &["name"]) == Some("state"))
+        .expect("the state volume mounted");
+    assert_eq!(
+        text(mounted, &["mountPath"]),
+        Some("/var/lib/logwarden-ingest")
+    );
     let state = pod
         .volumes()
         .into_iter()
