@@ -11,10 +11,15 @@ use serde_json::Value;
 const BINARY: &str = env!("CARGO_BIN_EXE_logwarden-transformer");
 const SERVING: &str = "Serving /metrics, /healthz, /readyz.";
 
-/// Runs the binary on `kafka`'s topics with `env` on top until it says it serves telemetry,
+/// Runs the binary on `kafka`'s topics with `env` on top until its telemetry port answers
+/// `/healthz` (asked over HTTP, not read from the logs: at `RUST_LOG=warn` it says nothing),
 /// stops it with SIGTERM, and returns everything it printed.
 async fn logs(kafka: &pipeline::kafka::KafkaConfig, env: &[(&str, &str)]) -> String {
     let group = testkit::unique_name("transformer-logs");
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .to_string();
     let mut vars = vec![
         ("LOGWARDEN_KAFKA__BROKERS", kafka.brokers.as_str()),
         ("LOGWARDEN_KAFKA__TOPICS__RAW", kafka.topics.raw.as_str()),
@@ -27,11 +32,23 @@ async fn logs(kafka: &pipeline::kafka::KafkaConfig, env: &[(&str, &str)]) -> Str
             kafka.topics.dead_letter.as_str(),
         ),
         ("LOGWARDEN_TRANSFORMER__GROUP_ID", group.as_str()),
-        ("LOGWARDEN_TELEMETRY__LISTEN", "127.0.0.1:0"),
+        ("LOGWARDEN_TELEMETRY__LISTEN", listen.as_str()),
     ];
     vars.extend_from_slice(env);
-    let mut process = Process::start(BINARY, &["run"], &vars);
-    process.wait_for("/readyz", Duration::from_secs(30)).await;
+    let process = Process::start(BINARY, &["run"], &vars);
+    let healthz = format!("http://{listen}/healthz");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !reqwest::get(&healthz)
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{healthz} did not answer within 30 s:\n{}",
+            process.output()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let (code, output) = process.terminate();
     assert_eq!(code, Some(0), "{output}");
     output

@@ -483,12 +483,10 @@ fn wait_until(timeout: Duration, mut done: impl FnMut() -> Result<bool>) -> Resu
 fn binary(state: &State, package: &str, args: &[&str]) -> Result<Command> {
     let release = RELEASE.get().copied().unwrap_or(false);
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("xtask sits in the workspace")?;
+    let workspace = crate::paths::workspace()?;
     let name = format!("logwarden-{package}");
     let built = Command::new(&cargo)
-        .current_dir(workspace)
+        .current_dir(&workspace)
         .args(["build", "--quiet", "--package", package, "--bin", &name])
         .args(release.then_some("--release"))
         .status()

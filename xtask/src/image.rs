@@ -301,13 +301,7 @@ fn stage(context: &Path, base: &Path, binaries: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
-/// The workspace's root (xtask sits in it).
-fn workspace() -> Result<PathBuf> {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .context("xtask is not inside a workspace")
-}
+use crate::paths::workspace;
 
 fn copy(from: &Path, to: &Path) -> Result<()> {
     std::fs::copy(from, to)

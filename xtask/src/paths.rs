@@ -130,6 +130,19 @@ pub fn check_traversable_by_others(dir: &Path, option: &str) -> Result<()> {
     Ok(())
 }
 
+/// The workspace's root, the parent of xtask's manifest directory. Taken from
+/// `CARGO_MANIFEST_DIR` as `cargo xtask` (`cargo run`) sets it for this run, not as it was when
+/// xtask was compiled: one target directory serves several checkouts, and a binary built in
+/// another checkout would otherwise build and run that checkout's code.
+pub fn workspace() -> Result<PathBuf> {
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest
+        .parent()
+        .map(Path::to_path_buf)
+        .context("xtask is not inside a workspace (CARGO_MANIFEST_DIR has no parent)")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

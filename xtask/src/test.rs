@@ -190,9 +190,7 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
     let interrupted = watch_ctrl_c(ctx)?;
 
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("xtask is not inside a workspace")?;
+    let workspace = crate::paths::workspace()?;
     let mut results: Vec<(&'static str, Result<Duration>)> = Vec::new();
     for step in steps(args.no_lint, &args.cargo_test_args) {
         if interrupted.load(Ordering::SeqCst) {
@@ -201,7 +199,7 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
         println!("test: cargo {}", step.args.join(" "));
         let step_started = Instant::now();
         let mut cmd = Command::new(&cargo);
-        cmd.args(&step.args).current_dir(workspace);
+        cmd.args(&step.args).current_dir(&workspace);
         if step.uses_stack {
             cmd.envs(env.iter().map(|(k, v)| (k, v)));
             cmd.envs(k8s_env.iter().map(|(k, v)| (k, v)));

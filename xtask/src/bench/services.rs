@@ -16,12 +16,10 @@ use crate::process::log_excerpt;
 /// directory they are in.
 pub fn build_release(packages: &[&str]) -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("xtask sits in the workspace")?;
+    let workspace = crate::paths::workspace()?;
     let mut build = Command::new(&cargo);
     build
-        .current_dir(workspace)
+        .current_dir(&workspace)
         .args(["build", "--quiet", "--release"]);
     for package in packages {
         build.args([
