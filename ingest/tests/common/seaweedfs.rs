@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use pipeline::testkit::{self, Process};
+use sha2::Digest;
 
 use super::BodyFile;
 
@@ -115,7 +116,24 @@ impl Weed {
         let sigv4 = format!("aws:amz:{REGION}:s3");
         let file = body.map(BodyFile::new);
         let data = file.as_ref().map(BodyFile::arg);
-        let mut args = vec!["--aws-sigv4", &sigv4, "-u", &user, "-X", method, &url];
+        // SigV4 for S3 signs the payload's hash, sent as x-amz-content-sha256; curl 7.88 (Debian
+        // 12) does not add it, and the server then refuses the signature of any request with a
+        // body.
+        let payload = format!(
+            "x-amz-content-sha256: {:x}",
+            sha2::Sha256::digest(body.unwrap_or_default())
+        );
+        let mut args = vec![
+            "--aws-sigv4",
+            &sigv4,
+            "-u",
+            &user,
+            "-X",
+            method,
+            "-H",
+            &payload,
+            &url,
+        ];
         if let Some(data) = &data {
             args.extend(["--data-binary", data]);
         }
