@@ -11,9 +11,13 @@ pub mod manifests;
 pub mod observe;
 pub mod podman;
 
-/// The repository's root (the workspace).
+/// The repository's root (the workspace): the parent of the package directory cargo names at run
+/// time (`cargo test` sets `CARGO_MANIFEST_DIR` for the test binary), not the one baked in at
+/// compile time: one target directory serves several checkouts, and cargo reuses a binary built
+/// in another one when the sources are older.
 pub fn workspace() -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
     manifest.parent().map(PathBuf::from).unwrap_or(manifest)
 }
 

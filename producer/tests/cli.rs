@@ -151,8 +151,9 @@ fn bad_values_fail_at_start_naming_the_value_and_the_valid_ones() {
 
 #[test]
 fn the_shipped_example_scenario_is_valid_and_covers_every_field() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/five-fields.yaml");
-    let scenario = producer::scenario::Scenario::load(std::path::Path::new(path)).expect("valid");
+    let path = std::path::Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"))
+        .join("scenarios/five-fields.yaml");
+    let scenario = producer::scenario::Scenario::load(&path).expect("valid");
     let targets: Vec<_> = scenario
         .phases
         .iter()

@@ -713,8 +713,9 @@ fn unknown_keys_and_shapes_are_rejected_by_name() {
 
 #[test]
 fn the_embedded_default_rules_file_is_the_one_in_the_repository() {
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo");
     let on_disk =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/rules/default.yaml"))
+        std::fs::read_to_string(std::path::Path::new(&manifest).join("rules/default.yaml"))
             .expect("rules/default.yaml");
     assert_eq!(on_disk, transformer::rules::DEFAULT_RULES_YAML);
     let parsed = Rules::from_yaml(&on_disk).expect("parses");

@@ -21,7 +21,7 @@ use provisioner::plugins::{PluginError, Plugins};
 use serde_json::{Value, json};
 
 pub fn recording(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let path = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"))
         .join("tests/fixtures/opensearch-3.6-plugins")
         .join(format!("{name}.json"));
     let text = std::fs::read_to_string(&path)
