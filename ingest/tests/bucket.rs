@@ -156,21 +156,24 @@ async fn every_record_once_across_a_restart_and_bad_objects_refused() {
             (Some(Source::Waf), WAF_FILES * WAF_RECORDS + 5)
         ])
     );
-    // Both bad objects come last (`zz-`): the second run refused them.
+    // Both bad objects come last (`zz-`): the second run refused them, each with its reason.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let text = ingest.metrics().await;
-        let refused = metric(
-            &text,
-            "logwarden_ingest_refused_total",
-            "reason=\"invalid_data\",receiver=\"bucket\"",
-        );
-        if refused == 2.0 {
+        let refused = |reason: &str| {
+            metric(
+                &text,
+                "logwarden_ingest_refused_total",
+                &format!("reason=\"{reason}\",receiver=\"bucket\""),
+            )
+        };
+        let refused = (refused("bad_encoding"), refused("invalid_data"));
+        if refused == (1.0, 1.0) {
             break;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "refused {refused}, not 2:\n{text}"
+            "refused (bad gzip, bad JSON) {refused:?}, not (1, 1):\n{text}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

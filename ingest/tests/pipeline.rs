@@ -96,7 +96,10 @@ async fn waf_over_ndjson_and_hec_events_are_each_indexed_by_their_source() {
     let expected: Vec<(u64, u64, String)> = (0..40)
         .map(|n| (n, u64::from(n % 4 == 0), "web-1".to_owned()))
         .collect();
-    assert_eq!(events, expected, "every HEC event once, hec_error on the errors");
+    assert_eq!(
+        events, expected,
+        "every HEC event once, hec_error on the errors"
+    );
     assert!(
         documents
             .iter()

@@ -14,7 +14,7 @@ use transformer::CompiledRules;
 fn fixture(source: Source) -> Vec<String> {
     let path = format!(
         "{}/tests/fixtures/{}.ndjson",
-        env!("CARGO_MANIFEST_DIR"),
+        std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"),
         source.as_str()
     );
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));

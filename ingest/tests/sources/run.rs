@@ -137,6 +137,10 @@ impl Run {
         );
 
         let indicator = feed.indicator;
+        // The preset's detector sums the indicator per interval: its feature (the alert's
+        // `field`) is `sum_<indicator>`, its monitor `<indicator>-Monitor`.
+        let feature = format!("sum_{indicator}");
+        let monitor = format!("{indicator}-Monitor");
         let (start, end) = feed.injected_ms;
         let interval = INTERVAL.as_millis() as i64;
         let requests = self
@@ -147,15 +151,16 @@ impl Run {
                 |requests| {
                     requests
                         .iter()
-                        .any(|r| r.kind() == "alert" && r.body["field"] == indicator)
+                        .any(|r| r.kind() == "alert" && r.body["field"] == feature.as_str())
                 },
             )
             .await;
         let alert = requests
             .iter()
-            .find(|r| r.kind() == "alert" && r.body["field"] == indicator)
+            .find(|r| r.kind() == "alert" && r.body["field"] == feature.as_str())
             .map(|r| r.body.clone())
             .unwrap_or_default();
+        assert_eq!(alert["monitor"], monitor.as_str(), "{alert}");
         let flagged = alert["interval"]["start"]
             .as_str()
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
