@@ -309,8 +309,13 @@ async fn apply_records_its_plan_as_events_on_its_job_with_only_the_documented_rb
                 "Normal".to_owned(),
                 "Created".to_owned(),
                 format!(
-                    "3 objects created: index template {events}, index template {results}, \
-                     index {results}"
+                    "9 objects created: index template {events}, {}index template {results}, \
+                     index {results}",
+                    // Then one events template per source, each with its own daily indices.
+                    pipeline::wire::Source::ALL
+                        .iter()
+                        .map(|source| format!("index template {events}-{}, ", source.as_str()))
+                        .collect::<String>()
                 )
             ),
             (
