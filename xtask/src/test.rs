@@ -102,7 +102,8 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
     let weed = runs_bucket_tests(&args.cargo_test_args)
         .then(|| crate::seaweedfs::ensure(&ctx.dirs.cache))
         .transpose()?;
-    let k8s_tools = deploy
+    // The Kubernetes tier: the deploy tests, and the provisioner's Job test (its Events, RBAC).
+    let k8s_tools = (deploy || runs_tests_of(&args.cargo_test_args, "provisioner"))
         .then(|| crate::k8s::tools(&ctx.dirs.cache))
         .transpose()?;
     // The image the deploy tests run (XTASK_IMAGE, podman's settings, docker/'s linters).
@@ -127,7 +128,7 @@ pub fn run(ctx: &Ctx, args: &TestArgs) -> Result<()> {
             (k8s_took + cluster_started.elapsed()).as_secs_f64()
         );
     } else {
-        println!("test: no deploy tests selected: no image, no Kubernetes cluster");
+        println!("test: neither deploy nor provisioner tests selected: no Kubernetes cluster");
     }
     let k8s_env = k8s
         .as_ref()
