@@ -83,7 +83,10 @@ async fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("logwarden-detector: {err:#}");
+            // One write: stderr is unbuffered, and a message written in pieces can interleave with
+            // stdout's lines where both go to one pipe.
+            let message = format!("logwarden-detector: {err:#}\n");
+            eprint!("{message}");
             ExitCode::FAILURE
         }
     }

@@ -29,7 +29,10 @@ async fn main() -> ExitCode {
     match main_inner().await {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("logwarden-producer: {err:#}");
+            // One write: stderr is unbuffered, and a message written in pieces can interleave with
+            // stdout's lines where both go to one pipe.
+            let message = format!("logwarden-producer: {err:#}\n");
+            eprint!("{message}");
             ExitCode::FAILURE
         }
     }

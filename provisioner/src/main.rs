@@ -158,7 +158,10 @@ async fn main() -> ExitCode {
         Ok(true) if args.exit_code => ExitCode::from(2),
         Ok(_) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("logwarden-provisioner: {err:#}");
+            // One write: stderr is unbuffered, and a message written in pieces can interleave with
+            // stdout's lines where both go to one pipe.
+            let message = format!("logwarden-provisioner: {err:#}\n");
+            eprint!("{message}");
             ExitCode::FAILURE
         }
     }

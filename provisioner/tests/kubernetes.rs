@@ -355,7 +355,7 @@ async fn apply_records_its_plan_as_events_on_its_job_with_only_the_documented_rb
     for (reason, message) in [
         (
             "Created",
-            format!("3 objects created: index template {events}"),
+            format!("9 objects created: index template {events}"),
         ),
         (
             "Expired",

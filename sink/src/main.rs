@@ -30,7 +30,10 @@ async fn main() -> ExitCode {
     match run(args.config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("logwarden-sink: {err:#}");
+            // One write: stderr is unbuffered, and a message written in pieces can interleave with
+            // stdout's lines where both go to one pipe.
+            let message = format!("logwarden-sink: {err:#}\n");
+            eprint!("{message}");
             ExitCode::FAILURE
         }
     }

@@ -65,7 +65,10 @@ async fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("logwarden-transformer: {err:#}");
+            // One write: stderr is unbuffered, and a message written in pieces can interleave with
+            // stdout's lines where both go to one pipe.
+            let message = format!("logwarden-transformer: {err:#}\n");
+            eprint!("{message}");
             ExitCode::FAILURE
         }
     }
