@@ -146,8 +146,10 @@ impl fmt::Display for MonitoredField {
 )]
 pub struct UnknownField(pub String);
 
-/// Ground truth: one injected anomaly phase. Published to `labels`; never inside a log record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Ground truth: one phase of a producer's scenario, an injected anomaly or (with
+/// [`LabelKind::Normal`]) normal traffic, whose spans tell an evaluation how long traffic was
+/// normal. Published to `labels`; never inside a log record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Label {
     /// The run (one producer invocation or scenario run) the phase belongs to.
     pub run_id: String,
@@ -163,6 +165,35 @@ pub struct Label {
     pub start_ms: i64,
     /// Phase end, epoch milliseconds (event time), exclusive.
     pub end_ms: i64,
+    /// An anomaly (the default, and what labels without the key are) or normal traffic.
+    #[serde(default, skip_serializing_if = "LabelKind::is_anomaly")]
+    pub kind: LabelKind,
+    /// The share of the phase's records drawn with the anomaly's weights (1 when absent); for a
+    /// ramp, its largest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intensity: Option<f64>,
+    /// How the phase's rate moves, in words (`3x surge`, `sine 20..60/s over 10m`), when it is
+    /// not constant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<String>,
+}
+
+/// What a [`Label`] marks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LabelKind {
+    /// An injected anomaly on `field`: a detector whose `ground_truth` is `field` should flag it.
+    #[default]
+    Anomaly,
+    /// Normal traffic (however its rate moves): nothing should be flagged; `field` is empty.
+    Normal,
+}
+
+impl LabelKind {
+    /// Whether it is [`LabelKind::Anomaly`].
+    pub fn is_anomaly(&self) -> bool {
+        matches!(self, Self::Anomaly)
+    }
 }
 
 /// One scored interval of one detector. Published to `anomalies` when anomalous, and written to

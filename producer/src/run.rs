@@ -18,7 +18,7 @@ use crate::schedule::{Schedule, ScheduleError};
 use crate::settings::{OutputKind, Settings, Timeline};
 
 /// What a run did.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Summary {
     /// Records sent and acknowledged.
     pub records: u64,

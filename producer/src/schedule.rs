@@ -21,7 +21,7 @@
 use std::iter::FusedIterator;
 use std::time::Duration;
 
-use pipeline::wire::{Label, MonitoredField};
+use pipeline::wire::{Label, LabelKind, MonitoredField};
 use rand::Rng;
 
 use crate::rng::{Stream, seeded_rng};
@@ -158,6 +158,9 @@ impl PlannedPhase {
             field: field.to_owned(),
             start_ms: self.start_ms,
             end_ms,
+            kind: LabelKind::Anomaly,
+            intensity: None,
+            traffic: None,
         })
     }
 }

@@ -119,6 +119,9 @@ fn labels_span_exactly_the_anomaly_phases() {
             field: "country".into(),
             start_ms: T0 + 120_000,
             end_ms: T0 + 300_000,
+            kind: pipeline::wire::LabelKind::Anomaly,
+            intensity: None,
+            traffic: None,
         }
     );
     let last = &schedule.phases()[3];
