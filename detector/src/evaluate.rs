@@ -20,6 +20,7 @@ use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use serde_json::{Value, json};
 
+use crate::measure;
 use crate::model::Model;
 use crate::spec::{DetectorSpec, Spec};
 use crate::store;
@@ -248,14 +249,14 @@ async fn historical_one(
     let interval = i64::try_from(detector.interval.as_millis()).unwrap_or(i64::MAX);
     let from = from.div_euclid(interval) * interval;
     let train_from = from - interval * i64::try_from(detector.model.history).unwrap_or(0);
-    let mut model = Model::new(&detector.model, 0x5eed ^ index as u64)?;
+    let mut model = Model::new(&detector.model, detector.min_rise(), 0x5eed ^ index as u64)?;
     for past in store::history(client, &spec.events, detector, train_from, from).await? {
-        model.observe(past.value)?;
+        measure::judge(detector, &mut model, &past)?;
     }
     let started = chrono::Utc::now().timestamp_millis();
     let mut results = Vec::new();
     for interval in store::history(client, &spec.events, detector, from, to).await? {
-        let scored = model.observe(interval.value)?;
+        let (interval, scored) = measure::judge(detector, &mut model, &interval)?;
         results.push(store::result(
             detector,
             &interval,

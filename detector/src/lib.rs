@@ -5,6 +5,8 @@
 //! - [`window`]: event-time intervals that close after a window delay, quiet ones with 0.
 //! - [`event_time`]: which records are scored (not too far in the future) and the watermark
 //!   (the slowest partition with a backlog).
+//! - [`measure`]: an interval's feature value (a rate per second, a ratio over its events) and
+//!   its judgement by the model; a ratio over too few events is not judged.
 //! - [`model`]: a random cut forest per detector with a thresholding layer: grade, confidence.
 //! - [`store`]: OpenSearch: history for a cold start, results, the checkpoints index.
 //! - [`checkpoints`]: the one checkpoint document, saved atomically and fenced by the holder.
@@ -23,6 +25,7 @@ pub mod dedupe;
 pub mod evaluate;
 pub mod event_time;
 pub mod lease;
+pub mod measure;
 pub mod model;
 pub mod page;
 pub mod service;

@@ -16,10 +16,21 @@
 //!   scores, and above 1) and the value is at least `min_rise` above the baseline (a rise, not a
 //!   dip: the features are counts of bad events);
 //! - **episode**: an episode is open and the value stays at least `max(3σ, min_rise)` above the
-//!   baseline, so a sustained anomaly is flagged for as long as it lasts.
+//!   baseline, so a sustained anomaly is flagged for as long as it lasts;
+//! - **drift**: a one-sided CUSUM of the rises in units of `σ' = max(σ, min_rise/3)`, each less
+//!   a slack of ½, capped at 2h and halved by every interval below the baseline, reaches `h` = 5,
+//!   and the value is at least `min_rise/2` above the baseline: a small shift that lasts (a
+//!   campaign in 5% of the traffic, a slow ramp) is caught after a few intervals although no
+//!   single one is far enough above the baseline for the level rule. The halving forgets a few
+//!   noisy intervals quickly, so noise alone almost never accumulates.
+//!
+//! A ratio (bad events over all events) is judged with the number of events it is over: a rise
+//! must also amount to at least [`MIN_EXCESS_EVENTS`] more bad events than the baseline's share
+//! predicts, so one bad request in a quiet interval (a large ratio over few events) is no anomaly.
 //!
 //! Grade: `1 − exp(−rise / max(6σ, 2·min_rise))` for anomalous intervals (0.39 at `min_rise`
-//! above a flat baseline, 0.63 at the level threshold, near 1 far above), else 0. Confidence: the
+//! above a flat baseline, 0.63 at the level threshold, near 1 far above), for drift at least
+//! `1 − exp(−cusum / 2h)` (0.39 when it fires), else 0. Confidence: the
 //! share of the baseline window filled with observed intervals (1 once `baseline` intervals were
 //! seen, e.g. from history at a cold start), 0 until the forest can score at all.
 
@@ -55,7 +66,18 @@ pub enum Rule {
     Forest,
     /// An episode goes on.
     Episode,
+    /// A small rise has lasted (the CUSUM reached its threshold).
+    Drift,
 }
+
+/// For a ratio: the least excess of bad events over what the baseline's share predicts for the
+/// interval's events, for any rule to flag it.
+pub const MIN_EXCESS_EVENTS: f64 = 3.0;
+
+/// The CUSUM's slack, in σ': rises below it drain the sum.
+const DRIFT_SLACK: f64 = 0.5;
+/// The CUSUM's threshold, in σ'.
+const DRIFT_THRESHOLD: f64 = 5.0;
 
 /// Why a model could not be built or used.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +97,9 @@ pub struct Model {
     episode: bool,
     /// Intervals seen.
     seen: u64,
+    /// The CUSUM of rises (in σ'), for the drift rule.
+    #[serde(default)]
+    drift: f64,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -96,8 +121,9 @@ fn spread(values: &VecDeque<f64>) -> (f64, f64) {
 }
 
 impl Model {
-    /// A fresh model; `seed` makes the forest reproducible.
-    pub fn new(spec: &ModelSpec, seed: u64) -> Result<Self, ModelError> {
+    /// A fresh model with the least rise `min_rise` (in the feature's units:
+    /// [`crate::spec::DetectorSpec::min_rise`]); `seed` makes the forest reproducible.
+    pub fn new(spec: &ModelSpec, min_rise: f64, seed: u64) -> Result<Self, ModelError> {
         let forest = RandomCutForest::new(RandomCutForestOptions {
             dimensions: 1,
             shingle_size: spec.shingle_size,
@@ -113,13 +139,14 @@ impl Model {
             settings: ModelSettings {
                 shingle_size: spec.shingle_size,
                 baseline: spec.baseline,
-                min_rise: spec.min_rise,
+                min_rise,
             },
             forest,
             values: VecDeque::with_capacity(spec.baseline + 1),
             scores: VecDeque::with_capacity(spec.baseline + 1),
             episode: false,
             seen: 0,
+            drift: 0.0,
         })
     }
 
@@ -133,8 +160,22 @@ impl Model {
         self.episode
     }
 
-    /// Scores the next interval's value, then learns it.
-    pub fn observe(&mut self, value: f64) -> Result<Scored, ModelError> {
+    /// What an interval that is not judged (a ratio over too few events) gets: no grade, no
+    /// confidence, the baseline as expected value. The model learns nothing from it.
+    pub fn unjudged(&self) -> Scored {
+        Scored {
+            score: 0.0,
+            grade: 0.0,
+            confidence: 0.0,
+            expected: spread(&self.values).0,
+            rule: None,
+        }
+    }
+
+    /// Scores the next interval's value, then learns it. `events` is, for a ratio, the number
+    /// of events it is over (a rise must then be [`MIN_EXCESS_EVENTS`] bad events or more);
+    /// `None` for the other features.
+    pub fn observe(&mut self, value: f64, events: Option<u64>) -> Result<Scored, ModelError> {
         let point = [value as f32];
         let score = if self.forest.is_output_ready() {
             self.forest
@@ -154,7 +195,16 @@ impl Model {
         let rise = value - mean;
         let level_step = (6.0 * sigma).max(2.0 * min_rise);
         let warm = self.values.len() >= self.settings.shingle_size.max(2);
-        let rule = if !warm {
+        let drift_limit = 2.0 * DRIFT_THRESHOLD;
+        if warm {
+            let z = rise / sigma.max(min_rise / 3.0).max(f64::MIN_POSITIVE);
+            self.drift = (self.drift + z - DRIFT_SLACK).clamp(0.0, drift_limit);
+            if z < 0.0 {
+                self.drift /= 2.0;
+            }
+        }
+        let enough = events.is_none_or(|n| rise * n as f64 >= MIN_EXCESS_EVENTS);
+        let rule = if !warm || !enough {
             None
         } else if rise >= level_step {
             Some(Rule::Level)
@@ -166,10 +216,15 @@ impl Model {
             Some(Rule::Forest)
         } else if self.episode && rise >= (3.0 * sigma).max(min_rise) {
             Some(Rule::Episode)
+        } else if self.drift >= DRIFT_THRESHOLD && rise >= min_rise / 2.0 {
+            Some(Rule::Drift)
         } else {
             None
         };
         let grade = match rule {
+            Some(Rule::Drift) => {
+                (1.0 - (-rise / level_step).exp()).max(1.0 - (-self.drift / drift_limit).exp())
+            }
             Some(_) => 1.0 - (-rise / level_step).exp(),
             None => 0.0,
         };
@@ -201,6 +256,8 @@ impl Model {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use rand::{Rng, SeedableRng};
 
@@ -210,7 +267,7 @@ mod tests {
     }
 
     fn model() -> Model {
-        Model::new(&ModelSpec::default(), 7).expect("model")
+        Model::new(&ModelSpec::default(), 5.0, 7).expect("model")
     }
 
     #[test]
@@ -219,7 +276,7 @@ mod tests {
         let mut model = model();
         let mut false_flags = 0;
         for _ in 0..240 {
-            let scored = model.observe(quiet(&mut rng)).expect("scored");
+            let scored = model.observe(quiet(&mut rng), None).expect("scored");
             if scored.grade > 0.0 {
                 false_flags += 1;
             }
@@ -231,7 +288,7 @@ mod tests {
         for campaign in 0..2 {
             for minute in 0..5 {
                 let value = 25.0 + f64::from(rng.random_range(0..15));
-                let scored = model.observe(value).expect("scored");
+                let scored = model.observe(value, None).expect("scored");
                 assert!(
                     scored.grade > 0.3,
                     "campaign {campaign} minute {minute}: {scored:?}"
@@ -239,30 +296,119 @@ mod tests {
                 assert!(scored.confidence > 0.99);
             }
             for _ in 0..30 {
-                model.observe(quiet(&mut rng)).expect("scored");
+                model.observe(quiet(&mut rng), None).expect("scored");
             }
             assert!(
                 !model.in_episode(),
                 "the episode ends when the campaign does"
             );
         }
-        let spike = model.observe(15.0).expect("scored");
+        let spike = model.observe(15.0, None).expect("scored");
         assert!(spike.grade > 0.0, "a one-interval spike: {spike:?}");
+    }
+
+    /// Bad events among `n` when a share `intensity` of them is drawn with the anomaly's
+    /// weights (bad with probability 0.83, as the seed's anomaly weights make it) and the rest
+    /// with the normal ones (0.001).
+    fn bad_events(rng: &mut impl Rng, n: u64, intensity: f64) -> u64 {
+        let anomalous = (n as f64 * intensity).round() as u64;
+        (0..n)
+            .filter(|&i| rng.random_bool(if i < anomalous { 0.83 } else { 0.001 }))
+            .count() as u64
+    }
+
+    /// A part's requests and anomalous share in its `i`th minute.
+    type Shape = dyn Fn(usize) -> (f64, f64);
+
+    /// The scenario of issue #18 per minute at 50 events/s (3,000 a minute): two hours of normal
+    /// traffic, a 3x surge of normal traffic, a smooth cycle between 0.3x and 1.7x, a subtle
+    /// campaign (5% of the requests), normal traffic, a slow ramp (0 to 30% over an hour).
+    /// Returns the flags of each part, judged as a ratio (share of bad events) or as the sum.
+    fn play(ratio: bool, seed: u64) -> BTreeMap<&'static str, Vec<bool>> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let min_rise = if ratio { 0.02 } else { 5.0 };
+        let mut model = Model::new(&ModelSpec::default(), min_rise, seed).expect("model");
+        let mut flags = BTreeMap::new();
+        const BASE: f64 = 3_000.0;
+        let parts: [(&str, usize, &Shape); 6] = [
+            ("normal", 120, &|_| (BASE, 0.0)),
+            ("surge", 30, &|_| (3.0 * BASE, 0.0)),
+            ("cycle", 120, &|i| {
+                (
+                    BASE * (1.0 + 0.7 * (i as f64 * std::f64::consts::TAU / 60.0).sin()),
+                    0.0,
+                )
+            }),
+            ("campaign", 15, &|_| (BASE, 0.05)),
+            ("after", 30, &|_| (BASE, 0.0)),
+            ("ramp", 60, &|i| (BASE, 0.3 * i as f64 / 60.0)),
+        ];
+        for (name, length, shape) in parts {
+            let part: &mut Vec<bool> = flags.entry(name).or_default();
+            for i in 0..length {
+                let (n, intensity) = shape(i);
+                let n = n.round() as u64;
+                let bad = bad_events(&mut rng, n, intensity) as f64;
+                let scored = if ratio {
+                    model.observe(bad / n as f64, Some(n))
+                } else {
+                    model.observe(bad, None)
+                }
+                .expect("scored");
+                part.push(scored.grade > 0.0);
+            }
+        }
+        flags
+    }
+
+    #[test]
+    fn a_ratio_stays_quiet_on_a_surge_and_a_cycle_and_catches_a_subtle_campaign_and_a_ramp() {
+        let first = |flags: &[bool]| flags.iter().position(|&f| f);
+        for seed in 0..5 {
+            let flags = play(true, seed);
+            let count = |part: &str| flags[part].iter().filter(|&&f| f).count();
+            for part in ["normal", "surge", "cycle"] {
+                assert_eq!(count(part), 0, "seed {seed}: {part} flagged");
+            }
+            // After the campaign: its tail may be flagged for an interval, nothing later.
+            assert_eq!(
+                flags["after"][2..].iter().filter(|&&f| f).count(),
+                0,
+                "seed {seed}"
+            );
+            let campaign = first(&flags["campaign"]).expect("the campaign is caught");
+            assert!(campaign <= 3, "seed {seed}: caught at minute {campaign}");
+            assert!(
+                count("campaign") >= 12,
+                "seed {seed}: {:?}",
+                flags["campaign"]
+            );
+            // The ramp is caught while under 10% of the traffic (its 20th minute).
+            let ramp = first(&flags["ramp"]).expect("the ramp is caught");
+            assert!(ramp < 20, "seed {seed}: ramp caught at minute {ramp}");
+        }
+        // The same traffic judged as the sum of bad events: the surge alone is flagged.
+        let sums = play(false, 0);
+        assert!(
+            sums["surge"].iter().any(|&f| f),
+            "a sum rises with the traffic: {:?}",
+            sums["surge"]
+        );
     }
 
     #[test]
     fn confidence_grows_with_data_and_nothing_fires_before_warm_up() {
         let mut model = model();
-        let first = model.observe(100.0).expect("scored");
+        let first = model.observe(100.0, None).expect("scored");
         assert_eq!(first.grade, 0.0);
         assert_eq!(first.confidence, 0.0);
         let mut last = first;
         for _ in 0..30 {
-            last = model.observe(1.0).expect("scored");
+            last = model.observe(1.0, None).expect("scored");
         }
         assert!(last.confidence > 0.4 && last.confidence < 0.6, "{last:?}");
         for _ in 0..40 {
-            last = model.observe(1.0).expect("scored");
+            last = model.observe(1.0, None).expect("scored");
         }
         assert_eq!(last.confidence, 1.0);
         assert!((last.expected - 1.0).abs() < 0.5);
@@ -272,12 +418,12 @@ mod tests {
     fn a_model_survives_a_checkpoint() {
         let mut model = model();
         for i in 0..100 {
-            model.observe(f64::from(i % 3)).expect("scored");
+            model.observe(f64::from(i % 3), None).expect("scored");
         }
         let saved = serde_json::to_vec(&model).expect("serializes");
         let mut restored: Model = serde_json::from_slice(&saved).expect("deserializes");
-        let a = model.observe(40.0).expect("scored");
-        let b = restored.observe(40.0).expect("scored");
+        let a = model.observe(40.0, None).expect("scored");
+        let b = restored.observe(40.0, None).expect("scored");
         assert_eq!(a, b, "the restored model judges exactly as the original");
         assert!(a.grade > 0.5);
     }

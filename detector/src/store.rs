@@ -48,6 +48,7 @@ pub fn result(
             .rule
             .map(|rule| format!("{rule:?}").to_ascii_lowercase()),
         task_id: task.map(str::to_owned),
+        error: crate::measure::unjudged_reason(detector, interval),
     }
 }
 
@@ -99,7 +100,8 @@ pub async fn write_results(
 }
 
 /// The detector's intervals in `[from, to)` from the events alias: a date histogram of the
-/// feature, from the first interval with data (empty intervals after it count as 0).
+/// feature, from the first interval with data (empty intervals after it count as 0). Each holds
+/// the raw total and the events, as a live window's do ([`crate::measure`] makes the value).
 pub async fn history(
     client: &OpenSearch,
     alias: &str,
@@ -152,7 +154,6 @@ pub async fn history(
             reason: describe_error(&answer["error"]),
         });
     }
-    let seconds = interval_ms as f64 / 1_000.0;
     let buckets = answer["aggregations"]["intervals"]["buckets"]
         .as_array()
         .cloned()
@@ -163,12 +164,9 @@ pub async fn history(
             let start = bucket["key"].as_i64()?;
             let events = bucket["doc_count"].as_u64().unwrap_or(0);
             let sum = bucket["value"]["value"].as_f64().unwrap_or(0.0);
-            let value = match detector.feature.aggregation {
-                Aggregation::Count => events as f64,
-                Aggregation::Sum if detector.feature.field.is_some() => sum,
-                Aggregation::Rate if detector.feature.field.is_some() => sum / seconds,
-                Aggregation::Sum => events as f64,
-                Aggregation::Rate => events as f64 / seconds,
+            let value = match (detector.feature.aggregation, &detector.feature.field) {
+                (Aggregation::Count, _) | (_, None) => events as f64,
+                (_, Some(_)) => sum,
             };
             (start >= from && start + interval_ms <= to).then_some(Interval {
                 start,

@@ -196,13 +196,42 @@ impl DetectorSpec {
             Aggregation::Sum => "sum",
             Aggregation::Count => "count",
             Aggregation::Rate => "rate",
+            Aggregation::Ratio => "ratio",
         };
         match &self.feature.field {
             Some(field) => format!("{aggregation}_{field}"),
             None => aggregation.to_owned(),
         }
     }
+
+    /// The least rise that can be an anomaly, in the feature's units: the model's `min_rise`, or
+    /// by default [`DEFAULT_MIN_RISE`] for counts, sums and rates and [`DEFAULT_MIN_RISE_RATIO`]
+    /// for a ratio.
+    pub fn min_rise(&self) -> f64 {
+        self.model
+            .min_rise
+            .unwrap_or(match self.feature.aggregation {
+                Aggregation::Ratio => DEFAULT_MIN_RISE_RATIO,
+                _ => DEFAULT_MIN_RISE,
+            })
+    }
+
+    /// The fewest events an interval of a `ratio` needs to be judged ([`DEFAULT_MIN_COUNT`]
+    /// unless the feature says); 0 for the other aggregations, which judge every interval.
+    pub fn min_count(&self) -> u64 {
+        match self.feature.aggregation {
+            Aggregation::Ratio => self.feature.min_count.unwrap_or(DEFAULT_MIN_COUNT),
+            _ => 0,
+        }
+    }
 }
+
+/// The default least rise of a count, sum or rate: 5 events (or units) above the baseline.
+pub const DEFAULT_MIN_RISE: f64 = 5.0;
+/// The default least rise of a ratio: 2 points (0.02) above the baseline's share.
+pub const DEFAULT_MIN_RISE_RATIO: f64 = 0.02;
+/// The default fewest events an interval of a ratio needs to be judged.
+pub const DEFAULT_MIN_COUNT: u64 = 20;
 
 fn default_interval() -> Duration {
     Duration::from_secs(60)
@@ -218,12 +247,17 @@ pub struct Feature {
     /// The numeric field (an indicator such as `UNK_country`); for `count`, optional.
     #[serde(default)]
     pub field: Option<String>,
-    /// `sum` of the field (the seed's feature), `count` of events, or `rate` (sum per second).
+    /// `sum` of the field, `count` of events, `rate` (sum per second), or `ratio` (the sum over
+    /// the number of events: the share of bad events for a 0/1 indicator).
     #[serde(default)]
     pub aggregation: Aggregation,
     /// Only events whose field equals the value count: `{field: ..., value: ...}`.
     #[serde(default)]
     pub filter: Option<Filter>,
+    /// For a `ratio`: the fewest events an interval needs to be judged (fewer, and the interval
+    /// gets a result saying so, with no grade); [`DEFAULT_MIN_COUNT`] when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_count: Option<u64>,
 }
 
 /// How values are aggregated per interval.
@@ -237,6 +271,9 @@ pub enum Aggregation {
     Count,
     /// The sum per second.
     Rate,
+    /// The sum over the number of (matching) events: for a 0/1 indicator, the share of events
+    /// that are bad, which a surge of normal traffic leaves unchanged.
+    Ratio,
 }
 
 /// An equality filter on one field (a string, number or boolean).
@@ -264,8 +301,11 @@ pub struct ModelSpec {
     /// Intervals the baseline (mean and spread of normal values) looks back over.
     pub baseline: usize,
     /// The least rise above the baseline, in the feature's units, that can be an anomaly
-    /// (keeps tiny absolute changes on near-zero series quiet).
-    pub min_rise: f64,
+    /// (keeps tiny absolute changes on near-zero series quiet); unset, it is
+    /// [`DEFAULT_MIN_RISE`], or [`DEFAULT_MIN_RISE_RATIO`] for a ratio
+    /// ([`DetectorSpec::min_rise`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_rise: Option<f64>,
 }
 
 impl Default for ModelSpec {
@@ -276,7 +316,7 @@ impl Default for ModelSpec {
             sample_size: 256,
             history: 120,
             baseline: 60,
-            min_rise: 5.0,
+            min_rise: None,
         }
     }
 }
@@ -553,6 +593,30 @@ impl Spec {
                     key("feature.field"),
                     "is missing".into(),
                     "name the numeric field to aggregate, e.g. UNK_country",
+                ));
+            }
+            if d.feature.min_count.is_some() && d.feature.aggregation != Aggregation::Ratio {
+                return Err(error(
+                    key("feature.min_count"),
+                    format!("is set for a `{}`", d.feature_name()),
+                    "remove it: only a ratio leaves intervals with too few events unjudged",
+                ));
+            }
+            if let Some(rise) = d.model.min_rise
+                && !(rise.is_finite() && rise >= 0.0)
+            {
+                return Err(error(
+                    key("model.min_rise"),
+                    format!("is {rise}"),
+                    "use a rise of 0 or more in the feature's units, e.g. 5 (events) or 0.02 \
+                     (a ratio's 2 points)",
+                ));
+            }
+            if d.feature.aggregation == Aggregation::Ratio && d.min_rise() >= 1.0 {
+                return Err(error(
+                    key("model.min_rise"),
+                    format!("is {} for a ratio, which never rises by 1", d.min_rise()),
+                    "give it in the ratio's units, e.g. 0.02 for 2 points, or leave it unset",
                 ));
             }
             if d.interval < Duration::from_secs(1) {

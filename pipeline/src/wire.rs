@@ -232,6 +232,10 @@ pub struct ResultDoc {
     /// Set on historical-analysis results (monitors ignore them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_id: Option<String>,
+    /// Why the interval was not judged (its grade and confidence are 0), as the plugin's
+    /// results say it: e.g. a ratio's interval with too few events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// A feature's value in a [`ResultDoc`].
@@ -604,6 +608,7 @@ mod tests {
             events: 1_200,
             rule: Some("level".into()),
             task_id: None,
+            error: None,
         };
         let live = concat!(
             r#"{"detector_id":"country-anomaly-detector","detector_name":"country-anomaly-detector","#,

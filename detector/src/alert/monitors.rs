@@ -315,6 +315,7 @@ pub(super) mod tests {
             events: 100,
             rule: None,
             task_id: None,
+            error: None,
         }
     }
 

@@ -303,6 +303,7 @@ mod tests {
             events: 0,
             rule: None,
             task_id: None,
+            error: None,
         }
     }
 

@@ -160,6 +160,7 @@ mod tests {
                 field: field.to_owned(),
                 value,
             }),
+            min_count: None,
         }
     }
 

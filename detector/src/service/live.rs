@@ -18,7 +18,7 @@ pub(super) struct Live {
 }
 
 #[cfg(test)]
-pub(super) mod testing {
+pub(crate) mod testing {
     //! Detectors for the service's unit tests.
 
     use std::time::Duration;
@@ -30,13 +30,14 @@ pub(super) mod testing {
     use crate::window::Window;
 
     /// A `sum` of `UNK_country` per minute, closed 10 s after each minute ends.
-    pub(in crate::service) fn spec(name: &str) -> DetectorSpec {
+    pub(crate) fn spec(name: &str) -> DetectorSpec {
         DetectorSpec {
             name: name.to_owned(),
             feature: Feature {
                 field: Some("UNK_country".to_owned()),
                 aggregation: Aggregation::Sum,
                 filter: None,
+                min_count: None,
             },
             interval: Duration::from_secs(60),
             window_delay: Duration::from_secs(10),
@@ -52,7 +53,7 @@ pub(super) mod testing {
     ) -> Result<Live, ModelError> {
         let window = Window::new(millis(spec.interval), millis(spec.window_delay), resume);
         Ok(Live {
-            model: Model::new(&spec.model, 1)?,
+            model: Model::new(&spec.model, spec.min_rise(), 1)?,
             spec,
             window,
         })

@@ -30,7 +30,7 @@ mod checkpoint;
 mod clock;
 mod error;
 mod features;
-mod live;
+pub(crate) mod live;
 mod metrics;
 mod outputs;
 mod readiness;

@@ -1,23 +1,16 @@
-//! Scoring closed intervals: the watermark closes a detector's intervals, each one's value (a
-//! rate is per second) is scored by the detector's model, and becomes a result document. The
+//! Scoring closed intervals: the watermark closes a detector's intervals, each one's feature value
+//! ([`crate::measure`]) is judged by the detector's model, and becomes a result document. The
 //! results are returned, not sent: where they go (monitors, `anomalies`, the results index) is
 //! the loop's business, so scoring can be tested with a model and a window alone.
 
+use crate::measure;
 use crate::model::Model;
-use crate::spec::{Aggregation, DetectorSpec};
+use crate::spec::DetectorSpec;
 use crate::store::{self, ResultDoc};
 use crate::window::Interval;
 
 use super::live::Live;
 use super::metrics::Metrics;
-
-/// The interval's feature value (a rate is per second).
-pub(super) fn value_of(detector: &DetectorSpec, interval: &Interval) -> f64 {
-    match detector.feature.aggregation {
-        Aggregation::Rate => interval.value / detector.interval.as_secs_f64().max(0.001),
-        _ => interval.value,
-    }
-}
 
 /// Closes every interval of `live` that `watermark` passed and scores it, in order; `started` is
 /// when this round of scoring began (epoch ms). Counts what it scored and flagged. An interval
@@ -47,15 +40,14 @@ fn score_one(
     started: i64,
     metrics: &Metrics,
 ) -> Option<ResultDoc> {
-    let value = value_of(spec, &interval);
-    let scored = match model.observe(value) {
-        Ok(scored) => scored,
+    let (scored_interval, scored) = match measure::judge(spec, model, &interval) {
+        Ok(judged) => judged,
         Err(err) => {
             tracing::error!(detector = %spec.name, %err, start = interval.start, "Scoring an interval failed; it gets no result. If this repeats, report it with this log and the detector's spec.");
             return None;
         }
     };
-    let scored_interval = Interval { value, ..interval };
+    let value = scored_interval.value;
     let result = store::result(spec, &scored_interval, &scored, started, None);
     metrics.scored(&spec.name, value, interval.events, &scored);
     metrics
@@ -70,41 +62,11 @@ fn score_one(
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use prometheus::Registry;
 
     use super::*;
     use crate::service::live::testing;
-
-    #[test]
-    fn an_interval_is_valued_per_second_for_a_rate_only() {
-        let interval = Interval {
-            start: 0,
-            end: 60_000,
-            value: 120.0,
-            events: 40,
-        };
-        let cases = [
-            (Aggregation::Sum, Duration::from_secs(60), 120.0),
-            (Aggregation::Count, Duration::from_secs(60), 120.0),
-            (Aggregation::Rate, Duration::from_secs(60), 2.0),
-            (Aggregation::Rate, Duration::from_secs(5), 24.0),
-            (Aggregation::Rate, Duration::from_millis(500), 240.0),
-            // A zero-length interval cannot divide by zero: it counts as a millisecond.
-            (Aggregation::Rate, Duration::ZERO, 120_000.0),
-        ];
-        for (aggregation, length, expected) in cases {
-            let mut detector = testing::spec("d");
-            detector.feature.aggregation = aggregation;
-            detector.interval = length;
-            assert_eq!(
-                value_of(&detector, &interval),
-                expected,
-                "{aggregation:?} per {length:?}"
-            );
-        }
-    }
+    use crate::spec::Aggregation;
 
     #[test]
     fn closed_intervals_are_scored_in_order_and_counted() -> Result<(), Box<dyn std::error::Error>>

@@ -180,10 +180,9 @@ fn train(
     history: &[Interval],
     to: i64,
 ) -> Result<Live, ModelError> {
-    let mut model = Model::new(&detector.model, 0x5eed ^ index as u64)?;
-    // History comes per interval already aggregated (a rate already per second).
+    let mut model = Model::new(&detector.model, detector.min_rise(), 0x5eed ^ index as u64)?;
     for interval in history {
-        model.observe(interval.value)?;
+        crate::measure::judge(detector, &mut model, interval)?;
     }
     Ok(Live {
         spec: detector.clone(),
@@ -206,8 +205,8 @@ mod tests {
         let detector = testing::spec("d");
         let state = || -> Result<DetectorState, ModelError> {
             let mut saved = testing::live(detector.clone(), Some(120_000))?;
-            saved.model.observe(4.0)?;
-            saved.model.observe(5.0)?;
+            saved.model.observe(4.0, None)?;
+            saved.model.observe(5.0, None)?;
             Ok(DetectorState {
                 model: saved.model,
                 window: saved.window,

@@ -76,6 +76,25 @@ fn the_default_spec_is_the_seeds_five_detectors_then_each_presets_with_monitors(
             .iter()
             .all(|d| d.interval == Duration::from_secs(60))
     );
+    // The seed's five judge their indicator's share of the requests, which a surge of normal
+    // traffic leaves unchanged; the presets sum theirs.
+    let judged: Vec<(String, f64, u64)> = spec
+        .detectors
+        .iter()
+        .take(6)
+        .map(|d| (d.feature_name(), d.min_rise(), d.min_count()))
+        .collect();
+    assert_eq!(
+        judged,
+        [
+            ("ratio_B_action".to_owned(), 0.02, 20),
+            ("ratio_UNK_source".to_owned(), 0.02, 20),
+            ("ratio_B_httpstatus".to_owned(), 0.02, 20),
+            ("ratio_UNK_country".to_owned(), 0.02, 20),
+            ("ratio_uncommon_method".to_owned(), 0.02, 20),
+            ("sum_waf_blocked".to_owned(), 5.0, 0),
+        ]
+    );
 }
 
 #[test]
@@ -121,6 +140,26 @@ fn errors_name_the_key() {
             "detectors: [{name: a, feature: {field: x}}]\nmonitors: [{name: m, detectors: [a], channels: [], min_grade: 0}]",
             "monitors[0].min_grade",
             "is 0",
+        ),
+        (
+            "detectors: [{name: a, feature: {field: x, min_count: 5}}]",
+            "detectors[0].feature.min_count",
+            "is set for a `sum_x`",
+        ),
+        (
+            "detectors: [{name: a, feature: {aggregation: ratio}}]",
+            "detectors[0].feature.field",
+            "missing",
+        ),
+        (
+            "detectors: [{name: a, feature: {field: x, aggregation: ratio}, model: {min_rise: 5}}]",
+            "detectors[0].model.min_rise",
+            "is 5 for a ratio, which never rises by 1: give it in the ratio's units",
+        ),
+        (
+            "detectors: [{name: a, feature: {field: x}, model: {min_rise: -1}}]",
+            "detectors[0].model.min_rise",
+            "is -1",
         ),
     ];
     for (text, key, words) in cases {

@@ -79,7 +79,12 @@ pub fn detector_body(
             json!({ "value_count": { "field": "@timestamp" } }),
             "count".to_owned(),
         ),
-        (Aggregation::Sum, None) | (Aggregation::Rate, _) => {
+        // A 0/1 indicator's share of the events is its average.
+        (Aggregation::Ratio, Some(field)) => (
+            json!({ "avg": { "field": field } }),
+            format!("avg({field})"),
+        ),
+        (Aggregation::Sum | Aggregation::Ratio, None) | (Aggregation::Rate, _) => {
             return Err(spec_error(
                 format!("detectors[{index}].feature.aggregation"),
                 "is `rate`, which the anomaly-detection plugin has no aggregation for".into(),

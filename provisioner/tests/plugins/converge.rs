@@ -372,7 +372,8 @@ async fn the_default_spec_plans_the_seeds_five_and_the_presets_detectors_monitor
         body["feature_attributes"][0]["aggregation_query"]["sum_syslog_auth_failure"]["sum"]["field"],
         "syslog_auth_failure"
     );
-    // Each seed field, summed per minute over the events alias, trained on 120 intervals.
+    // Each seed field's share of the events (its average) per minute over the events alias,
+    // trained on 120 intervals.
     for (d, field) in spec.detectors.iter().zip([
         "B_action",
         "UNK_source",
@@ -385,7 +386,7 @@ async fn the_default_spec_plans_the_seeds_five_and_the_presets_detectors_monitor
         assert_eq!(body["detection_interval"]["period"]["interval"], 1);
         assert_eq!(body["history"], 120);
         assert_eq!(
-            body["feature_attributes"][0]["aggregation_query"][format!("sum_{field}")]["sum"]["field"],
+            body["feature_attributes"][0]["aggregation_query"][format!("ratio_{field}")]["avg"]["field"],
             field
         );
     }

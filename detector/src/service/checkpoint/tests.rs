@@ -56,7 +56,7 @@ fn moment(minutes: i64) -> Result<Moment, Box<dyn std::error::Error>> {
         for live in &mut detectors {
             assert!(live.window.add(minute * 60_000 + 1, 1.0));
             live.window.close(minute * 60_000 + 70_000);
-            live.model.observe(1.0)?;
+            live.model.observe(1.0, None)?;
         }
         seen.first(&format!("e-{minute}"), minute * 60_000 + 1);
     }
