@@ -11,8 +11,9 @@
 //! This file holds the scenario as a type (phases, constructors, the invariants
 //! [`Scenario::validate`] checks). Around it: `values` parses and checks the two scalars a
 //! scenario holds (durations, rates), `error` is [`ScenarioError`], and `file` reads the YAML
-//! form below. Imports run one way: `file` builds on this file, `values` and `error`; this file
-//! uses only `values` and `error`.
+//! form below, and `traffic` is how a phase's traffic moves ([`RateCurve`], [`Intensity`]).
+//! Imports run one way: `file` builds on this file, `traffic`, `values` and `error`; this file
+//! uses only `traffic`, `values` and `error`.
 //!
 //! # The scenario file
 //!
@@ -50,6 +51,7 @@
 
 mod error;
 mod file;
+mod traffic;
 mod values;
 
 use std::time::Duration;
@@ -57,6 +59,7 @@ use std::time::Duration;
 use pipeline::wire::{MonitoredField, Source};
 
 pub use error::ScenarioError;
+pub use traffic::{Intensity, RateCurve};
 pub use values::{InvalidDuration, InvalidRate, check_rate, parse_duration};
 
 /// What a phase produces.
@@ -74,57 +77,90 @@ pub enum PhaseKind {
 }
 
 /// One phase of a scenario.
+///
+/// Build one in code with a constructor and the `with_` methods:
+///
+/// ```
+/// use std::time::Duration;
+/// use pipeline::wire::MonitoredField;
+/// use producer::scenario::{Intensity, Phase, RateCurve, Scenario};
+///
+/// let minutes = |m| Duration::from_secs(60 * m);
+/// let scenario = Scenario::new(
+///     "surge-and-subtle",
+///     Some(50.0),
+///     vec![
+///         Phase::normal(minutes(10)),
+///         Phase::normal(minutes(5)).with_rate(RateCurve::times(3.0)),
+///         Phase::normal(minutes(10)).with_rate(RateCurve::sine(40.0, 20.0, minutes(10))),
+///         Phase::anomaly(MonitoredField::Country, minutes(5)).with_intensity(0.05),
+///         Phase::anomaly(MonitoredField::HttpStatus, minutes(5))
+///             .with_intensity(Intensity::ramp(0.0, 0.3)),
+///         Phase::normal(minutes(5)).with_rate(RateCurve::ramp(20.0, 60.0)),
+///     ],
+/// )?;
+/// assert_eq!(scenario.duration(), Some(minutes(40)));
+/// # Ok::<(), producer::scenario::ScenarioError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Phase {
     /// What it produces.
     pub kind: PhaseKind,
     /// How long it lasts in event time; `None` runs without end (only a last, normal phase).
     pub duration: Option<Duration>,
-    /// Events per second per instance; `None` takes the scenario's rate.
-    pub rate: Option<f64>,
+    /// Events per second per instance over the phase; `None` takes the scenario's rate.
+    pub rate: Option<RateCurve>,
+    /// The share of an anomaly phase's records drawn with the anomaly's weights;
+    /// [`Intensity::FULL`] (every record) for normal phases and by default.
+    pub intensity: Intensity,
 }
 
 impl Phase {
+    /// A phase of `kind` for `duration` (`None`: without end), at the scenario's rate, at full
+    /// intensity.
+    pub fn new(kind: PhaseKind, duration: Option<Duration>) -> Self {
+        Self {
+            kind,
+            duration,
+            rate: None,
+            intensity: Intensity::FULL,
+        }
+    }
+
     /// Normal traffic for `duration`.
     pub fn normal(duration: Duration) -> Self {
-        Self {
-            kind: PhaseKind::Normal,
-            duration: Some(duration),
-            rate: None,
-        }
+        Self::new(PhaseKind::Normal, Some(duration))
     }
 
     /// An anomaly on `field` for `duration`.
     pub fn anomaly(field: MonitoredField, duration: Duration) -> Self {
-        Self {
-            kind: PhaseKind::Anomaly(field),
-            duration: Some(duration),
-            rate: None,
-        }
+        Self::new(PhaseKind::Anomaly(field), Some(duration))
     }
 
     /// A phase raising `indicator` (one of the scenario's source's), for `duration`.
     pub fn inject(indicator: &'static str, duration: Duration) -> Self {
-        Self {
-            kind: PhaseKind::Inject(indicator),
-            duration: Some(duration),
-            rate: None,
-        }
+        Self::new(PhaseKind::Inject(indicator), Some(duration))
     }
 
     /// An anomaly on a field picked at random, for `duration`.
     pub fn random_anomaly(duration: Duration) -> Self {
+        Self::new(PhaseKind::RandomAnomaly, Some(duration))
+    }
+
+    /// This phase at its own rate: a number of events per second per instance, or a
+    /// [`RateCurve`] (a ramp, a sine, a multiple of the scenario's rate).
+    pub fn with_rate(self, rate: impl Into<RateCurve>) -> Self {
         Self {
-            kind: PhaseKind::RandomAnomaly,
-            duration: Some(duration),
-            rate: None,
+            rate: Some(rate.into()),
+            ..self
         }
     }
 
-    /// This phase at its own `rate` (events per second per instance).
-    pub fn with_rate(self, rate: f64) -> Self {
+    /// This anomaly phase with only a share of its records anomalous: a number (`0.05`) or an
+    /// [`Intensity::ramp`]. A normal phase with an intensity is invalid.
+    pub fn with_intensity(self, intensity: impl Into<Intensity>) -> Self {
         Self {
-            rate: Some(rate),
+            intensity: intensity.into(),
             ..self
         }
     }
@@ -183,11 +219,7 @@ impl Scenario {
 
     /// Normal traffic at `rate` events/s, for `duration` or without end.
     pub fn normal(rate: f64, duration: Option<Duration>) -> Result<Self, ScenarioError> {
-        let phase = Phase {
-            kind: PhaseKind::Normal,
-            duration,
-            rate: None,
-        };
+        let phase = Phase::new(PhaseKind::Normal, duration);
         Self::new("normal", Some(rate), vec![phase])
     }
 
@@ -211,8 +243,9 @@ impl Scenario {
         )
     }
 
-    /// Checks the invariants: at least one phase; every rate positive and finite; every
-    /// duration at least 1 ms; only the last phase may be open-ended, and only if it is normal
+    /// Checks the invariants: at least one phase; every rate positive and finite, everywhere
+    /// on its curve (a sine's trough included, a ramp only on a phase with an end); every
+    /// intensity in `0..=1` and only on anomaly phases; every duration at least 1 ms; only the last phase may be open-ended, and only if it is normal
     /// (an anomaly needs an end for its label); a source's scenario injects only its
     /// indicators, the seed's only its fields.
     pub fn validate(&self) -> Result<(), ScenarioError> {
@@ -237,7 +270,18 @@ impl Scenario {
             self.check_target(phase.kind)
                 .map_err(|problem| ScenarioError::Target { at: at(), problem })?;
             if let Some(rate) = phase.rate {
-                check_rate(rate).map_err(|error| ScenarioError::Rate { at: at(), error })?;
+                rate.check(&at(), phase.duration.is_some())?;
+            }
+            if phase.kind == PhaseKind::Normal {
+                if phase.intensity != Intensity::FULL {
+                    return Err(ScenarioError::Phase {
+                        at: format!("{}: intensity", at()),
+                        problem: "a normal phase has no intensity: give it to an anomaly phase \
+                                  (`anomaly: country` with `intensity: 0.05`)",
+                    });
+                }
+            } else {
+                phase.intensity.check(&at())?;
             }
             match phase.duration {
                 Some(duration) if duration.as_millis() == 0 => {
@@ -335,11 +379,7 @@ mod tests {
 
     #[test]
     fn only_a_last_normal_phase_may_be_open_ended() {
-        let open = |kind| Phase {
-            kind,
-            duration: None,
-            rate: None,
-        };
+        let open = |kind| Phase::new(kind, None);
         let minute = Phase::normal(Duration::from_secs(60));
         let cases = [
             (vec![open(PhaseKind::Normal), minute], "only the last phase"),

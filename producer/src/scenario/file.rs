@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::error::ScenarioError;
 use super::values::parse_duration;
-use super::{Phase, PhaseKind, Scenario};
+use super::{Intensity, Phase, PhaseKind, RateCurve, Scenario};
 
 impl Scenario {
     /// Reads and validates a scenario file (see the module docs for its format). The name
@@ -86,7 +86,8 @@ struct RawPhase {
     normal: Option<Text>,
     anomaly: Option<String>,
     duration: Option<Text>,
-    rate: Option<f64>,
+    rate: Option<RawRate>,
+    intensity: Option<RawIntensity>,
 }
 
 impl RawPhase {
@@ -125,11 +126,188 @@ impl RawPhase {
             (Some(normal), None, None) => (PhaseKind::Normal, duration(normal)?),
             (None, Some(target), Some(text)) => (target_kind(target, at, source)?, duration(text)?),
         };
+        let rate = self.rate.map(|rate| rate.curve(at)).transpose()?;
         Ok(Phase {
             kind,
             duration: Some(duration),
-            rate: self.rate,
+            rate,
+            intensity: self
+                .intensity
+                .map_or(Intensity::FULL, RawIntensity::intensity),
         })
+    }
+}
+
+/// How to write a phase's rate, as shown in error messages.
+const RATE_HELP: &str = "write events per second (`50`), a multiple of the scenario's rate \
+                         (`3x`), a ramp (`{from: 20, to: 60}`) or a cycle (`{sine: {mean: 40, \
+                         amplitude: 20, period: 10m}}`)";
+
+/// A phase's `rate:` as written: a number, a multiple (`3x`), or a curve's map. Which of the
+/// curve's keys go together, and the values' ranges, are checked after parsing, so the errors
+/// name the phase and say what to write.
+#[derive(Debug)]
+enum RawRate {
+    Number(f64),
+    Text(String),
+    Curve(RawCurve),
+}
+
+/// A rate curve's map: `from` and `to` (a ramp), or `sine`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCurve {
+    from: Option<f64>,
+    to: Option<f64>,
+    sine: Option<RawSine>,
+}
+
+/// A sine cycle's keys, all required.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSine {
+    mean: f64,
+    amplitude: f64,
+    period: Text,
+}
+
+impl RawRate {
+    /// The curve it describes; its values are checked with the scenario.
+    fn curve(self, at: &str) -> Result<RateCurve, ScenarioError> {
+        let fail = |problem: String| ScenarioError::Traffic {
+            at: format!("{at}: rate"),
+            problem,
+        };
+        match self {
+            Self::Number(rate) => Ok(RateCurve::Constant(rate)),
+            Self::Text(text) => {
+                let trimmed = text.trim();
+                if let Ok(rate) = trimmed.parse::<f64>() {
+                    return Ok(RateCurve::Constant(rate));
+                }
+                trimmed
+                    .strip_suffix(['x', 'X'])
+                    .and_then(|factor| factor.trim().parse::<f64>().ok())
+                    .map(RateCurve::Times)
+                    .ok_or_else(|| fail(format!("invalid rate `{text}`: {RATE_HELP}")))
+            }
+            Self::Curve(RawCurve {
+                from: Some(from),
+                to: Some(to),
+                sine: None,
+            }) => Ok(RateCurve::Ramp { from, to }),
+            Self::Curve(RawCurve {
+                from: None,
+                to: None,
+                sine: Some(sine),
+            }) => {
+                let period =
+                    parse_duration(&sine.period.0).map_err(|error| ScenarioError::Duration {
+                        at: format!("{at}: rate.sine.period"),
+                        error,
+                    })?;
+                Ok(RateCurve::Sine {
+                    mean: sine.mean,
+                    amplitude: sine.amplitude,
+                    period,
+                })
+            }
+            Self::Curve(RawCurve { sine: Some(_), .. }) => Err(fail(
+                "a rate is a ramp (`{from: 20, to: 60}`) or a cycle (`{sine: {...}}`), not both"
+                    .to_owned(),
+            )),
+            Self::Curve(_) => Err(fail(
+                "a ramp needs both ends: `{from: 20, to: 60}` (events per second at the phase's \
+                 start and end)"
+                    .to_owned(),
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawRate {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawRate;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a rate: {RATE_HELP}")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawRate, E> {
+                Ok(RawRate::Text(v.to_owned()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RawRate, E> {
+                Ok(RawRate::Number(v as f64))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RawRate, E> {
+                Ok(RawRate::Number(v as f64))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<RawRate, E> {
+                Ok(RawRate::Number(v))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawRate, A::Error> {
+                RawCurve::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(RawRate::Curve)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// A phase's `intensity:` as written: a share, or a ramp's map.
+#[derive(Debug)]
+enum RawIntensity {
+    Share(f64),
+    Ramp(RawIntensityRamp),
+}
+
+/// An intensity ramp's keys, both required.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIntensityRamp {
+    from: f64,
+    to: f64,
+}
+
+impl RawIntensity {
+    /// The intensity it describes; its values are checked with the scenario.
+    fn intensity(self) -> Intensity {
+        match self {
+            Self::Share(share) => Intensity::Constant(share),
+            Self::Ramp(RawIntensityRamp { from, to }) => Intensity::Ramp { from, to },
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawIntensity {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawIntensity;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "an intensity: the share of the phase's records that are anomalous, from 0 \
+                     to 1 (`0.05`), or a ramp (`{from: 0, to: 0.3}`)",
+                )
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RawIntensity, E> {
+                Ok(RawIntensity::Share(v as f64))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RawIntensity, E> {
+                Ok(RawIntensity::Share(v as f64))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<RawIntensity, E> {
+                Ok(RawIntensity::Share(v))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<RawIntensity, A::Error> {
+                RawIntensityRamp::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(RawIntensity::Ramp)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
     }
 }
 
@@ -226,26 +404,11 @@ phases:
                 source: None,
                 rate: Some(50.0),
                 phases: vec![
-                    Phase {
-                        kind: PhaseKind::Normal,
-                        duration: minutes(2),
-                        rate: None
-                    },
-                    Phase {
-                        kind: PhaseKind::Anomaly(MonitoredField::Country),
-                        duration: minutes(3),
-                        rate: Some(80.0),
-                    },
-                    Phase {
-                        kind: PhaseKind::Normal,
-                        duration: minutes(1),
-                        rate: None
-                    },
-                    Phase {
-                        kind: PhaseKind::RandomAnomaly,
-                        duration: minutes(1),
-                        rate: None
-                    },
+                    Phase::new(PhaseKind::Normal, minutes(2)),
+                    Phase::new(PhaseKind::Anomaly(MonitoredField::Country), minutes(3))
+                        .with_rate(80.0),
+                    Phase::new(PhaseKind::Normal, minutes(1)),
+                    Phase::new(PhaseKind::RandomAnomaly, minutes(1)),
                 ],
             }
         );

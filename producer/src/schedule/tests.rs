@@ -20,6 +20,15 @@ fn example() -> Scenario {
     .expect("valid")
 }
 
+/// The labels of `schedule`'s anomaly phases (normal phases have theirs too).
+fn anomaly_labels(schedule: &Schedule) -> Vec<Label> {
+    schedule
+        .labels("r", "i")
+        .into_iter()
+        .filter(|label| label.kind == LabelKind::Anomaly)
+        .collect()
+}
+
 fn options() -> Options {
     Options {
         seed: 42,
@@ -45,17 +54,22 @@ fn check_events(schedule: &Schedule) -> Vec<Event> {
             phase.index
         );
         let end = phase.end_ms.expect("finite");
-        for event in &mine {
+        for (i, event) in mine.iter().enumerate() {
             assert!((phase.start_ms..end).contains(&event.timestamp_ms));
-            assert_eq!(event.anomaly, phase.anomaly);
+            assert_eq!(**event, phase.event(i as u64));
+            if phase.mix.is_full() {
+                assert_eq!(event.anomaly, phase.anomaly);
+            }
         }
         assert_eq!(mine.first().map(|e| e.timestamp_ms), Some(phase.start_ms));
-        let spacing = 1000.0 / phase.rate;
         for pair in mine.windows(2) {
+            // The gap is one over the rate between the two events, within a millisecond.
+            let offset = (pair[0].timestamp_ms - phase.start_ms) as f64 / 1000.0;
+            let spacing = 1000.0 / phase.rate.rate_at(offset);
             let gap = (pair[1].timestamp_ms - pair[0].timestamp_ms) as f64;
             assert!(
-                (gap - spacing).abs() < 1.0,
-                "gap {gap} at {} /s",
+                (gap - spacing).abs() < 1.0 + spacing * 0.05,
+                "gap {gap} at {:?}",
                 phase.rate
             );
         }
@@ -106,9 +120,39 @@ fn fractional_rates_and_durations_round_up_to_the_events_inside_the_span() {
 }
 
 #[test]
-fn labels_span_exactly_the_anomaly_phases() {
+fn labels_span_exactly_the_phases() {
     let schedule = Schedule::live(&example(), T0, &options()).expect("valid");
-    let labels = schedule.labels("run-7", "producer-1");
+    let all = schedule.labels("run-7", "producer-1");
+    let kinds: Vec<(usize, LabelKind, &str)> = all
+        .iter()
+        .map(|l| (l.phase, l.kind, l.field.as_str()))
+        .collect();
+    assert_eq!(
+        kinds[..3],
+        [
+            (0, LabelKind::Normal, ""),
+            (1, LabelKind::Anomaly, "country"),
+            (2, LabelKind::Normal, "")
+        ]
+    );
+    assert_eq!(
+        all[0],
+        Label {
+            run_id: "run-7".into(),
+            instance: "producer-1".into(),
+            phase: 0,
+            field: String::new(),
+            start_ms: T0,
+            end_ms: T0 + 120_000,
+            kind: LabelKind::Normal,
+            intensity: None,
+            traffic: None,
+        }
+    );
+    let labels: Vec<Label> = all
+        .into_iter()
+        .filter(|l| l.kind == LabelKind::Anomaly)
+        .collect();
     assert_eq!(labels.len(), 2);
     assert_eq!(
         labels[0],
@@ -164,7 +208,16 @@ fn a_count_stops_the_plan_and_cuts_the_label() {
     // 1,000 events at 80/s take 12.5 s: the cut phase ends where event 1,001 would be.
     assert_eq!(schedule.phases()[1].end_ms, Some(T0 + 120_000 + 12_500));
     let labels = schedule.labels("r", "i");
-    assert_eq!((labels.len(), labels[0].end_ms), (1, T0 + 132_500));
+    assert_eq!(
+        labels
+            .iter()
+            .map(|l| (l.kind, l.end_ms))
+            .collect::<Vec<_>>(),
+        [
+            (LabelKind::Normal, T0 + 120_000),
+            (LabelKind::Anomaly, T0 + 132_500)
+        ]
+    );
     assert_eq!(check_events(&schedule).len(), 7_000);
 
     let open = Scenario::normal(10.0, None).expect("valid");
@@ -216,7 +269,7 @@ fn a_scenario_backfill_is_laid_over_the_past_with_its_labels() {
         .expect("valid");
     assert_eq!(schedule.start_ms(), Some(now - 400_000));
     assert_eq!(schedule.end_ms(), Some(now));
-    let labels = schedule.labels("r", "i");
+    let labels = anomaly_labels(&schedule);
     assert_eq!(labels[1].end_ms, now);
     assert_eq!(check_events(&schedule).last().map(|e| e.phase), Some(3));
 }
@@ -302,7 +355,19 @@ fn label_until_cuts_a_stopped_phase() {
     let label = phase.label_until("r", "i", T0 + 200_000).expect("started");
     assert_eq!((label.start_ms, label.end_ms), (T0 + 120_000, T0 + 200_000));
     assert_eq!(phase.label_until("r", "i", T0 + 100_000), None);
-    assert_eq!(schedule.phases()[0].label("r", "i"), None);
+    let normal = schedule.phases()[0]
+        .label("r", "i")
+        .expect("a normal phase with an end");
+    assert_eq!(normal.kind, LabelKind::Normal);
+    // An open-ended normal phase has none, even when a count cuts it.
+    let open = Scenario::normal(10.0, None).expect("valid");
+    let options = Options {
+        count: Some(25),
+        ..options()
+    };
+    let cut = Schedule::live(&open, T0, &options).expect("valid");
+    assert_eq!(cut.phases()[0].label("r", "i"), None);
+    assert_eq!(cut.phases()[0].label_until("r", "i", T0 + 1_000), None);
 }
 
 proptest! {
@@ -343,7 +408,7 @@ fn a_source_phase_is_labelled_with_its_indicator() {
     )
     .expect("valid");
     let schedule = Schedule::live(&scenario, T0, &options()).expect("valid");
-    let labels = schedule.labels("run-7", "producer-1");
+    let labels = anomaly_labels(&schedule);
     assert_eq!(labels.len(), 1);
     assert_eq!(labels[0].field, "syslog_auth_failure");
     assert_eq!(
