@@ -44,6 +44,50 @@
 //!   - normal: 5m
 //! ```
 //!
+//! A phase's traffic can move, to show that a detector does not alert on a surge of normal
+//! traffic or a smooth cycle, and an anomaly can be subtle, to show that it still catches a
+//! campaign hidden in normal records or a slow ramp:
+//!
+//! ```yaml
+//! name: moving-traffic
+//! rate: 50
+//! phases:
+//!   - normal: 10m
+//!   - normal: 5m
+//!     rate: 3x                   # a surge: 3 times the scenario's rate (0.5x: half)
+//!   - normal: 10m
+//!     rate: {sine: {mean: 50, amplitude: 25, period: 10m}}   # 50/s ± 25, one cycle per 10m
+//!   - anomaly: country
+//!     duration: 5m
+//!     intensity: 0.05            # 5% of the phase's records anomalous, the rest normal
+//!   - normal: 5m
+//!     rate: {from: 20, to: 60}   # the rate ramps from 20/s to 60/s over the phase
+//!   - anomaly: httpStatus
+//!     duration: 5m
+//!     intensity: {from: 0, to: 0.3}   # the anomalous share ramps from 0 to 30%
+//!   - normal: 5m
+//! ```
+//!
+//! - `rate:` of a phase (normal or anomaly) is a number of events/s, `Nx` (`N` times the
+//!   scenario's `rate:`, which it then needs), `{from: A, to: B}` (a linear ramp over the
+//!   phase) or `{sine: {mean: M, amplitude: A, period: P}}` (`M + A · sin(2π t / P)` from the
+//!   phase's start, so it starts at the mean, rising; `A` must be below `M`, so the rate stays
+//!   above 0). Events follow the rate: event `i` is where the rate's integral reaches `i`
+//!   ([`crate::schedule`]), so a constant rate spaces them exactly as before.
+//! - `intensity:` of an anomaly phase is the share of its records drawn with the anomaly's
+//!   weights, above 0 and at most 1 (1, every record, when absent), or `{from: A, to: B}`, a
+//!   linear ramp over the phase's records (shares from 0 to 1). The anomalous records are
+//!   spread evenly, with no random draw: a phase of `n` records at intensity `f` has exactly
+//!   `⌊n · f⌋` (750 of 15,000 at 0.05), and a ramp `⌊n · (A + B) / 2⌋`.
+//! - Labels: every anomaly phase has one, with `intensity` (its largest share) when below 1;
+//!   every normal phase has one too, `kind: normal` with an empty `field`; either has `traffic`
+//!   (`3x surge`, `sine 50±25/s over 10m`, `ramp 20→60/s`) when its rate moves.
+//!
+//! In code, the same phases are `Phase::normal(d).with_rate(RateCurve::times(3.0))`,
+//! `.with_rate(RateCurve::sine(50.0, 25.0, d))`, `.with_rate(RateCurve::ramp(20.0, 60.0))` and
+//! `Phase::anomaly(field, d).with_intensity(0.05)` or `.with_intensity(Intensity::ramp(0.0,
+//! 0.3))` (see [`Phase`]).
+//!
 //! Durations are written as everywhere else in logwarden (the spec, the detector's and the
 //! provisioner's flags): humantime's grammar, numbers with units, combinable (`90s`, `5m`,
 //! `1h30m`, `1h 30m`, `500ms`, `2d`).
