@@ -422,6 +422,42 @@ mod tests {
     }
 
     #[test]
+    fn curves_and_intensities_built_in_code_are_checked_too() {
+        let minute = Duration::from_secs(60);
+        let cases = [
+            (
+                Phase::new(PhaseKind::Normal, None).with_rate(RateCurve::ramp(1.0, 2.0)),
+                "phases[0]: rate: a ramp runs over the phase's duration, and this phase has none",
+            ),
+            (
+                Phase::normal(minute).with_rate(RateCurve::sine(5.0, 1.0, Duration::ZERO)),
+                "phases[0]: rate.sine.period: invalid duration",
+            ),
+            (
+                Phase::normal(minute).with_rate(RateCurve::times(f64::NAN)),
+                "invalid multiple `NaNx`",
+            ),
+            (
+                Phase::normal(minute).with_intensity(0.5),
+                "a normal phase has no intensity",
+            ),
+            (
+                Phase::random_anomaly(minute).with_intensity(Intensity::ramp(-0.1, 0.2)),
+                "phases[0]: intensity.from: invalid intensity `-0.1`",
+            ),
+        ];
+        for (phase, says) in cases {
+            let message = Scenario::new("s", Some(1.0), vec![phase])
+                .expect_err("invalid")
+                .to_string();
+            assert!(message.contains(says), "{message}");
+        }
+        let open_sine =
+            Phase::new(PhaseKind::Normal, None).with_rate(RateCurve::sine(5.0, 4.0, minute));
+        assert!(Scenario::new("s", None, vec![open_sine]).is_ok());
+    }
+
+    #[test]
     fn only_a_last_normal_phase_may_be_open_ended() {
         let open = |kind| Phase::new(kind, None);
         let minute = Phase::normal(Duration::from_secs(60));

@@ -586,7 +586,9 @@ fn every_phase_is_labelled_with_its_intensity_and_traffic() {
         [30_000, 45_000, 30_000, 15_000, 15_000, 15_000, 15_000].map(Some)
     );
     let labels = schedule.labels("run-7", "producer-1");
-    let seen: Vec<(LabelKind, &str, Option<f64>, Option<&str>, i64)> = labels
+    /// A label's kind, field, intensity, traffic and length in minutes.
+    type Seen<'a> = (LabelKind, &'a str, Option<f64>, Option<&'a str>, i64);
+    let seen: Vec<Seen> = labels
         .iter()
         .map(|l| {
             let minutes = (l.end_ms - l.start_ms) / 60_000;
