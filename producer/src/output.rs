@@ -254,7 +254,8 @@ impl StdoutOutput {
                     start_ms = label.start_ms,
                     end_ms = label.end_ms,
                     phase = label.phase,
-                    "Anomaly phase (no --labels-file given)."
+                    kind = ?label.kind,
+                    "Phase label (no --labels-file given)."
                 );
                 Ok(())
             }

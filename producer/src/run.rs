@@ -1,6 +1,7 @@
 //! The producer's run loop: walk the schedule, generate each record, send it (paced by the wall
-//! clock when live, as fast as the output takes it when backfilling), and publish each anomaly
-//! phase's label once the phase is over.
+//! clock when live, as fast as the output takes it when backfilling), and publish each phase's
+//! label once the phase is over (every anomaly phase's, and every normal phase's with a
+//! duration: [`crate::schedule::PlannedPhase::label`]).
 //!
 //! Labels are published when a phase ends (or is cut short by a stop), so a label's span is what
 //! was really produced. On shutdown the loop stops between records, awaits every delivery in
@@ -240,7 +241,15 @@ async fn publish_label(
         None => planned.label(&settings.run_id, &settings.instance),
     };
     if let Some(label) = label {
-        tracing::info!(field = %label.field, start_ms = label.start_ms, end_ms = label.end_ms, "Anomaly phase done.");
+        tracing::info!(
+            kind = ?label.kind,
+            field = %label.field,
+            start_ms = label.start_ms,
+            end_ms = label.end_ms,
+            intensity = ?label.intensity,
+            traffic = ?label.traffic,
+            "Phase done."
+        );
         output.send_label(&label).await?;
         summary.labels.push(label);
     }

@@ -11,8 +11,9 @@
 //! This file holds the scenario as a type (phases, constructors, the invariants
 //! [`Scenario::validate`] checks). Around it: `values` parses and checks the two scalars a
 //! scenario holds (durations, rates), `error` is [`ScenarioError`], and `file` reads the YAML
-//! form below. Imports run one way: `file` builds on this file, `values` and `error`; this file
-//! uses only `values` and `error`.
+//! form below, and `traffic` is how a phase's traffic moves ([`RateCurve`], [`Intensity`]).
+//! Imports run one way: `file` builds on this file, `traffic`, `values` and `error`; this file
+//! uses only `traffic`, `values` and `error`.
 //!
 //! # The scenario file
 //!
@@ -43,6 +44,50 @@
 //!   - normal: 5m
 //! ```
 //!
+//! A phase's traffic can move, to show that a detector does not alert on a surge of normal
+//! traffic or a smooth cycle, and an anomaly can be subtle, to show that it still catches a
+//! campaign hidden in normal records or a slow ramp:
+//!
+//! ```yaml
+//! name: moving-traffic
+//! rate: 50
+//! phases:
+//!   - normal: 10m
+//!   - normal: 5m
+//!     rate: 3x                   # a surge: 3 times the scenario's rate (0.5x: half)
+//!   - normal: 10m
+//!     rate: {sine: {mean: 50, amplitude: 25, period: 10m}}   # 50/s ± 25, one cycle per 10m
+//!   - anomaly: country
+//!     duration: 5m
+//!     intensity: 0.05            # 5% of the phase's records anomalous, the rest normal
+//!   - normal: 5m
+//!     rate: {from: 20, to: 60}   # the rate ramps from 20/s to 60/s over the phase
+//!   - anomaly: httpStatus
+//!     duration: 5m
+//!     intensity: {from: 0, to: 0.3}   # the anomalous share ramps from 0 to 30%
+//!   - normal: 5m
+//! ```
+//!
+//! - `rate:` of a phase (normal or anomaly) is a number of events/s, `Nx` (`N` times the
+//!   scenario's `rate:`, which it then needs), `{from: A, to: B}` (a linear ramp over the
+//!   phase) or `{sine: {mean: M, amplitude: A, period: P}}` (`M + A · sin(2π t / P)` from the
+//!   phase's start, so it starts at the mean, rising; `A` must be below `M`, so the rate stays
+//!   above 0). Events follow the rate: event `i` is where the rate's integral reaches `i`
+//!   ([`crate::schedule`]), so a constant rate spaces them exactly as before.
+//! - `intensity:` of an anomaly phase is the share of its records drawn with the anomaly's
+//!   weights, above 0 and at most 1 (1, every record, when absent), or `{from: A, to: B}`, a
+//!   linear ramp over the phase's records (shares from 0 to 1). The anomalous records are
+//!   spread evenly, with no random draw: a phase of `n` records at intensity `f` has exactly
+//!   `⌊n · f⌋` (750 of 15,000 at 0.05), and a ramp `⌊n · (A + B) / 2⌋`.
+//! - Labels: every anomaly phase has one, with `intensity` (its largest share) when below 1;
+//!   every normal phase has one too, `kind: normal` with an empty `field`; either has `traffic`
+//!   (`3x surge`, `sine 50±25/s over 10m`, `ramp 20→60/s`) when its rate moves.
+//!
+//! In code, the same phases are `Phase::normal(d).with_rate(RateCurve::times(3.0))`,
+//! `.with_rate(RateCurve::sine(50.0, 25.0, d))`, `.with_rate(RateCurve::ramp(20.0, 60.0))` and
+//! `Phase::anomaly(field, d).with_intensity(0.05)` or `.with_intensity(Intensity::ramp(0.0,
+//! 0.3))` (see [`Phase`]).
+//!
 //! Durations are written as everywhere else in logwarden (the spec, the detector's and the
 //! provisioner's flags): humantime's grammar, numbers with units, combinable (`90s`, `5m`,
 //! `1h30m`, `1h 30m`, `500ms`, `2d`).
@@ -50,6 +95,7 @@
 
 mod error;
 mod file;
+mod traffic;
 mod values;
 
 use std::time::Duration;
@@ -57,6 +103,7 @@ use std::time::Duration;
 use pipeline::wire::{MonitoredField, Source};
 
 pub use error::ScenarioError;
+pub use traffic::{Intensity, RateCurve};
 pub use values::{InvalidDuration, InvalidRate, check_rate, parse_duration};
 
 /// What a phase produces.
@@ -74,57 +121,90 @@ pub enum PhaseKind {
 }
 
 /// One phase of a scenario.
+///
+/// Build one in code with a constructor and the `with_` methods:
+///
+/// ```
+/// use std::time::Duration;
+/// use pipeline::wire::MonitoredField;
+/// use producer::scenario::{Intensity, Phase, RateCurve, Scenario};
+///
+/// let minutes = |m| Duration::from_secs(60 * m);
+/// let scenario = Scenario::new(
+///     "surge-and-subtle",
+///     Some(50.0),
+///     vec![
+///         Phase::normal(minutes(10)),
+///         Phase::normal(minutes(5)).with_rate(RateCurve::times(3.0)),
+///         Phase::normal(minutes(10)).with_rate(RateCurve::sine(40.0, 20.0, minutes(10))),
+///         Phase::anomaly(MonitoredField::Country, minutes(5)).with_intensity(0.05),
+///         Phase::anomaly(MonitoredField::HttpStatus, minutes(5))
+///             .with_intensity(Intensity::ramp(0.0, 0.3)),
+///         Phase::normal(minutes(5)).with_rate(RateCurve::ramp(20.0, 60.0)),
+///     ],
+/// )?;
+/// assert_eq!(scenario.duration(), Some(minutes(40)));
+/// # Ok::<(), producer::scenario::ScenarioError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Phase {
     /// What it produces.
     pub kind: PhaseKind,
     /// How long it lasts in event time; `None` runs without end (only a last, normal phase).
     pub duration: Option<Duration>,
-    /// Events per second per instance; `None` takes the scenario's rate.
-    pub rate: Option<f64>,
+    /// Events per second per instance over the phase; `None` takes the scenario's rate.
+    pub rate: Option<RateCurve>,
+    /// The share of an anomaly phase's records drawn with the anomaly's weights;
+    /// [`Intensity::FULL`] (every record) for normal phases and by default.
+    pub intensity: Intensity,
 }
 
 impl Phase {
+    /// A phase of `kind` for `duration` (`None`: without end), at the scenario's rate, at full
+    /// intensity.
+    pub fn new(kind: PhaseKind, duration: Option<Duration>) -> Self {
+        Self {
+            kind,
+            duration,
+            rate: None,
+            intensity: Intensity::FULL,
+        }
+    }
+
     /// Normal traffic for `duration`.
     pub fn normal(duration: Duration) -> Self {
-        Self {
-            kind: PhaseKind::Normal,
-            duration: Some(duration),
-            rate: None,
-        }
+        Self::new(PhaseKind::Normal, Some(duration))
     }
 
     /// An anomaly on `field` for `duration`.
     pub fn anomaly(field: MonitoredField, duration: Duration) -> Self {
-        Self {
-            kind: PhaseKind::Anomaly(field),
-            duration: Some(duration),
-            rate: None,
-        }
+        Self::new(PhaseKind::Anomaly(field), Some(duration))
     }
 
     /// A phase raising `indicator` (one of the scenario's source's), for `duration`.
     pub fn inject(indicator: &'static str, duration: Duration) -> Self {
-        Self {
-            kind: PhaseKind::Inject(indicator),
-            duration: Some(duration),
-            rate: None,
-        }
+        Self::new(PhaseKind::Inject(indicator), Some(duration))
     }
 
     /// An anomaly on a field picked at random, for `duration`.
     pub fn random_anomaly(duration: Duration) -> Self {
+        Self::new(PhaseKind::RandomAnomaly, Some(duration))
+    }
+
+    /// This phase at its own rate: a number of events per second per instance, or a
+    /// [`RateCurve`] (a ramp, a sine, a multiple of the scenario's rate).
+    pub fn with_rate(self, rate: impl Into<RateCurve>) -> Self {
         Self {
-            kind: PhaseKind::RandomAnomaly,
-            duration: Some(duration),
-            rate: None,
+            rate: Some(rate.into()),
+            ..self
         }
     }
 
-    /// This phase at its own `rate` (events per second per instance).
-    pub fn with_rate(self, rate: f64) -> Self {
+    /// This anomaly phase with only a share of its records anomalous: a number (`0.05`) or an
+    /// [`Intensity::ramp`]. A normal phase with an intensity is invalid.
+    pub fn with_intensity(self, intensity: impl Into<Intensity>) -> Self {
         Self {
-            rate: Some(rate),
+            intensity: intensity.into(),
             ..self
         }
     }
@@ -183,11 +263,7 @@ impl Scenario {
 
     /// Normal traffic at `rate` events/s, for `duration` or without end.
     pub fn normal(rate: f64, duration: Option<Duration>) -> Result<Self, ScenarioError> {
-        let phase = Phase {
-            kind: PhaseKind::Normal,
-            duration,
-            rate: None,
-        };
+        let phase = Phase::new(PhaseKind::Normal, duration);
         Self::new("normal", Some(rate), vec![phase])
     }
 
@@ -211,8 +287,9 @@ impl Scenario {
         )
     }
 
-    /// Checks the invariants: at least one phase; every rate positive and finite; every
-    /// duration at least 1 ms; only the last phase may be open-ended, and only if it is normal
+    /// Checks the invariants: at least one phase; every rate positive and finite, everywhere
+    /// on its curve (a sine's trough included, a ramp only on a phase with an end); every
+    /// intensity in `0..=1` and only on anomaly phases; every duration at least 1 ms; only the last phase may be open-ended, and only if it is normal
     /// (an anomaly needs an end for its label); a source's scenario injects only its
     /// indicators, the seed's only its fields.
     pub fn validate(&self) -> Result<(), ScenarioError> {
@@ -237,7 +314,18 @@ impl Scenario {
             self.check_target(phase.kind)
                 .map_err(|problem| ScenarioError::Target { at: at(), problem })?;
             if let Some(rate) = phase.rate {
-                check_rate(rate).map_err(|error| ScenarioError::Rate { at: at(), error })?;
+                rate.check(&at(), phase.duration.is_some())?;
+            }
+            if phase.kind == PhaseKind::Normal {
+                if phase.intensity != Intensity::FULL {
+                    return Err(ScenarioError::Phase {
+                        at: format!("{}: intensity", at()),
+                        problem: "a normal phase has no intensity: give it to an anomaly phase \
+                                  (`anomaly: country` with `intensity: 0.05`)",
+                    });
+                }
+            } else {
+                phase.intensity.check(&at())?;
             }
             match phase.duration {
                 Some(duration) if duration.as_millis() == 0 => {
@@ -334,12 +422,44 @@ mod tests {
     }
 
     #[test]
+    fn curves_and_intensities_built_in_code_are_checked_too() {
+        let minute = Duration::from_secs(60);
+        let cases = [
+            (
+                Phase::new(PhaseKind::Normal, None).with_rate(RateCurve::ramp(1.0, 2.0)),
+                "phases[0]: rate: a ramp runs over the phase's duration, and this phase has none",
+            ),
+            (
+                Phase::normal(minute).with_rate(RateCurve::sine(5.0, 1.0, Duration::ZERO)),
+                "phases[0]: rate.sine.period: invalid duration",
+            ),
+            (
+                Phase::normal(minute).with_rate(RateCurve::times(f64::NAN)),
+                "invalid multiple `NaNx`",
+            ),
+            (
+                Phase::normal(minute).with_intensity(0.5),
+                "a normal phase has no intensity",
+            ),
+            (
+                Phase::random_anomaly(minute).with_intensity(Intensity::ramp(-0.1, 0.2)),
+                "phases[0]: intensity.from: invalid intensity `-0.1`",
+            ),
+        ];
+        for (phase, says) in cases {
+            let message = Scenario::new("s", Some(1.0), vec![phase])
+                .expect_err("invalid")
+                .to_string();
+            assert!(message.contains(says), "{message}");
+        }
+        let open_sine =
+            Phase::new(PhaseKind::Normal, None).with_rate(RateCurve::sine(5.0, 4.0, minute));
+        assert!(Scenario::new("s", None, vec![open_sine]).is_ok());
+    }
+
+    #[test]
     fn only_a_last_normal_phase_may_be_open_ended() {
-        let open = |kind| Phase {
-            kind,
-            duration: None,
-            rate: None,
-        };
+        let open = |kind| Phase::new(kind, None);
         let minute = Phase::normal(Duration::from_secs(60));
         let cases = [
             (vec![open(PhaseKind::Normal), minute], "only the last phase"),

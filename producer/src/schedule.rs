@@ -9,9 +9,20 @@
 //!
 //! Events are spread evenly, not in bursts: event `i` of a phase that starts at `s` with rate
 //! `r` is at `s + ⌊i · 1000 / r⌋` ms, and a phase of duration `d` has `⌈r · d⌉` events, the ones
-//! that fall in `[s, s + d)`. Phases are back to back in event time: each starts where the
-//! previous one was planned to end. A count limit or a backfill's "now" cuts the plan short;
-//! a phase cut that way ends at the cut, and so does its label.
+//! that fall in `[s, s + d)`. A rate that moves (a ramp, a sine: [`Pace`]) places event `i` where
+//! the rate's integral reaches `i`, so the events thicken and thin with it, as deterministically.
+//! Phases are back to back in event time: each starts where the previous one was planned to
+//! end. A count limit or a backfill's "now" cuts the plan short; a phase cut that way ends at
+//! the cut, and so does its label.
+//!
+//! An anomaly phase below full intensity marks only a share of its events anomalous, the others
+//! normal, spread evenly with no random draw ([`Mix`]): a constant share `f` of a phase of `n`
+//! events marks exactly `⌊n · f⌋` of them.
+//!
+//! Labels: every anomaly phase has one (with its intensity when below 1, and its traffic when
+//! its rate moves), and so does every normal phase with a duration (`kind: normal`, an empty
+//! `field`), so an evaluation knows how long traffic was normal and how it moved; an open-ended
+//! normal phase (plain `--rate` traffic) has none.
 //!
 //! Replicas: every producer instance plans its own schedule, so each produces the full rate
 //! (n replicas produce n × rate events per second in total). Random anomaly targets are resolved
@@ -26,6 +37,12 @@ use rand::Rng;
 
 use crate::rng::{Stream, seeded_rng};
 use crate::scenario::{InvalidRate, PhaseKind, Scenario, ScenarioError, check_rate};
+
+mod mix;
+mod pace;
+
+pub use mix::Mix;
+pub use pace::Pace;
 
 /// How to lay a scenario out, besides its start.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -48,6 +65,15 @@ pub enum ScheduleError {
     /// The default rate is not a positive number.
     #[error("default rate: {0}")]
     DefaultRate(InvalidRate),
+    /// A phase's rate is a multiple of a scenario rate that no one gave.
+    #[error(
+        "phases[{phase}]'s rate is a multiple of the scenario's rate, and the scenario has none: \
+         give the scenario a `rate:` (events per second), or give a default rate"
+    )]
+    NoBaseRate {
+        /// The phase's index.
+        phase: usize,
+    },
     /// A phase has no rate from anywhere.
     #[error(
         "phases[{phase}] has no rate: give the phase or the scenario a `rate:`, or give a \
@@ -119,16 +145,21 @@ pub struct PlannedPhase {
     pub start_ms: i64,
     /// End, epoch milliseconds, exclusive; `None` if the phase runs without end.
     pub end_ms: Option<i64>,
-    /// Events per second.
-    pub rate: f64,
+    /// Events per second over the phase.
+    pub rate: Pace,
+    /// Which of its events carry the anomaly ([`Mix::FULL`] for a normal phase).
+    pub mix: Mix,
     /// How many events the phase has; `None` if it runs without end.
     pub events: Option<u64>,
+    /// Whether the scenario gave the phase no duration (a last, normal phase): such a phase
+    /// has no label, even when a count or a backfill cuts it.
+    pub open_ended: bool,
 }
 
 impl PlannedPhase {
     /// The timestamp of event `i` of this phase (`i` below [`Self::events`]).
     pub fn timestamp(&self, i: u64) -> i64 {
-        let offset = offset_ms(i, self.rate);
+        let offset = self.rate.offset_ms(i);
         let at = self.start_ms.saturating_add(offset);
         match self.end_ms {
             Some(end) => at.min(end - 1).max(self.start_ms),
@@ -136,19 +167,37 @@ impl PlannedPhase {
         }
     }
 
-    /// The ground truth for this phase, if it is an anomaly phase with an end.
+    /// Event `i` of this phase (`i` below [`Self::events`]): its time, and its anomaly if
+    /// [`Self::mix`] marks it.
+    pub fn event(&self, i: u64) -> Event {
+        let marked = (self.anomaly.is_some() || self.inject.is_some()) && self.mix.anomalous(i);
+        Event {
+            timestamp_ms: self.timestamp(i),
+            anomaly: self.anomaly.filter(|_| marked),
+            inject: self.inject.filter(|_| marked),
+            phase: self.index,
+        }
+    }
+
+    /// The ground truth for this phase, if it has an end (an anomaly phase, or a normal phase
+    /// with a duration).
     pub fn label(&self, run_id: &str, instance: &str) -> Option<Label> {
         self.label_until(run_id, instance, i64::MAX)
     }
 
     /// The ground truth for this phase if output stopped at `stop_ms` (say, on shutdown): its
-    /// end is the earlier of its planned end and `stop_ms`. `None` for a normal phase, or if
-    /// the phase had not started by `stop_ms`.
+    /// end is the earlier of its planned end and `stop_ms`. `None` for an open-ended normal
+    /// phase, or if the phase had not started by `stop_ms`.
+    ///
+    /// An anomaly phase's label names its field or indicator, with its intensity when below 1;
+    /// a normal phase's has [`LabelKind::Normal`] and an empty field. Either has its traffic
+    /// (`ramp 20→60/s`) when its rate moves.
     pub fn label_until(&self, run_id: &str, instance: &str, stop_ms: i64) -> Option<Label> {
-        let field = match (self.anomaly, self.inject) {
-            (Some(field), _) => field.name(),
-            (None, Some(indicator)) => indicator,
-            (None, None) => return None,
+        let (kind, field, intensity) = match (self.anomaly, self.inject) {
+            (Some(field), _) => (LabelKind::Anomaly, field.name(), self.mix.intensity()),
+            (None, Some(indicator)) => (LabelKind::Anomaly, indicator, self.mix.intensity()),
+            (None, None) if self.open_ended => return None,
+            (None, None) => (LabelKind::Normal, "", None),
         };
         let end_ms = self.end_ms.map_or(stop_ms, |end| end.min(stop_ms));
         (end_ms > self.start_ms && end_ms != i64::MAX).then(|| Label {
@@ -158,9 +207,9 @@ impl PlannedPhase {
             field: field.to_owned(),
             start_ms: self.start_ms,
             end_ms,
-            kind: LabelKind::Anomaly,
-            intensity: None,
-            traffic: None,
+            kind,
+            intensity,
+            traffic: self.rate.traffic(),
         })
     }
 }
@@ -236,18 +285,19 @@ impl Schedule {
             return Err(ScheduleError::ZeroCount);
         }
         let out_of_range = || ScheduleError::OutOfRange { start_ms };
+        let base = scenario.rate.or(options.default_rate);
         let rates = scenario
             .phases
             .iter()
             .enumerate()
-            .map(|(index, phase)| {
-                phase
-                    .rate
-                    .or(scenario.rate)
-                    .or(options.default_rate)
-                    .ok_or(ScheduleError::NoRate { phase: index })
+            .map(|(index, phase)| match phase.rate {
+                Some(curve) => Pace::resolve(curve, base, phase.duration)
+                    .ok_or(ScheduleError::NoBaseRate { phase: index }),
+                None => base
+                    .map(Pace::Constant)
+                    .ok_or(ScheduleError::NoRate { phase: index }),
             })
-            .collect::<Result<Vec<f64>, _>>()?;
+            .collect::<Result<Vec<Pace>, _>>()?;
         // Resolve every random target before any cut, so a phase's target never depends on
         // where a count or a backfill ends the plan.
         let mut rng = seeded_rng(options.seed, Stream::Schedule, "");
@@ -289,12 +339,17 @@ impl Schedule {
             if end_ms.is_some_and(|end| end <= cursor) {
                 break;
             }
-            let mut events = end_ms.map(|end| events_within(end - cursor, rate));
+            // A ramp of the intensity runs over the events the phase would have uncut.
+            let mix = match (phase.kind, planned_end) {
+                (PhaseKind::Normal, _) | (_, None) => Mix::FULL,
+                (_, Some(end)) => Mix::new(phase.intensity, rate.events_within(end - cursor)),
+            };
+            let mut events = end_ms.map(|end| rate.events_within(end - cursor));
             if let Some(left) = remaining {
                 if events.is_none_or(|n| n > left) {
                     // The count ends the plan inside this phase: it ends just after its last
                     // event, where the next one would have been.
-                    let after_last = offset_ms(left, rate).max(offset_ms(left - 1, rate) + 1);
+                    let after_last = rate.offset_ms(left).max(rate.offset_ms(left - 1) + 1);
                     let cut = cursor.saturating_add(after_last);
                     end_ms = Some(end_ms.map_or(cut, |end| end.min(cut)));
                     events = Some(left);
@@ -308,7 +363,9 @@ impl Schedule {
                 start_ms: cursor,
                 end_ms,
                 rate,
+                mix,
                 events,
+                open_ended: phase.duration.is_none(),
             });
             match planned_end {
                 Some(end) if remaining != Some(0) => cursor = end,
@@ -340,7 +397,8 @@ impl Schedule {
         })
     }
 
-    /// The ground truth: one label per anomaly phase with an end, in phase order.
+    /// The ground truth: one label per phase with an end (every anomaly phase, and every
+    /// normal phase with a duration), in phase order.
     pub fn labels(&self, run_id: &str, instance: &str) -> Vec<Label> {
         self.phases
             .iter()
@@ -402,12 +460,7 @@ impl Iterator for Events {
                 self.next = 0;
                 continue;
             }
-            let event = Event {
-                timestamp_ms: phase.timestamp(self.next),
-                anomaly: phase.anomaly,
-                inject: phase.inject,
-                phase: phase.index,
-            };
+            let event = phase.event(self.next);
             self.next = self.next.saturating_add(1);
             return Some(event);
         }
@@ -429,23 +482,6 @@ impl Iterator for Events {
 }
 
 impl FusedIterator for Events {}
-
-/// Milliseconds from a phase's start to its event `i` at `rate` events/s: `⌊i · 1000 / rate⌋`.
-///
-/// The tiny relative nudge makes products that are whole numbers in decimal (3 events at 0.3/s,
-/// say) land on that whole number despite binary rounding; it is far below a millisecond.
-fn offset_ms(i: u64, rate: f64) -> i64 {
-    let exact = i as f64 * 1000.0 / rate;
-    // `as` saturates for out-of-range floats.
-    (exact * (1.0 + 1e-12)).floor() as i64
-}
-
-/// How many events at `rate` events/s fall in a span of `span_ms`: `⌈rate · span / 1000⌉`,
-/// with the same nudge as [`offset_ms`] in the other direction.
-fn events_within(span_ms: i64, rate: f64) -> u64 {
-    let exact = span_ms as f64 * rate / 1000.0;
-    (exact * (1.0 - 1e-12)).ceil() as u64
-}
 
 #[cfg(test)]
 mod tests;

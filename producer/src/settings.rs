@@ -254,11 +254,7 @@ impl Settings {
                 .map_err(invalid)?
             }
             (None, None, Some(source)) => {
-                let phase = Phase {
-                    kind: PhaseKind::Normal,
-                    duration,
-                    rate: None,
-                };
+                let phase = Phase::new(PhaseKind::Normal, duration);
                 Scenario::sourced(source, source.as_str(), Some(rate), vec![phase])
                     .map_err(invalid)?
             }

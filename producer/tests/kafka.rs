@@ -8,7 +8,7 @@ use std::time::Duration;
 use pipeline::kafka::KafkaConfig;
 use pipeline::telemetry::TelemetryConfig;
 use pipeline::testkit;
-use pipeline::wire::{Label, MonitoredField, RawLog};
+use pipeline::wire::{Label, LabelKind, MonitoredField, RawLog};
 use producer::run::{Summary, now_ms, run};
 use producer::settings::{GeneratorConfig, RawConfig, Settings};
 
@@ -85,14 +85,23 @@ async fn a_scenario_publishes_exactly_its_records_and_labels() {
     let labels = testkit::consume(
         &kafka,
         &kafka.topics.labels,
-        1,
+        3,
         Duration::from_secs(10),
         Duration::from_secs(1),
     )
     .await;
-    assert_eq!(labels.len(), 1, "one label for the one anomaly phase");
-    let label: Label = serde_json::from_str(testkit::payload_text(&labels[0])).expect("a Label");
-    assert_eq!(label, summary.labels[0]);
+    assert_eq!(labels.len(), 3, "one label per phase with an end");
+    let labels: Vec<Label> = labels
+        .iter()
+        .map(|m| serde_json::from_str(testkit::payload_text(m)).expect("a Label"))
+        .collect();
+    assert_eq!(labels, summary.labels, "in phase order");
+    let kinds: Vec<LabelKind> = labels.iter().map(|l| l.kind).collect();
+    assert_eq!(
+        kinds,
+        [LabelKind::Normal, LabelKind::Anomaly, LabelKind::Normal]
+    );
+    let label = labels[1].clone();
     assert_eq!(label.field, MonitoredField::Country.name());
     assert_eq!(
         (label.run_id.as_str(), label.instance.as_str(), label.phase),
@@ -129,7 +138,7 @@ async fn a_scenario_publishes_exactly_its_records_and_labels() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("logwarden_producer_labels_total 1"),
+        metrics.contains("logwarden_producer_labels_total 3"),
         "{metrics}"
     );
 }

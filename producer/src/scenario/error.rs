@@ -47,6 +47,23 @@ pub enum ScenarioError {
         /// The rate given.
         error: InvalidRate,
     },
+    /// A rate curve that would not stay positive, or cannot be laid out (a surge multiple that
+    /// is not positive, a sine that dips to 0, a ramp without the phase's end).
+    #[error("{at}: {problem}")]
+    Traffic {
+        /// Where, with the key (`phases[2]: rate.sine`).
+        at: String,
+        /// What is wrong, and what to write instead.
+        problem: String,
+    },
+    /// An intensity outside 0..=1 (above 0 for a constant one), or one on a normal phase.
+    #[error("{at}: {problem}")]
+    Intensity {
+        /// Where, with the key (`phases[3]: intensity.to`).
+        at: String,
+        /// What is wrong, and what to write instead.
+        problem: String,
+    },
     /// A duration that does not parse or is zero.
     #[error("{at}: {error}")]
     Duration {

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::error::ScenarioError;
 use super::values::parse_duration;
-use super::{Phase, PhaseKind, Scenario};
+use super::{Intensity, Phase, PhaseKind, RateCurve, Scenario};
 
 impl Scenario {
     /// Reads and validates a scenario file (see the module docs for its format). The name
@@ -86,7 +86,8 @@ struct RawPhase {
     normal: Option<Text>,
     anomaly: Option<String>,
     duration: Option<Text>,
-    rate: Option<f64>,
+    rate: Option<RawRate>,
+    intensity: Option<RawIntensity>,
 }
 
 impl RawPhase {
@@ -125,11 +126,188 @@ impl RawPhase {
             (Some(normal), None, None) => (PhaseKind::Normal, duration(normal)?),
             (None, Some(target), Some(text)) => (target_kind(target, at, source)?, duration(text)?),
         };
+        let rate = self.rate.map(|rate| rate.curve(at)).transpose()?;
         Ok(Phase {
             kind,
             duration: Some(duration),
-            rate: self.rate,
+            rate,
+            intensity: self
+                .intensity
+                .map_or(Intensity::FULL, RawIntensity::intensity),
         })
+    }
+}
+
+/// How to write a phase's rate, as shown in error messages.
+const RATE_HELP: &str = "write events per second (`50`), a multiple of the scenario's rate \
+                         (`3x`), a ramp (`{from: 20, to: 60}`) or a cycle (`{sine: {mean: 40, \
+                         amplitude: 20, period: 10m}}`)";
+
+/// A phase's `rate:` as written: a number, a multiple (`3x`), or a curve's map. Which of the
+/// curve's keys go together, and the values' ranges, are checked after parsing, so the errors
+/// name the phase and say what to write.
+#[derive(Debug)]
+enum RawRate {
+    Number(f64),
+    Text(String),
+    Curve(RawCurve),
+}
+
+/// A rate curve's map: `from` and `to` (a ramp), or `sine`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCurve {
+    from: Option<f64>,
+    to: Option<f64>,
+    sine: Option<RawSine>,
+}
+
+/// A sine cycle's keys, all required.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSine {
+    mean: f64,
+    amplitude: f64,
+    period: Text,
+}
+
+impl RawRate {
+    /// The curve it describes; its values are checked with the scenario.
+    fn curve(self, at: &str) -> Result<RateCurve, ScenarioError> {
+        let fail = |problem: String| ScenarioError::Traffic {
+            at: format!("{at}: rate"),
+            problem,
+        };
+        match self {
+            Self::Number(rate) => Ok(RateCurve::Constant(rate)),
+            Self::Text(text) => {
+                let trimmed = text.trim();
+                if let Ok(rate) = trimmed.parse::<f64>() {
+                    return Ok(RateCurve::Constant(rate));
+                }
+                trimmed
+                    .strip_suffix(['x', 'X'])
+                    .and_then(|factor| factor.trim().parse::<f64>().ok())
+                    .map(RateCurve::Times)
+                    .ok_or_else(|| fail(format!("invalid rate `{text}`: {RATE_HELP}")))
+            }
+            Self::Curve(RawCurve {
+                from: Some(from),
+                to: Some(to),
+                sine: None,
+            }) => Ok(RateCurve::Ramp { from, to }),
+            Self::Curve(RawCurve {
+                from: None,
+                to: None,
+                sine: Some(sine),
+            }) => {
+                let period =
+                    parse_duration(&sine.period.0).map_err(|error| ScenarioError::Duration {
+                        at: format!("{at}: rate.sine.period"),
+                        error,
+                    })?;
+                Ok(RateCurve::Sine {
+                    mean: sine.mean,
+                    amplitude: sine.amplitude,
+                    period,
+                })
+            }
+            Self::Curve(RawCurve { sine: Some(_), .. }) => Err(fail(
+                "a rate is a ramp (`{from: 20, to: 60}`) or a cycle (`{sine: {...}}`), not both"
+                    .to_owned(),
+            )),
+            Self::Curve(_) => Err(fail(
+                "a ramp needs both ends: `{from: 20, to: 60}` (events per second at the phase's \
+                 start and end)"
+                    .to_owned(),
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawRate {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawRate;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a rate: {RATE_HELP}")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawRate, E> {
+                Ok(RawRate::Text(v.to_owned()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RawRate, E> {
+                Ok(RawRate::Number(v as f64))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RawRate, E> {
+                Ok(RawRate::Number(v as f64))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<RawRate, E> {
+                Ok(RawRate::Number(v))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawRate, A::Error> {
+                RawCurve::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(RawRate::Curve)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// A phase's `intensity:` as written: a share, or a ramp's map.
+#[derive(Debug)]
+enum RawIntensity {
+    Share(f64),
+    Ramp(RawIntensityRamp),
+}
+
+/// An intensity ramp's keys, both required.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIntensityRamp {
+    from: f64,
+    to: f64,
+}
+
+impl RawIntensity {
+    /// The intensity it describes; its values are checked with the scenario.
+    fn intensity(self) -> Intensity {
+        match self {
+            Self::Share(share) => Intensity::Constant(share),
+            Self::Ramp(RawIntensityRamp { from, to }) => Intensity::Ramp { from, to },
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawIntensity {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawIntensity;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "an intensity: the share of the phase's records that are anomalous, from 0 \
+                     to 1 (`0.05`), or a ramp (`{from: 0, to: 0.3}`)",
+                )
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RawIntensity, E> {
+                Ok(RawIntensity::Share(v as f64))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RawIntensity, E> {
+                Ok(RawIntensity::Share(v as f64))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<RawIntensity, E> {
+                Ok(RawIntensity::Share(v))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<RawIntensity, A::Error> {
+                RawIntensityRamp::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(RawIntensity::Ramp)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
     }
 }
 
@@ -226,26 +404,11 @@ phases:
                 source: None,
                 rate: Some(50.0),
                 phases: vec![
-                    Phase {
-                        kind: PhaseKind::Normal,
-                        duration: minutes(2),
-                        rate: None
-                    },
-                    Phase {
-                        kind: PhaseKind::Anomaly(MonitoredField::Country),
-                        duration: minutes(3),
-                        rate: Some(80.0),
-                    },
-                    Phase {
-                        kind: PhaseKind::Normal,
-                        duration: minutes(1),
-                        rate: None
-                    },
-                    Phase {
-                        kind: PhaseKind::RandomAnomaly,
-                        duration: minutes(1),
-                        rate: None
-                    },
+                    Phase::new(PhaseKind::Normal, minutes(2)),
+                    Phase::new(PhaseKind::Anomaly(MonitoredField::Country), minutes(3))
+                        .with_rate(80.0),
+                    Phase::new(PhaseKind::Normal, minutes(1)),
+                    Phase::new(PhaseKind::RandomAnomaly, minutes(1)),
                 ],
             }
         );
@@ -473,6 +636,154 @@ phases:
     }
 
     #[test]
+    fn the_moving_traffic_example_parses() {
+        let docs = include_str!("../scenario.rs");
+        let start = docs
+            .find("//! name: moving-traffic\n")
+            .expect("has a moving-traffic example");
+        let end = start + docs[start..].find("//! ```\n").expect("closed");
+        let yaml: String = docs[start..end]
+            .lines()
+            .map(|line| line.strip_prefix("//! ").unwrap_or("").to_owned() + "\n")
+            .collect();
+        let scenario = Scenario::from_yaml(&yaml).expect("the documented example is valid");
+        let minutes = |m: u64| Duration::from_secs(60 * m);
+        let rates: Vec<Option<RateCurve>> = scenario.phases.iter().map(|p| p.rate).collect();
+        assert_eq!(
+            rates,
+            [
+                None,
+                Some(RateCurve::times(3.0)),
+                Some(RateCurve::sine(50.0, 25.0, minutes(10))),
+                None,
+                Some(RateCurve::ramp(20.0, 60.0)),
+                None,
+                None,
+            ]
+        );
+        let intensities: Vec<Intensity> = scenario.phases.iter().map(|p| p.intensity).collect();
+        assert_eq!(intensities[3], Intensity::Constant(0.05));
+        assert_eq!(intensities[5], Intensity::ramp(0.0, 0.3));
+        assert_eq!(scenario.duration(), Some(minutes(45)));
+        for (rate, curve) in [
+            ("3X", RateCurve::Times(3.0)),
+            ("' 0.5x '", RateCurve::Times(0.5)),
+            ("'50'", RateCurve::Constant(50.0)),
+        ] {
+            let text = format!("rate: 10\nphases:\n  - normal: 1m\n    rate: {rate}\n");
+            let scenario = Scenario::from_yaml(&text).expect("valid");
+            assert_eq!(scenario.phases[0].rate, Some(curve), "{rate}");
+        }
+    }
+
+    #[test]
+    fn bad_curves_and_intensities_name_the_key_and_the_fix() {
+        let anomaly = |extra: &str| {
+            format!(
+                "rate: 10\nphases:\n  - normal: 1m\n  - anomaly: country\n    duration: 1m\n{extra}"
+            )
+        };
+        let normal = |extra: &str| format!("rate: 10\nphases:\n  - normal: 1m\n{extra}");
+        let cases = [
+            (
+                anomaly("    intensity: -0.1\n"),
+                "phases[1]: intensity: invalid intensity `-0.1`: the share of the phase's records \
+                 drawn with the anomaly's weights is a number above 0 and at most 1, e.g. `0.05`",
+            ),
+            (anomaly("    intensity: 1.5\n"), "invalid intensity `1.5`"),
+            (anomaly("    intensity: 0\n"), "invalid intensity `0`"),
+            (
+                anomaly("    intensity: {from: 0, to: 2}\n"),
+                "phases[1]: intensity.to: invalid intensity `2`: the share of the phase's records \
+                 drawn with the anomaly's weights is a number from 0 to 1",
+            ),
+            (
+                anomaly("    intensity: {from: 0, to: 0}\n"),
+                "phases[1]: intensity: a ramp from 0 to 0 makes no anomalous record: give `to` \
+                 above 0",
+            ),
+            (anomaly("    intensity: {from: 0}\n"), "missing field `to`"),
+            (
+                anomaly("    intensity: {from: 0, to: 1, by: 2}\n"),
+                "unknown field `by`",
+            ),
+            (
+                anomaly("    intensity: high\n"),
+                "an intensity: the share of the phase's records",
+            ),
+            (
+                normal("    intensity: 0.05\n"),
+                "phases[0]: intensity: a normal phase has no intensity: give it to an anomaly phase",
+            ),
+            (
+                normal("    intensty: 0.05\n"),
+                "unknown field `intensty`, expected one of",
+            ),
+            (
+                normal("    rate: {sine: {mean: 10, amplitude: 20, period: 1m}}\n"),
+                "phases[0]: rate.sine: the rate would fall to 10 - 20 = -10/s at the cycle's \
+                 trough, and a rate must stay above 0: make `amplitude` smaller than `mean` \
+                 (below 10), or raise `mean` above 20",
+            ),
+            (
+                normal("    rate: {sine: {mean: 10, amplitude: 10, period: 1m}}\n"),
+                "rate.sine: the rate would fall to 10 - 10 = 0/s",
+            ),
+            (
+                normal("    rate: {sine: {mean: 10, amplitude: -1, period: 1m}}\n"),
+                "phases[0]: rate.sine.amplitude: invalid amplitude `-1`",
+            ),
+            (
+                normal("    rate: {sine: {mean: -10, amplitude: 1, period: 1m}}\n"),
+                "phases[0]: rate.sine.mean: invalid rate `-10`",
+            ),
+            (
+                normal("    rate: {sine: {mean: 10, amplitude: 1, period: 10}}\n"),
+                "phases[0]: rate.sine.period: invalid duration `10`: time unit needed",
+            ),
+            (
+                normal("    rate: {sine: {mean: 10, period: 1m}}\n"),
+                "missing field `amplitude`",
+            ),
+            (
+                normal("    rate: {sine: {mean: 10, amplitude: 1, period: 1m, phase: 2}}\n"),
+                "unknown field `phase`",
+            ),
+            (
+                normal("    rate: {from: 1, too: 2}\n"),
+                "unknown field `too`",
+            ),
+            (
+                normal("    rate: {from: 1}\n"),
+                "phases[0]: rate: a ramp needs both ends: `{from: 20, to: 60}`",
+            ),
+            (
+                normal("    rate: {from: 1, to: 2, sine: {mean: 1, amplitude: 0, period: 1m}}\n"),
+                "not both",
+            ),
+            (
+                normal("    rate: {from: -5, to: 2}\n"),
+                "phases[0]: rate.from: invalid rate `-5`: the rate must be a number of events \
+                 per second greater than 0",
+            ),
+            (
+                normal("    rate: 0x\n"),
+                "phases[0]: rate: invalid multiple `0x`: a surge is a multiple of the scenario's \
+                 rate greater than 0, e.g. `3x`",
+            ),
+            (
+                normal("    rate: fast\n"),
+                "phases[0]: rate: invalid rate `fast`: write events per second (`50`), a multiple \
+                 of the scenario's rate (`3x`), a ramp (`{from: 20, to: 60}`) or a cycle",
+            ),
+        ];
+        for (text, says) in cases {
+            let message = error(&text);
+            assert!(message.contains(says), "{text}\n{message}\nlacks: {says}");
+        }
+    }
+
+    #[test]
     fn files_are_read_and_named_after_their_stem() {
         let path = std::env::temp_dir().join(format!("logwarden-{}-demo.yaml", std::process::id()));
         std::fs::write(&path, "rate: 5\nphases:\n  - normal: 1s\n").expect("writes");
@@ -496,10 +807,12 @@ phases:
         #[test]
         fn parsing_arbitrary_values_in_a_scenario_never_panics(
             value in "[ -~]{0,20}",
-            key in prop::sample::select(vec!["normal", "anomaly", "duration", "rate", "name"]),
+            key in prop::sample::select(vec!["normal", "anomaly", "duration", "rate", "name", "intensity"]),
         ) {
             let text = format!("rate: 1\nphases:\n  - normal: 1m\n  - {key}: {value}\n");
             let _ = Scenario::from_yaml(&text);
+            let curve = format!("rate: 1\nphases:\n  - anomaly: country\n    duration: 1m\n    {key}: {{from: {value}, to: 1}}\n");
+            let _ = Scenario::from_yaml(&curve);
         }
     }
 }

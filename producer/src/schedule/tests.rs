@@ -1,7 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::scenario::Phase;
+use crate::scenario::{Intensity, Phase, RateCurve};
 
 const T0: i64 = 1_700_000_000_000;
 const MINUTE: Duration = Duration::from_secs(60);
@@ -18,6 +18,15 @@ fn example() -> Scenario {
         ],
     )
     .expect("valid")
+}
+
+/// The labels of `schedule`'s anomaly phases (normal phases have theirs too).
+fn anomaly_labels(schedule: &Schedule) -> Vec<Label> {
+    schedule
+        .labels("r", "i")
+        .into_iter()
+        .filter(|label| label.kind == LabelKind::Anomaly)
+        .collect()
 }
 
 fn options() -> Options {
@@ -45,17 +54,22 @@ fn check_events(schedule: &Schedule) -> Vec<Event> {
             phase.index
         );
         let end = phase.end_ms.expect("finite");
-        for event in &mine {
+        for (i, event) in mine.iter().enumerate() {
             assert!((phase.start_ms..end).contains(&event.timestamp_ms));
-            assert_eq!(event.anomaly, phase.anomaly);
+            assert_eq!(**event, phase.event(i as u64));
+            if phase.mix.is_full() {
+                assert_eq!(event.anomaly, phase.anomaly);
+            }
         }
         assert_eq!(mine.first().map(|e| e.timestamp_ms), Some(phase.start_ms));
-        let spacing = 1000.0 / phase.rate;
         for pair in mine.windows(2) {
+            // The gap is one over the rate between the two events, within a millisecond.
+            let offset = (pair[0].timestamp_ms - phase.start_ms) as f64 / 1000.0;
+            let spacing = 1000.0 / phase.rate.rate_at(offset);
             let gap = (pair[1].timestamp_ms - pair[0].timestamp_ms) as f64;
             assert!(
-                (gap - spacing).abs() < 1.0,
-                "gap {gap} at {} /s",
+                (gap - spacing).abs() < 1.0 + spacing * 0.05,
+                "gap {gap} at {:?}",
                 phase.rate
             );
         }
@@ -106,9 +120,39 @@ fn fractional_rates_and_durations_round_up_to_the_events_inside_the_span() {
 }
 
 #[test]
-fn labels_span_exactly_the_anomaly_phases() {
+fn labels_span_exactly_the_phases() {
     let schedule = Schedule::live(&example(), T0, &options()).expect("valid");
-    let labels = schedule.labels("run-7", "producer-1");
+    let all = schedule.labels("run-7", "producer-1");
+    let kinds: Vec<(usize, LabelKind, &str)> = all
+        .iter()
+        .map(|l| (l.phase, l.kind, l.field.as_str()))
+        .collect();
+    assert_eq!(
+        kinds[..3],
+        [
+            (0, LabelKind::Normal, ""),
+            (1, LabelKind::Anomaly, "country"),
+            (2, LabelKind::Normal, "")
+        ]
+    );
+    assert_eq!(
+        all[0],
+        Label {
+            run_id: "run-7".into(),
+            instance: "producer-1".into(),
+            phase: 0,
+            field: String::new(),
+            start_ms: T0,
+            end_ms: T0 + 120_000,
+            kind: LabelKind::Normal,
+            intensity: None,
+            traffic: None,
+        }
+    );
+    let labels: Vec<Label> = all
+        .into_iter()
+        .filter(|l| l.kind == LabelKind::Anomaly)
+        .collect();
     assert_eq!(labels.len(), 2);
     assert_eq!(
         labels[0],
@@ -164,7 +208,16 @@ fn a_count_stops_the_plan_and_cuts_the_label() {
     // 1,000 events at 80/s take 12.5 s: the cut phase ends where event 1,001 would be.
     assert_eq!(schedule.phases()[1].end_ms, Some(T0 + 120_000 + 12_500));
     let labels = schedule.labels("r", "i");
-    assert_eq!((labels.len(), labels[0].end_ms), (1, T0 + 132_500));
+    assert_eq!(
+        labels
+            .iter()
+            .map(|l| (l.kind, l.end_ms))
+            .collect::<Vec<_>>(),
+        [
+            (LabelKind::Normal, T0 + 120_000),
+            (LabelKind::Anomaly, T0 + 132_500)
+        ]
+    );
     assert_eq!(check_events(&schedule).len(), 7_000);
 
     let open = Scenario::normal(10.0, None).expect("valid");
@@ -216,7 +269,7 @@ fn a_scenario_backfill_is_laid_over_the_past_with_its_labels() {
         .expect("valid");
     assert_eq!(schedule.start_ms(), Some(now - 400_000));
     assert_eq!(schedule.end_ms(), Some(now));
-    let labels = schedule.labels("r", "i");
+    let labels = anomaly_labels(&schedule);
     assert_eq!(labels[1].end_ms, now);
     assert_eq!(check_events(&schedule).last().map(|e| e.phase), Some(3));
 }
@@ -302,7 +355,19 @@ fn label_until_cuts_a_stopped_phase() {
     let label = phase.label_until("r", "i", T0 + 200_000).expect("started");
     assert_eq!((label.start_ms, label.end_ms), (T0 + 120_000, T0 + 200_000));
     assert_eq!(phase.label_until("r", "i", T0 + 100_000), None);
-    assert_eq!(schedule.phases()[0].label("r", "i"), None);
+    let normal = schedule.phases()[0]
+        .label("r", "i")
+        .expect("a normal phase with an end");
+    assert_eq!(normal.kind, LabelKind::Normal);
+    // An open-ended normal phase has none, even when a count cuts it.
+    let open = Scenario::normal(10.0, None).expect("valid");
+    let options = Options {
+        count: Some(25),
+        ..options()
+    };
+    let cut = Schedule::live(&open, T0, &options).expect("valid");
+    assert_eq!(cut.phases()[0].label("r", "i"), None);
+    assert_eq!(cut.phases()[0].label_until("r", "i", T0 + 1_000), None);
 }
 
 proptest! {
@@ -343,7 +408,7 @@ fn a_source_phase_is_labelled_with_its_indicator() {
     )
     .expect("valid");
     let schedule = Schedule::live(&scenario, T0, &options()).expect("valid");
-    let labels = schedule.labels("run-7", "producer-1");
+    let labels = anomaly_labels(&schedule);
     assert_eq!(labels.len(), 1);
     assert_eq!(labels[0].field, "syslog_auth_failure");
     assert_eq!(
@@ -353,4 +418,246 @@ fn a_source_phase_is_labelled_with_its_indicator() {
     let injected: Vec<_> = schedule.events().filter_map(|e| e.inject).collect();
     assert_eq!(injected, ["syslog_auth_failure"; 120]);
     assert!(schedule.events().all(|e| e.anomaly.is_none()));
+}
+
+/// FNV-1a, 64 bits: a fingerprint that stays the same across Rust releases (unlike `std`'s
+/// hasher), for comparing output with what an earlier version produced.
+fn fnv1a(bytes: &[u8], hash: u64) -> u64 {
+    bytes.iter().fold(hash, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+#[test]
+fn an_existing_scenario_makes_the_same_records_as_before() {
+    // The documented example at 5/s (2,640 records over its 7 minutes), seed 42: the
+    // fingerprint of every record's JSON and every label, taken before rate curves and
+    // intensities existed. A scenario without them must not change by a byte.
+    let scenario = Scenario::from_yaml(
+        "rate: 5\nphases:\n  - normal: 2m\n  - anomaly: country\n    duration: 3m\n    rate: 8\n  \
+         - normal: 1m\n  - anomaly: random\n    duration: 1m\n",
+    )
+    .expect("valid");
+    let schedule = Schedule::live(&scenario, T0, &options()).expect("valid");
+    let mut generator =
+        crate::generate::Generator::new(42, "producer-0", "run-1").expect("valid instance");
+    let mut hash = 0xcbf2_9ce4_8422_2325;
+    let mut records = 0;
+    for event in &schedule {
+        let record = serde_json::to_vec(&generator.record(&event)).expect("serializes");
+        hash = fnv1a(&record, hash);
+        records += 1;
+    }
+    for label in schedule.labels("run-1", "producer-0") {
+        if label.kind == LabelKind::Anomaly {
+            hash = fnv1a(&serde_json::to_vec(&label).expect("serializes"), hash);
+        }
+    }
+    assert_eq!(records, 2_640);
+    assert_eq!(hash, 9_671_046_758_978_666_045);
+}
+
+#[test]
+fn moving_rates_place_events_where_their_integral_reaches_each_one() {
+    let ten_s = Duration::from_secs(10);
+    // (curve, events in 10 s at a scenario rate of 50/s, the first three and the last offsets
+    // in ms, events in the first half)
+    let cases = [
+        // 10→30/s: (10 + 30) / 2 · 10 s; event i at 2i / (10 + √(100 + 4i)) s.
+        (RateCurve::ramp(10.0, 30.0), 200, [0, 99, 196], 9_966, 75),
+        // 30→10/s: 30t − t² = i, so i = 199 at (30 − √104) / 2 s.
+        (RateCurve::ramp(30.0, 10.0), 200, [0, 33, 66], 9_900, 125),
+        // One whole period: 40 · 10 events; the rising half holds 200 + 200/π · 2 of them.
+        (
+            RateCurve::sine(40.0, 20.0, ten_s),
+            400,
+            [0, 24, 49],
+            // A 40th of a second before the end, less a little: the rate is just below 40/s.
+            9_974,
+            264,
+        ),
+        // 3 · 50/s, the constant formula: ⌊i · 1000 / 150⌋.
+        (RateCurve::times(3.0), 1_500, [0, 6, 13], 9_993, 750),
+        (RateCurve::Constant(50.0), 500, [0, 20, 40], 9_980, 250),
+    ];
+    for (curve, count, first, last, first_half) in cases {
+        let scenario = Scenario::new("r", Some(50.0), vec![Phase::normal(ten_s).with_rate(curve)])
+            .expect("valid");
+        let schedule = Schedule::live(&scenario, T0, &options()).expect("valid");
+        let offsets: Vec<i64> = check_events(&schedule)
+            .iter()
+            .map(|e| e.timestamp_ms - T0)
+            .collect();
+        assert_eq!(offsets.len(), count, "{curve}");
+        assert_eq!(offsets[..3], first, "{curve}");
+        assert_eq!(offsets.last(), Some(&last), "{curve}");
+        let half = offsets.iter().filter(|&&ms| ms < 5_000).count();
+        assert_eq!(half, first_half, "{curve}");
+    }
+}
+
+#[test]
+fn a_count_cuts_a_ramp_where_its_next_event_would_be() {
+    let scenario = Scenario::new(
+        "r",
+        None,
+        vec![Phase::normal(Duration::from_secs(10)).with_rate(RateCurve::ramp(10.0, 30.0))],
+    )
+    .expect("valid");
+    let options = Options {
+        count: Some(100),
+        ..options()
+    };
+    let schedule = Schedule::live(&scenario, T0, &options).expect("valid");
+    // Event 100 of the ramp is at 200 / (10 + √500) s = 6.18 s.
+    assert_eq!(schedule.end_ms(), Some(T0 + 6_180));
+    assert_eq!(check_events(&schedule).len(), 100);
+}
+
+#[test]
+fn a_subtle_anomaly_marks_exactly_its_share_and_a_ramp_rises() {
+    let five = 5 * MINUTE;
+    let scenario = Scenario::new(
+        "subtle",
+        Some(50.0),
+        vec![
+            Phase::anomaly(MonitoredField::Country, five).with_intensity(0.05),
+            Phase::anomaly(MonitoredField::HttpStatus, five)
+                .with_intensity(Intensity::ramp(0.0, 0.3)),
+        ],
+    )
+    .expect("valid");
+    let schedule = Schedule::live(&scenario, T0, &options()).expect("valid");
+    let events = check_events(&schedule);
+    let marked = |phase: usize| -> Vec<usize> {
+        events
+            .iter()
+            .filter(|e| e.phase == phase)
+            .enumerate()
+            .filter(|(_, e)| e.anomaly.is_some())
+            .map(|(i, _)| i)
+            .collect()
+    };
+    // ⌊15,000 · 0.05⌋, evenly: every 20th event from the 20th.
+    let country = marked(0);
+    assert_eq!(country.len(), 750);
+    assert_eq!(country[..3], [19, 39, 59]);
+    assert!(
+        events
+            .iter()
+            .filter(|e| e.phase == 0)
+            .all(|e| e.anomaly.is_none_or(|f| f == MonitoredField::Country))
+    );
+    // ⌊15,000 · 0.15⌋, rising minute by minute.
+    let status = marked(1);
+    assert_eq!(status.len(), 2_250);
+    let per_minute: Vec<usize> = (0..5)
+        .map(|m| status.iter().filter(|&&i| i / 3_000 == m).count())
+        .collect();
+    assert_eq!(per_minute, [90, 270, 450, 630, 810]);
+
+    // The same seed gives the same records; the unmarked ones are normal records.
+    let mut generator =
+        crate::generate::Generator::new(42, "producer-0", "run-1").expect("valid instance");
+    let unknown = events
+        .iter()
+        .filter(|e| e.phase == 0)
+        .map(|e| generator.record(e))
+        .filter(|r| !["US", "UK", "IN"].contains(&r.http_request.country.as_str()))
+        .count();
+    // About 750 · 8/8.2 from the anomaly's weights and 14,250 · 0.004 from the normal ones.
+    assert!(
+        (700..=880).contains(&unknown),
+        "{unknown} unknown countries"
+    );
+}
+
+#[test]
+fn every_phase_is_labelled_with_its_intensity_and_traffic() {
+    let scenario = Scenario::from_yaml(include_str!("../../scenarios/surge-and-subtle.yaml"))
+        .expect("the shipped example is valid");
+    let schedule = Schedule::live(&scenario, T0, &options()).expect("valid");
+    assert_eq!(
+        schedule
+            .phases()
+            .iter()
+            .map(|p| p.events)
+            .collect::<Vec<_>>(),
+        [30_000, 45_000, 30_000, 15_000, 15_000, 15_000, 15_000].map(Some)
+    );
+    let labels = schedule.labels("run-7", "producer-1");
+    /// A label's kind, field, intensity, traffic and length in minutes.
+    type Seen<'a> = (LabelKind, &'a str, Option<f64>, Option<&'a str>, i64);
+    let seen: Vec<Seen> = labels
+        .iter()
+        .map(|l| {
+            let minutes = (l.end_ms - l.start_ms) / 60_000;
+            (
+                l.kind,
+                l.field.as_str(),
+                l.intensity,
+                l.traffic.as_deref(),
+                minutes,
+            )
+        })
+        .collect();
+    let normal = LabelKind::Normal;
+    let anomaly = LabelKind::Anomaly;
+    assert_eq!(
+        seen,
+        [
+            (normal, "", None, None, 10),
+            (normal, "", None, Some("3x surge"), 5),
+            (normal, "", None, Some("sine 50±25/s over 10m"), 10),
+            (anomaly, "country", Some(0.05), None, 5),
+            (normal, "", None, None, 5),
+            (anomaly, "httpStatus", Some(0.3), None, 5),
+            (normal, "", None, None, 5),
+        ]
+    );
+    assert!(labels.windows(2).all(|w| w[0].end_ms == w[1].start_ms));
+    let anomalous = schedule.events().filter(|e| e.anomaly.is_some()).count();
+    assert_eq!(anomalous, 750 + 2_250);
+
+    // On the wire: the keys appear only when they say something.
+    let json = |label: &Label| serde_json::to_string(label).expect("serializes");
+    assert!(json(&labels[1]).contains(r#""kind":"normal","traffic":"3x surge""#));
+    assert!(json(&labels[3]).contains(r#""intensity":0.05"#));
+    assert!(!json(&labels[3]).contains("kind") && !json(&labels[3]).contains("traffic"));
+    let ramp = Scenario::new(
+        "ramp",
+        None,
+        vec![Phase::anomaly(MonitoredField::Action, MINUTE).with_rate(RateCurve::ramp(20.0, 60.0))],
+    )
+    .expect("valid");
+    let label = &Schedule::live(&ramp, T0, &options())
+        .expect("valid")
+        .labels("r", "i")[0];
+    assert_eq!(
+        (label.kind, label.intensity, label.traffic.as_deref()),
+        (anomaly, None, Some("ramp 20→60/s"))
+    );
+}
+
+#[test]
+fn a_surge_needs_a_rate_to_multiply() {
+    let scenario = Scenario::new(
+        "s",
+        None,
+        vec![Phase::normal(MINUTE).with_rate(RateCurve::times(3.0))],
+    )
+    .expect("valid");
+    let error = Schedule::live(&scenario, T0, &options()).expect_err("no base rate");
+    assert!(
+        error
+            .to_string()
+            .contains("phases[0]'s rate is a multiple of the scenario's rate"),
+        "{error}"
+    );
+    let options = Options {
+        default_rate: Some(10.0),
+        ..options()
+    };
+    let schedule = Schedule::live(&scenario, T0, &options).expect("the default multiplies");
+    assert_eq!(schedule.total_events(), Some(1_800));
 }
