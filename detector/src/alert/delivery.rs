@@ -403,6 +403,39 @@ mod tests {
     }
 
     #[test]
+    fn a_delivery_becomes_a_record_and_a_failed_attempt_does_not() {
+        let mut outcome = Outcome {
+            key: "k1".into(),
+            channel: "hook".into(),
+            failed_attempts: None,
+            monitor: "UNK_country-Monitor".into(),
+            detector: "country-anomaly-detector".into(),
+            kind: crate::alert::Kind::Alert,
+            error: None,
+            episode_start: 60_000,
+            interval: (60_000, 120_000),
+            at: 125_000,
+        };
+        assert_eq!(
+            outcome.record(),
+            Some(AlertDoc {
+                key: "k1".into(),
+                channel: "hook".into(),
+                monitor: "UNK_country-Monitor".into(),
+                detector: "country-anomaly-detector".into(),
+                kind: "alert".into(),
+                episode_start: 60_000,
+                interval_start: 60_000,
+                interval_end: 120_000,
+                delivered_at: 125_000,
+            })
+        );
+        assert_eq!(outcome.record().map(|r| r.id()).as_deref(), Some("k1-hook"));
+        outcome.failed_attempts = Some(1);
+        assert_eq!(outcome.record(), None);
+    }
+
+    #[test]
     fn a_recovery_waits_for_its_alert_and_other_monitors_do_not()
     -> Result<(), Box<dyn std::error::Error>> {
         let mut monitors = Monitors::new(&Spec::default_spec()?);
