@@ -12,9 +12,11 @@
 //! - [`checkpoints`]: the one checkpoint document, saved atomically and fenced by the holder.
 //! - [`dedupe`]: event ids seen per open event-time bucket, so a replayed record counts once.
 //! - [`alert`]: monitors and episodes (pure), the outbox of notifications (pure, checkpointed),
-//!   and one delivery worker per channel (webhook, Slack, e-mail).
-//! - [`evaluate`]: precision, recall and time to detect against the producer's labels; and
-//!   historical analysis of a past range.
+//!   one delivery worker per channel (webhook, Slack, e-mail), and the record of deliveries in
+//!   the alerts index.
+//! - [`evaluate`]: precision, recall, false alerts per hour of normal traffic and time to detect
+//!   (to the interval's end and to the alert's delivery) against the producer's labels, as a
+//!   table, Markdown or HTML; and historical analysis of a past range.
 //! - [`lease`]: one active replica at a time (a lease document with optimistic concurrency).
 //! - [`page`]: the live page on the telemetry port (recent intervals, episodes, alerts, lease).
 //! - [`settings`], [`service`]: the Kafka service.

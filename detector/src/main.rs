@@ -3,8 +3,10 @@
 //! - `logwarden-detector [run]`: the service (`enriched` → results index, `anomalies`, alerts).
 //! - `logwarden-detector check --spec FILE`: validates a detection spec and summarises it.
 //! - `logwarden-detector spec`: prints the default spec (the seed's five detectors).
-//! - `logwarden-detector evaluate [--run-id RUN]`: precision, recall and time to detect per
-//!   detector, from the `labels` topic and the results index.
+//! - `logwarden-detector evaluate [--run-id RUN] [--report FILE]`: precision, recall, time to
+//!   detect (to the interval's end and to the alert's delivery) and false alerts per hour of
+//!   normal traffic, per detector, from the `labels` topic, the results index and the alerts
+//!   index; `--report` also writes it as Markdown (`.md`) or a self-contained page (`.html`).
 //! - `logwarden-detector historical --from T --to T`: scores a past range; results are marked
 //!   historical and never alert.
 
@@ -52,6 +54,10 @@ enum Command {
         /// Only the labels of this producer run.
         #[arg(long)]
         run_id: Option<String>,
+        /// Also write the report (run, span, detectors, phases) to this file: Markdown when it
+        /// ends in `.md`, a self-contained HTML page when it ends in `.html`.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
     },
     /// Score a past range from OpenSearch (results marked historical: no alerts).
     Historical {
@@ -77,7 +83,11 @@ async fn main() -> ExitCode {
             print!("{DEFAULT_SPEC}");
             Ok(())
         }
-        Command::Evaluate { config, run_id } => evaluate(config, run_id.as_deref()).await,
+        Command::Evaluate {
+            config,
+            run_id,
+            report,
+        } => evaluate(config, run_id.as_deref(), report.as_deref()).await,
         Command::Historical { config, from, to } => historical(config, &from, &to).await,
     };
     match result {
@@ -138,11 +148,25 @@ fn offline_settings(config: Option<PathBuf>) -> anyhow::Result<(Settings, opense
     Ok((settings, client))
 }
 
-async fn evaluate(config: Option<PathBuf>, run: Option<&str>) -> anyhow::Result<()> {
+async fn evaluate(
+    config: Option<PathBuf>,
+    run: Option<&str>,
+    report: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    // Checked before the labels are read: a wrong name fails at once.
+    let format = report
+        .map(detector::evaluate::Format::of)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let (settings, client) = offline_settings(config)?;
-    let scores =
+    let evaluation =
         detector::evaluate::evaluate(&settings.spec, &settings.kafka, &client, run).await?;
-    print!("{}", detector::evaluate::table(&scores));
+    print!("{}", detector::evaluate::table(&evaluation.scores));
+    if let (Some(path), Some(format)) = (report, format) {
+        std::fs::write(path, detector::evaluate::render(&evaluation, format))
+            .with_context(|| format!("writing the report to {}", path.display()))?;
+        println!("report: {}", path.display());
+    }
     Ok(())
 }
 

@@ -516,6 +516,34 @@ pub fn results_template(index: &str) -> Value {
     })
 }
 
+/// The alerts index: one [`crate::wire::AlertDoc`] per notification delivered on a channel. The
+/// detector writes it (and creates this template unless one exists); `evaluate` reads it.
+pub fn alerts_template(index: &str) -> Value {
+    let date = json!({ "type": "date", "format": "strict_date_time||epoch_millis" });
+    json!({
+        "index_patterns": [index],
+        "priority": 100,
+        "_meta": { OWNER_META: OWNER },
+        "template": {
+            "settings": { "index": { "number_of_shards": 1, "auto_expand_replicas": "0-1" } },
+            "mappings": {
+                "dynamic": false,
+                "properties": {
+                    "key": { "type": "keyword" },
+                    "channel": { "type": "keyword" },
+                    "monitor": { "type": "keyword" },
+                    "detector": { "type": "keyword" },
+                    "kind": { "type": "keyword" },
+                    "episode_start": date,
+                    "interval_start": date,
+                    "interval_end": date,
+                    "delivered_at": date
+                }
+            }
+        }
+    })
+}
+
 /// `Ok` for a success status, else OpenSearch's reason.
 pub async fn check(
     response: opensearch::http::response::Response,

@@ -50,6 +50,11 @@ pub struct Spec {
     /// The index model checkpoints are written to.
     #[serde(default = "default_checkpoints")]
     pub checkpoints: String,
+    /// The index each delivered notification is recorded in ([`crate::wire::AlertDoc`]: which
+    /// monitor and detector, which episode, which channel, when it was delivered), so that
+    /// `logwarden-detector evaluate` can measure the time to an alert's delivery.
+    #[serde(default = "default_alerts")]
+    pub alerts: String,
     /// The detectors.
     pub detectors: Vec<DetectorSpec>,
     /// The monitors: conditions on results, and whom to tell.
@@ -158,6 +163,9 @@ fn default_events() -> String {
 }
 fn default_results() -> String {
     "logwarden-anomaly-results".to_owned()
+}
+fn default_alerts() -> String {
+    "logwarden-alerts".to_owned()
 }
 fn default_checkpoints() -> String {
     "logwarden-detector-checkpoints".to_owned()

@@ -10,6 +10,8 @@
 //!   the detector's name; the same document the detector writes to its results index (every
 //!   interval, anomalous or not, with [`ResultDoc::id`] as `_id`). Its field names follow
 //!   OpenSearch's anomaly-detection plugin, so the same monitors and queries read both.
+//! - The detector's alerts index: [`AlertDoc`], one document per notification delivered on a
+//!   channel, with [`AlertDoc::id`] as `_id`.
 //! - `raw` records written by `logwarden-ingest` carry their [`Source`] in the
 //!   [`SOURCE_HEADER`] (`logwarden-source: waf|cloudtrail|syslog|cloudwatch|splunk|ndjson`).
 
@@ -257,6 +259,40 @@ impl ResultDoc {
             Some(task) => format!("{task}-{}-{}", self.detector_id, self.data_start_time),
             None => format!("{}-{}", self.detector_id, self.data_start_time),
         }
+    }
+}
+
+/// One notification delivered on one channel: what the detector records in its alerts index
+/// (`alerts` in the spec) when a channel accepts a notification, so the time from an anomaly to
+/// the alert people received can be measured afterwards (`logwarden-detector evaluate`).
+/// Best-effort: a record that cannot be written is logged and not retried.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertDoc {
+    /// The notification's idempotency key (the same on every channel).
+    pub key: String,
+    /// The channel that accepted it.
+    pub channel: String,
+    /// The monitor that sent it.
+    pub monitor: String,
+    /// The detector whose result caused it.
+    pub detector: String,
+    /// `alert`, `renotify` or `recovery`.
+    pub kind: String,
+    /// The episode's first interval's start, epoch ms (event time).
+    pub episode_start: i64,
+    /// The interval that caused the notification, epoch ms (event time).
+    pub interval_start: i64,
+    /// That interval's end, epoch ms (event time).
+    pub interval_end: i64,
+    /// When the channel accepted it, epoch ms (the detector's clock).
+    pub delivered_at: i64,
+}
+
+impl AlertDoc {
+    /// The document id: one per notification and channel. Written with `create`, so the first
+    /// delivery's time stays when a restart delivers the same notification again.
+    pub fn id(&self) -> String {
+        format!("{}-{}", self.key, self.channel)
     }
 }
 

@@ -23,6 +23,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use pipeline::wire::AlertDoc;
 use serde_json::Value;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::task::JoinSet;
@@ -32,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use super::channels::Target;
 use super::monitors::Monitors;
 use super::outbox::{Entry, Recorded};
+use super::record::DeliveryLog;
 use crate::spec::Spec;
 use crate::store::ResultDoc;
 
@@ -74,6 +76,30 @@ pub struct Outcome {
     pub kind: super::Kind,
     /// The failed attempt's error.
     pub error: Option<String>,
+    /// The notification's episode start and interval `[start, end)`, epoch ms (event time): for
+    /// the record of deliveries ([`super::DeliveryLog`]).
+    pub episode_start: i64,
+    /// The interval that caused the notification.
+    pub interval: (i64, i64),
+    /// When the attempt ended, epoch ms (the detector's clock): a delivery's time.
+    pub at: i64,
+}
+
+impl Outcome {
+    /// The record of this delivery for the alerts index; `None` for a failed attempt.
+    pub fn record(&self) -> Option<AlertDoc> {
+        self.failed_attempts.is_none().then(|| AlertDoc {
+            key: self.key.clone(),
+            channel: self.channel.clone(),
+            monitor: self.monitor.clone(),
+            detector: self.detector.clone(),
+            kind: self.kind.name().to_owned(),
+            episode_start: self.episode_start,
+            interval_start: self.interval.0,
+            interval_end: self.interval.1,
+            delivered_at: self.at,
+        })
+    }
 }
 
 /// What the loop tells a worker.
@@ -95,6 +121,8 @@ pub struct Alerting {
     tasks: JoinSet<()>,
     stop: CancellationToken,
     metrics: DeliveryMetrics,
+    /// Where each delivery is recorded (best-effort), when the service gave one.
+    log: Option<DeliveryLog>,
 }
 
 impl Alerting {
@@ -143,6 +171,7 @@ impl Alerting {
             tasks,
             stop,
             metrics,
+            log: None,
         };
         let pending: Vec<Entry> = alerting.monitors.outbox().pending().cloned().collect();
         if !pending.is_empty() {
@@ -156,6 +185,13 @@ impl Alerting {
             dropped: Vec::new(),
         });
         alerting
+    }
+
+    /// Records every delivery settled from now on in `log` (see [`DeliveryLog`]).
+    #[must_use]
+    pub fn with_log(mut self, log: DeliveryLog) -> Self {
+        self.log = Some(log);
+        self
     }
 
     /// The monitors and their outbox, to checkpoint.
@@ -215,6 +251,10 @@ impl Alerting {
                 false
             }
         };
+        // Recorded once per settled delivery (a duplicate outcome is not pending any more).
+        if delivered && let (Some(log), Some(record)) = (&self.log, outcome.record()) {
+            log.record(record);
+        }
         self.update_pending();
         delivered
     }
@@ -239,10 +279,14 @@ impl Alerting {
         }
     }
 
-    /// Stops the workers (an attempt in flight is abandoned: its entry stays pending).
+    /// Stops the workers (an attempt in flight is abandoned: its entry stays pending), then
+    /// gives the record of deliveries [`super::record::CLOSE_DEADLINE`] to write what it holds.
     pub async fn stop(mut self) {
         self.stop.cancel();
         while self.tasks.join_next().await.is_some() {}
+        if let Some(log) = self.log.take() {
+            log.close().await;
+        }
     }
 }
 
@@ -297,12 +341,14 @@ async fn worker(
                 let queued = &mut queue[i];
                 let (key, monitor) = (queued.entry.key().to_owned(), queued.entry.notification.monitor.clone());
                 let (detector, kind) = (queued.entry.notification.detector.clone(), queued.entry.notification.kind);
+                let n = &queued.entry.notification;
+                let (episode_start, interval, at) = (n.episode_start, (n.interval_start, n.interval_end), chrono::Utc::now().timestamp_millis());
                 match result {
                     Ok(()) => {
                         metrics.sent.with_label_values(&[&channel]).inc();
                         tracing::info!(%channel, %monitor, %key, ?kind, "Alert delivered.");
                         queue.remove(i);
-                        let _ = outcomes.send(Outcome { key, channel: channel.clone(), failed_attempts: None, monitor, detector, kind, error: None });
+                        let _ = outcomes.send(Outcome { key, channel: channel.clone(), failed_attempts: None, monitor, detector, kind, error: None, episode_start, interval, at });
                     }
                     Err(err) => {
                         metrics.failed.with_label_values(&[&channel]).inc();
@@ -311,7 +357,7 @@ async fn worker(
                         let delay = backoff.delay(queued.tries, &mut rand::rng());
                         queued.due = Instant::now() + delay;
                         tracing::warn!(%channel, %monitor, %key, attempt = queued.entry.attempts, retry_in = ?delay, %err, "Alert delivery failed; retrying.");
-                        let _ = outcomes.send(Outcome { key, channel: channel.clone(), failed_attempts: Some(queued.entry.attempts), monitor, detector, kind, error: Some(err) });
+                        let _ = outcomes.send(Outcome { key, channel: channel.clone(), failed_attempts: Some(queued.entry.attempts), monitor, detector, kind, error: Some(err), episode_start, interval, at });
                     }
                 }
             }
@@ -354,6 +400,39 @@ mod tests {
             tries: 0,
             due: Instant::now() + Duration::from_secs(due_in),
         }
+    }
+
+    #[test]
+    fn a_delivery_becomes_a_record_and_a_failed_attempt_does_not() {
+        let mut outcome = Outcome {
+            key: "k1".into(),
+            channel: "hook".into(),
+            failed_attempts: None,
+            monitor: "UNK_country-Monitor".into(),
+            detector: "country-anomaly-detector".into(),
+            kind: crate::alert::Kind::Alert,
+            error: None,
+            episode_start: 60_000,
+            interval: (60_000, 120_000),
+            at: 125_000,
+        };
+        assert_eq!(
+            outcome.record(),
+            Some(AlertDoc {
+                key: "k1".into(),
+                channel: "hook".into(),
+                monitor: "UNK_country-Monitor".into(),
+                detector: "country-anomaly-detector".into(),
+                kind: "alert".into(),
+                episode_start: 60_000,
+                interval_start: 60_000,
+                interval_end: 120_000,
+                delivered_at: 125_000,
+            })
+        );
+        assert_eq!(outcome.record().map(|r| r.id()).as_deref(), Some("k1-hook"));
+        outcome.failed_attempts = Some(1);
+        assert_eq!(outcome.record(), None);
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //! - `delivery`: [`Alerting`], which the service's loop owns: it evaluates results, hands
 //!   new entries to the channel workers, settles their outcomes in the outbox, and at shutdown
 //!   drains what it can before the final checkpoint.
+//! - `record`: [`DeliveryLog`], the record of each delivery (which notification, which channel,
+//!   when) in the alerts index, best-effort, for `evaluate`'s time to delivery.
 //!
 //! The guarantee is at least once, with a stable key: what the outbox holds is sent until a
 //! receiver accepts it, across restarts and crashes, and a notification is re-sent (same key)
@@ -23,6 +25,7 @@ mod delivery;
 mod monitors;
 mod outbox;
 mod payloads;
+mod record;
 
 pub use channels::{Mailer, Target, targets};
 pub use delivery::{ATTEMPT_TIMEOUT, Alerting, DeliveryMetrics, Outcome, SHUTDOWN_DRAIN};
@@ -31,3 +34,4 @@ pub use outbox::{CAPACITY, DELIVERED_MARKS, Entry, Outbox, Recorded};
 pub use payloads::{
     EMAIL_KEY_HEADER, IDEMPOTENCY_HEADER, email_text, message_id, slack_body, webhook_body,
 };
+pub use record::{CLOSE_DEADLINE, DeliveryLog, QUEUE};

@@ -33,6 +33,17 @@ pub enum Kind {
     Recovery,
 }
 
+impl Kind {
+    /// Its name on the wire: `alert`, `renotify` or `recovery`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Alert => "alert",
+            Self::Renotify => "renotify",
+            Self::Recovery => "recovery",
+        }
+    }
+}
+
 /// One notification, for every channel of its monitor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notification {

@@ -408,6 +408,9 @@ mod tests {
             detector: "country-anomaly-detector".to_owned(),
             kind: Kind::Alert,
             error: failed.map(|n| format!("HTTP 503 ({n})")),
+            episode_start: 0,
+            interval: (0, 60_000),
+            at: 0,
         };
         let mut recent = recent();
         recent.delivered(&outcome("k1", "hook", Some(1)), 1);

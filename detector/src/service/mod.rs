@@ -221,7 +221,12 @@ impl Context<'_> {
             saved_monitors.as_ref(),
             targets,
             metrics.delivery.clone(),
-        );
+        )
+        // Each delivery is recorded (best-effort) for `evaluate`'s time to delivery.
+        .with_log(alert::DeliveryLog::start(
+            client.clone(),
+            spec.alerts.clone(),
+        ));
         tracing::info!(
             detectors = detectors.len(),
             monitors = spec.monitors.len(),

@@ -1,21 +1,28 @@
 //! Scoring the detector against ground truth, and scoring the past.
 //!
-//! - [`score`] (pure): per detector, the flagged intervals against the labelled phases of its
-//!   `ground_truth` field: precision (flagged intervals that fall in a phase, or within one
-//!   interval after it), recall (phases with at least one flagged interval) and the median time
-//!   to detect (from a phase's start to the end of its first flagged interval, the earliest an
-//!   alert can go out).
-//! - [`evaluate`]: reads the `labels` topic and the results index and prints that table.
+//! - `score` (pure): per detector, over the run's whole evaluated span (every label's span,
+//!   anomaly and normal phases; without normal labels, the anomalies' span with ten intervals
+//!   either side): precision over every flagged interval in the span (a flag away from the
+//!   detector's phases is false), recall, false alerts (episodes of consecutive flagged
+//!   intervals away from every phase) per hour of normal traffic, and per phase the time to
+//!   detect, both to the end of the first flagged interval and to the first delivery of its
+//!   alert (recorded by the detector in the alerts index: [`crate::alert::DeliveryLog`]).
+//! - `report` (pure): the scores as a terminal [`table`], and a [`Report`] as Markdown or as a
+//!   self-contained HTML page (`evaluate --report FILE`).
+//! - [`evaluate`]: reads the `labels` topic, the results index and the alerts index, and scores.
 //! - [`historical`]: scores a past range from OpenSearch with a model trained on the history
 //!   before it, and writes results marked with a `task_id` (monitors never alert on them).
 
-use std::fmt::Write as _;
+mod report;
+mod score;
+
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use opensearch::{OpenSearch, SearchParts};
 use pipeline::kafka::KafkaConfig;
 use pipeline::search::SearchError;
-use pipeline::wire::Label;
+use pipeline::wire::{Label, LabelKind};
 use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use serde_json::{Value, json};
@@ -25,93 +32,12 @@ use crate::model::Model;
 use crate::spec::{DetectorSpec, Spec};
 use crate::store;
 
-/// One detector's figures.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Score {
-    /// The detector.
-    pub detector: String,
-    /// Labelled phases of its field.
-    pub phases: usize,
-    /// Phases with at least one flagged interval.
-    pub detected: usize,
-    /// Flagged intervals.
-    pub flagged: usize,
-    /// Flagged intervals inside a phase (or within one interval after it).
-    pub true_flags: usize,
-    /// Median time to detect, in milliseconds, over the detected phases.
-    pub median_ttd_ms: Option<i64>,
-}
+pub use report::{Format, Report, html_page, markdown, render, table};
+pub use score::{Delivered, Input, Phase, PhaseScore, Score, merge, score, span};
 
-impl Score {
-    /// Flagged intervals that were in a phase; `None` when nothing was flagged.
-    pub fn precision(&self) -> Option<f64> {
-        (self.flagged > 0).then(|| self.true_flags as f64 / self.flagged as f64)
-    }
-
-    /// Phases detected; `None` without phases.
-    pub fn recall(&self) -> Option<f64> {
-        (self.phases > 0).then(|| self.detected as f64 / self.phases as f64)
-    }
-}
-
-/// Scores one detector: `flagged` are the `[start, end)` of its anomalous intervals, `phases`
-/// the `[start, end)` of its labelled phases, `interval_ms` its interval.
-pub fn score(
-    detector: &str,
-    flagged: &[(i64, i64)],
-    phases: &[(i64, i64)],
-    interval_ms: i64,
-) -> Score {
-    let in_phase =
-        |(start, end): (i64, i64), (from, to): (i64, i64)| start < to + interval_ms && end > from;
-    let true_flags = flagged
-        .iter()
-        .filter(|&&f| phases.iter().any(|&p| in_phase(f, p)))
-        .count();
-    let mut ttd: Vec<i64> = phases
-        .iter()
-        .filter_map(|&p| {
-            flagged
-                .iter()
-                .filter(|&&f| in_phase(f, p))
-                .map(|&(_, end)| (end - p.0).max(0))
-                .min()
-        })
-        .collect();
-    ttd.sort_unstable();
-    Score {
-        detector: detector.to_owned(),
-        phases: phases.len(),
-        detected: ttd.len(),
-        flagged: flagged.len(),
-        true_flags,
-        median_ttd_ms: ttd.get(ttd.len() / 2).copied(),
-    }
-}
-
-/// The scores as a table.
-pub fn table(scores: &[Score]) -> String {
-    let mut out = format!(
-        "{:<30} {:>6} {:>8} {:>7} {:>9} {:>7} {:>12}\n",
-        "detector", "phases", "detected", "flagged", "precision", "recall", "median TTD"
-    );
-    let percent = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{:.0}%", v * 100.0));
-    for s in scores {
-        let _ = writeln!(
-            out,
-            "{:<30} {:>6} {:>8} {:>7} {:>9} {:>7} {:>12}",
-            s.detector,
-            s.phases,
-            s.detected,
-            s.flagged,
-            percent(s.precision()),
-            percent(s.recall()),
-            s.median_ttd_ms
-                .map_or("-".to_owned(), |ms| format!("{:.1} s", ms as f64 / 1_000.0)),
-        );
-    }
-    out
-}
+/// How many intervals either side of the anomaly labels are evaluated when a run labelled no
+/// normal traffic.
+pub const MARGIN_INTERVALS: i64 = 10;
 
 /// Every label on the topic (read from the beginning until it has been quiet for 2 s).
 pub async fn read_labels(kafka: &KafkaConfig) -> Result<Vec<Label>, rdkafka::error::KafkaError> {
@@ -180,42 +106,130 @@ pub async fn flagged(
         .unwrap_or_default())
 }
 
-/// Scores every detector with a `ground_truth` against the labels (of `run`, if given) over the
-/// span of those labels (plus ten intervals either side).
+/// A detector's delivered alerts (one per channel) whose episode began in `[from, to)`, from
+/// the alerts index (none when it does not exist: a detector without a record of deliveries).
+pub async fn deliveries(
+    client: &OpenSearch,
+    index: &str,
+    detector: &str,
+    from: i64,
+    to: i64,
+) -> Result<Vec<Delivered>, SearchError> {
+    let response = client
+        .search(SearchParts::Index(&[index]))
+        .ignore_unavailable(true)
+        .allow_no_indices(true)
+        .body(json!({
+            "size": 10_000,
+            "_source": ["interval_start", "interval_end", "delivered_at"],
+            "query": {"bool": {"filter": [
+                {"term": {"detector": detector}},
+                {"term": {"kind": "alert"}},
+                {"range": {"interval_start": {"gte": from, "lt": to}}}
+            ]}}
+        }))
+        .send()
+        .await
+        .map_err(SearchError::Unreachable)?;
+    let answer: Value = response.json().await.map_err(SearchError::Unreachable)?;
+    Ok(answer["hits"]["hits"]
+        .as_array()
+        .map(|hits| {
+            hits.iter()
+                .filter_map(|h| {
+                    let source = &h["_source"];
+                    Some(Delivered {
+                        interval: (
+                            source["interval_start"].as_i64()?,
+                            source["interval_end"].as_i64()?,
+                        ),
+                        delivered_at: source["delivered_at"].as_i64()?,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// Scores every detector with a `ground_truth` against the labels (of `run`, if given) over
+/// their evaluated span ([`span`]).
 pub async fn evaluate(
     spec: &Spec,
     kafka: &KafkaConfig,
     client: &OpenSearch,
     run: Option<&str>,
-) -> anyhow::Result<Vec<Score>> {
-    let labels: Vec<Label> = read_labels(kafka)
+) -> anyhow::Result<Report> {
+    let mut labels: Vec<Label> = read_labels(kafka)
         .await?
         .into_iter()
         .filter(|l| run.is_none_or(|r| l.run_id == r))
         .collect();
+    // A label published twice (a producer retried) is one phase.
+    let mut seen = BTreeSet::new();
+    labels.retain(|l| {
+        seen.insert((
+            l.run_id.clone(),
+            l.phase,
+            l.field.clone(),
+            l.start_ms,
+            l.end_ms,
+        ))
+    });
     anyhow::ensure!(
         !labels.is_empty(),
         "no labels on `{}`{}: run the producer with an anomaly or a scenario first",
         kafka.topics.labels,
         run.map(|r| format!(" for run {r}")).unwrap_or_default()
     );
+    let bounds: Vec<(i64, i64, bool)> = labels
+        .iter()
+        .map(|l| (l.start_ms, l.end_ms, l.kind == LabelKind::Normal))
+        .collect();
     let mut scores = Vec::new();
     for detector in &spec.detectors {
         let Some(truth) = &detector.ground_truth else {
             continue;
         };
         let interval = i64::try_from(detector.interval.as_millis()).unwrap_or(i64::MAX);
-        let phases: Vec<(i64, i64)> = labels
+        let phases: Vec<Phase> = labels
             .iter()
-            .filter(|l| l.field == *truth)
-            .map(|l| (l.start_ms, l.end_ms))
+            .filter(|l| l.kind == LabelKind::Anomaly && l.field == *truth)
+            .map(|l| Phase {
+                run_id: l.run_id.clone(),
+                phase: l.phase,
+                field: l.field.clone(),
+                start_ms: l.start_ms,
+                end_ms: l.end_ms,
+                intensity: l.intensity,
+                traffic: l.traffic.clone(),
+            })
             .collect();
-        let from = labels.iter().map(|l| l.start_ms).min().unwrap_or(0) - 10 * interval;
-        let to = labels.iter().map(|l| l.end_ms).max().unwrap_or(0) + 10 * interval;
+        let evaluated = span(&bounds, MARGIN_INTERVALS.saturating_mul(interval));
+        // The span's extent, and one interval more for a phase's tail at its end.
+        let from = evaluated.first().map_or(0, |s| s.0);
+        let to = evaluated.last().map_or(0, |s| s.1).saturating_add(interval);
         let flagged = flagged(client, &spec.results, &detector.name, from, to).await?;
-        scores.push(score(&detector.name, &flagged, &phases, interval));
+        let deliveries = deliveries(client, &spec.alerts, &detector.name, from, to).await?;
+        scores.push(score(&Input {
+            detector: &detector.name,
+            entity: None,
+            flagged: &flagged,
+            phases: &phases,
+            deliveries: &deliveries,
+            span: &evaluated,
+            interval_ms: interval,
+        }));
     }
-    Ok(scores)
+    let runs: BTreeSet<String> = labels.iter().map(|l| l.run_id.clone()).collect();
+    Ok(Report {
+        run: run.map(str::to_owned),
+        runs: runs.into_iter().collect(),
+        anomaly_labels: labels.iter().filter(|l| l.kind.is_anomaly()).count(),
+        normal_labels: labels.iter().filter(|l| !l.kind.is_anomaly()).count(),
+        from: labels.iter().map(|l| l.start_ms).min().unwrap_or(0),
+        to: labels.iter().map(|l| l.end_ms).max().unwrap_or(0),
+        scores,
+    })
 }
 
 /// Scores `[from, to)` for every detector with a fresh model trained on the `history` intervals
@@ -270,44 +284,4 @@ async fn historical_one(
         store::write_results(client, &spec.results, chunk).await?;
     }
     Ok((results.len(), anomalous))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn precision_recall_and_time_to_detect() {
-        let minute = 60_000;
-        // Two phases; the first flagged from its second minute for 3 minutes, the second missed;
-        // one false flag far away.
-        let phases = [(10 * minute, 15 * minute), (30 * minute, 33 * minute)];
-        let flagged = [
-            (11 * minute, 12 * minute),
-            (12 * minute, 13 * minute),
-            (15 * minute, 16 * minute), // just after: still the phase's tail
-            (50 * minute, 51 * minute),
-        ];
-        let s = score("d", &flagged, &phases, minute);
-        assert_eq!(
-            (s.phases, s.detected, s.flagged, s.true_flags),
-            (2, 1, 4, 3)
-        );
-        assert_eq!(s.precision(), Some(0.75));
-        assert_eq!(s.recall(), Some(0.5));
-        assert_eq!(s.median_ttd_ms, Some(2 * minute));
-        let text = table(&[s]);
-        assert!(
-            text.contains("75%") && text.contains("50%") && text.contains("120.0 s"),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn nothing_flagged_has_no_precision() {
-        let s = score("d", &[], &[(0, 10)], 1);
-        assert_eq!(s.precision(), None);
-        assert_eq!(s.recall(), Some(0.0));
-        assert_eq!(s.median_ttd_ms, None);
-    }
 }
