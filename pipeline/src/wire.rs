@@ -5,7 +5,8 @@
 //!   [`EVENT_ID_FIELD`]; its shape depends on the rules, so it stays a JSON object.
 //! - `dead-letter`: the input's bytes untouched as the value; why and where from in headers
 //!   ([`DeadLetter`]), the convention Kafka Connect uses, so no byte of the input is re-encoded.
-//! - `labels`: [`Label`], one record per injected anomaly phase: ground truth for evaluation.
+//! - `labels`: [`Label`], one record per scenario phase with an end (an injected anomaly, or
+//!   normal traffic and how its rate moved): ground truth for evaluation.
 //! - `anomalies`: [`ResultDoc`], one record per anomalous interval the detector scored, keyed by
 //!   the detector's name; the same document the detector writes to its results index (every
 //!   interval, anomalous or not, with [`ResultDoc::id`] as `_id`). Its field names follow

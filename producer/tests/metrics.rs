@@ -56,6 +56,7 @@ async fn metrics_follow_the_conventions_and_count_the_scenario() {
         ),
         100.0
     );
-    assert_eq!(value("logwarden_producer_labels_total", &[]), 1.0);
+    // One label per phase with an end: the normal one (kind normal) and the anomaly.
+    assert_eq!(value("logwarden_producer_labels_total", &[]), 2.0);
     assert_eq!(value("logwarden_producer_in_flight", &[]), 0.0);
 }
