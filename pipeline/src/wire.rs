@@ -179,6 +179,10 @@ pub struct Label {
     /// not constant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic: Option<String>,
+    /// The one entity the anomaly comes from, when it does (a client address): a per-entity
+    /// detector should flag that entity and no other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity: Option<String>,
 }
 
 /// What a [`Label`] marks.

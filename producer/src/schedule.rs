@@ -210,6 +210,7 @@ impl PlannedPhase {
             kind,
             intensity,
             traffic: self.rate.traffic(),
+            entity: None,
         })
     }
 }

@@ -147,6 +147,7 @@ fn labels_span_exactly_the_phases() {
             kind: LabelKind::Normal,
             intensity: None,
             traffic: None,
+            entity: None,
         }
     );
     let labels: Vec<Label> = all
@@ -166,6 +167,7 @@ fn labels_span_exactly_the_phases() {
             kind: pipeline::wire::LabelKind::Anomaly,
             intensity: None,
             traffic: None,
+            entity: None,
         }
     );
     let last = &schedule.phases()[3];
