@@ -10,6 +10,8 @@
 //! - [`model`]: a random cut forest per detector with a thresholding layer: grade, confidence.
 //! - [`store`]: OpenSearch: history for a cold start, results, the checkpoints index.
 //! - [`checkpoints`]: the one checkpoint document, saved atomically and fenced by the holder.
+//! - [`entities`]: a category detector's per-entity models (bounded, idle ones evicted) and
+//!   its interval summary.
 //! - [`dedupe`]: event ids seen per open event-time bucket, so a replayed record counts once.
 //! - [`alert`]: monitors and episodes (pure), the outbox of notifications (pure, checkpointed),
 //!   one delivery worker per channel (webhook, Slack, e-mail), and the record of deliveries in
@@ -24,6 +26,7 @@
 pub mod alert;
 pub mod checkpoints;
 pub mod dedupe;
+pub mod entities;
 pub mod evaluate;
 pub mod event_time;
 pub mod lease;

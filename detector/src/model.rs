@@ -88,7 +88,8 @@ pub struct ModelError(String);
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Model {
     settings: ModelSettings,
-    forest: RandomCutForest,
+    /// `None` for an entity's model (a forest per entity would cost megabytes each).
+    forest: Option<RandomCutForest>,
     /// Values of the last `baseline` normal intervals.
     values: VecDeque<f64>,
     /// Forest scores of the same intervals.
@@ -141,13 +142,34 @@ impl Model {
                 baseline: spec.baseline,
                 min_rise,
             },
-            forest,
+            forest: Some(forest),
             values: VecDeque::with_capacity(spec.baseline + 1),
             scores: VecDeque::with_capacity(spec.baseline + 1),
             episode: false,
             seen: 0,
             drift: 0.0,
         })
+    }
+
+    /// An entity's model: the thresholding layer without a forest (about 2 KB, where a forest
+    /// takes megabytes), its baseline filled with `prior` (what entities of its detector
+    /// usually have), so a new entity is judged against the population until its own intervals
+    /// replace the prior. Confidence is full from the start: the prior is a whole baseline.
+    pub fn for_entity(spec: &ModelSpec, min_rise: f64, prior: f64) -> Self {
+        let baseline = spec.baseline.max(2);
+        Self {
+            settings: ModelSettings {
+                shingle_size: spec.shingle_size,
+                baseline,
+                min_rise,
+            },
+            forest: None,
+            values: std::iter::repeat_n(prior, baseline).collect(),
+            scores: std::iter::repeat_n(0.0, baseline).collect(),
+            episode: false,
+            seen: 0,
+            drift: 0.0,
+        }
     }
 
     /// Intervals seen so far.
@@ -177,16 +199,18 @@ impl Model {
     /// `None` for the other features.
     pub fn observe(&mut self, value: f64, events: Option<u64>) -> Result<Scored, ModelError> {
         let point = [value as f32];
-        let score = if self.forest.is_output_ready() {
-            self.forest
+        let ready = self.forest.as_ref().is_some_and(|f| f.is_output_ready());
+        let score = match &self.forest {
+            Some(forest) if ready => forest
                 .score(&point)
-                .map_err(|err| ModelError(format!("{err:?}")))?
-        } else {
-            0.0
+                .map_err(|err| ModelError(format!("{err:?}")))?,
+            _ => 0.0,
         };
-        self.forest
-            .update(&point)
-            .map_err(|err| ModelError(format!("{err:?}")))?;
+        if let Some(forest) = &mut self.forest {
+            forest
+                .update(&point)
+                .map_err(|err| ModelError(format!("{err:?}")))?;
+        }
         self.seen += 1;
 
         let (mean, sigma) = spread(&self.values);
@@ -208,7 +232,7 @@ impl Model {
             None
         } else if rise >= level_step {
             Some(Rule::Level)
-        } else if self.forest.is_output_ready()
+        } else if ready
             && score > 1.0
             && score > score_mean + 3.0 * score_sigma
             && rise >= min_rise
@@ -239,7 +263,7 @@ impl Model {
                 self.scores.pop_front();
             }
         }
-        let confidence = if self.forest.is_output_ready() || warm {
+        let confidence = if ready || warm {
             (self.values.len() as f64 / self.settings.baseline as f64).min(1.0)
         } else {
             0.0

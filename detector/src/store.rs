@@ -49,6 +49,8 @@ pub fn result(
             .map(|rule| format!("{rule:?}").to_ascii_lowercase()),
         task_id: task.map(str::to_owned),
         error: crate::measure::unjudged_reason(detector, interval),
+        entity: None,
+        entities: None,
     }
 }
 

@@ -509,7 +509,21 @@ pub fn results_template(index: &str) -> Value {
                     "events": { "type": "long" },
                     "rule": { "type": "keyword" },
                     "task_id": { "type": "keyword" },
-                    "error": { "type": "text" }
+                    "error": { "type": "text" },
+                    "entity": { "type": "nested", "properties": {
+                        "name": { "type": "keyword" },
+                        "value": { "type": "keyword" }
+                    } },
+                    "entities": { "properties": {
+                        "judged": { "type": "long" },
+                        "flagged": { "type": "long" },
+                        "top": { "properties": {
+                            "value": { "type": "keyword" },
+                            "grade": { "type": "double" },
+                            "data": { "type": "double" },
+                            "expected": { "type": "double" }
+                        } }
+                    } }
                 }
             }
         }

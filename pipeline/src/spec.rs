@@ -179,6 +179,10 @@ pub struct DetectorSpec {
     pub name: String,
     /// The feature: which field, aggregated how.
     pub feature: Feature,
+    /// One model per value of this field (a client address, a host, an account): the
+    /// detector judges each entity against its own history, and names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<Category>,
     /// Interval length (e.g. `1m`; sub-minute intervals such as `5s` are allowed).
     #[serde(default = "default_interval", with = "humantime_serde")]
     pub interval: Duration,
@@ -240,6 +244,31 @@ pub const DEFAULT_MIN_RISE: f64 = 5.0;
 pub const DEFAULT_MIN_RISE_RATIO: f64 = 0.02;
 /// The default fewest events an interval of a ratio needs to be judged.
 pub const DEFAULT_MIN_COUNT: u64 = 20;
+
+/// A detector's category field: one model per entity value, their number bounded.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Category {
+    /// Dotted path of the field whose values are the entities, e.g. `httpRequest.clientIp`.
+    pub field: String,
+    /// The most entities with a model at once; beyond it the least recently seen is evicted.
+    #[serde(default = "default_max_entities")]
+    pub max_entities: usize,
+    /// An entity without records for this long is evicted (its model forgotten).
+    #[serde(default = "default_entity_idle", with = "humantime_serde")]
+    pub idle: Duration,
+}
+
+/// The default cap on a category detector's entities with a model.
+pub const DEFAULT_MAX_ENTITIES: usize = 1_000;
+
+fn default_max_entities() -> usize {
+    DEFAULT_MAX_ENTITIES
+}
+
+fn default_entity_idle() -> Duration {
+    Duration::from_secs(3_600)
+}
 
 fn default_interval() -> Duration {
     Duration::from_secs(60)
@@ -626,6 +655,29 @@ impl Spec {
                     format!("is {} for a ratio, which never rises by 1", d.min_rise()),
                     "give it in the ratio's units, e.g. 0.02 for 2 points, or leave it unset",
                 ));
+            }
+            if let Some(category) = &d.category {
+                if category.field.trim().is_empty() {
+                    return Err(error(
+                        key("category.field"),
+                        "is empty".into(),
+                        "name the field whose values are the entities, e.g. httpRequest.clientIp",
+                    ));
+                }
+                if !(1..=1_000_000).contains(&category.max_entities) {
+                    return Err(error(
+                        key("category.max_entities"),
+                        format!("is {}", category.max_entities),
+                        "use 1 to 1000000 (each entity's model takes about 2 KB)",
+                    ));
+                }
+                if category.idle < d.interval {
+                    return Err(error(
+                        key("category.idle"),
+                        format!("{:?} is shorter than the interval", category.idle),
+                        "give at least one interval, e.g. 1h",
+                    ));
+                }
             }
             if d.interval < Duration::from_secs(1) {
                 return Err(error(

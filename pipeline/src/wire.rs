@@ -243,6 +243,57 @@ pub struct ResultDoc {
     /// results say it: e.g. a ratio's interval with too few events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// For a category detector's entity result: the entity, as the plugin writes it
+    /// (`[{name: <category field>, value}]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity: Option<Vec<EntityValue>>,
+    /// For a category detector's interval summary: how many entities were judged, and the
+    /// flagged ones (highest grade first, at most [`MAX_FLAGGED_ENTITIES`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entities: Option<EntitiesSummary>,
+}
+
+/// 64-bit FNV-1a: stable across versions and machines, unlike `std`'s hasher.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The most flagged entities an interval's summary names.
+pub const MAX_FLAGGED_ENTITIES: usize = 20;
+
+/// One category field's value, in a [`ResultDoc`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntityValue {
+    /// The category field.
+    pub name: String,
+    /// The entity.
+    pub value: String,
+}
+
+/// A category detector's interval, over its entities.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntitiesSummary {
+    /// Entities with records in the interval, each judged.
+    pub judged: u64,
+    /// Entities flagged, in all.
+    pub flagged: u64,
+    /// The flagged ones, highest grade first (at most [`MAX_FLAGGED_ENTITIES`]).
+    pub top: Vec<FlaggedEntity>,
+}
+
+/// A flagged entity in an [`EntitiesSummary`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlaggedEntity {
+    /// The entity.
+    pub value: String,
+    /// Its grade.
+    pub grade: f64,
+    /// Its feature value.
+    pub data: f64,
+    /// What its model expected.
+    pub expected: f64,
 }
 
 /// A feature's value in a [`ResultDoc`].
@@ -260,9 +311,20 @@ impl ResultDoc {
     /// The document id: one result per detector, interval (and historical task), so scoring an
     /// interval again overwrites.
     pub fn id(&self) -> String {
+        // An entity's value can be anything a record holds: its id part is a hash, so the id
+        // stays short and safe.
+        let entity = self
+            .entity
+            .iter()
+            .flatten()
+            .map(|e| format!("-{:016x}", fnv1a(e.value.as_bytes())))
+            .collect::<String>();
         match &self.task_id {
-            Some(task) => format!("{task}-{}-{}", self.detector_id, self.data_start_time),
-            None => format!("{}-{}", self.detector_id, self.data_start_time),
+            Some(task) => format!(
+                "{task}-{}-{}{entity}",
+                self.detector_id, self.data_start_time
+            ),
+            None => format!("{}-{}{entity}", self.detector_id, self.data_start_time),
         }
     }
 }
@@ -650,6 +712,8 @@ mod tests {
             rule: Some("level".into()),
             task_id: None,
             error: None,
+            entity: None,
+            entities: None,
         };
         let live = concat!(
             r#"{"detector_id":"country-anomaly-detector","detector_name":"country-anomaly-detector","#,

@@ -76,6 +76,10 @@ pub struct Notification {
     pub episode_start: i64,
     /// The sentence for people, like the seed's.
     pub message: String,
+    /// For a category detector: the flagged entities of the interval, highest grade first (at
+    /// most [`pipeline::wire::MAX_FLAGGED_ENTITIES`]); empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entities: Vec<String>,
     /// The channels to send it to (the outbox keeps one entry per channel instead).
     #[serde(skip)]
     pub channels: Vec<String>,
@@ -195,7 +199,9 @@ impl Monitors {
 
     /// The notifications `result` causes, updating the episodes.
     fn notifications(&mut self, result: &ResultDoc) -> Vec<Notification> {
-        if result.task_id.is_some() {
+        // A historical analysis never alerts; an entity's own result is summed up in its
+        // interval's summary, which the monitor judges, so many entities make one alert.
+        if result.task_id.is_some() || result.entity.is_some() {
             return Vec::new();
         }
         let mut notifications = Vec::new();
@@ -291,6 +297,11 @@ fn notification(
         interval_end: result.data_end_time,
         episode_start,
         message,
+        entities: result
+            .entities
+            .iter()
+            .flat_map(|summary| summary.top.iter().map(|e| e.value.clone()))
+            .collect(),
         channels: monitor.channels.clone(),
     }
 }
@@ -327,6 +338,8 @@ pub(super) mod tests {
             rule: None,
             task_id: None,
             error: None,
+            entity: None,
+            entities: None,
         }
     }
 

@@ -37,12 +37,13 @@ pub fn webhook_body(n: &Notification) -> Value {
         "interval": {"start": rfc3339(n.interval_start), "end": rfc3339(n.interval_end)},
         "episode_start": rfc3339(n.episode_start),
         "message": n.message,
+        "entities": n.entities,
     })
 }
 
 /// The facts every human-readable form lists, labelled, in order.
-fn facts(n: &Notification) -> [(&'static str, String); 10] {
-    [
+fn facts(n: &Notification) -> Vec<(&'static str, String)> {
+    let mut facts = vec![
         ("Monitor", n.monitor.clone()),
         ("Detector", n.detector.clone()),
         ("Field", n.field.clone()),
@@ -59,8 +60,12 @@ fn facts(n: &Notification) -> [(&'static str, String); 10] {
             ),
         ),
         ("Episode since", rfc3339(n.episode_start)),
-        ("Key", n.key.clone()),
-    ]
+    ];
+    if !n.entities.is_empty() {
+        facts.push(("Entities", n.entities.join(", ")));
+    }
+    facts.push(("Key", n.key.clone()));
+    facts
 }
 
 /// A Slack incoming-webhook payload: the sentence, then the facts (the key last).

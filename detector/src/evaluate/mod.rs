@@ -84,7 +84,15 @@ pub async fn flagged(
                     {"range": {"anomaly_grade": {"gt": 0}}},
                     {"range": {"data_start_time": {"gte": from, "lt": to}}}
                 ],
-                "must_not": [{"exists": {"field": "task_id"}}]
+                // A category detector's entity results are summed up in its interval summary.
+                "must_not": [
+                    {"exists": {"field": "task_id"}},
+                    {"nested": {
+                        "path": "entity",
+                        "query": {"exists": {"field": "entity.value"}},
+                        "ignore_unmapped": true
+                    }}
+                ]
             }}
         }))
         .send()

@@ -235,9 +235,10 @@ impl Recent {
         }
     }
 
-    /// Adds scored intervals (results of detectors not in the spec are ignored).
+    /// Adds scored intervals (results of detectors not in the spec are ignored, and so are a
+    /// category detector's entity results: its interval summary stands for them).
     pub fn scored(&mut self, results: &[ResultDoc]) {
-        for result in results {
+        for result in results.iter().filter(|r| r.entity.is_none()) {
             if let Some(d) = self
                 .detectors
                 .iter_mut()
@@ -304,6 +305,8 @@ mod tests {
             rule: None,
             task_id: None,
             error: None,
+            entity: None,
+            entities: None,
         }
     }
 

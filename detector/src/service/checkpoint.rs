@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::alert::Monitors;
 use crate::checkpoints::CheckpointDoc;
 use crate::dedupe::Seen;
+use crate::entities::Entities;
 use crate::model::Model;
 use crate::spec::DetectorSpec;
 use crate::window::Window;
@@ -24,6 +25,9 @@ use super::live::Live;
 pub(super) struct DetectorState {
     pub(super) model: Model,
     pub(super) window: Window,
+    /// A category detector's entities.
+    #[serde(default)]
+    pub(super) entities: Option<Entities>,
 }
 
 /// A detector's state, as saved (borrowed: saving copies nothing but the JSON).
@@ -31,6 +35,8 @@ pub(super) struct DetectorState {
 struct DetectorStateRef<'a> {
     model: &'a Model,
     window: &'a Window,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    entities: Option<&'a Entities>,
 }
 
 /// A detector in the checkpoint: its spec's fingerprint and its state.
@@ -106,6 +112,7 @@ pub(super) fn build(
                     state: DetectorStateRef {
                         model: &live.model,
                         window: &live.window,
+                        entities: live.entities.as_ref(),
                     },
                 };
                 (live.spec.name.as_str(), saved)

@@ -3,6 +3,7 @@
 //! and scores its intervals, and checkpoints save it. It has a module of its own so that each of
 //! those parts takes it from one place instead of from one another.
 
+use crate::entities::Entities;
 use crate::model::Model;
 use crate::spec::DetectorSpec;
 use crate::window::Window;
@@ -15,6 +16,8 @@ pub(super) struct Live {
     pub(super) model: Model,
     /// The open intervals, by event time.
     pub(super) window: Window,
+    /// A category detector's entities (their open totals and models); `None` otherwise.
+    pub(super) entities: Option<Entities>,
 }
 
 #[cfg(test)]
@@ -39,6 +42,7 @@ pub(crate) mod testing {
                 filter: None,
                 min_count: None,
             },
+            category: None,
             interval: Duration::from_secs(60),
             window_delay: Duration::from_secs(10),
             model: ModelSpec::default(),
@@ -54,6 +58,7 @@ pub(crate) mod testing {
         let window = Window::new(millis(spec.interval), millis(spec.window_delay), resume);
         Ok(Live {
             model: Model::new(&spec.model, spec.min_rise(), 1)?,
+            entities: spec.category.as_ref().map(|_| crate::entities::Entities::new()),
             spec,
             window,
         })

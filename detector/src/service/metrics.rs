@@ -53,6 +53,10 @@ pub struct Metrics {
     /// The last scored interval of each detector: its value, expected value, anomaly grade and
     /// confidence ([`Metrics::scored`]).
     pub last: LastScored,
+    /// A category detector's entities with a model.
+    pub entities: IntGaugeVec,
+    /// A category detector's entities evicted (idle, or beyond its cap).
+    pub entities_evicted: IntCounterVec,
 }
 
 /// Gauges of each detector's last scored interval, as its result document has them.
@@ -78,6 +82,18 @@ impl Metrics {
         };
         let gauge = |name: &str, help: &str| GaugeVec::new(Opts::new(name, help), &["detector"]);
         let metrics = Self {
+            entities: IntGaugeVec::new(
+                Opts::new(
+                    "detector_entities",
+                    "A category detector's entities with a model (at most its max_entities).",
+                ),
+                &["detector"],
+            )?,
+            entities_evicted: by(
+                "detector_entities_evicted_total",
+                "A category detector's entities evicted: idle for category.idle, or beyond max_entities.",
+                "detector",
+            )?,
             records_in: IntCounter::new(
                 "detector_records_in_total",
                 "Records read from enriched (readable or not).",
@@ -227,9 +243,21 @@ impl Metrics {
             metrics.last.expected,
             metrics.last.grade,
             metrics.last.confidence,
-            metrics.last.empty
+            metrics.last.empty,
+            metrics.entities,
+            metrics.entities_evicted
         )?;
         Ok(metrics)
+    }
+
+    /// Shows a category detector's entities: `active` with a model, `evicted` in all.
+    pub fn entities(&self, detector: &str, active: usize, evicted: u64) {
+        let labels = [detector];
+        self.entities
+            .with_label_values(&labels)
+            .set(i64::try_from(active).unwrap_or(i64::MAX));
+        let counter = self.entities_evicted.with_label_values(&labels);
+        counter.inc_by(evicted.saturating_sub(counter.get()));
     }
 
     /// Counts a scored interval of `detector` (its `value`, from `events` records, as the model

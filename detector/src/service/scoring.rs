@@ -2,10 +2,18 @@
 //! ([`crate::measure`]) is judged by the detector's model, and becomes a result document. The
 //! results are returned, not sent: where they go (monitors, `anomalies`, the results index) is
 //! the loop's business, so scoring can be tested with a model and a window alone.
+//!
+//! A category detector's interval is judged per entity ([`crate::entities`]): each flagged
+//! entity gets a result naming it, and the interval one summary result (the feature over all
+//! its records, the highest entity grade, the flagged entities), which is what monitors see, so
+//! one alert names many entities. Unflagged entities' results are not written: thousands of
+//! entities per interval would dwarf the events.
 
+use crate::entities::{self, Entities, Judged};
 use crate::measure;
-use crate::model::Model;
-use crate::spec::DetectorSpec;
+use crate::model::{Model, Scored};
+use crate::spec::{Category, DetectorSpec};
+use pipeline::wire::EntityValue;
 use crate::store::{self, ResultDoc};
 use crate::window::Interval;
 
@@ -25,12 +33,78 @@ pub(super) fn score(
         spec,
         model,
         window,
+        entities,
     } = live;
-    window
-        .close(watermark)
-        .into_iter()
-        .filter_map(|interval| score_one(spec, model, interval, started, metrics))
-        .collect()
+    let closed = window.close(watermark);
+    match (&spec.category, entities) {
+        (Some(category), Some(entities)) => {
+            let results = closed
+                .into_iter()
+                .flat_map(|interval| {
+                    score_entities(spec, category, entities, interval, started, metrics)
+                })
+                .collect();
+            metrics.entities(&spec.name, entities.active(), entities.evicted());
+            results
+        }
+        _ => closed
+            .into_iter()
+            .filter_map(|interval| score_one(spec, model, interval, started, metrics))
+            .collect(),
+    }
+}
+
+/// A category detector's closed interval: each flagged entity's result, then the summary.
+fn score_entities(
+    spec: &DetectorSpec,
+    category: &Category,
+    entities: &mut Entities,
+    interval: Interval,
+    started: i64,
+    metrics: &Metrics,
+) -> Vec<ResultDoc> {
+    let (judged, failed) = entities.close(spec, category, &interval);
+    for (entity, err) in failed {
+        tracing::error!(detector = %spec.name, entity, %err, start = interval.start, "Scoring an entity's interval failed; it gets no result. If this repeats, report it with this log and the detector's spec.");
+    }
+    let mut results: Vec<ResultDoc> = judged
+        .iter()
+        .filter(|j| j.scored.grade > 0.0)
+        .map(|Judged { entity, interval: measured, scored }| {
+            tracing::info!(detector = %spec.name, entity, value = measured.value, expected = scored.expected, grade = scored.grade, rule = ?scored.rule, start = interval.start, "Anomaly of an entity.");
+            let mut result = store::result(spec, measured, scored, started, None);
+            result.entity = Some(vec![EntityValue {
+                name: category.field.clone(),
+                value: entity.clone(),
+            }]);
+            result
+        })
+        .collect();
+    let measured = measure::measure(spec, &interval);
+    let top = judged
+        .iter()
+        .max_by(|a, b| a.scored.grade.total_cmp(&b.scored.grade))
+        .map(|j| j.scored);
+    let scored = Scored {
+        score: top.map_or(0.0, |s| s.score),
+        grade: top.map_or(0.0, |s| s.grade),
+        confidence: top.map_or(0.0, |s| s.confidence),
+        expected: top.map_or(0.0, |s| s.expected),
+        rule: top.and_then(|s| s.rule),
+    };
+    let whole = Interval {
+        value: measured.value,
+        ..interval
+    };
+    let mut summary = store::result(spec, &whole, &scored, started, None);
+    summary.entities = Some(entities::summary(&judged));
+    metrics.scored(&spec.name, whole.value, interval.events, &scored);
+    metrics
+        .scored_until
+        .with_label_values(&[&spec.name])
+        .set(interval.end / 1_000);
+    results.push(summary);
+    results
 }
 
 fn score_one(

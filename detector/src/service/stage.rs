@@ -99,15 +99,23 @@ impl Stage<'_> {
         }
         let replay = self.assigned.is_replay(partition, offset);
         for live in &mut self.detectors {
-            if let Some(value) = features::contribution(&live.spec.feature, &record)
-                && !live.window.add(time, value)
-            {
+            let Some(value) = features::contribution(&live.spec.feature, &record) else {
+                continue;
+            };
+            if !live.window.add(time, value) {
                 let counter = if replay {
                     &self.metrics.replayed
                 } else {
                     &self.metrics.late
                 };
                 counter.with_label_values(&[&live.spec.name]).inc();
+                continue;
+            }
+            if let (Some(category), Some(entities)) = (&live.spec.category, &mut live.entities)
+                && let Some(entity) =
+                    crate::entities::entity_of(features::lookup(&record, &category.field))
+            {
+                entities.add(live.window.align(time), &entity, value);
             }
         }
         Ok(())

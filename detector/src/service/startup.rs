@@ -18,6 +18,7 @@ use pipeline::telemetry::Health;
 use tokio_util::sync::CancellationToken;
 
 use crate::checkpoints::{self, Version};
+use crate::entities::Entities;
 use crate::model::{Model, ModelError};
 use crate::settings::Settings;
 use crate::spec::{DetectorSpec, Spec};
@@ -156,10 +157,17 @@ fn restore(
             Some(now),
         );
     }
+    // A category detector's entities come back with it (a checkpoint from before it had a
+    // category has none: they start empty).
+    let entities = detector
+        .category
+        .as_ref()
+        .map(|_| state.entities.unwrap_or_default());
     Some(Live {
         spec: detector.clone(),
         model: state.model,
         window,
+        entities,
     })
 }
 
@@ -186,6 +194,7 @@ fn train(
     }
     Ok(Live {
         spec: detector.clone(),
+        entities: detector.category.as_ref().map(|_| Entities::new()),
         model,
         window: Window::new(
             millis(detector.interval),
@@ -210,6 +219,7 @@ mod tests {
             Ok(DetectorState {
                 model: saved.model,
                 window: saved.window,
+                entities: None,
             })
         };
         let tolerance = 60_000;

@@ -157,6 +157,26 @@ fn errors_name_the_key() {
             "is 5 for a ratio, which never rises by 1: give it in the ratio's units",
         ),
         (
+            "detectors: [{name: a, feature: {field: x}, category: {field: ''}}]",
+            "detectors[0].category.field",
+            "is empty",
+        ),
+        (
+            "detectors: [{name: a, feature: {field: x}, category: {field: ip, max_entities: 0}}]",
+            "detectors[0].category.max_entities",
+            "is 0",
+        ),
+        (
+            "detectors: [{name: a, feature: {field: x}, category: {field: ip, idle: 1s}}]",
+            "detectors[0].category.idle",
+            "shorter than the interval",
+        ),
+        (
+            "detectors: [{name: a, feature: {field: x}, category: {field: ip, size: 3}}]",
+            "detectors[0].category",
+            "size",
+        ),
+        (
             "detectors: [{name: a, feature: {field: x}, model: {min_rise: -1}}]",
             "detectors[0].model.min_rise",
             "is -1",

@@ -100,7 +100,7 @@ pub fn detector_body(
             "boost": 1.0
         } }),
     };
-    Ok(json!({
+    let mut body = json!({
         "name": d.name,
         "description": described(&format!("{what} per {minutes}m"), owner),
         "time_field": "@timestamp",
@@ -115,7 +115,12 @@ pub fn detector_body(
         "window_delay": { "period": { "interval": minutes_up(d.window_delay), "unit": "Minutes" } },
         "shingle_size": d.model.shingle_size,
         "history": d.model.history,
-    }))
+    });
+    // A high-cardinality detector: the plugin keeps a model per value of the field.
+    if let Some(category) = &d.category {
+        body["category_field"] = json!([category.field]);
+    }
+    Ok(body)
 }
 
 /// What kind of notification config a channel is (it decides the message's form).
