@@ -83,10 +83,37 @@
 //!   every normal phase has one too, `kind: normal` with an empty `field`; either has `traffic`
 //!   (`3x surge`, `sine 50±25/s over 10m`, `ramp 20→60/s`) when its rate moves.
 //!
+//! An anomaly can come from one client among thousands, so a per-entity detector (one model per
+//! `httpRequest.clientIp`) has one entity to flag and many to leave alone:
+//!
+//! ```yaml
+//! name: one-bad-client
+//! clients: 10000        # the client pool: 1 to 100,000 distinct addresses (300 when absent)
+//! rate: 200
+//! phases:
+//!   - normal: 10m
+//!   - anomaly: country
+//!     duration: 3m
+//!     intensity: 0.02   # 720 of the phase's 36,000 records anomalous...
+//!     from: client      # ...all from one quiet client of the pool, picked from the seed
+//!   - normal: 5m
+//! ```
+//!
+//! - `clients:` is how many distinct client addresses the seed's records draw from, with Zipf
+//!   popularity. Pools are drawn in one order whatever their size, so the default 300 are the
+//!   first 300 of any larger pool, and a scenario without `clients:` is unchanged.
+//! - `from:` of an anomaly phase is `client` (a member of the pool's less popular half, picked
+//!   from the seed and the phase's index: a quiet client that suddenly misbehaves) or `{client:
+//!   198.51.100.7}` (that IPv4 address, in the pool or not). The phase's anomalous records all
+//!   carry it; its other records (below full intensity) draw their clients as usual, and so may
+//!   the quiet client's own normal records, rarely. The phase's label has it as `entity`.
+//!   Only the seed's anomaly phases take a `from` (a source's records have no client pool yet).
+//!
 //! In code, the same phases are `Phase::normal(d).with_rate(RateCurve::times(3.0))`,
 //! `.with_rate(RateCurve::sine(50.0, 25.0, d))`, `.with_rate(RateCurve::ramp(20.0, 60.0))` and
 //! `Phase::anomaly(field, d).with_intensity(0.05)` or `.with_intensity(Intensity::ramp(0.0,
-//! 0.3))` (see [`Phase`]).
+//! 0.3))` (see [`Phase`]); an entity phase is `Phase::anomaly(field, d).from_client(
+//! FromClient::Picked)` or `FromClient::Address(ip)`, and a pool `Scenario::with_clients(n)`.
 //!
 //! Durations are written as everywhere else in logwarden (the spec, the detector's and the
 //! provisioner's flags): humantime's grammar, numbers with units, combinable (`90s`, `5m`,

@@ -925,6 +925,17 @@ phases:
         .and_then(|scenario| scenario.with_clients(10_000))
         .expect("valid");
         assert_eq!(shipped, code);
+        let docs = include_str!("../scenario.rs");
+        let start = docs
+            .find("//! name: one-bad-client\n")
+            .expect("has a one-bad-client example");
+        let end = start + docs[start..].find("//! ```\n").expect("closed");
+        let yaml: String = docs[start..end]
+            .lines()
+            .map(|line| line.strip_prefix("//! ").unwrap_or("").to_owned() + "\n")
+            .collect();
+        let documented = Scenario::from_yaml(&yaml).expect("the documented example is valid");
+        assert_eq!(documented, code);
     }
 
     #[test]
