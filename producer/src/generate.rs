@@ -1,4 +1,5 @@
-//! Turns an event (a timestamp and an optional anomaly target) into one [`RawLog`].
+//! Turns an event (a timestamp, an optional anomaly target and the client it comes from, if
+//! one) into one [`RawLog`].
 //!
 //! The five monitored fields are drawn with the seed's weights ([`crate::model`]); only the
 //! targeted field switches to its anomaly weights. The fields the seed hard-coded are varied
@@ -6,7 +7,9 @@
 //! whatever the mode, so nothing but the monitored field itself gives an anomaly away. Every
 //! draw in a record consumes the same randomness in every mode: a generator run in anomaly mode
 //! produces, record for record, the same values as one run in normal mode with the same seed,
-//! except in the targeted field.
+//! except in the targeted field. An event of an entity phase (`from: client`) names its client:
+//! the record's client is drawn as always (the same randomness consumed) and then replaced by
+//! that address, so only the anomalous records' client and target differ.
 //!
 //! Determinism and replicas: all randomness comes from ChaCha8 streams keyed by the `--seed`,
 //! a stream name and the instance id ([`crate::rng`]), never from the thread RNG. The same seed
@@ -17,16 +20,17 @@
 //! can never produce the same `requestId`.
 //!
 //! Everything the generator needs is built once in [`Generator::new`]; a record costs a few
-//! uniform draws, binary searches and the string allocations the owned [`RawLog`] requires.
+//! uniform draws, binary searches and the string allocations the owned [`RawLog`] requires; the
+//! client's draw is a binary search over the pool's cumulative Zipf weights ([`WeightedIndex`]),
+//! `O(log n)` for a pool of `n` (10,000 clients: 14 comparisons).
 //!
-//! The request parts the seed hard-coded are tables in `request`; the client pool is `clients`.
-//! Both are leaves: they know nothing of the generator.
+//! The request parts the seed hard-coded are tables in `request`, a leaf that knows nothing of
+//! the generator; the client pool is the crate's `clients`, shared with [`crate::schedule`].
 //!
 //! The real sources' generators (AWS WAF, CloudTrail, syslog, CloudWatch Logs, Splunk HEC) are
 //! one module each behind [`SourceGenerator`] (`sources`); they share nothing with the seed's
 //! generator but the seeded random streams.
 
-mod clients;
 mod cloudtrail;
 pub mod cloudwatch;
 mod request;
@@ -36,6 +40,7 @@ mod syslog;
 mod waf;
 
 use std::fmt::Write as _;
+use std::net::Ipv4Addr;
 
 use pipeline::wire::{HttpHeader, HttpRequest, MonitoredField, RawLog};
 use rand::distr::Distribution;
@@ -46,8 +51,8 @@ use crate::model::{self, FieldSampler, Mode, constant_weights};
 use crate::rng::{Stream, seeded_rng};
 use crate::schedule::Event;
 
-pub use clients::CLIENT_POOL_SIZE;
-use clients::{CLIENT_ZIPF_EXPONENT, client_pool};
+pub use crate::clients::{CLIENT_POOL_SIZE, MAX_CLIENTS};
+use crate::clients::{client_pool, popularity};
 pub use cloudtrail::EXPECTED_REGIONS;
 use request::{HTTP_VERSIONS, PATHS, USER_AGENTS};
 pub use sources::{INJECT_SHARE, NoGenerator, SourceError, SourceGenerator, SourceRecord};
@@ -70,7 +75,7 @@ pub struct Generator {
     rng: ChaCha8Rng,
     /// The five monitored fields, in [`MonitoredField::ALL`] order.
     fields: [FieldSampler; 5],
-    /// Pre-formatted client addresses.
+    /// Pre-formatted client addresses, most popular first.
     clients: Vec<String>,
     /// Zipf popularity over `clients`.
     client_index: WeightedIndex<f64>,
@@ -93,13 +98,27 @@ impl Generator {
     /// `run_id` is any string. With the same `seed`, `instance` and `run_id`, two generators
     /// produce identical records.
     pub fn new(seed: u64, instance: &str, run_id: &str) -> Result<Self, InvalidInstance> {
+        Self::with_clients(seed, instance, run_id, CLIENT_POOL_SIZE)
+    }
+
+    /// A generator like [`Generator::new`]'s drawing from a pool of `clients` addresses (a
+    /// scenario's `clients:`, which [`crate::scenario::Scenario::validate`] keeps within 1 to
+    /// [`MAX_CLIENTS`]; a count outside is brought within). The default pool of
+    /// [`CLIENT_POOL_SIZE`] is the first addresses of every larger one.
+    pub fn with_clients(
+        seed: u64,
+        instance: &str,
+        run_id: &str,
+        clients: usize,
+    ) -> Result<Self, InvalidInstance> {
         if instance.is_empty() || instance.contains('/') {
             return Err(InvalidInstance(instance.to_owned()));
         }
-        let clients = client_pool(seed);
-        let popularity =
-            (1..=clients.len()).map(|rank| 1.0 / (rank as f64).powf(CLIENT_ZIPF_EXPONENT));
-        let client_weights: Vec<f64> = popularity.collect();
+        let clients: Vec<String> = client_pool(seed, clients.clamp(1, MAX_CLIENTS))
+            .iter()
+            .map(Ipv4Addr::to_string)
+            .collect();
+        let client_weights = popularity(clients.len());
         let path_weights: Vec<f64> = PATHS.iter().map(|p| p.weight).collect();
         let agent_weights: Vec<f64> = USER_AGENTS.iter().map(|(_, w)| *w).collect();
         let version_weights: Vec<f64> = HTTP_VERSIONS.iter().map(|(_, w)| *w).collect();
@@ -121,14 +140,26 @@ impl Generator {
         self.generated
     }
 
-    /// The record for `event` (its timestamp and anomaly target).
+    /// The record for `event` (its timestamp, anomaly target and client, if it names one).
     pub fn record(&mut self, event: &Event) -> RawLog {
-        self.next(event.timestamp_ms, event.anomaly)
+        self.next_from(event.timestamp_ms, event.anomaly, event.client)
     }
 
     /// The next record, at `timestamp_ms` (epoch milliseconds), with `anomaly` (if any) drawn
     /// with its anomaly weights and every other monitored field with its normal weights.
     pub fn next(&mut self, timestamp_ms: i64, anomaly: Option<MonitoredField>) -> RawLog {
+        self.next_from(timestamp_ms, anomaly, None)
+    }
+
+    /// The next record, as [`Generator::next`]'s, from `client` when given: the client is still
+    /// drawn from the pool (so the randomness consumed, and every other value, is the same) and
+    /// then replaced.
+    pub fn next_from(
+        &mut self,
+        timestamp_ms: i64,
+        anomaly: Option<MonitoredField>,
+        client: Option<Ipv4Addr>,
+    ) -> RawLog {
         let [action, source, status, country, method] = MonitoredField::ALL.map(|field| {
             let mode = if anomaly == Some(field) {
                 Mode::Anomaly
@@ -138,7 +169,11 @@ impl Generator {
             self.fields[model::position(field)].sample(&mut self.rng, mode)
         });
 
-        let client = self.client_index.sample(&mut self.rng);
+        let drawn = self.client_index.sample(&mut self.rng);
+        let client_ip = match client {
+            Some(address) => address.to_string(),
+            None => self.clients.get(drawn).cloned().unwrap_or_default(),
+        };
         let path = PATHS[self.path_index.sample(&mut self.rng)];
         let args = path.query.draw(&mut self.rng);
         let user_agent = USER_AGENTS[self.user_agent_index.sample(&mut self.rng)].0;
@@ -158,7 +193,7 @@ impl Generator {
             http_source_id: source.to_ascii_lowercase(),
             http_status: status.to_owned(),
             http_request: HttpRequest {
-                client_ip: self.clients.get(client).cloned().unwrap_or_default(),
+                client_ip,
                 country: country.to_owned(),
                 headers: vec![
                     header("Host", path.resource.host()),
@@ -187,8 +222,8 @@ mod tests {
     use std::collections::HashSet;
     use std::net::Ipv4Addr;
 
-    use super::clients::looks_public;
     use super::*;
+    use crate::clients::looks_public;
 
     const T0: i64 = 1_700_000_000_000;
 
@@ -487,6 +522,60 @@ mod tests {
                 "{target}: only {changed} of 2000 values changed"
             );
         }
+    }
+
+    #[test]
+    fn an_entity_changes_only_the_anomalous_records_client_and_target() {
+        // Every 10th record is an entity phase's anomalous record: its client is replaced and
+        // its country drawn with the anomaly's weights; every other value of every record, and
+        // every value of the others, is the plain normal generator's.
+        let entity: Ipv4Addr = "198.51.100.7".parse().expect("an address");
+        let mut normal = generator(9, "producer-0");
+        let mut from_entity = generator(9, "producer-0");
+        let (mut moved, mut changed) = (0, 0);
+        for i in 0..2_000 {
+            let anomalous = i % 10 == 9;
+            let mut n = normal.next(T0 + i, None);
+            let a = if anomalous {
+                from_entity.next_from(T0 + i, Some(MonitoredField::Country), Some(entity))
+            } else {
+                from_entity.next_from(T0 + i, None, None)
+            };
+            if anomalous {
+                assert_eq!(a.http_request.client_ip, "198.51.100.7", "record {i}");
+                moved += usize::from(n.http_request.client_ip != a.http_request.client_ip);
+                changed += usize::from(n.http_request.country != a.http_request.country);
+                n.http_request.client_ip = a.http_request.client_ip.clone();
+                n.http_request.country = a.http_request.country.clone();
+            }
+            assert_eq!(n, a, "record {i} differs beyond the client and the target");
+        }
+        assert_eq!(moved, 200);
+        assert!(changed > 100, "only {changed} of 200 countries changed");
+    }
+
+    #[test]
+    fn a_larger_pool_keeps_the_default_pools_records_apart_from_the_client() {
+        // The default pool is `with_clients(.., 300)` exactly; a pool of 10,000 draws its
+        // clients from 10,000 addresses and every other value as before.
+        let a = json(&mut generator(42, "producer-0"), 500, None);
+        let b = json(
+            &mut Generator::with_clients(42, "producer-0", "run-1", CLIENT_POOL_SIZE)
+                .expect("valid"),
+            500,
+            None,
+        );
+        assert_eq!(a, b);
+        let mut small = generator(42, "producer-0");
+        let mut large = Generator::with_clients(42, "producer-0", "run-1", 10_000).expect("valid");
+        let mut clients = HashSet::new();
+        for i in 0..20_000 {
+            let (mut s, l) = (small.next(T0 + i, None), large.next(T0 + i, None));
+            clients.insert(l.http_request.client_ip.clone());
+            s.http_request.client_ip = l.http_request.client_ip.clone();
+            assert_eq!(s, l, "record {i}");
+        }
+        assert!(clients.len() > 3_000, "{} distinct clients", clients.len());
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! - [`scenario`]: what to produce, as phases (normal, or an anomaly on a field), from YAML or
 //!   code.
 //! - [`schedule`]: a scenario laid out in event time: the events and the [`pipeline::wire::Label`]s.
-//! - `rng`: the seeded random streams both [`generate`] and [`schedule`] draw from.
+//! - `rng`: the seeded random streams both [`generate`] and [`schedule`] draw from; `clients`:
+//!   the client address pool both draw from (records, and the client an entity phase picks).
 //!
 //! Around it, the service: [`settings`] (config, flags, validation), [`output`] (the `raw` and
 //! `labels` topics with pipelined deliveries, or NDJSON on stdout) and [`run`] (pacing, labels,
@@ -33,6 +34,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod clients;
 pub mod generate;
 pub mod indicators;
 pub mod model;

@@ -22,6 +22,9 @@ pub(crate) enum Stream {
     /// Resolution of random anomaly targets in a schedule (shared by all instances, so
     /// replicas running the same scenario inject the same field at the same time).
     Schedule = 3,
+    /// The quiet client an entity phase (`from: client`) picks, keyed by the phase's index
+    /// (shared by all instances, like [`Stream::Schedule`]).
+    Entity = 4,
 }
 
 /// A ChaCha8 RNG for `stream`, keyed by `seed` and `instance`.

@@ -77,7 +77,12 @@ pub async fn run(settings: Settings, service: &Service) -> Result<Summary, RunEr
     };
     let (seed, instance, run_id) = (settings.options.seed, &settings.instance, &settings.run_id);
     let mut records = match settings.scenario.source {
-        None => Records::Seed(Generator::new(seed, instance, run_id)?),
+        None => Records::Seed(Generator::with_clients(
+            seed,
+            instance,
+            run_id,
+            settings.scenario.clients,
+        )?),
         Some(source) => Records::Source(SourceGenerator::new(source, seed, instance, run_id)?),
     };
     let mut output = match settings.output {

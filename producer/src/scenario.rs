@@ -83,10 +83,37 @@
 //!   every normal phase has one too, `kind: normal` with an empty `field`; either has `traffic`
 //!   (`3x surge`, `sine 50±25/s over 10m`, `ramp 20→60/s`) when its rate moves.
 //!
+//! An anomaly can come from one client among thousands, so a per-entity detector (one model per
+//! `httpRequest.clientIp`) has one entity to flag and many to leave alone:
+//!
+//! ```yaml
+//! name: one-bad-client
+//! clients: 10000        # the client pool: 1 to 100,000 distinct addresses (300 when absent)
+//! rate: 200
+//! phases:
+//!   - normal: 10m
+//!   - anomaly: country
+//!     duration: 3m
+//!     intensity: 0.02   # 720 of the phase's 36,000 records anomalous...
+//!     from: client      # ...all from one quiet client of the pool, picked from the seed
+//!   - normal: 5m
+//! ```
+//!
+//! - `clients:` is how many distinct client addresses the seed's records draw from, with Zipf
+//!   popularity. Pools are drawn in one order whatever their size, so the default 300 are the
+//!   first 300 of any larger pool, and a scenario without `clients:` is unchanged.
+//! - `from:` of an anomaly phase is `client` (a member of the pool's less popular half, picked
+//!   from the seed and the phase's index: a quiet client that suddenly misbehaves) or `{client:
+//!   198.51.100.7}` (that IPv4 address, in the pool or not). The phase's anomalous records all
+//!   carry it; its other records (below full intensity) draw their clients as usual, and so may
+//!   the quiet client's own normal records, rarely. The phase's label has it as `entity`.
+//!   Only the seed's anomaly phases take a `from` (a source's records have no client pool yet).
+//!
 //! In code, the same phases are `Phase::normal(d).with_rate(RateCurve::times(3.0))`,
 //! `.with_rate(RateCurve::sine(50.0, 25.0, d))`, `.with_rate(RateCurve::ramp(20.0, 60.0))` and
 //! `Phase::anomaly(field, d).with_intensity(0.05)` or `.with_intensity(Intensity::ramp(0.0,
-//! 0.3))` (see [`Phase`]).
+//! 0.3))` (see [`Phase`]); an entity phase is `Phase::anomaly(field, d).from_client(
+//! FromClient::Picked)` or `FromClient::Address(ip)`, and a pool `Scenario::with_clients(n)`.
 //!
 //! Durations are written as everywhere else in logwarden (the spec, the detector's and the
 //! provisioner's flags): humantime's grammar, numbers with units, combinable (`90s`, `5m`,
@@ -98,9 +125,12 @@ mod file;
 mod traffic;
 mod values;
 
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use pipeline::wire::{MonitoredField, Source};
+
+pub use crate::clients::{CLIENT_POOL_SIZE, MAX_CLIENTS};
 
 pub use error::ScenarioError;
 pub use traffic::{Intensity, RateCurve};
@@ -120,6 +150,19 @@ pub enum PhaseKind {
     Inject(&'static str),
 }
 
+/// The one client an anomaly phase's anomalous records come from (YAML `from:`), so that a
+/// per-entity detector (one model per `httpRequest.clientIp`) has one entity to flag among the
+/// pool's others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FromClient {
+    /// `from: client`: a quiet member of the scenario's client pool (one of its less popular
+    /// half), picked from the seed and the phase's index when the schedule is planned, so it
+    /// is a client that sent little until it misbehaves.
+    Picked,
+    /// `from: {client: 198.51.100.7}`: this address, in the pool or not.
+    Address(Ipv4Addr),
+}
+
 /// One phase of a scenario.
 ///
 /// Build one in code with a constructor and the `with_` methods:
@@ -127,7 +170,7 @@ pub enum PhaseKind {
 /// ```
 /// use std::time::Duration;
 /// use pipeline::wire::MonitoredField;
-/// use producer::scenario::{Intensity, Phase, RateCurve, Scenario};
+/// use producer::scenario::{FromClient, Intensity, Phase, RateCurve, Scenario};
 ///
 /// let minutes = |m| Duration::from_secs(60 * m);
 /// let scenario = Scenario::new(
@@ -144,6 +187,21 @@ pub enum PhaseKind {
 ///     ],
 /// )?;
 /// assert_eq!(scenario.duration(), Some(minutes(40)));
+///
+/// // One quiet client among 10,000 sends 2% of the records, all with odd countries.
+/// let one_bad_client = Scenario::new(
+///     "one-bad-client",
+///     Some(200.0),
+///     vec![
+///         Phase::normal(minutes(10)),
+///         Phase::anomaly(MonitoredField::Country, minutes(3))
+///             .with_intensity(0.02)
+///             .from_client(FromClient::Picked),
+///         Phase::normal(minutes(5)),
+///     ],
+/// )?
+/// .with_clients(10_000)?;
+/// assert_eq!(one_bad_client.clients, 10_000);
 /// # Ok::<(), producer::scenario::ScenarioError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -157,6 +215,9 @@ pub struct Phase {
     /// The share of an anomaly phase's records drawn with the anomaly's weights;
     /// [`Intensity::FULL`] (every record) for normal phases and by default.
     pub intensity: Intensity,
+    /// The one client an anomaly phase's anomalous records come from; `None` (each record's
+    /// client drawn from the pool) for normal phases and by default.
+    pub from: Option<FromClient>,
 }
 
 impl Phase {
@@ -168,6 +229,7 @@ impl Phase {
             duration,
             rate: None,
             intensity: Intensity::FULL,
+            from: None,
         }
     }
 
@@ -208,6 +270,18 @@ impl Phase {
             ..self
         }
     }
+
+    /// This anomaly phase's anomalous records all from one client: [`FromClient::Picked`] (a
+    /// quiet client of the pool, from the seed) or [`FromClient::Address`]. Its other records
+    /// (below full intensity) keep their drawn clients, and its label names the client as its
+    /// `entity`. Only the seed's anomaly phases take one; a normal or a source's phase with
+    /// one is invalid.
+    pub fn from_client(self, from: FromClient) -> Self {
+        Self {
+            from: Some(from),
+            ..self
+        }
+    }
 }
 
 /// A validated list of phases.
@@ -224,6 +298,9 @@ pub struct Scenario {
     pub rate: Option<f64>,
     /// The phases, run in order; a phase's index is its `phase` in labels.
     pub phases: Vec<Phase>,
+    /// How many distinct client addresses the seed's records draw from (with Zipf popularity),
+    /// 1 to [`MAX_CLIENTS`]; [`CLIENT_POOL_SIZE`] by default.
+    pub clients: usize,
 }
 
 impl Scenario {
@@ -238,6 +315,7 @@ impl Scenario {
             source: None,
             rate,
             phases,
+            clients: CLIENT_POOL_SIZE,
         };
         scenario.validate()?;
         Ok(scenario)
@@ -256,7 +334,16 @@ impl Scenario {
             source: Some(source),
             rate,
             phases,
+            clients: CLIENT_POOL_SIZE,
         };
+        scenario.validate()?;
+        Ok(scenario)
+    }
+
+    /// This scenario with a pool of `clients` distinct client addresses (1 to [`MAX_CLIENTS`])
+    /// instead of [`CLIENT_POOL_SIZE`], validated.
+    pub fn with_clients(self, clients: usize) -> Result<Self, ScenarioError> {
+        let scenario = Self { clients, ..self };
         scenario.validate()?;
         Ok(scenario)
     }
@@ -289,9 +376,10 @@ impl Scenario {
 
     /// Checks the invariants: at least one phase; every rate positive and finite, everywhere
     /// on its curve (a sine's trough included, a ramp only on a phase with an end); every
-    /// intensity in `0..=1` and only on anomaly phases; every duration at least 1 ms; only the last phase may be open-ended, and only if it is normal
-    /// (an anomaly needs an end for its label); a source's scenario injects only its
-    /// indicators, the seed's only its fields.
+    /// intensity in `0..=1` and only on anomaly phases; a `from` only on the seed's anomaly
+    /// phases; a client pool of 1 to [`MAX_CLIENTS`]; every duration at least 1 ms; only the
+    /// last phase may be open-ended, and only if it is normal (an anomaly needs an end for its
+    /// label); a source's scenario injects only its indicators, the seed's only its fields.
     pub fn validate(&self) -> Result<(), ScenarioError> {
         self.validate_in(&format!("scenario `{}`", self.name))
     }
@@ -302,6 +390,12 @@ impl Scenario {
                 at: format!("{origin}: rate"),
                 error,
             })?;
+        }
+        if !(1..=MAX_CLIENTS).contains(&self.clients) {
+            return Err(ScenarioError::Clients {
+                at: format!("{origin}: clients"),
+                value: self.clients.to_string(),
+            });
         }
         if self.phases.is_empty() {
             return Err(ScenarioError::NoPhases {
@@ -326,6 +420,25 @@ impl Scenario {
                 }
             } else {
                 phase.intensity.check(&at())?;
+            }
+            if phase.from.is_some() {
+                let problem = match phase.kind {
+                    PhaseKind::Normal => Some(
+                        "a normal phase comes from every client: give `from` to an anomaly \
+                         phase (`anomaly: country` with `from: client`)",
+                    ),
+                    PhaseKind::Inject(_) => Some(
+                        "`from` picks a client of the seed's records, and a source's records \
+                         have no client pool: remove `from`, or the scenario's `source:`",
+                    ),
+                    PhaseKind::Anomaly(_) | PhaseKind::RandomAnomaly => None,
+                };
+                if let Some(problem) = problem {
+                    return Err(ScenarioError::Phase {
+                        at: format!("{}: from", at()),
+                        problem,
+                    });
+                }
             }
             match phase.duration {
                 Some(duration) if duration.as_millis() == 0 => {

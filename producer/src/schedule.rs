@@ -19,6 +19,11 @@
 //! normal, spread evenly with no random draw ([`Mix`]): a constant share `f` of a phase of `n`
 //! events marks exactly `⌊n · f⌋` of them.
 //!
+//! An entity phase (`from: client`) gives each of its anomalous events the one client address
+//! they come from, and its label that address as its `entity`; its other events name no client
+//! (the generator draws one). A picked client is resolved here, from the seed's client pool
+//! (`clients`), so the events and the label agree with the records.
+//!
 //! Labels: every anomaly phase has one (with its intensity when below 1, and its traffic when
 //! its rate moves), and so does every normal phase with a duration (`kind: normal`, an empty
 //! `field`), so an evaluation knows how long traffic was normal and how it moved; an open-ended
@@ -27,16 +32,19 @@
 //! Replicas: every producer instance plans its own schedule, so each produces the full rate
 //! (n replicas produce n × rate events per second in total). Random anomaly targets are resolved
 //! from the seed alone, so replicas sharing a seed and scenario inject the same field in the same
-//! phase; each instance publishes its own labels (told apart by [`Label::instance`]).
+//! phase, and replicas sharing a seed pick the same client for an entity phase; each instance
+//! publishes its own labels (told apart by [`Label::instance`]).
 
 use std::iter::FusedIterator;
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use pipeline::wire::{Label, LabelKind, MonitoredField};
 use rand::Rng;
 
+use crate::clients::{client_pool, quiet_client};
 use crate::rng::{Stream, seeded_rng};
-use crate::scenario::{InvalidRate, PhaseKind, Scenario, ScenarioError, check_rate};
+use crate::scenario::{FromClient, InvalidRate, PhaseKind, Scenario, ScenarioError, check_rate};
 
 mod mix;
 mod pace;
@@ -47,7 +55,7 @@ pub use pace::Pace;
 /// How to lay a scenario out, besides its start.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Options {
-    /// The `--seed`: resolves random anomaly targets.
+    /// The `--seed`: resolves random anomaly targets and picked clients (`from: client`).
     pub seed: u64,
     /// Events per second per instance for phases where neither the phase nor the scenario gives
     /// a rate (precedence: phase, then scenario, then this).
@@ -128,6 +136,9 @@ pub struct Event {
     pub anomaly: Option<MonitoredField>,
     /// The indicator a source's phase injects, if any.
     pub inject: Option<&'static str>,
+    /// The client an anomalous event of an entity phase comes from; `None` (a client drawn
+    /// from the pool) for every other event.
+    pub client: Option<Ipv4Addr>,
     /// Index of the phase in the scenario.
     pub phase: usize,
 }
@@ -141,6 +152,9 @@ pub struct PlannedPhase {
     pub anomaly: Option<MonitoredField>,
     /// The indicator a source's phase injects, or `None`.
     pub inject: Option<&'static str>,
+    /// The one client the phase's anomalous events come from (picked clients resolved), or
+    /// `None`; the label's `entity`.
+    pub entity: Option<Ipv4Addr>,
     /// Start, epoch milliseconds, inclusive.
     pub start_ms: i64,
     /// End, epoch milliseconds, exclusive; `None` if the phase runs without end.
@@ -167,14 +181,15 @@ impl PlannedPhase {
         }
     }
 
-    /// Event `i` of this phase (`i` below [`Self::events`]): its time, and its anomaly if
-    /// [`Self::mix`] marks it.
+    /// Event `i` of this phase (`i` below [`Self::events`]): its time, and its anomaly (and
+    /// client, in an entity phase) if [`Self::mix`] marks it.
     pub fn event(&self, i: u64) -> Event {
         let marked = (self.anomaly.is_some() || self.inject.is_some()) && self.mix.anomalous(i);
         Event {
             timestamp_ms: self.timestamp(i),
             anomaly: self.anomaly.filter(|_| marked),
             inject: self.inject.filter(|_| marked),
+            client: self.entity.filter(|_| marked),
             phase: self.index,
         }
     }
@@ -189,7 +204,8 @@ impl PlannedPhase {
     /// end is the earlier of its planned end and `stop_ms`. `None` for an open-ended normal
     /// phase, or if the phase had not started by `stop_ms`.
     ///
-    /// An anomaly phase's label names its field or indicator, with its intensity when below 1;
+    /// An anomaly phase's label names its field or indicator, with its intensity when below 1
+    /// and its client as `entity` when it comes from one;
     /// a normal phase's has [`LabelKind::Normal`] and an empty field. Either has its traffic
     /// (`ramp 20→60/s`) when its rate moves.
     pub fn label_until(&self, run_id: &str, instance: &str, stop_ms: i64) -> Option<Label> {
@@ -210,7 +226,10 @@ impl PlannedPhase {
             kind,
             intensity,
             traffic: self.rate.traffic(),
-            entity: None,
+            entity: self
+                .entity
+                .filter(|_| kind == LabelKind::Anomaly)
+                .map(|address| address.to_string()),
         })
     }
 }
@@ -314,6 +333,26 @@ impl Schedule {
                 }
             })
             .collect();
+        // The pool is built only when a phase picks its client: a seeded draw, no clock.
+        let picks = scenario
+            .phases
+            .iter()
+            .any(|phase| phase.from == Some(FromClient::Picked));
+        let pool = if picks {
+            client_pool(options.seed, scenario.clients)
+        } else {
+            Vec::new()
+        };
+        let entities: Vec<Option<Ipv4Addr>> = scenario
+            .phases
+            .iter()
+            .enumerate()
+            .map(|(index, phase)| match phase.from {
+                None => None,
+                Some(FromClient::Address(address)) => Some(address),
+                Some(FromClient::Picked) => quiet_client(&pool, options.seed, index),
+            })
+            .collect();
 
         let mut phases = Vec::with_capacity(scenario.phases.len());
         let mut cursor = start_ms;
@@ -361,6 +400,7 @@ impl Schedule {
                 index,
                 anomaly,
                 inject,
+                entity: entities[index],
                 start_ms: cursor,
                 end_ms,
                 rate,

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use super::MAX_CLIENTS;
 use super::values::{InvalidDuration, InvalidRate};
 
 /// Valid anomaly targets, as listed in error messages.
@@ -99,6 +100,29 @@ pub enum ScenarioError {
         at: String,
         /// The name given.
         value: String,
+    },
+    /// A client pool size outside 1 to [`MAX_CLIENTS`].
+    #[error(
+        "{at}: invalid client pool size `{value}`: `clients:` is how many distinct client \
+         addresses the records draw from, 1 to {MAX_CLIENTS} (e.g. `clients: 10000`; 300 when \
+         absent)"
+    )]
+    Clients {
+        /// Where (`demo.yaml: clients`).
+        at: String,
+        /// The size given.
+        value: String,
+    },
+    /// A phase's `from:` that is neither `client` nor `{client: <IPv4 address>}`.
+    #[error(
+        "{at}: {problem}: write `from: client` (a quiet client of the pool, picked from the \
+         seed) or `from: {{client: 198.51.100.7}}` (that address)"
+    )]
+    From {
+        /// Where (`demo.yaml: phases[1]: from`).
+        at: String,
+        /// What is wrong with the value given.
+        problem: String,
     },
     /// A scenario without phases.
     #[error("{at}: a scenario needs at least one phase under `phases:`")]

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::error::ScenarioError;
 use super::values::parse_duration;
-use super::{Intensity, Phase, PhaseKind, RateCurve, Scenario};
+use super::{CLIENT_POOL_SIZE, FromClient, Intensity, Phase, PhaseKind, RateCurve, Scenario};
 
 impl Scenario {
     /// Reads and validates a scenario file (see the module docs for its format). The name
@@ -57,11 +57,22 @@ impl Scenario {
             .enumerate()
             .map(|(index, phase)| phase.validate(&format!("{origin}: phases[{index}]"), source))
             .collect::<Result<Vec<_>, _>>()?;
+        let clients = match raw.clients {
+            None => CLIENT_POOL_SIZE,
+            Some(clients) => usize::try_from(clients)
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| ScenarioError::Clients {
+                    at: format!("{origin}: clients"),
+                    value: clients.to_string(),
+                })?,
+        };
         let scenario = Self {
             name: raw.name.unwrap_or_else(|| default_name.to_owned()),
             source,
             rate: raw.rate,
             phases,
+            clients,
         };
         scenario.validate_in(origin)?;
         Ok(scenario)
@@ -75,6 +86,7 @@ struct RawScenario {
     name: Option<String>,
     source: Option<String>,
     rate: Option<f64>,
+    clients: Option<i64>,
     phases: Vec<RawPhase>,
 }
 
@@ -88,6 +100,7 @@ struct RawPhase {
     duration: Option<Text>,
     rate: Option<RawRate>,
     intensity: Option<RawIntensity>,
+    from: Option<RawFrom>,
 }
 
 impl RawPhase {
@@ -127,6 +140,7 @@ impl RawPhase {
             (None, Some(target), Some(text)) => (target_kind(target, at, source)?, duration(text)?),
         };
         let rate = self.rate.map(|rate| rate.curve(at)).transpose()?;
+        let from = self.from.map(|from| from.client(at)).transpose()?;
         Ok(Phase {
             kind,
             duration: Some(duration),
@@ -134,6 +148,7 @@ impl RawPhase {
             intensity: self
                 .intensity
                 .map_or(Intensity::FULL, RawIntensity::intensity),
+            from,
         })
     }
 }
@@ -311,6 +326,79 @@ impl<'de> Deserialize<'de> for RawIntensity {
     }
 }
 
+/// A phase's `from:` as written: `client`, or a map naming the client.
+#[derive(Debug)]
+enum RawFrom {
+    Text(String),
+    Named(RawNamedClient),
+}
+
+/// `from: {client: <address>}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNamedClient {
+    client: String,
+}
+
+impl RawFrom {
+    /// The client it names; an unknown word or an address that is not IPv4 is an error naming
+    /// the key.
+    fn client(self, at: &str) -> Result<FromClient, ScenarioError> {
+        let fail = |problem: String| ScenarioError::From {
+            at: format!("{at}: from"),
+            problem,
+        };
+        match self {
+            Self::Text(text) if text.trim().eq_ignore_ascii_case("client") => {
+                Ok(FromClient::Picked)
+            }
+            Self::Text(text) => Err(fail(format!("unknown `from` value `{text}`"))),
+            Self::Named(RawNamedClient { client }) => {
+                client.trim().parse().map(FromClient::Address).map_err(|_| {
+                    fail(format!(
+                        "invalid client address `{client}`, not an IPv4 address"
+                    ))
+                })
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawFrom {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawFrom;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "the client the anomaly comes from: `client` (a quiet client of the pool) \
+                     or `{client: 198.51.100.7}`",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawFrom, E> {
+                Ok(RawFrom::Text(v.to_owned()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RawFrom, E> {
+                Ok(RawFrom::Text(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RawFrom, E> {
+                Ok(RawFrom::Text(v.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<RawFrom, E> {
+                Ok(RawFrom::Text(v.to_string()))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<RawFrom, E> {
+                Ok(RawFrom::Text(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawFrom, A::Error> {
+                RawNamedClient::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(RawFrom::Named)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
 /// The phase kind for an anomaly target name: with a source, one of its indicators (exact);
 /// without, a monitored field (by name or path, any case) or `random`.
 fn target_kind(target: &str, at: &str, source: Option<Source>) -> Result<PhaseKind, ScenarioError> {
@@ -403,6 +491,7 @@ phases:
                 name: "five-fields".into(),
                 source: None,
                 rate: Some(50.0),
+                clients: CLIENT_POOL_SIZE,
                 phases: vec![
                     Phase::new(PhaseKind::Normal, minutes(2)),
                     Phase::new(PhaseKind::Anomaly(MonitoredField::Country), minutes(3))
@@ -784,6 +873,154 @@ phases:
     }
 
     #[test]
+    fn clients_and_from_parse_into_the_pool_size_and_the_entity() {
+        let minute = Duration::from_secs(60);
+        let named = "203.0.113.7".parse().expect("an address");
+        for (text, clients, from) in [
+            ("rate: 1\nphases:\n  - normal: 1m\n", 300, None),
+            (
+                "clients: 10000\nrate: 1\nphases:\n  - normal: 1m\n",
+                10_000,
+                None,
+            ),
+            ("clients: 1\nrate: 1\nphases:\n  - normal: 1m\n", 1, None),
+            (
+                "clients: 100000\nrate: 1\nphases:\n  - normal: 1m\n",
+                100_000,
+                None,
+            ),
+            (
+                "rate: 1\nphases:\n  - anomaly: country\n    duration: 1m\n    from: client\n",
+                300,
+                Some(FromClient::Picked),
+            ),
+            (
+                "rate: 1\nphases:\n  - anomaly: random\n    duration: 1m\n    from: ' Client'\n",
+                300,
+                Some(FromClient::Picked),
+            ),
+            (
+                "rate: 1\nphases:\n  - anomaly: action\n    duration: 1m\n    from: {client: 203.0.113.7}\n",
+                300,
+                Some(FromClient::Address(named)),
+            ),
+        ] {
+            let scenario = Scenario::from_yaml(text).expect(text);
+            assert_eq!(scenario.clients, clients, "{text}");
+            assert_eq!(scenario.phases[0].from, from, "{text}");
+        }
+        let shipped = Scenario::from_yaml(include_str!("../../scenarios/one-bad-client.yaml"))
+            .expect("the shipped example is valid");
+        let code = Scenario::new(
+            "one-bad-client",
+            Some(200.0),
+            vec![
+                Phase::normal(10 * minute),
+                Phase::anomaly(MonitoredField::Country, 3 * minute)
+                    .with_intensity(0.02)
+                    .from_client(FromClient::Picked),
+                Phase::normal(5 * minute),
+            ],
+        )
+        .and_then(|scenario| scenario.with_clients(10_000))
+        .expect("valid");
+        assert_eq!(shipped, code);
+        let docs = include_str!("../scenario.rs");
+        let start = docs
+            .find("//! name: one-bad-client\n")
+            .expect("has a one-bad-client example");
+        let end = start + docs[start..].find("//! ```\n").expect("closed");
+        let yaml: String = docs[start..end]
+            .lines()
+            .map(|line| line.strip_prefix("//! ").unwrap_or("").to_owned() + "\n")
+            .collect();
+        let documented = Scenario::from_yaml(&yaml).expect("the documented example is valid");
+        assert_eq!(documented, code);
+    }
+
+    #[test]
+    fn bad_clients_and_from_name_the_key_and_the_fix() {
+        let pool =
+            |clients: &str| format!("clients: {clients}\nrate: 1\nphases:\n  - normal: 1m\n");
+        let from = |kind: &str, from: &str| {
+            format!("rate: 1\nphases:\n  - normal: 1m\n  - {kind}\n    from: {from}\n")
+        };
+        let anomaly = "anomaly: country\n    duration: 1m";
+        let cases = [
+            (
+                pool("0"),
+                "scenario: clients: invalid client pool size `0`: `clients:` is how many \
+                 distinct client addresses the records draw from, 1 to 100000 (e.g. \
+                 `clients: 10000`; 300 when absent)",
+            ),
+            (
+                pool("-3"),
+                "scenario: clients: invalid client pool size `-3`",
+            ),
+            (
+                pool("100001"),
+                "scenario: clients: invalid client pool size `100001`",
+            ),
+            (pool("many"), "clients: invalid type: string \"many\""),
+            (
+                from("normal: 1m", "client"),
+                "scenario: phases[1]: from: a normal phase comes from every client: give `from` \
+                 to an anomaly phase (`anomaly: country` with `from: client`)",
+            ),
+            (
+                from(anomaly, "host"),
+                "scenario: phases[1]: from: unknown `from` value `host`: write `from: client` (a \
+                 quiet client of the pool, picked from the seed) or `from: {client: \
+                 198.51.100.7}` (that address)",
+            ),
+            (from(anomaly, "3"), "unknown `from` value `3`"),
+            (
+                from(anomaly, "{client: 300.1.2.3}"),
+                "phases[1]: from: invalid client address `300.1.2.3`, not an IPv4 address: \
+                 write `from: client`",
+            ),
+            (
+                from(anomaly, "{client: '2001:db8::1'}"),
+                "invalid client address `2001:db8::1`",
+            ),
+            (
+                from(anomaly, "{host: web-1}"),
+                "unknown field `host`, expected `client`",
+            ),
+            (
+                "source: syslog\nrate: 1\nphases:\n  - anomaly: syslog_auth_failure\n    \
+                 duration: 1m\n    from: client\n"
+                    .to_owned(),
+                "scenario: phases[0]: from: `from` picks a client of the seed's records, and a \
+                 source's records have no client pool",
+            ),
+        ];
+        for (text, says) in cases {
+            let message = error(&text);
+            assert!(message.contains(says), "{text}\n{message}\nlacks: {says}");
+        }
+        let in_code = Scenario::normal(1.0, None)
+            .and_then(|scenario| scenario.with_clients(0))
+            .expect_err("an empty pool")
+            .to_string();
+        assert!(
+            in_code.contains("scenario `normal`: clients: invalid client pool size `0`"),
+            "{in_code}"
+        );
+        let normal_from = Scenario::new(
+            "s",
+            Some(1.0),
+            vec![Phase::normal(Duration::from_secs(1)).from_client(FromClient::Picked)],
+        )
+        .expect_err("a normal phase with a client")
+        .to_string();
+        assert!(
+            normal_from.contains("phases[0]: from: a normal phase"),
+            "{normal_from}"
+        );
+    }
+
+    #[test]
     fn files_are_read_and_named_after_their_stem() {
         let path = std::env::temp_dir().join(format!("logwarden-{}-demo.yaml", std::process::id()));
         std::fs::write(&path, "rate: 5\nphases:\n  - normal: 1s\n").expect("writes");
@@ -807,7 +1044,7 @@ phases:
         #[test]
         fn parsing_arbitrary_values_in_a_scenario_never_panics(
             value in "[ -~]{0,20}",
-            key in prop::sample::select(vec!["normal", "anomaly", "duration", "rate", "name", "intensity"]),
+            key in prop::sample::select(vec!["normal", "anomaly", "duration", "rate", "name", "intensity", "from", "clients"]),
         ) {
             let text = format!("rate: 1\nphases:\n  - normal: 1m\n  - {key}: {value}\n");
             let _ = Scenario::from_yaml(&text);

@@ -663,3 +663,113 @@ fn a_surge_needs_a_rate_to_multiply() {
     let schedule = Schedule::live(&scenario, T0, &options).expect("the default multiplies");
     assert_eq!(schedule.total_events(), Some(1_800));
 }
+
+#[test]
+fn an_entity_phase_gives_its_anomalous_events_one_quiet_client_and_its_label_the_entity() {
+    let scenario = Scenario::from_yaml(include_str!("../../scenarios/one-bad-client.yaml"))
+        .expect("the shipped example is valid");
+    assert_eq!(scenario.clients, 10_000);
+    let schedule = Schedule::live(&scenario, T0, &options()).expect("valid");
+    let events = check_events(&schedule);
+    assert_eq!(events.len(), 216_000);
+
+    // The picked client is stable for the seed, a quiet member of the 10,000-client pool.
+    let pool = crate::clients::client_pool(42, 10_000);
+    let entity = schedule.phases()[1].entity.expect("picked");
+    assert_eq!(
+        Schedule::live(&scenario, T0 + 1, &options())
+            .expect("valid")
+            .phases()[1]
+            .entity,
+        Some(entity)
+    );
+    let rank = pool
+        .iter()
+        .position(|ip| *ip == entity)
+        .expect("in the pool");
+    assert!(rank >= 5_000, "rank {rank}");
+    let other_seed = Options {
+        seed: 43,
+        ..options()
+    };
+    let other = Schedule::live(&scenario, T0, &other_seed)
+        .expect("valid")
+        .phases()[1]
+        .entity;
+    assert_ne!(other, Some(entity));
+
+    // Exactly the anomalous events name the client: ⌊36,000 · 0.02⌋ of them.
+    let anomalous = events.iter().filter(|e| e.anomaly.is_some()).count();
+    let from_entity = events.iter().filter(|e| e.client.is_some()).count();
+    assert_eq!((anomalous, from_entity), (720, 720));
+    assert!(events.iter().all(|e| e.client == e.anomaly.map(|_| entity)));
+
+    // Only the anomaly's label has the entity.
+    let entities: Vec<(LabelKind, Option<String>)> = schedule
+        .labels("r", "i")
+        .into_iter()
+        .map(|l| (l.kind, l.entity))
+        .collect();
+    assert_eq!(
+        entities,
+        [
+            (LabelKind::Normal, None),
+            (LabelKind::Anomaly, Some(entity.to_string())),
+            (LabelKind::Normal, None),
+        ]
+    );
+
+    // The records: the 720 anomalous ones come from the client, and no other client sends an
+    // anomalous record.
+    let mut generator = crate::generate::Generator::with_clients(42, "producer-0", "run-1", 10_000)
+        .expect("valid instance");
+    let mut seen = std::collections::HashSet::new();
+    let (mut entity_anomalous, mut entity_normal) = (0, 0);
+    for event in &events {
+        let record = generator.record(event);
+        let ip: Ipv4Addr = record.http_request.client_ip.parse().expect("IPv4");
+        seen.insert(ip);
+        match (ip == entity, event.anomaly.is_some()) {
+            (true, true) => entity_anomalous += 1,
+            (true, false) => entity_normal += 1,
+            (false, anomalous) => assert!(!anomalous, "an anomalous record from {ip}"),
+        }
+    }
+    // The quiet client's own normal draws: 11 of the 215,280 normal records (about 1 in
+    // 20,000, as its rank in the less popular half makes it), against 720 in 3 minutes.
+    assert_eq!((entity_anomalous, entity_normal), (720, 11));
+    assert!(seen.len() > 9_000, "{} distinct clients", seen.len());
+}
+
+#[test]
+fn a_named_client_is_the_entity_in_or_out_of_the_pool() {
+    let named: Ipv4Addr = "203.0.113.7".parse().expect("an address");
+    let scenario = Scenario::new(
+        "named",
+        Some(10.0),
+        vec![
+            Phase::anomaly(MonitoredField::Action, MINUTE)
+                .with_intensity(0.1)
+                .from_client(crate::scenario::FromClient::Address(named)),
+            Phase::random_anomaly(MINUTE),
+        ],
+    )
+    .expect("valid");
+    let schedule = Schedule::live(&scenario, T0, &options()).expect("valid");
+    let events = check_events(&schedule);
+    let clients: Vec<Option<Ipv4Addr>> = events
+        .iter()
+        .filter(|e| e.phase == 0 && e.anomaly.is_some())
+        .map(|e| e.client)
+        .collect();
+    assert_eq!(clients, [Some(named); 60]);
+    assert!(
+        events
+            .iter()
+            .filter(|e| e.phase == 1)
+            .all(|e| e.client.is_none())
+    );
+    let labels = anomaly_labels(&schedule);
+    assert_eq!(labels[0].entity.as_deref(), Some("203.0.113.7"));
+    assert_eq!(labels[1].entity, None);
+}
