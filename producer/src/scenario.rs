@@ -129,7 +129,7 @@ pub enum PhaseKind {
 /// use pipeline::wire::MonitoredField;
 /// use producer::scenario::{Intensity, Phase, RateCurve, Scenario};
 ///
-/// let minutes = |m| Duration::from_secs(60 * m);
+/// let minutes = |m: u64| Duration::from_secs(60 * m);
 /// let scenario = Scenario::new(
 ///     "surge-and-subtle",
 ///     Some(50.0),
