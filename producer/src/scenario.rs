@@ -172,7 +172,7 @@ pub enum FromClient {
 /// use pipeline::wire::MonitoredField;
 /// use producer::scenario::{FromClient, Intensity, Phase, RateCurve, Scenario};
 ///
-/// let minutes = |m| Duration::from_secs(60 * m);
+/// let minutes = |m: u64| Duration::from_secs(60 * m);
 /// let scenario = Scenario::new(
 ///     "surge-and-subtle",
 ///     Some(50.0),
