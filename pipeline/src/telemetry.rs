@@ -364,7 +364,10 @@ mod tests {
             "a note alone is no check"
         );
         health.register("kafka", "connecting");
-        health.inform("no_data", "2 detectors: a for 10 intervals, b for 12 intervals");
+        health.inform(
+            "no_data",
+            "2 detectors: a for 10 intervals, b for 12 intervals",
+        );
         assert_eq!(
             health.report(),
             (

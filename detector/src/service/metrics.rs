@@ -53,6 +53,9 @@ pub struct Metrics {
     /// The last scored interval of each detector: its value, expected value, anomaly grade and
     /// confidence ([`Metrics::scored`]).
     pub last: LastScored,
+    /// 1 while a detector has had no record for its spec's `no_data_after` intervals in a row,
+    /// else 0 ([`super::no_data`]).
+    pub no_data: IntGaugeVec,
 }
 
 /// Gauges of each detector's last scored interval, as its result document has them.
@@ -174,6 +177,13 @@ impl Metrics {
                 "Deliveries of anomalies and dead letters sent again after a failure.",
             )?,
             lag: ConsumerLag::register(registry)?,
+            no_data: IntGaugeVec::new(
+                Opts::new(
+                    "detector_no_data",
+                    "1 while the detector has had no record for its spec's no_data_after intervals in a row (0 never flags), else 0.",
+                ),
+                &["detector"],
+            )?,
             last: LastScored {
                 value: gauge(
                     "detector_value",
@@ -227,7 +237,8 @@ impl Metrics {
             metrics.last.expected,
             metrics.last.grade,
             metrics.last.confidence,
-            metrics.last.empty
+            metrics.last.empty,
+            metrics.no_data
         )?;
         Ok(metrics)
     }

@@ -120,7 +120,8 @@ struct Class {
 
 fn section(timestamp: Option<Timestamp>, fields: Vec<Field>) -> SectionFields {
     let mut out = SectionFields::default();
-    out.reads.extend(timestamp.map(|t| t.fields).unwrap_or_default());
+    out.reads
+        .extend(timestamp.map(|t| t.fields).unwrap_or_default());
     for field in fields {
         out.reads.insert(field.path);
         out.reads.extend(field.when.map(|w| w.path));
@@ -175,7 +176,11 @@ fn list(names: &BTreeSet<String>) -> String {
     if names.is_empty() {
         "(none)".to_owned()
     } else {
-        names.iter().map(String::as_str).collect::<Vec<_>>().join(", ")
+        names
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -315,33 +320,41 @@ sources:
             ),
             (
                 "{field: B_acton}",
-                Err("spec test.yaml: `detectors[0].feature.field` `B_acton` is set by no rule of \
+                Err(
+                    "spec test.yaml: `detectors[0].feature.field` `B_acton` is set by no rule of \
                      any section in the rules rules.yaml: name an indicator the top level \
                      produces: B_action, K_action (or filter on `logwarden_source` to use a \
                      source's indicators); or add a rule for it to the rules"
-                    .into()),
+                        .into(),
+                ),
             ),
             (
                 "{field: B_action, filter: {field: logwarden_source, value: syslog}}",
-                Err("spec test.yaml: `detectors[0].feature.field` `B_action` is set by no rule \
+                Err(
+                    "spec test.yaml: `detectors[0].feature.field` `B_action` is set by no rule \
                      of sources.syslog in the rules rules.yaml: name an indicator \
                      `sources.syslog` produces: syslog_error; or add a rule for it to the rules"
-                    .into()),
+                        .into(),
+                ),
             ),
             (
                 "{field: x, filter: {field: logwarden_source, value: ndjson}}",
-                Err("spec test.yaml: `detectors[0].feature.field` `x` is set by no rule of \
+                Err(
+                    "spec test.yaml: `detectors[0].feature.field` `x` is set by no rule of \
                      sources.ndjson in the rules rules.yaml: name an indicator `sources.ndjson` \
                      produces: (none); or add a rule for it to the rules"
-                    .into()),
+                        .into(),
+                ),
             ),
             (
                 "{field: syslog_error, filter: {field: logwarden_source, value: waf}}",
-                Err("spec test.yaml: `detectors[0].feature.filter.value` names the source \
+                Err(
+                    "spec test.yaml: `detectors[0].feature.filter.value` names the source \
                      `waf`, which has no section in the rules rules.yaml (its records are dead \
                      letters `no_rules`, so this detector would never see one): add \
                      `sources.waf` to the rules, or filter on a source they have: ndjson, syslog"
-                    .into()),
+                        .into(),
+                ),
             ),
             (
                 "{field: httpRequest.bytes, filter: {field: logwarden_source, value: ndjson}}",
@@ -399,7 +412,8 @@ sources:
     fn unreadable_rules_say_so() {
         let err = RulesFields::parse("fields: 3", "bad.yaml").expect_err("not a rules file");
         assert!(
-            err.to_string().starts_with("rules bad.yaml: is not a rules file ("),
+            err.to_string()
+                .starts_with("rules bad.yaml: is not a rules file ("),
             "{err}"
         );
         let err = RulesFields::load(Path::new("/nonexistent/rules.yaml")).expect_err("no file");
