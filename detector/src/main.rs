@@ -1,7 +1,9 @@
 //! `logwarden-detector`: streaming anomaly detection and alerting on the enriched stream.
 //!
 //! - `logwarden-detector [run]`: the service (`enriched` → results index, `anomalies`, alerts).
-//! - `logwarden-detector check --spec FILE`: validates a detection spec and summarises it.
+//! - `logwarden-detector check --spec FILE [--rules FILE]`: validates a detection spec, checks
+//!   its feature fields against the transformer's rules (the default rules without `--rules`),
+//!   and summarises it.
 //! - `logwarden-detector spec`: prints the default spec (the seed's five detectors).
 //! - `logwarden-detector evaluate [--run-id RUN] [--report FILE]`: precision, recall, time to
 //!   detect (to the interval's end and to the alert's delivery) and false alerts per hour of
@@ -15,7 +17,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use detector::settings::{RawConfig, Settings, TELEMETRY_PORT};
+use detector::settings::{RawConfig, Settings, TELEMETRY_PORT, check_against_rules};
 use detector::spec::{DEFAULT_SPEC, Spec};
 use pipeline::service::Service;
 
@@ -38,11 +40,15 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
-    /// Validate a detection spec and print what it declares.
+    /// Validate a detection spec against the transformer's rules and print what it declares.
     Check {
         /// The spec file.
         #[arg(long)]
         spec: PathBuf,
+        /// The transformer's rules file the feature fields must come from [default: the
+        /// transformer's default rules].
+        #[arg(long)]
+        rules: Option<PathBuf>,
     },
     /// Print the default spec.
     Spec,
@@ -78,7 +84,7 @@ async fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command.unwrap_or(Command::Run { config: None }) {
         Command::Run { config } => run(config).await,
-        Command::Check { spec } => check(&spec),
+        Command::Check { spec, rules } => check(&spec, rules.as_deref()),
         Command::Spec => {
             print!("{DEFAULT_SPEC}");
             Ok(())
@@ -106,6 +112,9 @@ async fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
     let raw: RawConfig = pipeline::config::load(config.as_deref())?;
     let settings = Settings::from_raw(raw, std::env::var("HOSTNAME").ok())?;
     pipeline::telemetry::init_logging(&settings.telemetry)?;
+    for warning in &settings.spec_warnings {
+        tracing::warn!("{warning}");
+    }
     let service = Service::start("detector", &settings.telemetry, TELEMETRY_PORT)
         .await
         .context("starting telemetry")?;
@@ -114,9 +123,20 @@ async fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn check(path: &std::path::Path) -> anyhow::Result<()> {
+fn check(path: &std::path::Path, rules: Option<&std::path::Path>) -> anyhow::Result<()> {
     let spec = Spec::load(path)?;
-    println!("{}: valid", path.display());
+    let warnings = check_against_rules(&spec, Some(path), rules)?;
+    println!(
+        "{}: valid (feature fields checked against {})",
+        path.display(),
+        rules.map_or_else(
+            || detector::spec::rules::DEFAULT_RULES_ORIGIN.to_owned(),
+            |r| r.display().to_string()
+        )
+    );
+    for warning in &warnings {
+        println!("  warning: {warning}");
+    }
     for d in &spec.detectors {
         println!(
             "  detector {}: {} every {:?} (delay {:?})",

@@ -1,5 +1,6 @@
 //! The detector service's configuration: the raw form (YAML file and `LOGWARDEN_*` environment)
-//! and the validated [`Settings`], with the spec loaded and checked.
+//! and the validated [`Settings`], with the spec loaded and checked, also against the
+//! transformer's rules (`detector.rules`, [`crate::spec::rules`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use pipeline::telemetry::TelemetryConfig;
 use serde::Deserialize;
 
 use crate::spec::Spec;
+use crate::spec::rules::RulesFields;
 
 /// Default telemetry port of the detector.
 pub const TELEMETRY_PORT: u16 = 9104;
@@ -38,6 +40,10 @@ pub struct RawConfig {
 pub struct DetectorConfig {
     /// The detection spec; the embedded default (the seed's five detectors) when unset.
     pub spec: Option<PathBuf>,
+    /// The transformer's rules file, which the spec's feature fields are checked against (each
+    /// must be an indicator the rules produce); the transformer's embedded default rules when
+    /// unset. Give it the same file as `transformer.rules`.
+    pub rules: Option<PathBuf>,
     /// How often model checkpoints are saved, in milliseconds (and at shutdown).
     pub checkpoint_ms: u64,
     /// This replica's name in the lease (default `$HOSTNAME`, the pod name; without either, a
@@ -56,6 +62,7 @@ impl Default for DetectorConfig {
     fn default() -> Self {
         Self {
             spec: None,
+            rules: None,
             checkpoint_ms: 60_000,
             instance_id: None,
             lease_ms: 30_000,
@@ -75,6 +82,9 @@ pub struct Settings {
     pub opensearch: OpenSearchConfig,
     /// The detection spec.
     pub spec: Spec,
+    /// What checking the spec against the rules warned about (feature fields read from the
+    /// record rather than set by a rule), for the service to log once logging is up.
+    pub spec_warnings: Vec<String>,
     /// Checkpoint period.
     pub checkpoint_every: Duration,
     /// This replica's name in the lease.
@@ -101,6 +111,7 @@ impl Settings {
                 "fix the spec (check it with `logwarden-detector check --spec FILE`)",
             )
         })?;
+        let spec_warnings = check_against_rules(&spec, d.spec.as_deref(), d.rules.as_deref())?;
         for (key, value) in [
             ("detector.checkpoint_ms", d.checkpoint_ms),
             ("detector.lease_ms", d.lease_ms),
@@ -125,10 +136,90 @@ impl Settings {
             telemetry: raw.telemetry,
             opensearch: raw.opensearch,
             spec,
+            spec_warnings,
             checkpoint_every: Duration::from_millis(d.checkpoint_ms),
             instance_id,
             lease_ttl: Duration::from_millis(d.lease_ms),
             future_tolerance: Duration::from_millis(d.future_tolerance_ms),
         })
+    }
+}
+
+/// Checks `spec` (from `spec_path`, or the default) against the rules at `rules_path` (or the
+/// transformer's default rules): the warnings, or the error naming the key and the fix.
+pub fn check_against_rules(
+    spec: &Spec,
+    spec_path: Option<&std::path::Path>,
+    rules_path: Option<&std::path::Path>,
+) -> Result<Vec<String>, ConfigError> {
+    let rules = match rules_path {
+        Some(path) => RulesFields::load(path),
+        None => RulesFields::default_rules(),
+    }
+    .map_err(|err| {
+        ConfigError::invalid(
+            "detector.rules",
+            err.to_string(),
+            "point it at the rules file the transformer uses (transformer.rules)",
+        )
+    })?;
+    let origin = spec_path.map_or_else(|| "default".to_owned(), |p| p.display().to_string());
+    spec.check_fields(&rules, &origin).map_err(|err| {
+        ConfigError::invalid(
+            "detector.spec",
+            err.to_string(),
+            "fix the spec, or point detector.rules at the rules the transformer uses (check \
+             both with `logwarden-detector check --spec FILE --rules FILE`)",
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spec_is_checked_against_the_rules_at_start_up() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let spec = dir.path().join("spec.yaml");
+        std::fs::write(
+            &spec,
+            "detectors:\n  - name: d\n    feature: {field: B_acton, aggregation: ratio}\n",
+        )
+        .expect("write the spec");
+        let raw = RawConfig {
+            detector: DetectorConfig {
+                spec: Some(spec.clone()),
+                ..DetectorConfig::default()
+            },
+            ..RawConfig::default()
+        };
+        let err = Settings::from_raw(raw, None)
+            .expect_err("an indicator no rule sets")
+            .to_string();
+        assert!(
+            err.contains("`detectors[0].feature.field` `B_acton` is set by no rule"),
+            "{err}"
+        );
+        assert!(err.contains("detector.spec"), "{err}");
+
+        let raw = RawConfig {
+            detector: DetectorConfig {
+                rules: Some(dir.path().join("missing.yaml")),
+                ..DetectorConfig::default()
+            },
+            ..RawConfig::default()
+        };
+        let err = Settings::from_raw(raw, None)
+            .expect_err("no rules file")
+            .to_string();
+        assert!(err.contains("detector.rules"), "{err}");
+
+        let settings = Settings::from_raw(RawConfig::default(), None).expect("the defaults");
+        assert!(
+            settings.spec_warnings.is_empty(),
+            "{:?}",
+            settings.spec_warnings
+        );
     }
 }

@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ENV_PREFIX, SECRET_ENV_PREFIX};
 
+pub mod rules;
+
 /// The default spec, embedded: the seed's five detectors and monitors, each source's preset
 /// detectors and monitors, one webhook channel.
 pub const DEFAULT_SPEC: &str = include_str!("../spec/default.yaml");
@@ -198,6 +200,18 @@ pub struct DetectorSpec {
     /// `logwarden-detector evaluate`.
     #[serde(default, skip_serializing)]
     pub ground_truth: Option<String>,
+    /// After this many consecutive closed intervals without a record, the detector is reported
+    /// as having no data (`/readyz`, `logwarden_detector_no_data`); 0 never. Not part of what
+    /// the detector scores, so not serialized (its checkpoints' fingerprint ignores it).
+    #[serde(default = "default_no_data_after", skip_serializing)]
+    pub no_data_after: u32,
+}
+
+/// The default [`DetectorSpec::no_data_after`]: 10 intervals.
+pub const DEFAULT_NO_DATA_AFTER: u32 = 10;
+
+fn default_no_data_after() -> u32 {
+    DEFAULT_NO_DATA_AFTER
 }
 
 impl DetectorSpec {
@@ -803,6 +817,16 @@ impl Spec {
             }
         }
         Ok(())
+    }
+
+    /// Checks every detector's feature field against what `rules` produce ([`rules::check`]):
+    /// the first error, or the warnings for fields read from the record itself.
+    pub fn check_fields(
+        &self,
+        rules: &rules::RulesFields,
+        origin: &str,
+    ) -> Result<Vec<String>, SpecError> {
+        rules::check(self, rules, origin)
     }
 
     /// The detector named `name`.

@@ -7,7 +7,9 @@
 //!   registry), registers its metric structs there and passes them around by `Arc`.
 //! - Health: `/healthz` says the process serves; `/readyz` says every readiness check the service
 //!   registered in [`Health`] passes (e.g. "kafka": brokers reachable), and lists the failing
-//!   ones, so `kubectl describe` shows why a pod is not ready.
+//!   ones, so `kubectl describe` shows why a pod is not ready. A service may also add notes
+//!   ([`Health::inform`]): lines `/readyz` shows that never make it fail (the detector's
+//!   detectors without data).
 //! - Extra routes: a service may [`Telemetry::mount`] a router of its own on the same server
 //!   (the detector's live page), answered when no built-in route matches.
 
@@ -118,6 +120,8 @@ pub struct Health {
 struct Check {
     ready: bool,
     detail: String,
+    /// Whether it decides readiness; a note ([`Health::inform`]) does not.
+    gates: bool,
 }
 
 impl Health {
@@ -136,26 +140,37 @@ impl Health {
         self.set(name, false, reason);
     }
 
+    /// Shows `detail` on `/readyz` under `name` without deciding readiness: something an
+    /// operator should see that is no reason to take the pod out of its Services.
+    pub fn inform(&self, name: &str, detail: &str) {
+        self.insert(name, true, detail, false);
+    }
+
     fn set(&self, name: &str, ready: bool, detail: &str) {
+        self.insert(name, ready, detail, true);
+    }
+
+    fn insert(&self, name: &str, ready: bool, detail: &str, gates: bool) {
         let mut checks = self.checks.lock().unwrap_or_else(PoisonError::into_inner);
         checks.insert(
             name.to_owned(),
             Check {
                 ready,
                 detail: detail.to_owned(),
+                gates,
             },
         );
     }
 
-    /// Whether every check passes, and one line per check (`kafka: ok`). With no check
+    /// Whether every check passes, and one line per check or note (`kafka: ok`). With no check
     /// registered yet the service is still starting: not ready (the telemetry server answers
     /// before the service's start-up registers its checks).
     pub fn report(&self) -> (bool, String) {
         let checks = self.checks.lock().unwrap_or_else(PoisonError::into_inner);
-        if checks.is_empty() {
+        if !checks.values().any(|c| c.gates) {
             return (false, "starting: no check registered yet\n".to_owned());
         }
-        let ready = checks.values().all(|c| c.ready);
+        let ready = checks.values().all(|c| c.ready || !c.gates);
         let text = checks
             .iter()
             .map(|(name, c)| format!("{name}: {}\n", c.detail))
@@ -337,6 +352,39 @@ mod tests {
         assert!(health.is_ready());
         health.not_ready("kafka", "broker unreachable");
         assert!(!health.is_ready());
+    }
+
+    #[test]
+    fn a_note_is_shown_but_never_decides_readiness() {
+        let health = Health::default();
+        health.inform("no_data", "none");
+        assert_eq!(
+            health.report(),
+            (false, "starting: no check registered yet\n".to_owned()),
+            "a note alone is no check"
+        );
+        health.register("kafka", "connecting");
+        health.inform(
+            "no_data",
+            "2 detectors: a for 10 intervals, b for 12 intervals",
+        );
+        assert_eq!(
+            health.report(),
+            (
+                false,
+                "kafka: connecting\nno_data: 2 detectors: a for 10 intervals, b for 12 intervals\n"
+                    .to_owned()
+            )
+        );
+        health.ready("kafka");
+        assert_eq!(
+            health.report(),
+            (
+                true,
+                "kafka: ok\nno_data: 2 detectors: a for 10 intervals, b for 12 intervals\n"
+                    .to_owned()
+            )
+        );
     }
 
     #[test]

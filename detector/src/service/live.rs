@@ -47,6 +47,7 @@ pub(crate) mod testing {
             window_delay: Duration::from_secs(10),
             model: ModelSpec::default(),
             ground_truth: None,
+            no_data_after: crate::spec::DEFAULT_NO_DATA_AFTER,
         }
     }
 

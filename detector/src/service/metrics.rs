@@ -57,6 +57,9 @@ pub struct Metrics {
     pub entities: IntGaugeVec,
     /// A category detector's entities evicted (idle, or beyond its cap).
     pub entities_evicted: IntCounterVec,
+    /// 1 while a detector has had no record for its spec's `no_data_after` intervals in a row,
+    /// else 0 ([`super::no_data`]).
+    pub no_data: IntGaugeVec,
 }
 
 /// Gauges of each detector's last scored interval, as its result document has them.
@@ -190,6 +193,13 @@ impl Metrics {
                 "Deliveries of anomalies and dead letters sent again after a failure.",
             )?,
             lag: ConsumerLag::register(registry)?,
+            no_data: IntGaugeVec::new(
+                Opts::new(
+                    "detector_no_data",
+                    "1 while the detector has had no record for its spec's no_data_after intervals in a row (0 never flags), else 0.",
+                ),
+                &["detector"],
+            )?,
             last: LastScored {
                 value: gauge(
                     "detector_value",
@@ -245,7 +255,8 @@ impl Metrics {
             metrics.last.confidence,
             metrics.last.empty,
             metrics.entities,
-            metrics.entities_evicted
+            metrics.entities_evicted,
+            metrics.no_data
         )?;
         Ok(metrics)
     }

@@ -21,7 +21,8 @@
 //! `startup` (fence, restore or cold start), `assign` (partitions), `stage` (the loop's steps),
 //! `features` (a record's contribution, pure), `scoring` (closed intervals to results),
 //! `outputs` (`anomalies` and `dead-letter`), `results` (the results index), `checkpoint` (what
-//! a checkpoint holds) and `metrics`.
+//! a checkpoint holds), `no_data` (detectors without records, on `/readyz` and a gauge) and
+//! `metrics`.
 //! The watermark is [`crate::event_time::EventClock`]'s: the loop feeds it records and partition
 //! ends, and asks it when to close intervals.
 
@@ -32,6 +33,7 @@ mod error;
 mod features;
 pub(crate) mod live;
 mod metrics;
+mod no_data;
 mod outputs;
 mod readiness;
 mod results;
@@ -58,7 +60,7 @@ use crate::settings::Settings;
 
 pub use error::ServiceError;
 pub use metrics::Metrics;
-pub use readiness::{LEASE_CHECK, OPENSEARCH_CHECK};
+pub use readiness::{LEASE_CHECK, NO_DATA_NOTE, OPENSEARCH_CHECK};
 
 use checkpoint::Writer;
 use clock::{millis, now_ms};
@@ -79,6 +81,7 @@ pub async fn run(settings: Settings, service: &Service) -> Result<(), ServiceErr
     let metrics = Metrics::register(&service.telemetry.registry)?;
     let health = service.telemetry.health.clone();
     health.register(OPENSEARCH_CHECK, "connecting");
+    health.inform(NO_DATA_NOTE, "none");
     let shutdown = service.shutdown.clone();
     // Refuse unusable channels at start-up, not when the lease is taken.
     alert::targets(&settings.spec.channels).map_err(ServiceError::Channels)?;

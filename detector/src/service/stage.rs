@@ -27,6 +27,7 @@ use super::clock::now_ms;
 use super::features;
 use super::live::Live;
 use super::metrics::Metrics;
+use super::no_data;
 use super::outputs::{Outputs, Stopped};
 use super::results::Unwritten;
 use super::scoring;
@@ -150,6 +151,15 @@ impl Stage<'_> {
         let mut results = Vec::new();
         for live in &mut self.detectors {
             results.extend(scoring::score(live, watermark, started, self.metrics));
+        }
+        if !results.is_empty() {
+            no_data::publish(
+                self.detectors
+                    .iter()
+                    .map(|d| (d.spec.name.as_str(), d.spec.no_data_after)),
+                self.metrics,
+                self.health,
+            );
         }
         if let Some(open) = self
             .detectors

@@ -143,7 +143,8 @@ use. "topics" is the provisioner's topics subcommand (Kafka only).
 {{- $_ := set $cfg "sink" (merge (dict "group_id" (include "logwarden.groupId" .) "index" $v.spec.events) (deepCopy $v.sink.config)) -}}
 {{- else if eq .component "detector" -}}
 {{- $_ := set $telemetry "listen" "0.0.0.0:9464" -}}
-{{- $_ := set $cfg "detector" (merge (dict "spec" "/etc/logwarden/config/spec.yaml") (deepCopy $v.detector.config)) -}}
+{{- /* The detector checks the spec's feature fields against the rules the transformer applies. */ -}}
+{{- $_ := set $cfg "detector" (merge (dict "spec" "/etc/logwarden/config/spec.yaml" "rules" "/etc/logwarden/config/rules.yaml") (deepCopy $v.detector.config)) -}}
 {{- else if eq .component "producer" -}}
 {{- $_ := set $telemetry "listen" "0.0.0.0:9464" -}}
 {{- $generator := deepCopy $v.producer.config -}}
@@ -257,7 +258,7 @@ checkpoint on the state volume unless the user names one.
     name: {{ .configMap | default (printf "%s-config" (include "logwarden.base" $root)) }}
     items:
       - {key: {{ .component }}.yaml, path: config.yaml}
-      {{- if eq .component "transformer" }}
+      {{- if or (eq .component "transformer") (eq .component "detector") }}
       - {key: rules.yaml, path: rules.yaml}
       {{- end }}
       {{- if or (eq .component "detector") (eq .component "provisioner") }}
@@ -329,7 +330,7 @@ config file (rules and spec included) and the Secrets the chart renders.
 {{- define "logwarden.checksums" -}}
 {{- $root := .root -}}
 {{- $config := include "logwarden.config" . -}}
-{{- if eq .component "transformer" }}{{ $config = print $config (toYaml $root.Values.transformer.rules) }}{{ end -}}
+{{- if or (eq .component "transformer") (eq .component "detector") }}{{ $config = print $config (toYaml $root.Values.transformer.rules) }}{{ end -}}
 {{- if or (eq .component "detector") (eq .component "provisioner") }}{{ $config = print $config (toYaml $root.Values.spec) }}{{ end -}}
 {{- if eq .component "producer" }}{{ $config = print $config (toYaml $root.Values.producer.scenario) }}{{ end -}}
 checksum/config: {{ $config | sha256sum }}
