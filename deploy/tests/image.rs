@@ -512,13 +512,23 @@ async fn the_pipeline_runs_from_the_image_as_read_only_non_root_containers() {
     let labels = testkit::consume(
         &kafka,
         &kafka.topics.labels,
-        1,
+        3,
         Duration::from_secs(30),
         Duration::from_secs(1),
     )
     .await;
-    assert_eq!(labels.len(), 1, "one anomaly phase, one label");
-    let label: Value = serde_json::from_str(testkit::payload_text(&labels[0])).expect("label JSON");
+    // A label per phase with an end: the anomaly's, and the normal ones around it.
+    let labels: Vec<Value> = labels
+        .iter()
+        .map(|l| serde_json::from_str(testkit::payload_text(l)).expect("label JSON"))
+        .collect();
+    let anomalies: Vec<&Value> = labels.iter().filter(|l| l["kind"].is_null()).collect();
+    assert_eq!(
+        (labels.len(), anomalies.len()),
+        (3, 1),
+        "normal, anomaly, normal: {labels:?}"
+    );
+    let label = anomalies[0];
     assert_eq!(label["field"], "country");
     let (phase_start, phase_end) = (label["start_ms"].as_i64(), label["end_ms"].as_i64());
     let (phase_start, phase_end) = (phase_start.expect("start_ms"), phase_end.expect("end_ms"));

@@ -134,10 +134,13 @@ impl Entities {
                 events,
                 ..*interval
             };
-            let tracked = self.models.entry(entity.clone()).or_insert_with(|| Tracked {
-                model: Model::for_entity(&detector.model, min_rise, prior),
-                last_seen: interval.start,
-            });
+            let tracked = self
+                .models
+                .entry(entity.clone())
+                .or_insert_with(|| Tracked {
+                    model: Model::for_entity(&detector.model, min_rise, prior),
+                    last_seen: interval.start,
+                });
             tracked.last_seen = interval.start;
             match measure::judge(detector, &mut tracked.model, &entity_interval) {
                 Ok((measured, scored)) => {
@@ -249,13 +252,19 @@ mod tests {
         let detector = testing::spec("d");
         let category = category(20_000);
         let mut entities = Entities::new();
-        let clients: Vec<String> = (0..5_000).map(|i| format!("10.0.{}.{}", i / 256, i % 256)).collect();
+        let clients: Vec<String> = (0..5_000)
+            .map(|i| format!("10.0.{}.{}", i / 256, i % 256))
+            .collect();
         let mut flagged: Vec<(i64, String)> = Vec::new();
         for i in 0..40 {
             for (c, client) in clients.iter().enumerate() {
                 // Every client sends a few requests a minute; one in 50 of them is bad, and
                 // from minute 30 client 1234 sends 40 bad ones.
-                let bad = if c == 1234 && i >= 30 { 40.0 } else { f64::from(u8::from((c + i as usize) % 50 == 0)) };
+                let bad = if c == 1234 && i >= 30 {
+                    40.0
+                } else {
+                    f64::from(u8::from((c + i as usize) % 50 == 0))
+                };
                 entities.add(i * 60_000, client, bad);
             }
             let (judged, failed) = entities.close(&detector, &category, &minute(i));
@@ -315,7 +324,11 @@ mod tests {
         assert_eq!((entities.active(), entities.evicted()), (2, 1));
         let summary = summary(&judged);
         assert_eq!((summary.judged, summary.flagged), (2, 2));
-        let top: Vec<(&str, f64)> = summary.top.iter().map(|f| (f.value.as_str(), f.data)).collect();
+        let top: Vec<(&str, f64)> = summary
+            .top
+            .iter()
+            .map(|f| (f.value.as_str(), f.data))
+            .collect();
         assert_eq!(top, [("a", 30.0), ("c", 12.0)]);
     }
 

@@ -232,10 +232,7 @@ impl Model {
             None
         } else if rise >= level_step {
             Some(Rule::Level)
-        } else if ready
-            && score > 1.0
-            && score > score_mean + 3.0 * score_sigma
-            && rise >= min_rise
+        } else if ready && score > 1.0 && score > score_mean + 3.0 * score_sigma && rise >= min_rise
         {
             Some(Rule::Forest)
         } else if self.episode && rise >= (3.0 * sigma).max(min_rise) {

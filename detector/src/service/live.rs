@@ -59,7 +59,10 @@ pub(crate) mod testing {
         let window = Window::new(millis(spec.interval), millis(spec.window_delay), resume);
         Ok(Live {
             model: Model::new(&spec.model, spec.min_rise(), 1)?,
-            entities: spec.category.as_ref().map(|_| crate::entities::Entities::new()),
+            entities: spec
+                .category
+                .as_ref()
+                .map(|_| crate::entities::Entities::new()),
             spec,
             window,
         })

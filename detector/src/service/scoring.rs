@@ -13,9 +13,9 @@ use crate::entities::{self, Entities, Judged};
 use crate::measure;
 use crate::model::{Model, Scored};
 use crate::spec::{Category, DetectorSpec};
-use pipeline::wire::EntityValue;
 use crate::store::{self, ResultDoc};
 use crate::window::Interval;
+use pipeline::wire::EntityValue;
 
 use super::live::Live;
 use super::metrics::Metrics;

@@ -1,0 +1,204 @@
+//! Per-entity detection on the real stack (`cargo xtask stack up`): one client among 10,000
+//! starts sending requests from unknown countries (2% of the traffic, all from that client),
+//! through the transformer and the sink. A category detector on `httpRequest.clientIp` must flag
+//! that client and no other, its monitor must send one alert naming it, and its entity models
+//! must stay under their cap while thousands of clients come and go.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{receiver, send};
+use pipeline::testkit;
+use pipeline::wire::MonitoredField;
+use producer::generate::Generator;
+use producer::scenario::{FromClient, Phase, Scenario};
+use producer::schedule::{Options, Schedule};
+use rdkafka::producer::FutureProducer;
+use serde_json::{Value, json};
+
+const CLIENTS: usize = 10_000;
+const MAX_ENTITIES: usize = 2_000;
+const SEED: u64 = 23;
+
+fn spec(name: &str, hook: &str) -> String {
+    format!(
+        r#"
+events: {name}events
+results: {name}results
+checkpoints: {name}checkpoints
+alerts: {name}alerts
+detectors:
+  - name: client-country-detector
+    feature: {{field: UNK_country, aggregation: sum}}
+    category: {{field: httpRequest.clientIp, max_entities: {MAX_ENTITIES}, idle: 10m}}
+    interval: 2s
+    window_delay: 1s
+    model: {{history: 0}}
+monitors:
+  - {{name: client-country-Monitor, detectors: [client-country-detector], channels: [hook]}}
+channels:
+  - {{name: hook, webhook: {{value: "{hook}"}}}}
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_misbehaving_client_among_ten_thousand_is_flagged_and_named_in_one_alert() {
+    let url = testkit::require_opensearch().await;
+    let kafka = testkit::kafka_with_private_topics("entity", 2).await;
+    let name = testkit::unique_name("entity");
+    let index = format!("{name}events");
+    let http = reqwest::Client::new();
+    let producer: FutureProducer = kafka.producer_config("entity").create().expect("producer");
+    let (transformer_stop, transformer) = common::run_transformer(&kafka).await;
+    let (sink_stop, sink) = common::run_sink(&kafka, &url, &index).await;
+
+    let (hook, inbox) = receiver().await;
+    let settings = common::settings(&kafka, &url, &spec(&name, &hook), "entity-0");
+    let results_index = settings.spec.results.clone();
+    let (service, stop) = testkit::service("detector").await;
+    let telemetry = service.telemetry.clone();
+    let detector = tokio::spawn(async move { detector::service::run(settings, &service).await });
+
+    // 30 s of normal traffic from 10,000 clients, then 20 s in which 2% of the requests come
+    // from one quiet client with the country anomaly's weights, then 10 s of normal traffic.
+    let scenario = Scenario::new(
+        "one-bad-client",
+        Some(200.0),
+        vec![
+            Phase::normal(Duration::from_secs(30)),
+            Phase::anomaly(MonitoredField::Country, Duration::from_secs(20))
+                .with_intensity(0.02)
+                .from_client(FromClient::Picked),
+            Phase::normal(Duration::from_secs(10)),
+        ],
+    )
+    .expect("scenario")
+    .with_clients(CLIENTS)
+    .expect("clients");
+    let start = chrono::Utc::now().timestamp_millis() + 2_000;
+    let options = Options {
+        seed: SEED,
+        ..Options::default()
+    };
+    let schedule = Schedule::live(&scenario, start, &options).expect("plan");
+    let label = schedule
+        .labels("entity", "entity-0")
+        .into_iter()
+        .find(|l| l.entity.is_some())
+        .expect("the entity phase's label");
+    let bad = label.entity.clone().expect("an entity");
+    let mut generator =
+        Generator::with_clients(SEED, "entity-0", "entity", CLIENTS).expect("generator");
+    let mut events = schedule.events().peekable();
+    let mut sent = 0usize;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    while events.peek().is_some() {
+        tick.tick().await;
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut batch = Vec::new();
+        while let Some(event) = events.next_if(|e| e.timestamp_ms <= now) {
+            batch.push(serde_json::to_vec(&generator.record(&event)).expect("json"));
+        }
+        sent += batch.len();
+        send(&producer, &kafka.topics.raw, &batch).await;
+    }
+    tokio::time::sleep(Duration::from_secs(6)).await;
+
+    let alerts: Vec<Value> = inbox
+        .lock()
+        .expect("inbox")
+        .iter()
+        .map(|(_, body)| body.clone())
+        .collect();
+    let flagged = common::results(
+        &http,
+        &url,
+        &results_index,
+        json!({"bool": {"filter": [{"range": {"anomaly_grade": {"gt": 0}}}]}}),
+    )
+    .await;
+    let flagged_entities: Vec<String> = flagged
+        .iter()
+        .filter_map(|r| r["entity"][0]["value"].as_str().map(str::to_owned))
+        .collect();
+    let summaries = flagged.iter().filter(|r| r["entity"].is_null()).count();
+    let metrics = telemetry.render();
+    // The sample of `name` itself (not of a longer name it prefixes).
+    let gauge = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let entities = gauge("logwarden_detector_entities");
+    let evicted = gauge("logwarden_detector_entities_evicted_total");
+
+    eprintln!(
+        "{sent} records; {} flagged intervals of {bad}; {entities} entities with a model, {evicted} evicted",
+        flagged_entities.len()
+    );
+    stop.cancel();
+    sink_stop.cancel();
+    transformer_stop.cancel();
+    let outcomes = [
+        detector.await.map(|r| r.map_err(|e| e.to_string())),
+        sink.await.map(|r| r.map_err(|e| e.to_string())),
+        transformer.await.map(|r| r.map_err(|e| e.to_string())),
+    ];
+    common::clean(
+        &http,
+        &url,
+        &[
+            format!("{index}-*"),
+            index.clone(),
+            results_index,
+            format!("{name}checkpoints"),
+            format!("{name}alerts"),
+        ],
+    )
+    .await;
+    for outcome in outcomes {
+        assert!(
+            matches!(outcome, Ok(Ok(()))),
+            "a service failed: {outcome:?}"
+        );
+    }
+
+    // The bad client, and only it, is flagged, for most of its 10 intervals.
+    assert!(
+        flagged_entities.len() >= 5 && flagged_entities.iter().all(|e| *e == bad),
+        "flagged entities: {flagged_entities:?} (expected {bad}); {sent} records sent"
+    );
+    assert_eq!(
+        summaries,
+        flagged_entities.len(),
+        "one summary per flagged interval"
+    );
+    // One alert for the episode, naming the client (and its recovery).
+    let kinds: Vec<(&str, &Value)> = alerts
+        .iter()
+        .map(|a| (a["kind"].as_str().unwrap_or("?"), &a["entities"]))
+        .collect();
+    assert_eq!(
+        kinds.first(),
+        Some(&("alert", &json!([bad]))),
+        "alerts: {alerts:#?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|(kind, _)| *kind == "alert").count(),
+        1,
+        "alerts: {alerts:#?}"
+    );
+    // Thousands of clients came; the models stayed under the cap, the rest were evicted.
+    assert!(
+        entities > 0.0 && entities <= MAX_ENTITIES as f64,
+        "{entities} entities\n{metrics}"
+    );
+    assert!(
+        evicted > 0.0,
+        "no eviction with {sent} records from {CLIENTS} clients"
+    );
+}
