@@ -161,6 +161,14 @@ impl Run {
             .map(|r| r.body.clone())
             .unwrap_or_default();
         assert_eq!(alert["monitor"], monitor.as_str(), "{alert}");
+        // The syslog preset watches each host and the splunk preset each sourcetype: the alert
+        // names the entities flagged.
+        if matches!(self.source, Source::Syslog | Source::Splunk) {
+            assert!(
+                alert["entities"].as_array().is_some_and(|e| !e.is_empty()),
+                "the alert names its entities: {alert}"
+            );
+        }
         let flagged = alert["interval"]["start"]
             .as_str()
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
