@@ -7,6 +7,8 @@
 //!   (the slowest partition with a backlog).
 //! - [`measure`]: an interval's feature value (a rate per second, a ratio over its events) and
 //!   its judgement by the model; a ratio over too few events is not judged.
+//! - [`novelty`]: a `new_values` detector's known values (learned from history, bounded) and
+//!   each interval's new ones.
 //! - [`model`]: a random cut forest per detector with a thresholding layer: grade, confidence.
 //! - [`store`]: OpenSearch: history for a cold start, results, the checkpoints index.
 //! - [`checkpoints`]: the one checkpoint document, saved atomically and fenced by the holder.
@@ -32,6 +34,7 @@ pub mod event_time;
 pub mod lease;
 pub mod measure;
 pub mod model;
+pub mod novelty;
 pub mod page;
 pub mod service;
 pub mod settings;

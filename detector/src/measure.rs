@@ -24,7 +24,7 @@ pub struct Measured {
 /// The feature's value of `interval` (its raw total and events).
 pub fn measure(detector: &DetectorSpec, interval: &Interval) -> Measured {
     let value = match detector.feature.aggregation {
-        Aggregation::Sum | Aggregation::Count => interval.value,
+        Aggregation::Sum | Aggregation::Count | Aggregation::NewValues => interval.value,
         Aggregation::Rate => interval.value / detector.interval.as_secs_f64().max(0.001),
         Aggregation::Ratio if interval.events == 0 => 0.0,
         Aggregation::Ratio => interval.value / interval.events as f64,

@@ -68,6 +68,8 @@ pub enum Rule {
     Episode,
     /// A small rise has lasted (the CUSUM reached its threshold).
     Drift,
+    /// A value never seen before (a `new_values` feature, [`crate::novelty`]).
+    New,
 }
 
 /// For a ratio: the least excess of bad events over what the baseline's share predicts for the

@@ -118,7 +118,7 @@ pub async fn history(
         filter.push(json!({"term": {f.field.clone(): f.value.clone()}}));
     }
     let value_agg = match (&detector.feature.aggregation, &detector.feature.field) {
-        (Aggregation::Count, _) | (_, None) => None,
+        (Aggregation::Count | Aggregation::NewValues, _) | (_, None) => None,
         (_, Some(field)) => Some(json!({"sum": {"field": field}})),
     };
     let mut histogram = json!({
@@ -167,6 +167,8 @@ pub async fn history(
             let events = bucket["doc_count"].as_u64().unwrap_or(0);
             let sum = bucket["value"]["value"].as_f64().unwrap_or(0.0);
             let value = match (detector.feature.aggregation, &detector.feature.field) {
+                // The history is what a new-values detector learns: nothing in it is new.
+                (Aggregation::NewValues, _) => 0.0,
                 (Aggregation::Count, _) | (_, None) => events as f64,
                 (_, Some(_)) => sum,
             };
@@ -176,6 +178,58 @@ pub async fn history(
                 value,
                 events,
             })
+        })
+        .collect())
+}
+
+/// The distinct values of a `new_values` detector's field in `[from, to)` (its filter applied),
+/// at most [`crate::novelty::MAX_KNOWN`]: what a cold start learns as usual.
+pub async fn distinct_values(
+    client: &OpenSearch,
+    alias: &str,
+    detector: &DetectorSpec,
+    from: i64,
+    to: i64,
+) -> Result<Vec<String>, SearchError> {
+    let Some(field) = &detector.feature.field else {
+        return Ok(Vec::new());
+    };
+    let mut filter =
+        vec![json!({"range": {"@timestamp": {"gte": from, "lt": to, "format": "epoch_millis"}}})];
+    if let Some(f) = &detector.feature.filter {
+        filter.push(json!({"term": {f.field.clone(): f.value.clone()}}));
+    }
+    let response = client
+        .search(SearchParts::Index(&[alias]))
+        .ignore_unavailable(true)
+        .allow_no_indices(true)
+        .body(json!({
+            "size": 0,
+            "query": {"bool": {"filter": filter}},
+            "aggs": {"values": {"terms": {"field": field, "size": crate::novelty::MAX_KNOWN}}},
+        }))
+        .send()
+        .await
+        .map_err(SearchError::Unreachable)?;
+    let status = response.status_code();
+    if status == opensearch::http::StatusCode::NOT_FOUND {
+        return Ok(Vec::new());
+    }
+    let answer: Value = response.json().await.map_err(SearchError::Unreachable)?;
+    if !status.is_success() {
+        return Err(SearchError::Refused {
+            what: format!("reading the values of {field} from {alias}"),
+            status,
+            reason: describe_error(&answer["error"]),
+        });
+    }
+    Ok(answer["aggregations"]["values"]["buckets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|b| match &b["key"] {
+            Value::String(s) => Some(s.clone()),
+            other => crate::entities::entity_of(Some(other)),
         })
         .collect())
 }

@@ -223,6 +223,7 @@ impl DetectorSpec {
             Aggregation::Count => "count",
             Aggregation::Rate => "rate",
             Aggregation::Ratio => "ratio",
+            Aggregation::NewValues => "new_values",
         };
         match &self.feature.field {
             Some(field) => format!("{aggregation}_{field}"),
@@ -325,6 +326,10 @@ pub enum Aggregation {
     /// The sum over the number of (matching) events: for a 0/1 indicator, the share of events
     /// that are bad, which a surge of normal traffic leaves unchanged.
     Ratio,
+    /// The records whose field has a value the detector has not seen before (a region, an
+    /// account, a user agent): learned from the history at a cold start or over the first
+    /// `baseline` intervals, then any new value is flagged and named.
+    NewValues,
 }
 
 /// An equality filter on one field (a string, number or boolean).

@@ -15,6 +15,7 @@ use crate::checkpoints::CheckpointDoc;
 use crate::dedupe::Seen;
 use crate::entities::Entities;
 use crate::model::Model;
+use crate::novelty::Novelty;
 use crate::spec::DetectorSpec;
 use crate::window::Window;
 
@@ -28,6 +29,9 @@ pub(super) struct DetectorState {
     /// A category detector's entities.
     #[serde(default)]
     pub(super) entities: Option<Entities>,
+    /// A `new_values` detector's known values.
+    #[serde(default)]
+    pub(super) novelty: Option<Novelty>,
 }
 
 /// A detector's state, as saved (borrowed: saving copies nothing but the JSON).
@@ -37,6 +41,8 @@ struct DetectorStateRef<'a> {
     window: &'a Window,
     #[serde(skip_serializing_if = "Option::is_none")]
     entities: Option<&'a Entities>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    novelty: Option<&'a Novelty>,
 }
 
 /// A detector in the checkpoint: its spec's fingerprint and its state.
@@ -113,6 +119,7 @@ pub(super) fn build(
                         model: &live.model,
                         window: &live.window,
                         entities: live.entities.as_ref(),
+                        novelty: live.novelty.as_ref(),
                     },
                 };
                 (live.spec.name.as_str(), saved)

@@ -5,6 +5,7 @@
 
 use crate::entities::Entities;
 use crate::model::Model;
+use crate::novelty::Novelty;
 use crate::spec::DetectorSpec;
 use crate::window::Window;
 
@@ -18,6 +19,8 @@ pub(super) struct Live {
     pub(super) window: Window,
     /// A category detector's entities (their open totals and models); `None` otherwise.
     pub(super) entities: Option<Entities>,
+    /// A `new_values` detector's known values; `None` otherwise.
+    pub(super) novelty: Option<Novelty>,
 }
 
 #[cfg(test)]
@@ -63,6 +66,8 @@ pub(crate) mod testing {
                 .category
                 .as_ref()
                 .map(|_| crate::entities::Entities::new()),
+            novelty: (spec.feature.aggregation == crate::spec::Aggregation::NewValues)
+                .then(crate::novelty::Novelty::new),
             spec,
             window,
         })

@@ -12,6 +12,7 @@
 use crate::entities::{self, Entities, Judged};
 use crate::measure;
 use crate::model::{Model, Scored};
+use crate::novelty::Novelty;
 use crate::spec::{Category, DetectorSpec};
 use crate::store::{self, ResultDoc};
 use crate::window::Interval;
@@ -34,6 +35,7 @@ pub(super) fn score(
         model,
         window,
         entities,
+        novelty,
     } = live;
     let closed = window.close(watermark);
     match (&spec.category, entities) {
@@ -49,8 +51,38 @@ pub(super) fn score(
         }
         _ => closed
             .into_iter()
-            .filter_map(|interval| score_one(spec, model, interval, started, metrics))
+            .filter_map(|interval| {
+                let mut result = score_one(spec, model, interval, started, metrics)?;
+                if let Some(novelty) = novelty {
+                    judge_novelty(spec, model, novelty, &mut result);
+                }
+                Some(result)
+            })
             .collect(),
+    }
+}
+
+/// A `new_values` interval's verdict: flagged when it has a new value and the detector has
+/// learned what is usual (from history, or over its first `baseline` intervals); the new
+/// values are named in `entities`.
+fn judge_novelty(
+    spec: &DetectorSpec,
+    model: &Model,
+    novelty: &mut Novelty,
+    result: &mut ResultDoc,
+) {
+    let fresh = novelty.close(result.data_start_time);
+    let learned = novelty.learned() || model.seen() > spec.model.baseline as u64;
+    let new = result.value;
+    let flagged = learned && new >= 1.0;
+    result.anomaly_grade = if flagged { 1.0 - (-new).exp() } else { 0.0 };
+    result.anomaly_score = new;
+    result.expected_value = 0.0;
+    result.confidence = if learned { 1.0 } else { 0.0 };
+    result.rule = flagged.then(|| "new".to_owned());
+    result.entities = Some(fresh);
+    if flagged {
+        tracing::info!(detector = %spec.name, new, values = ?result.entities.as_ref().map(|e| &e.top), start = result.data_start_time, "New values.");
     }
 }
 

@@ -100,9 +100,22 @@ impl Stage<'_> {
         }
         let replay = self.assigned.is_replay(partition, offset);
         for live in &mut self.detectors {
-            let Some(value) = features::contribution(&live.spec.feature, &record) else {
+            let Some(mut value) = features::contribution(&live.spec.feature, &record) else {
                 continue;
             };
+            // A new-values detector counts the records whose value it had not seen.
+            if let Some(novelty) = &mut live.novelty {
+                let seen =
+                    live.spec.feature.field.as_deref().and_then(|field| {
+                        crate::entities::entity_of(features::lookup(&record, field))
+                    });
+                value = match seen {
+                    Some(seen) => {
+                        f64::from(u8::from(novelty.see(live.window.align(time), time, &seen)))
+                    }
+                    None => 0.0,
+                };
+            }
             if !live.window.add(time, value) {
                 let counter = if replay {
                     &self.metrics.replayed

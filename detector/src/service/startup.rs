@@ -20,8 +20,9 @@ use tokio_util::sync::CancellationToken;
 use crate::checkpoints::{self, Version};
 use crate::entities::Entities;
 use crate::model::{Model, ModelError};
+use crate::novelty::Novelty;
 use crate::settings::Settings;
-use crate::spec::{DetectorSpec, Spec};
+use crate::spec::{Aggregation, DetectorSpec, Spec};
 use crate::store;
 use crate::window::{Interval, Window};
 
@@ -128,7 +129,18 @@ pub(super) async fn start_detector(
     let Some(history) = history else {
         return Ok(None);
     };
-    let live = train(detector, index, &history, range.end)?;
+    let mut live = train(detector, index, &history, range.end)?;
+    if let Some(novelty) = &mut live.novelty {
+        let values = patiently("reading the field's values", health, shutdown, || {
+            store::distinct_values(client, &spec.events, detector, range.start, range.end)
+        })
+        .await?;
+        let Some(values) = values else {
+            return Ok(None);
+        };
+        tracing::info!(detector = %detector.name, values = values.len(), "Cold start: the field's usual values learned from the history.");
+        novelty.learn(values, range.end);
+    }
     tracing::info!(detector = %detector.name, intervals = history.len(), "Cold start: trained on the index's history.");
     Ok(Some(live))
 }
@@ -163,11 +175,14 @@ fn restore(
         .category
         .as_ref()
         .map(|_| state.entities.unwrap_or_default());
+    let novelty = (detector.feature.aggregation == Aggregation::NewValues)
+        .then(|| state.novelty.unwrap_or_default());
     Some(Live {
         spec: detector.clone(),
         model: state.model,
         window,
         entities,
+        novelty,
     })
 }
 
@@ -195,6 +210,7 @@ fn train(
     Ok(Live {
         spec: detector.clone(),
         entities: detector.category.as_ref().map(|_| Entities::new()),
+        novelty: (detector.feature.aggregation == Aggregation::NewValues).then(Novelty::new),
         model,
         window: Window::new(
             millis(detector.interval),
@@ -220,6 +236,7 @@ mod tests {
                 model: saved.model,
                 window: saved.window,
                 entities: None,
+                novelty: None,
             })
         };
         let tolerance = 60_000;

@@ -2,7 +2,8 @@
 //! (`{"Records":[...]}`) appearing in the directory logwarden-ingest reads (written under a
 //! dot-name, then renamed, as an upload completes), then Kafka, the transformer's default rules,
 //! the sink and OpenSearch, and the default spec's CloudTrail detectors: a burst of AccessDenied
-//! must alert.
+//! must alert, and so must calls from regions never seen before (the fixed list's indicator and
+//! the learned new-region detector, which names them).
 
 use crate::common::gzip;
 use crate::run::{Feed, Run};
@@ -12,6 +13,16 @@ use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_access_denied_in_log_files_is_indexed_and_alerts() {
+    deliver("ct_access_denied").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_from_regions_never_seen_alert_and_are_named() {
+    deliver("ct_unexpected_region").await;
+}
+
+/// Normal traffic, a phase raising `indicator`, normal traffic, as log files; then the checks.
+async fn deliver(indicator: &'static str) {
     let dir = std::env::temp_dir().join(testkit::unique_name("sources-ct").trim_end_matches('-'));
     std::fs::create_dir_all(&dir).expect("directory");
     let directory = dir.to_string_lossy().into_owned();
@@ -20,7 +31,7 @@ async fn a_burst_of_access_denied_in_log_files_is_indexed_and_alerts() {
         ("LOGWARDEN_INGEST__FILES__POLL_MS", "200"),
     ];
     let run = Run::start("sources-cloudtrail", Source::Cloudtrail, &vars).await;
-    let mut feed = Feed::new(Source::Cloudtrail, "ct_access_denied");
+    let mut feed = Feed::new(Source::Cloudtrail, indicator);
     let mut files = 0;
     while let Some(batch) = feed.next_batch().await {
         if batch.is_empty() {

@@ -161,6 +161,37 @@ impl Run {
             .map(|r| r.body.clone())
             .unwrap_or_default();
         assert_eq!(alert["monitor"], monitor.as_str(), "{alert}");
+        // A region never seen before alerts too, naming the region.
+        if indicator == "ct_unexpected_region" {
+            let requests = self
+                .hook
+                .wait_until(
+                    "an alert on a new region",
+                    Duration::from_secs(60),
+                    |requests| {
+                        requests.iter().any(|r| {
+                            r.kind() == "alert" && r.body["monitor"] == "ct_new_region-Monitor"
+                        })
+                    },
+                )
+                .await;
+            let new = requests
+                .iter()
+                .find(|r| r.kind() == "alert" && r.body["monitor"] == "ct_new_region-Monitor")
+                .map(|r| r.body["entities"].clone())
+                .unwrap_or_default();
+            let named: Vec<&str> = new
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            assert!(
+                !named.is_empty()
+                    && named.iter().all(|r| ["ap-east-1", "me-south-1", "sa-east-1", "af-south-1"].contains(r)),
+                "the new-region alert names the unexpected regions: {new}"
+            );
+        }
         // The syslog preset watches each host and the splunk preset each sourcetype: the alert
         // names the entities flagged.
         if matches!(self.source, Source::Syslog | Source::Splunk) {
@@ -216,8 +247,18 @@ fn detector_settings(
             "the default spec has no detector on {indicator}"
         );
     }
+    let indicators = spec
+        .detectors
+        .iter()
+        .filter(|d| {
+            d.feature
+                .field
+                .as_deref()
+                .is_some_and(|f| ours.contains(&f))
+        })
+        .count();
     assert_eq!(
-        spec.detectors.len(),
+        indicators,
         ours.len(),
         "one preset detector per indicator of {source}"
     );

@@ -193,7 +193,12 @@ pub fn check(spec: &Spec, rules: &RulesFields, origin: &str) -> Result<Vec<Strin
         let Some(field) = d.feature.field.as_deref() else {
             continue;
         };
-        if d.feature.aggregation == Aggregation::Count {
+        // A count reads no field; new values are of a record's own field (a region, a user
+        // agent), which no rule produces.
+        if matches!(
+            d.feature.aggregation,
+            Aggregation::Count | Aggregation::NewValues
+        ) {
             continue;
         }
         let source = d

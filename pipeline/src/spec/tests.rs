@@ -34,6 +34,7 @@ fn the_default_spec_is_the_seeds_five_detectors_then_each_presets_with_monitors(
         .detectors
         .iter()
         .skip(5)
+        .filter(|d| d.feature.aggregation != Aggregation::NewValues)
         .map(|d| {
             let filter = d.feature.filter.as_ref().expect("a source filter");
             assert_eq!(filter.field, "logwarden_source", "{}", d.name);
@@ -68,7 +69,26 @@ fn the_default_spec_is_the_seeds_five_detectors_then_each_presets_with_monitors(
         ["waf", "cloudtrail", "syslog", "cloudwatch", "splunk"].map(per_source),
         [8, 10, 3, 3, 2]
     );
-    assert_eq!(spec.monitors.len(), 31);
+    // And CloudTrail's regions never seen before, named in the alert.
+    let new_region = spec
+        .detector("cloudtrail-new-region-detector")
+        .expect("the new-region detector");
+    assert_eq!(
+        (
+            new_region.feature_name(),
+            new_region.ground_truth.as_deref()
+        ),
+        (
+            "new_values_awsRegion".to_owned(),
+            Some("ct_unexpected_region")
+        )
+    );
+    assert!(
+        spec.monitors
+            .iter()
+            .any(|m| m.name == "ct_new_region-Monitor" && m.detectors == [new_region.name.clone()])
+    );
+    assert_eq!(spec.monitors.len(), 32);
     assert!(spec.monitors.iter().any(|m| m.name == "UNK_source-Monitor"));
     assert!(spec.channels.iter().any(|c| c.webhook.is_some()));
     assert!(

@@ -79,12 +79,19 @@ pub fn detector_body(
             json!({ "value_count": { "field": "@timestamp" } }),
             "count".to_owned(),
         ),
+        // The plugin has no memory of values: the distinct values per interval rise when new
+        // ones come.
+        (Aggregation::NewValues, Some(field)) => (
+            json!({ "cardinality": { "field": field } }),
+            format!("distinct({field})"),
+        ),
         // A 0/1 indicator's share of the events is its average.
         (Aggregation::Ratio, Some(field)) => (
             json!({ "avg": { "field": field } }),
             format!("avg({field})"),
         ),
-        (Aggregation::Sum | Aggregation::Ratio, None) | (Aggregation::Rate, _) => {
+        (Aggregation::Sum | Aggregation::Ratio | Aggregation::NewValues, None)
+        | (Aggregation::Rate, _) => {
             return Err(spec_error(
                 format!("detectors[{index}].feature.aggregation"),
                 "is `rate`, which the anomaly-detection plugin has no aggregation for".into(),

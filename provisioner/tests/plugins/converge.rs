@@ -352,13 +352,13 @@ async fn the_default_spec_plans_the_seeds_five_and_the_presets_detectors_monitor
     assert_eq!(detectors, declared);
     let declared: Vec<&str> = spec.monitors.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(monitors, declared);
-    assert_eq!(detectors.len(), 31);
+    assert_eq!(detectors.len(), 32);
     assert!(
         detectors
             .iter()
             .any(|d| d == "cloudtrail-root-activity-detector")
     );
-    assert_eq!(plan.steps.len(), 1 + 31 + 31, "{}", plan.table());
+    assert_eq!(plan.steps.len(), 1 + 32 + 32, "{}", plan.table());
     // A preset detector sums its indicator over its source's records only.
     let preset = spec
         .detector("syslog-auth-failure-detector")
