@@ -51,6 +51,7 @@ pub fn result(
         error: crate::measure::unjudged_reason(detector, interval),
         entity: None,
         entities: None,
+        relevant_attribution: None,
     }
 }
 

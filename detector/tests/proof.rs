@@ -68,6 +68,9 @@ fn detector_settings(
         detector.interval = Duration::from_millis(INTERVAL_MS as u64);
         detector.window_delay = Duration::from_millis(1_000);
         detector.model.history = 1_800;
+        // The history runs at 5 records a second: 10 per 2-second interval, fewer than a
+        // ratio's default 20 to be judged. Live traffic has 100.
+        detector.feature.min_count = Some(5);
     }
     spec.channels[0].webhook = Some(Secret {
         env: None,

@@ -514,6 +514,10 @@ pub fn results_template(index: &str) -> Value {
                         "name": { "type": "keyword" },
                         "value": { "type": "keyword" }
                     } },
+                    "relevant_attribution": { "type": "nested", "properties": {
+                        "feature_id": { "type": "keyword" },
+                        "data": { "type": "double" }
+                    } },
                     "entities": { "properties": {
                         "judged": { "type": "long" },
                         "flagged": { "type": "long" },

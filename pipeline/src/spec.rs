@@ -181,6 +181,11 @@ pub struct DetectorSpec {
     pub name: String,
     /// The feature: which field, aggregated how.
     pub feature: Feature,
+    /// Further features scored with `feature`, each by its own thresholding (up to five
+    /// features in all, as OpenSearch's plugin allows): the interval's grade is the highest,
+    /// and its result says which feature drove it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_features: Vec<Feature>,
     /// One model per value of this field (a client address, a host, an account): the
     /// detector judges each entity against its own history, and names it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -229,6 +234,25 @@ impl DetectorSpec {
             Some(field) => format!("{aggregation}_{field}"),
             None => aggregation.to_owned(),
         }
+    }
+
+    /// Every feature: `feature`, then `extra_features`.
+    pub fn features(&self) -> impl Iterator<Item = &Feature> {
+        std::iter::once(&self.feature).chain(&self.extra_features)
+    }
+
+    /// The detector as seen by its extra feature `i` (0-based): the same detector with that
+    /// feature as its only one, and the model's `min_rise` only when it is in that feature's
+    /// units (the default of its aggregation otherwise).
+    pub fn extra_view(&self, i: usize) -> Option<DetectorSpec> {
+        let feature = self.extra_features.get(i)?.clone();
+        let mut view = self.clone();
+        if feature.aggregation != self.feature.aggregation {
+            view.model.min_rise = None;
+        }
+        view.feature = feature;
+        view.extra_features = Vec::new();
+        Some(view)
     }
 
     /// The least rise that can be an anomaly, in the feature's units: the model's `min_rise`, or
@@ -673,6 +697,54 @@ impl Spec {
                     key("model.min_rise"),
                     format!("is {} for a ratio, which never rises by 1", d.min_rise()),
                     "give it in the ratio's units, e.g. 0.02 for 2 points, or leave it unset",
+                ));
+            }
+            if d.extra_features.len() > 4 {
+                return Err(error(
+                    key("extra_features"),
+                    format!("has {} features", d.extra_features.len()),
+                    "give at most 4 extra features (five in all, as OpenSearch's plugin allows)",
+                ));
+            }
+            for (j, extra) in d.extra_features.iter().enumerate() {
+                let extra_key = |k: &str| key(&format!("extra_features[{j}].{k}"));
+                if extra.aggregation != Aggregation::Count && extra.field.is_none() {
+                    return Err(error(
+                        extra_key("field"),
+                        "is missing".into(),
+                        "name the numeric field to aggregate, e.g. UNK_country",
+                    ));
+                }
+                if extra.aggregation == Aggregation::NewValues
+                    || d.feature.aggregation == Aggregation::NewValues
+                    || d.category.is_some()
+                {
+                    return Err(error(
+                        key("extra_features"),
+                        "is combined with a category or new_values".into(),
+                        "give a category detector or a new_values detector one feature only",
+                    ));
+                }
+                if extra.min_count.is_some() && extra.aggregation != Aggregation::Ratio {
+                    return Err(error(
+                        extra_key("min_count"),
+                        "is set for a feature that is not a ratio".into(),
+                        "remove it: only a ratio leaves intervals with too few events unjudged",
+                    ));
+                }
+            }
+            let names: BTreeSet<String> = d
+                .extra_features
+                .iter()
+                .enumerate()
+                .filter_map(|(j, _)| d.extra_view(j).map(|v| v.feature_name()))
+                .chain([d.feature_name()])
+                .collect();
+            if names.len() != d.extra_features.len() + 1 {
+                return Err(error(
+                    key("extra_features"),
+                    "repeats a feature".into(),
+                    "give each feature once (a field and aggregation appear once per detector)",
                 ));
             }
             if let Some(category) = &d.category {

@@ -229,7 +229,8 @@ pub struct ResultDoc {
     pub confidence: f64,
     /// What the value was expected to be (the baseline).
     pub expected_value: f64,
-    /// The feature's value (also in `feature_data`).
+    /// The feature's value (also in `feature_data`); with several features, the one that drove
+    /// the grade.
     pub value: f64,
     /// Events in the interval.
     pub events: u64,
@@ -251,6 +252,19 @@ pub struct ResultDoc {
     /// flagged ones (highest grade first, at most [`MAX_FLAGGED_ENTITIES`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entities: Option<EntitiesSummary>,
+    /// For a detector with several features: each feature's share of the grade (the plugin's
+    /// field), the feature that drove it highest; absent with one feature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relevant_attribution: Option<Vec<Attribution>>,
+}
+
+/// A feature's share of an interval's grade, in a [`ResultDoc`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attribution {
+    /// The feature (as in `feature_data`).
+    pub feature_id: String,
+    /// Its share, 0 to 1 (the shares add up to 1 when the interval is anomalous).
+    pub data: f64,
 }
 
 /// 64-bit FNV-1a: stable across versions and machines, unlike `std`'s hasher.
@@ -714,6 +728,7 @@ mod tests {
             error: None,
             entity: None,
             entities: None,
+            relevant_attribution: None,
         };
         let live = concat!(
             r#"{"detector_id":"country-anomaly-detector","detector_name":"country-anomaly-detector","#,

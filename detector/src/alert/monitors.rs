@@ -272,6 +272,19 @@ fn notification(
             monitor.name, result.detector_name
         ),
     };
+    // With several features, the one that drove the grade (the largest attribution).
+    let driver = result
+        .relevant_attribution
+        .iter()
+        .flatten()
+        .max_by(|a, b| a.data.total_cmp(&b.data))
+        .and_then(|top| {
+            result
+                .feature_data
+                .iter()
+                .find(|f| f.feature_id == top.feature_id)
+        })
+        .or(result.feature_data.first());
     Notification {
         key: idempotency_key(
             &monitor.name,
@@ -283,11 +296,7 @@ fn notification(
         kind,
         monitor: monitor.name.clone(),
         detector: result.detector_name.clone(),
-        field: result
-            .feature_data
-            .first()
-            .map(|f| f.feature_name.clone())
-            .unwrap_or_default(),
+        field: driver.map(|f| f.feature_name.clone()).unwrap_or_default(),
         severity: monitor.severity,
         grade: result.anomaly_grade,
         confidence: result.confidence,
@@ -340,6 +349,7 @@ pub(super) mod tests {
             error: None,
             entity: None,
             entities: None,
+            relevant_attribution: None,
         }
     }
 

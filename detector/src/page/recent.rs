@@ -307,6 +307,7 @@ mod tests {
             error: None,
             entity: None,
             entities: None,
+            relevant_attribution: None,
         }
     }
 

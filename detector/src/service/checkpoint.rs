@@ -32,6 +32,23 @@ pub(super) struct DetectorState {
     /// A `new_values` detector's known values.
     #[serde(default)]
     pub(super) novelty: Option<Novelty>,
+    /// Its extra features' models and windows, in the spec's order.
+    #[serde(default)]
+    pub(super) extra: Vec<ExtraState>,
+}
+
+/// An extra feature's saved state.
+#[derive(Serialize, Deserialize)]
+pub(super) struct ExtraState {
+    pub(super) model: Model,
+    pub(super) window: Window,
+}
+
+/// An extra feature's state, as saved.
+#[derive(Serialize)]
+struct ExtraStateRef<'a> {
+    model: &'a Model,
+    window: &'a Window,
 }
 
 /// A detector's state, as saved (borrowed: saving copies nothing but the JSON).
@@ -43,6 +60,8 @@ struct DetectorStateRef<'a> {
     entities: Option<&'a Entities>,
     #[serde(skip_serializing_if = "Option::is_none")]
     novelty: Option<&'a Novelty>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    extra: Vec<ExtraStateRef<'a>>,
 }
 
 /// A detector in the checkpoint: its spec's fingerprint and its state.
@@ -120,6 +139,14 @@ pub(super) fn build(
                         window: &live.window,
                         entities: live.entities.as_ref(),
                         novelty: live.novelty.as_ref(),
+                        extra: live
+                            .extra
+                            .iter()
+                            .map(|e| ExtraStateRef {
+                                model: &e.model,
+                                window: &e.window,
+                            })
+                            .collect(),
                     },
                 };
                 (live.spec.name.as_str(), saved)

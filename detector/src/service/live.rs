@@ -21,6 +21,46 @@ pub(super) struct Live {
     pub(super) entities: Option<Entities>,
     /// A `new_values` detector's known values; `None` otherwise.
     pub(super) novelty: Option<Novelty>,
+    /// Its extra features, each with its own model and window (closed with the main one).
+    pub(super) extra: Vec<Extra>,
+}
+
+/// An extra feature at work: the detector as that feature sees it
+/// ([`DetectorSpec::extra_view`]), its model and its open intervals.
+pub(super) struct Extra {
+    pub(super) view: DetectorSpec,
+    pub(super) model: Model,
+    pub(super) window: Window,
+}
+
+impl Extra {
+    /// Fresh extra features of `spec` (models seeded after the main one's `seed`), their
+    /// windows resuming at `resume`.
+    pub(super) fn fresh(
+        spec: &DetectorSpec,
+        seed: u64,
+        resume: Option<i64>,
+    ) -> Result<Vec<Self>, crate::model::ModelError> {
+        (0..spec.extra_features.len())
+            .filter_map(|i| spec.extra_view(i))
+            .enumerate()
+            .map(|(i, view)| {
+                Ok(Self {
+                    model: Model::new(
+                        &view.model,
+                        view.min_rise(),
+                        seed.wrapping_add(1 + i as u64),
+                    )?,
+                    window: Window::new(
+                        super::clock::millis(view.interval),
+                        super::clock::millis(view.window_delay),
+                        resume,
+                    ),
+                    view,
+                })
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -45,6 +85,7 @@ pub(crate) mod testing {
                 filter: None,
                 min_count: None,
             },
+            extra_features: Vec::new(),
             category: None,
             interval: Duration::from_secs(60),
             window_delay: Duration::from_secs(10),
@@ -66,6 +107,7 @@ pub(crate) mod testing {
                 .category
                 .as_ref()
                 .map(|_| crate::entities::Entities::new()),
+            extra: super::Extra::fresh(&spec, 1, resume)?,
             novelty: (spec.feature.aggregation == crate::spec::Aggregation::NewValues)
                 .then(crate::novelty::Novelty::new),
             spec,

@@ -9,13 +9,16 @@
 //! one alert names many entities. Unflagged entities' results are not written: thousands of
 //! entities per interval would dwarf the events.
 
+use super::live::Extra;
 use crate::entities::{self, Entities, Judged};
 use crate::measure;
 use crate::model::{Model, Scored};
 use crate::novelty::Novelty;
 use crate::spec::{Category, DetectorSpec};
+use crate::store::FeatureData;
 use crate::store::{self, ResultDoc};
 use crate::window::Interval;
+use pipeline::wire::Attribution;
 use pipeline::wire::EntityValue;
 
 use super::live::Live;
@@ -36,8 +39,14 @@ pub(super) fn score(
         window,
         entities,
         novelty,
+        extra,
     } = live;
     let closed = window.close(watermark);
+    // Each extra feature's window closes the same intervals (same length, delay and start).
+    let mut extra_closed: Vec<std::vec::IntoIter<Interval>> = extra
+        .iter_mut()
+        .map(|e| e.window.close(watermark).into_iter())
+        .collect();
     match (&spec.category, entities) {
         (Some(category), Some(entities)) => {
             let results = closed
@@ -52,14 +61,89 @@ pub(super) fn score(
         _ => closed
             .into_iter()
             .filter_map(|interval| {
+                let extra_intervals: Vec<Option<Interval>> =
+                    extra_closed.iter_mut().map(Iterator::next).collect();
                 let mut result = score_one(spec, model, interval, started, metrics)?;
                 if let Some(novelty) = novelty {
                     judge_novelty(spec, model, novelty, &mut result);
+                }
+                if !extra.is_empty() {
+                    let main_grade = result.anomaly_grade;
+                    judge_extra(spec, extra, extra_intervals, &mut result);
+                    let name = [spec.name.as_str()];
+                    if main_grade == 0.0 && result.anomaly_grade > 0.0 {
+                        metrics.anomalies.with_label_values(&name).inc();
+                    }
+                    metrics
+                        .last
+                        .grade
+                        .with_label_values(&name)
+                        .set(result.anomaly_grade);
                 }
                 Some(result)
             })
             .collect(),
     }
+}
+
+/// Adds the extra features' verdicts to an interval's `result`: their values in
+/// `feature_data`, the highest grade of all (with its rule and score), and each feature's share
+/// of the grade in `relevant_attribution`. An extra interval that does not line up with the
+/// main one (it cannot, as the windows close together; a restored old checkpoint might) is
+/// skipped.
+fn judge_extra(
+    spec: &DetectorSpec,
+    extra: &mut [Extra],
+    intervals: Vec<Option<Interval>>,
+    result: &mut ResultDoc,
+) {
+    let mut grades = vec![(spec.feature_name(), result.anomaly_grade)];
+    let mut top: Option<(f64, Scored, f64)> = None;
+    for (extra, interval) in extra.iter_mut().zip(intervals) {
+        let Some(interval) = interval.filter(|i| i.start == result.data_start_time) else {
+            continue;
+        };
+        let name = extra.view.feature_name();
+        match measure::judge(&extra.view, &mut extra.model, &interval) {
+            Ok((measured, scored)) => {
+                result.feature_data.push(FeatureData {
+                    feature_id: name.clone(),
+                    feature_name: name.clone(),
+                    data: measured.value,
+                });
+                grades.push((name, scored.grade));
+                if scored.grade > result.anomaly_grade
+                    && top.is_none_or(|(grade, _, _)| scored.grade > grade)
+                {
+                    top = Some((scored.grade, scored, measured.value));
+                }
+            }
+            Err(err) => {
+                tracing::error!(detector = %spec.name, feature = name, %err, start = interval.start, "Scoring an extra feature failed; the interval is judged without it.");
+            }
+        }
+    }
+    // The result's value and expected value are the driving feature's.
+    if let Some((_, scored, value)) = top {
+        result.anomaly_grade = scored.grade;
+        result.value = value;
+        result.expected_value = scored.expected;
+        result.anomaly_score = result.anomaly_score.max(scored.score);
+        result.confidence = scored.confidence;
+        result.rule = scored
+            .rule
+            .map(|rule| format!("{rule:?}").to_ascii_lowercase());
+    }
+    let total: f64 = grades.iter().map(|(_, g)| g).sum();
+    result.relevant_attribution = Some(
+        grades
+            .into_iter()
+            .map(|(feature_id, grade)| Attribution {
+                feature_id,
+                data: if total > 0.0 { grade / total } else { 0.0 },
+            })
+            .collect(),
+    );
 }
 
 /// A `new_values` interval's verdict: flagged when it has a new value and the detector has
@@ -220,6 +304,58 @@ mod tests {
         // The last interval shown: the quiet third minute, after one with records.
         assert_eq!(metrics.last.value.with_label_values(&name).get(), 0.0);
         assert_eq!(metrics.last.empty.with_label_values(&name).get(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn a_second_feature_can_drive_the_grade_and_says_so() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let mut spec = testing::spec("two-features");
+        spec.extra_features = vec![crate::spec::Feature {
+            field: None,
+            aggregation: Aggregation::Count,
+            filter: None,
+            min_count: None,
+        }];
+        let mut live = testing::live(spec, Some(0))?;
+        let metrics = Metrics::register(&Registry::new())?;
+        let minute = 60_000;
+        // 40 quiet minutes: one bad request among ten; then a minute of 200 requests, one bad.
+        for m in 0..41 {
+            let requests = if m == 40 { 200 } else { 10 };
+            for r in 0..requests {
+                let time = m * minute + r;
+                let bad = f64::from(u8::from(r == 0));
+                for extra in &mut live.extra {
+                    extra.window.add(time, 1.0);
+                }
+                live.window.add(time, bad);
+            }
+        }
+        let results = score(&mut live, 41 * minute + 10_000, 1, &metrics);
+        assert_eq!(results.len(), 41);
+        let quiet = &results[..40];
+        assert!(quiet.iter().all(|r| r.anomaly_grade == 0.0));
+        let last = &results[40];
+        let features: Vec<(&str, f64)> = last
+            .feature_data
+            .iter()
+            .map(|f| (f.feature_name.as_str(), f.data))
+            .collect();
+        assert_eq!(features, [("sum_UNK_country", 1.0), ("count", 200.0)]);
+        assert!(last.anomaly_grade > 0.5, "{last:?}");
+        assert_eq!((last.value, last.expected_value.round()), (200.0, 10.0));
+        let shares: Vec<(&str, f64)> = last
+            .relevant_attribution
+            .iter()
+            .flatten()
+            .map(|a| (a.feature_id.as_str(), a.data))
+            .collect();
+        assert_eq!(shares, [("sum_UNK_country", 0.0), ("count", 1.0)]);
+        assert_eq!(
+            metrics.anomalies.with_label_values(&["two-features"]).get(),
+            1
+        );
         Ok(())
     }
 }

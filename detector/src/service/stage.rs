@@ -100,6 +100,13 @@ impl Stage<'_> {
         }
         let replay = self.assigned.is_replay(partition, offset);
         for live in &mut self.detectors {
+            // Extra features have their own filters; a record late for them is late for the
+            // main window too, and counted there.
+            for extra in &mut live.extra {
+                if let Some(value) = features::contribution(&extra.view.feature, &record) {
+                    extra.window.add(time, value);
+                }
+            }
             let Some(mut value) = features::contribution(&live.spec.feature, &record) else {
                 continue;
             };

@@ -29,7 +29,7 @@ use crate::window::{Interval, Window};
 use super::checkpoint::{self as saved_state, DetectorState, Restored};
 use super::clock::millis;
 use super::error::ServiceError;
-use super::live::Live;
+use super::live::{Extra, Live};
 use super::readiness::OPENSEARCH_CHECK;
 
 /// Retries `step` while OpenSearch is unreachable or overloaded, waiting 200 ms doubling to 5 s
@@ -130,6 +130,19 @@ pub(super) async fn start_detector(
         return Ok(None);
     };
     let mut live = train(detector, index, &history, range.end)?;
+    for extra in &mut live.extra {
+        let view = &extra.view;
+        let history = patiently("reading history", health, shutdown, || {
+            store::history(client, &spec.events, view, range.start, range.end)
+        })
+        .await?;
+        let Some(history) = history else {
+            return Ok(None);
+        };
+        for interval in &history {
+            crate::measure::judge(view, &mut extra.model, interval)?;
+        }
+    }
     if let Some(novelty) = &mut live.novelty {
         let values = patiently("reading the field's values", health, shutdown, || {
             store::distinct_values(client, &spec.events, detector, range.start, range.end)
@@ -154,8 +167,23 @@ fn restore(
     future_tolerance_ms: i64,
 ) -> Option<Live> {
     let state = state?;
+    if state.extra.len() != detector.extra_features.len() {
+        return None;
+    }
     tracing::info!(detector = %detector.name, seen = state.model.seen(), "Model restored from its checkpoint.");
     let mut window = state.window;
+    let mut extra: Vec<Extra> = state
+        .extra
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, saved)| {
+            Some(Extra {
+                view: detector.extra_view(i)?,
+                model: saved.model,
+                window: saved.window,
+            })
+        })
+        .collect();
     // A window saved past the trusted horizon (by a version that let a future record move
     // the watermark) would keep the detector blind until that date: start it again now.
     if window
@@ -168,6 +196,9 @@ fn restore(
             millis(detector.window_delay),
             Some(now),
         );
+        for extra in &mut extra {
+            extra.window = window.clone();
+        }
     }
     // A category detector's entities come back with it (a checkpoint from before it had a
     // category has none: they start empty).
@@ -183,6 +214,7 @@ fn restore(
         window,
         entities,
         novelty,
+        extra,
     })
 }
 
@@ -203,12 +235,14 @@ fn train(
     history: &[Interval],
     to: i64,
 ) -> Result<Live, ModelError> {
-    let mut model = Model::new(&detector.model, detector.min_rise(), 0x5eed ^ index as u64)?;
+    let seed = 0x5eed ^ index as u64;
+    let mut model = Model::new(&detector.model, detector.min_rise(), seed)?;
     for interval in history {
         crate::measure::judge(detector, &mut model, interval)?;
     }
     Ok(Live {
         spec: detector.clone(),
+        extra: Extra::fresh(detector, seed, Some(to))?,
         entities: detector.category.as_ref().map(|_| Entities::new()),
         novelty: (detector.feature.aggregation == Aggregation::NewValues).then(Novelty::new),
         model,
@@ -237,6 +271,7 @@ mod tests {
                 window: saved.window,
                 entities: None,
                 novelty: None,
+                extra: Vec::new(),
             })
         };
         let tolerance = 60_000;

@@ -177,6 +177,26 @@ fn errors_name_the_key() {
             "is 5 for a ratio, which never rises by 1: give it in the ratio's units",
         ),
         (
+            "detectors: [{name: a, feature: {field: x}, extra_features: [{field: x}]}]",
+            "detectors[0].extra_features",
+            "repeats a feature",
+        ),
+        (
+            "detectors: [{name: a, feature: {field: x}, extra_features: [{aggregation: sum}]}]",
+            "detectors[0].extra_features[0].field",
+            "missing",
+        ),
+        (
+            "detectors: [{name: a, feature: {field: x}, category: {field: ip}, extra_features: [{aggregation: count}]}]",
+            "detectors[0].extra_features",
+            "combined with a category",
+        ),
+        (
+            "detectors: [{name: a, feature: {field: x}, extra_features: [{field: a}, {field: b}, {field: c}, {field: d}, {field: e}]}]",
+            "detectors[0].extra_features",
+            "has 5 features",
+        ),
+        (
             "detectors: [{name: a, feature: {field: x}, category: {field: ''}}]",
             "detectors[0].category.field",
             "is empty",

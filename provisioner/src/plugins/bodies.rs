@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use pipeline::spec::{
-    Aggregation, ChannelSpec, DetectorSpec, MonitorSpec, PLUGIN_MIN_CONFIDENCE, SmtpTls, SpecError,
+    Aggregation, ChannelSpec, DetectorSpec, Feature, MonitorSpec, PLUGIN_MIN_CONFIDENCE, SmtpTls,
+    SpecError,
 };
 use serde_json::{Value, json};
 
@@ -65,8 +66,67 @@ pub fn detector_body(
     owner: &str,
 ) -> Result<Value, SpecError> {
     let minutes = interval_minutes(d, index)?;
-    let name = d.feature_name();
-    let (aggregation, what) = match (d.feature.aggregation, &d.feature.field) {
+    let mut attributes = Vec::new();
+    let mut described_features = Vec::new();
+    for (j, view) in std::iter::once(Some(d.clone()))
+        .chain((0..d.extra_features.len()).map(|j| d.extra_view(j)))
+        .flatten()
+        .enumerate()
+    {
+        let key = if j == 0 {
+            format!("detectors[{index}].feature")
+        } else {
+            format!("detectors[{index}].extra_features[{}]", j - 1)
+        };
+        // The plugin filters a detector's records once, for all its features.
+        if view.feature.filter != d.feature.filter {
+            return Err(spec_error(
+                format!("{key}.filter"),
+                "differs from the detector's first feature's".into(),
+                "give every feature the same filter for the plugin, or use target: builtin",
+            ));
+        }
+        let (aggregation, what) = plugin_aggregation(&view.feature, &key)?;
+        let name = view.feature_name();
+        attributes.push(json!({
+            "feature_name": name,
+            "feature_enabled": true,
+            "aggregation_query": { name.clone(): aggregation }
+        }));
+        described_features.push(what);
+    }
+    let what = described_features.join(", ");
+    let filter = match &d.feature.filter {
+        None => json!({ "match_all": { "boost": 1.0 } }),
+        Some(filter) => json!({ "bool": {
+            "filter": [{ "term": { filter.field.clone(): { "value": filter.value, "boost": 1.0 } } }],
+            "adjust_pure_negative": true,
+            "boost": 1.0
+        } }),
+    };
+    let mut body = json!({
+        "name": d.name,
+        "description": described(&format!("{what} per {minutes}m"), owner),
+        "time_field": "@timestamp",
+        "indices": [format!("{events}*")],
+        "filter_query": filter,
+        "feature_attributes": attributes,
+        "detection_interval": { "period": { "interval": minutes, "unit": "Minutes" } },
+        "window_delay": { "period": { "interval": minutes_up(d.window_delay), "unit": "Minutes" } },
+        "shingle_size": d.model.shingle_size,
+        "history": d.model.history,
+    });
+    // A high-cardinality detector: the plugin keeps a model per value of the field.
+    if let Some(category) = &d.category {
+        body["category_field"] = json!([category.field]);
+    }
+    Ok(body)
+}
+
+/// The plugin's aggregation for a feature, and how the description names it; `key` is the
+/// feature's place in the spec, for the error.
+fn plugin_aggregation(feature: &Feature, key: &str) -> Result<(Value, String), SpecError> {
+    Ok(match (feature.aggregation, &feature.field) {
         (Aggregation::Sum, Some(field)) => (
             json!({ "sum": { "field": field } }),
             format!("sum({field})"),
@@ -93,41 +153,12 @@ pub fn detector_body(
         (Aggregation::Sum | Aggregation::Ratio | Aggregation::NewValues, None)
         | (Aggregation::Rate, _) => {
             return Err(spec_error(
-                format!("detectors[{index}].feature.aggregation"),
+                format!("{key}.aggregation"),
                 "is `rate`, which the anomaly-detection plugin has no aggregation for".into(),
                 "use `sum` (the plugin's intervals are fixed, so a sum is a rate times the interval)",
             ));
         }
-    };
-    let filter = match &d.feature.filter {
-        None => json!({ "match_all": { "boost": 1.0 } }),
-        Some(filter) => json!({ "bool": {
-            "filter": [{ "term": { filter.field.clone(): { "value": filter.value, "boost": 1.0 } } }],
-            "adjust_pure_negative": true,
-            "boost": 1.0
-        } }),
-    };
-    let mut body = json!({
-        "name": d.name,
-        "description": described(&format!("{what} per {minutes}m"), owner),
-        "time_field": "@timestamp",
-        "indices": [format!("{events}*")],
-        "filter_query": filter,
-        "feature_attributes": [{
-            "feature_name": name,
-            "feature_enabled": true,
-            "aggregation_query": { name.clone(): aggregation }
-        }],
-        "detection_interval": { "period": { "interval": minutes, "unit": "Minutes" } },
-        "window_delay": { "period": { "interval": minutes_up(d.window_delay), "unit": "Minutes" } },
-        "shingle_size": d.model.shingle_size,
-        "history": d.model.history,
-    });
-    // A high-cardinality detector: the plugin keeps a model per value of the field.
-    if let Some(category) = &d.category {
-        body["category_field"] = json!([category.field]);
-    }
-    Ok(body)
+    })
 }
 
 /// What kind of notification config a channel is (it decides the message's form).
