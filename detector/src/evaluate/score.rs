@@ -29,6 +29,8 @@
 //! the labelled entity outside its phases. Its other figures (detected phases, time to detect,
 //! episodes, false alerts) stay the summaries' (the intervals a monitor alerts on).
 
+use std::collections::{BTreeMap, BTreeSet};
+
 /// One labelled anomaly phase of a detector's ground truth.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Phase {
@@ -325,15 +327,14 @@ pub fn score_category(input: &Input<'_>, flags: &[EntityFlag], rows: usize) -> V
     detector.flagged = counted.len();
     detector.true_flags = counted.iter().filter(|f| true_for(f)).count();
 
-    let mut by_entity: std::collections::BTreeMap<&str, Vec<(i64, i64)>> = Default::default();
+    let mut by_entity: BTreeMap<&str, Vec<(i64, i64)>> = Default::default();
     for flag in &counted {
         by_entity
             .entry(flag.entity.as_str())
             .or_default()
             .push(flag.interval);
     }
-    let labelled: std::collections::BTreeSet<&str> =
-        phases.iter().filter_map(|p| p.entity.as_deref()).collect();
+    let labelled: BTreeSet<&str> = phases.iter().filter_map(|p| p.entity.as_deref()).collect();
     let unlabelled_phases: Vec<Phase> = phases
         .iter()
         .filter(|p| p.entity.is_none())
