@@ -2,7 +2,9 @@
 //! starts sending requests from unknown countries (2% of the traffic, all from that client),
 //! through the transformer and the sink. A category detector on `httpRequest.clientIp` must flag
 //! that client and no other, its monitor must send one alert naming it, and its entity models
-//! must stay under their cap while thousands of clients come and go.
+//! must stay under their cap while thousands of clients come and go. `evaluate` then scores the
+//! run from the scenario's labels: the labelled client's row detects its phase, and no other
+//! client has a row.
 
 mod common;
 
@@ -31,6 +33,7 @@ alerts: {name}alerts
 detectors:
   - name: client-country-detector
     feature: {{field: UNK_country, aggregation: sum}}
+    ground_truth: country
     category: {{field: httpRequest.clientIp, max_entities: {MAX_ENTITIES}, idle: 10m}}
     interval: 2s
     window_delay: 1s
@@ -57,6 +60,7 @@ async fn one_misbehaving_client_among_ten_thousand_is_flagged_and_named_in_one_a
     let (hook, inbox) = receiver().await;
     let settings = common::settings(&kafka, &url, &spec(&name, &hook), "entity-0");
     let results_index = settings.spec.results.clone();
+    let spec = settings.spec.clone();
     let (service, stop) = testkit::service("detector").await;
     let telemetry = service.telemetry.clone();
     let detector = tokio::spawn(async move { detector::service::run(settings, &service).await });
@@ -89,6 +93,12 @@ async fn one_misbehaving_client_among_ten_thousand_is_flagged_and_named_in_one_a
         .find(|l| l.entity.is_some())
         .expect("the entity phase's label");
     let bad = label.entity.clone().expect("an entity");
+    let labels: Vec<Vec<u8>> = schedule
+        .labels("entity", "entity-0")
+        .iter()
+        .map(|l| serde_json::to_vec(l).expect("json"))
+        .collect();
+    send(&producer, &kafka.topics.labels, &labels).await;
     let mut generator =
         Generator::with_clients(SEED, "entity-0", "entity", CLIENTS).expect("generator");
     let mut events = schedule.events().peekable();
@@ -140,6 +150,12 @@ async fn one_misbehaving_client_among_ten_thousand_is_flagged_and_named_in_one_a
         "{sent} records; {} flagged intervals of {bad}; {entities} entities with a model, {evicted} evicted",
         flagged_entities.len()
     );
+    let config = pipeline::config::OpenSearchConfig {
+        url: url.clone(),
+        ..Default::default()
+    };
+    let client = pipeline::search::client(&config, Duration::from_secs(30)).expect("client");
+    let report = detector::evaluate::evaluate(&spec, &kafka, &client, None).await;
     stop.cancel();
     sink_stop.cancel();
     transformer_stop.cancel();
@@ -176,6 +192,20 @@ async fn one_misbehaving_client_among_ten_thousand_is_flagged_and_named_in_one_a
         summaries,
         flagged_entities.len(),
         "one summary per flagged interval"
+    );
+    // `evaluate`: the detector's row, then the labelled client's, which detected its phase;
+    // no other client flagged.
+    let report = report.expect("evaluate");
+    let rows: Vec<(Option<&str>, usize, usize, usize)> = report
+        .scores
+        .iter()
+        .map(|s| (s.entity.as_deref(), s.others, s.phases.len(), s.detected()))
+        .collect();
+    assert_eq!(
+        rows,
+        [(None, 0, 1, 1), (Some(bad.as_str()), 0, 1, 1)],
+        "{}",
+        detector::evaluate::table(&report.scores)
     );
     // One alert for the episode, naming the client (and its recovery).
     let kinds: Vec<(&str, &Value)> = alerts

@@ -6,10 +6,15 @@
 //!   detector's phases is false), recall, false alerts (episodes of consecutive flagged
 //!   intervals away from every phase) per hour of normal traffic, and per phase the time to
 //!   detect, both to the end of the first flagged interval and to the first delivery of its
-//!   alert (recorded by the detector in the alerts index: [`crate::alert::DeliveryLog`]).
+//!   alert (recorded by the detector in the alerts index: [`crate::alert::DeliveryLog`]). A
+//!   category detector ([`score_category`]) is scored from its interval summaries and its
+//!   entity results: its precision counts entity flags (true only for the entity its phase
+//!   labelled, in that phase), and it gets a row per labelled entity and per other flagged
+//!   entity (the most flagged [`ENTITY_ROWS`]; the rest summed up in one row).
 //! - `report` (pure): the scores as a terminal [`table`], and a [`Report`] as Markdown or as a
 //!   self-contained HTML page (`evaluate --report FILE`).
-//! - [`evaluate`]: reads the `labels` topic, the results index and the alerts index, and scores.
+//! - [`evaluate`]: reads the `labels` topic, the results index (summaries, and a category
+//!   detector's entity results: [`entity_flagged`]) and the alerts index, and scores.
 //! - [`historical`]: scores a past range from OpenSearch with a model trained on the history
 //!   before it, and writes results marked with a `task_id` (monitors never alert on them).
 
@@ -33,7 +38,10 @@ use crate::spec::{DetectorSpec, Spec};
 use crate::store;
 
 pub use report::{Format, Report, html_page, markdown, render, table};
-pub use score::{Delivered, Input, Phase, PhaseScore, Score, merge, score, span};
+pub use score::{
+    Delivered, ENTITY_ROWS, EntityFlag, Input, Phase, PhaseScore, Score, merge, score,
+    score_category, span,
+};
 
 /// How many intervals either side of the anomaly labels are evaluated when a run labelled no
 /// normal traffic.
@@ -114,6 +122,69 @@ pub async fn flagged(
         .unwrap_or_default())
 }
 
+/// A category detector's flagged entities in `[from, to)`: its live entity results, each an
+/// entity and its interval (every one: read a page of 10,000 at a time).
+pub async fn entity_flagged(
+    client: &OpenSearch,
+    index: &str,
+    detector: &str,
+    from: i64,
+    to: i64,
+) -> Result<Vec<EntityFlag>, SearchError> {
+    let mut flags = Vec::new();
+    let mut after: Option<Value> = None;
+    loop {
+        let mut body = json!({
+            "size": 10_000,
+            "_source": ["data_start_time", "data_end_time", "entity"],
+            "sort": [{"data_start_time": "asc"}, {"_doc": "asc"}],
+            "query": {"bool": {
+                "filter": [
+                    {"term": {"detector_id": detector}},
+                    {"range": {"anomaly_grade": {"gt": 0}}},
+                    {"range": {"data_start_time": {"gte": from, "lt": to}}},
+                    {"nested": {
+                        "path": "entity",
+                        "query": {"exists": {"field": "entity.value"}},
+                        "ignore_unmapped": true
+                    }}
+                ],
+                "must_not": [{"exists": {"field": "task_id"}}]
+            }}
+        });
+        if let Some(after) = after.take() {
+            body["search_after"] = after;
+        }
+        let response = client
+            .search(SearchParts::Index(&[index]))
+            .ignore_unavailable(true)
+            .allow_no_indices(true)
+            .body(body)
+            .send()
+            .await
+            .map_err(SearchError::Unreachable)?;
+        let answer: Value = response.json().await.map_err(SearchError::Unreachable)?;
+        let hits = answer["hits"]["hits"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        flags.extend(hits.iter().filter_map(|h| {
+            let source = &h["_source"];
+            Some(EntityFlag {
+                entity: source["entity"][0]["value"].as_str()?.to_owned(),
+                interval: (
+                    source["data_start_time"].as_i64()?,
+                    source["data_end_time"].as_i64()?,
+                ),
+            })
+        }));
+        match hits.last() {
+            Some(last) if hits.len() == 10_000 => after = Some(last["sort"].clone()),
+            _ => return Ok(flags),
+        }
+    }
+}
+
 /// A detector's delivered alerts (one per channel) whose episode began in `[from, to)`, from
 /// the alerts index (none when it does not exist: a detector without a record of deliveries).
 pub async fn deliveries(
@@ -181,6 +252,7 @@ pub async fn evaluate(
             l.field.clone(),
             l.start_ms,
             l.end_ms,
+            l.entity.clone(),
         ))
     });
     anyhow::ensure!(
@@ -210,6 +282,7 @@ pub async fn evaluate(
                 end_ms: l.end_ms,
                 intensity: l.intensity,
                 traffic: l.traffic.clone(),
+                entity: l.entity.clone(),
             })
             .collect();
         let evaluated = span(&bounds, MARGIN_INTERVALS.saturating_mul(interval));
@@ -218,7 +291,7 @@ pub async fn evaluate(
         let to = evaluated.last().map_or(0, |s| s.1).saturating_add(interval);
         let flagged = flagged(client, &spec.results, &detector.name, from, to).await?;
         let deliveries = deliveries(client, &spec.alerts, &detector.name, from, to).await?;
-        scores.push(score(&Input {
+        let input = Input {
             detector: &detector.name,
             entity: None,
             flagged: &flagged,
@@ -226,7 +299,13 @@ pub async fn evaluate(
             deliveries: &deliveries,
             span: &evaluated,
             interval_ms: interval,
-        }));
+        };
+        if detector.category.is_some() {
+            let entities = entity_flagged(client, &spec.results, &detector.name, from, to).await?;
+            scores.extend(score_category(&input, &entities, ENTITY_ROWS));
+        } else {
+            scores.push(score(&input));
+        }
     }
     let runs: BTreeSet<String> = labels.iter().map(|l| l.run_id.clone()).collect();
     Ok(Report {

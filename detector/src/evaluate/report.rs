@@ -2,16 +2,20 @@
 //! [`Report`] rendered as Markdown or as one self-contained HTML page (no script, no external
 //! file) to attach to a review. Both renderings come from the same rows of plain text, and every
 //! text is escaped on the way out: detector names and label fields come from files and topics
-//! anyone may write.
+//! anyone may write (and entities come from the records themselves).
+//!
+//! A category detector's entity rows follow its own row, the `entity` column naming each (`-` on
+//! a detector's row; `N more entities` on the row that sums up the rest).
 
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::score::Score;
+use super::score::{ENTITY_ROWS, Score};
 
 /// The columns of the detectors' table.
-const DETECTOR_COLUMNS: [&str; 12] = [
+const DETECTOR_COLUMNS: [&str; 13] = [
     "detector",
+    "entity",
     "phases",
     "detected",
     "flagged",
@@ -26,8 +30,9 @@ const DETECTOR_COLUMNS: [&str; 12] = [
 ];
 
 /// The columns of the phases' table.
-const PHASE_COLUMNS: [&str; 10] = [
+const PHASE_COLUMNS: [&str; 11] = [
     "detector",
+    "entity",
     "run",
     "phase",
     "field",
@@ -54,7 +59,7 @@ pub struct Report {
     pub from: i64,
     /// See `from`.
     pub to: i64,
-    /// One row per detector (and, once detectors have them, per entity).
+    /// One row per detector, each category detector's followed by its entities' rows.
     pub scores: Vec<Score>,
 }
 
@@ -109,11 +114,13 @@ fn time(ms: i64) -> String {
     )
 }
 
-/// A score's name: the detector, and its entity when it has one.
-fn name(score: &Score) -> String {
-    match &score.entity {
-        Some(entity) => format!("{} [{entity}]", score.detector),
-        None => score.detector.clone(),
+/// A score's entity cell: the entity, `N more entities` for the row summing them up, or `-`.
+fn entity(score: &Score) -> String {
+    match (&score.entity, score.others) {
+        (Some(entity), _) => entity.clone(),
+        (None, 0) => "-".to_owned(),
+        (None, 1) => "1 more entity".to_owned(),
+        (None, n) => format!("{n} more entities"),
     }
 }
 
@@ -123,7 +130,8 @@ fn detector_rows(scores: &[Score]) -> Vec<Vec<String>> {
         .iter()
         .map(|s| {
             vec![
-                name(s),
+                s.detector.clone(),
+                entity(s),
                 s.phases.len().to_string(),
                 s.detected().to_string(),
                 s.flagged.to_string(),
@@ -147,7 +155,8 @@ fn phase_rows(scores: &[Score]) -> Vec<Vec<String>> {
         .flat_map(|s| {
             s.phases.iter().map(move |p| {
                 vec![
-                    name(s),
+                    s.detector.clone(),
+                    entity(s),
                     p.phase.run_id.clone(),
                     p.phase.phase.to_string(),
                     p.phase.field.clone(),
@@ -165,12 +174,13 @@ fn phase_rows(scores: &[Score]) -> Vec<Vec<String>> {
 
 /// The scores as a fixed-width table for the terminal.
 pub fn table(scores: &[Score]) -> String {
-    let widths = [30, 6, 8, 7, 11, 9, 6, 21, 21, 12, 14, 14];
+    let widths = [30, 18, 6, 8, 7, 11, 9, 6, 21, 21, 12, 14, 14];
     let mut out = String::new();
     let mut line = |cells: &[String]| {
         for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
             let _ = match i {
                 0 => write!(out, "{cell:<width$}"),
+                1 => write!(out, " {cell:<width$}"),
                 _ => write!(out, " {cell:>width$}"),
             };
         }
@@ -194,7 +204,7 @@ fn summary(report: &Report) -> (String, Vec<String>) {
     } else {
         "no normal traffic labelled: the anomalies' span with ten intervals either side".to_owned()
     };
-    let lines = vec![
+    let mut lines = vec![
         format!("Runs: {}", report.runs.join(", ")),
         format!(
             "Labelled: {} to {}; {} anomaly phases, {} normal phases",
@@ -212,6 +222,20 @@ fn summary(report: &Report) -> (String, Vec<String>) {
          index)."
             .to_owned(),
     ];
+    if report
+        .scores
+        .iter()
+        .any(|s| s.entity.is_some() || s.others > 0)
+    {
+        lines.push(format!(
+            "A category detector's precision counts entity flags (one entity in one interval): \
+             true when the entity is the one its phase labelled (or the phase labelled none) \
+             and the interval is in the phase or the one after it; false for any other entity, \
+             and for the labelled entity outside its phases. Its other figures are its interval \
+             summaries'. Each labelled entity has a row; other flagged entities have one row \
+             each (the {ENTITY_ROWS} most flagged) and the rest one row, all their flags false."
+        ));
+    }
     (title, lines)
 }
 
@@ -256,7 +280,7 @@ fn md_table(out: &mut String, columns: &[&str], rows: &[Vec<String>]) {
     let header: Vec<String> = columns.iter().map(|c| md(c)).collect();
     let _ = writeln!(out, "| {} |", header.join(" | "));
     let rule: Vec<&str> = (0..columns.len())
-        .map(|i| if i == 0 { "---" } else { "---:" })
+        .map(|i| if i < 2 { "---" } else { "---:" })
         .collect();
     let _ = writeln!(out, "|{}|", rule.join("|"));
     for row in rows {
@@ -294,7 +318,7 @@ fn html_table(out: &mut String, columns: &[&str], rows: &[Vec<String>]) {
         out.push_str("<tr>");
         for (i, cell) in row.iter().enumerate() {
             let _ = match i {
-                0 => write!(out, "<td>{}</td>", html(cell)),
+                0 | 1 => write!(out, "<td>{}</td>", html(cell)),
                 _ => write!(out, "<td class=\"n\">{}</td>", html(cell)),
             };
         }
@@ -344,7 +368,7 @@ pub fn render(report: &Report, format: Format) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::evaluate::score::{Delivered, Input, Phase, score};
+    use crate::evaluate::score::{Delivered, EntityFlag, Input, Phase, score, score_category};
 
     const MINUTE: i64 = 60_000;
     /// 2026-11-23T07:00:00Z.
@@ -362,6 +386,7 @@ mod tests {
                 end_ms: BASE + 15 * MINUTE,
                 intensity: Some(0.5),
                 traffic: Some("3x surge".into()),
+                entity: None,
             },
             Phase {
                 run_id: "run-1".into(),
@@ -371,6 +396,7 @@ mod tests {
                 end_ms: BASE + 33 * MINUTE,
                 intensity: None,
                 traffic: None,
+                entity: None,
             },
         ];
         let flagged: Vec<(i64, i64)> = [11, 12, 50]
@@ -411,6 +437,7 @@ mod tests {
             lines[1].split_whitespace().collect::<Vec<_>>(),
             [
                 "country-anomaly-detector",
+                "-",
                 "2",
                 "1",
                 "3",
@@ -439,20 +466,20 @@ mod tests {
         );
         assert!(
             text.contains(
-                "\n| country-anomaly-detector | 2 | 1 | 3 | 1 | 67% | 50% | 120.0 s | 150.0 s | 1 | 0.87 h | 1.15 |\n"
+                "\n| country-anomaly-detector | - | 2 | 1 | 3 | 1 | 67% | 50% | 120.0 s | 150.0 s | 1 | 0.87 h | 1.15 |\n"
             ),
             "{text}"
         );
         assert!(
             text.contains(
-                "\n| country-anomaly-detector | run-1 | 1 | country | 2026-11-23T07:10:00.000Z | 50% | 3x surge | yes | 120.0 s | 150.0 s |\n\
-                 | country-anomaly-detector | run-1 | 3 | country | 2026-11-23T07:30:00.000Z | - | - | no | - | - |\n"
+                "\n| country-anomaly-detector | - | run-1 | 1 | country | 2026-11-23T07:10:00.000Z | 50% | 3x surge | yes | 120.0 s | 150.0 s |\n\
+                 | country-anomaly-detector | - | run-1 | 3 | country | 2026-11-23T07:30:00.000Z | - | - | no | - | - |\n"
             ),
             "{text}"
         );
         let text = markdown(&report("<b>x</b>|y"));
         assert!(
-            text.contains("\n| &lt;b&gt;x&lt;/b&gt;\\|y | 2 |"),
+            text.contains("\n| &lt;b&gt;x&lt;/b&gt;\\|y | - | 2 |"),
             "{text}"
         );
         assert!(!text.contains("<b>"), "{text}");
@@ -464,7 +491,7 @@ mod tests {
         assert!(page.starts_with("<!DOCTYPE html>\n"), "{page}");
         assert!(
             page.contains(
-                "<tr><td>&lt;b&gt;x&lt;/b&gt;</td><td class=\"n\">2</td><td class=\"n\">1</td>\
+                "<tr><td>&lt;b&gt;x&lt;/b&gt;</td><td>-</td><td class=\"n\">2</td><td class=\"n\">1</td>\
                  <td class=\"n\">3</td><td class=\"n\">1</td><td class=\"n\">67%</td>\
                  <td class=\"n\">50%</td><td class=\"n\">120.0 s</td><td class=\"n\">150.0 s</td>\
                  <td class=\"n\">1</td><td class=\"n\">0.87 h</td><td class=\"n\">1.15</td></tr>\n"
@@ -477,6 +504,129 @@ mod tests {
             "{page}"
         );
         assert!(page.ends_with("</body>\n</html>\n"));
+    }
+
+    /// A category detector over an hour: the phase 10..15 labelled with client `<c1>` flagged
+    /// at 10, 12 and 14; clients `a&b` and `z` each flagged once at 40, shown one row each up to
+    /// `rows`.
+    fn category(rows: usize) -> Report {
+        let phases = [Phase {
+            run_id: "run-1".into(),
+            phase: 1,
+            field: "country".into(),
+            start_ms: BASE + 10 * MINUTE,
+            end_ms: BASE + 15 * MINUTE,
+            intensity: Some(0.02),
+            traffic: None,
+            entity: Some("<c1>".into()),
+        }];
+        let flag = |entity: &str, m: i64| EntityFlag {
+            entity: entity.into(),
+            interval: (BASE + m * MINUTE, BASE + (m + 1) * MINUTE),
+        };
+        let flags = [
+            flag("<c1>", 10),
+            flag("<c1>", 12),
+            flag("<c1>", 14),
+            flag("a&b", 40),
+            flag("z", 40),
+        ];
+        let summaries: Vec<(i64, i64)> = [10, 12, 14, 40]
+            .iter()
+            .map(|m| (BASE + m * MINUTE, BASE + (m + 1) * MINUTE))
+            .collect();
+        let span = [(BASE, BASE + 60 * MINUTE)];
+        let scores = score_category(
+            &Input {
+                detector: "client-detector",
+                entity: None,
+                flagged: &summaries,
+                phases: &phases,
+                deliveries: &[],
+                span: &span,
+                interval_ms: MINUTE,
+            },
+            &flags,
+            rows,
+        );
+        Report {
+            run: Some("run-1".into()),
+            runs: vec!["run-1".into()],
+            anomaly_labels: 1,
+            normal_labels: 2,
+            from: BASE,
+            to: BASE + 60 * MINUTE,
+            scores,
+        }
+    }
+
+    #[test]
+    fn entity_rows_follow_their_detector_with_an_entity_column() {
+        let text = table(&category(10).scores);
+        let rows: Vec<Vec<&str>> = text
+            .lines()
+            .map(|l| l.split_whitespace().take(8).collect())
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                vec![
+                    "detector",
+                    "entity",
+                    "phases",
+                    "detected",
+                    "flagged",
+                    "false",
+                    "flags",
+                    "precision"
+                ],
+                vec!["client-detector", "-", "1", "1", "5", "2", "60%", "100%"],
+                vec![
+                    "client-detector",
+                    "<c1>",
+                    "1",
+                    "1",
+                    "3",
+                    "0",
+                    "100%",
+                    "100%"
+                ],
+                vec!["client-detector", "a&b", "0", "0", "1", "1", "0%", "-"],
+                vec!["client-detector", "z", "0", "0", "1", "1", "0%", "-"],
+            ],
+            "{text}"
+        );
+
+        let text = markdown(&category(1));
+        assert!(
+            text.contains(
+                "\n| client-detector | - | 1 | 1 | 5 | 2 | 60% | 100% | 60.0 s | - | 1 | 0.92 h | 1.09 |\n\
+                 | client-detector | &lt;c1&gt; | 1 | 1 | 3 | 0 | 100% | 100% | 60.0 s | - | 0 | 0.92 h | 0.00 |\n\
+                 | client-detector | a&amp;b | 0 | 0 | 1 | 1 | 0% | - | - | - | 1 | 1.00 h | 1.00 |\n\
+                 | client-detector | 1 more entity | 0 | 0 | 1 | 1 | 0% | - | - | - | 1 | 1.00 h | 1.00 |\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "\n| client-detector | &lt;c1&gt; | run-1 | 1 | country | 2026-11-23T07:10:00.000Z | 2% | - | yes | 60.0 s | - |\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("- A category detector's precision counts entity flags"));
+
+        let page = html_page(&category(10));
+        assert!(
+            page.contains("<tr><td>client-detector</td><td>&lt;c1&gt;</td><td class=\"n\">1</td>"),
+            "{page}"
+        );
+        assert!(
+            page.contains("<tr><td>client-detector</td><td>a&amp;b</td>"),
+            "{page}"
+        );
+        assert!(!page.contains("<c1>"), "{page}");
+        // A detector without entities says nothing of them.
+        assert!(!markdown(&report("d")).contains("category detector"));
     }
 
     #[test]

@@ -13,6 +13,23 @@
 //! Time to detect is measured twice per phase: to the end of the first flagged interval (the
 //! earliest an alert can leave) and to the first delivery of an alert whose episode began in
 //! the phase (what people actually received, from the alerts index).
+//!
+//! A category detector ([`score_category`]) is also scored per entity, from its entity results
+//! (one per flagged entity and interval). A phase labelled with an entity (the one client the
+//! anomaly came from) belongs to that entity: its row counts the entity's flags inside its phases
+//! (with the same grace) as true and its other flags as false, and detects the phase when it
+//! flagged the entity in it. Every other entity flagged in the span gets a row whose flags are
+//! all false (the most flagged [`ENTITY_ROWS`] each, the rest summed in one row). A phase
+//! without an entity belongs to no entity: any entity's flag in it is true, and it is scored on
+//! the detector's row only.
+//!
+//! For a category detector, precision counts entity flags, not interval summaries: a flag is one
+//! entity in one interval, true when that entity is the phase's labelled entity (or the phase has
+//! none) and the interval is in the phase or right after it; false for any other entity, and for
+//! the labelled entity outside its phases. Its other figures (detected phases, time to detect,
+//! episodes, false alerts) stay the summaries' (the intervals a monitor alerts on).
+
+use std::collections::{BTreeMap, BTreeSet};
 
 /// One labelled anomaly phase of a detector's ground truth.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +46,8 @@ pub struct Phase {
     pub end_ms: i64,
     /// The share of the phase's records drawn with the anomaly's weights, when labelled.
     pub intensity: Option<f64>,
+    /// The one entity the anomaly came from, when labelled.
+    pub entity: Option<String>,
     /// How the phase's rate moved, when it was not constant.
     pub traffic: Option<String>,
 }
@@ -62,12 +81,12 @@ impl PhaseScore {
     }
 }
 
-/// What one detector (and, once detectors have category fields, one entity) is scored from.
+/// What one detector (or one entity of a category detector) is scored from.
 #[derive(Debug, Clone, Copy)]
 pub struct Input<'a> {
     /// The detector.
     pub detector: &'a str,
-    /// The entity, for a detector with category fields (none have them yet: `None`).
+    /// The entity, for one entity's row of a category detector; `None` for a detector.
     pub entity: Option<&'a str>,
     /// The `[start, end)` of its anomalous intervals (any order).
     pub flagged: &'a [(i64, i64)],
@@ -86,8 +105,12 @@ pub struct Input<'a> {
 pub struct Score {
     /// The detector.
     pub detector: String,
-    /// The entity, for detectors with category fields; `None` for a detector as a whole.
+    /// The entity, for one entity's row of a category detector; `None` for a detector as a
+    /// whole (and for the row that sums up `others`).
     pub entity: Option<String>,
+    /// How many entities the row sums up: the unlabelled flagged entities beyond the report's
+    /// [`ENTITY_ROWS`]; 0 for a detector and for one entity.
+    pub others: usize,
     /// Its phases, each with its times to detect.
     pub phases: Vec<PhaseScore>,
     /// Flagged intervals in the span.
@@ -252,6 +275,7 @@ pub fn score(input: &Input<'_>) -> Score {
     Score {
         detector: detector.to_owned(),
         entity: entity.map(str::to_owned),
+        others: 0,
         phases,
         flagged: counted.len(),
         true_flags,
@@ -260,6 +284,115 @@ pub fn score(input: &Input<'_>) -> Score {
         span_ms,
         normal_ms,
     }
+}
+
+/// How many unlabelled entities a category detector's report shows one by one (the most
+/// flagged); the rest are summed up in one row.
+pub const ENTITY_ROWS: usize = 10;
+
+/// One flagged interval `[start, end)` of one entity (a category detector's entity result).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EntityFlag {
+    /// The entity.
+    pub entity: String,
+    /// Its interval.
+    pub interval: (i64, i64),
+}
+
+/// Scores a category detector: its row (precision from `flags`, the rest from the summaries in
+/// `input.flagged`), then a row per labelled entity, then a row per other flagged entity (the
+/// most flagged `rows`; the rest in one row with `others` set).
+pub fn score_category(input: &Input<'_>, flags: &[EntityFlag], rows: usize) -> Vec<Score> {
+    let Input {
+        phases,
+        deliveries,
+        span,
+        interval_ms,
+        ..
+    } = *input;
+    let mut detector = score(input);
+    let in_span = |(s, e): (i64, i64)| span.iter().any(|&(from, to)| s < to && e > from);
+    let true_for = |flag: &EntityFlag| {
+        phases.iter().any(|p| {
+            p.entity.as_ref().is_none_or(|e| *e == flag.entity)
+                && in_phase(flag.interval, p, interval_ms)
+        })
+    };
+    let mut counted: Vec<&EntityFlag> = flags
+        .iter()
+        .filter(|f| in_span(f.interval) || true_for(f))
+        .collect();
+    counted.sort_unstable();
+    counted.dedup();
+    detector.flagged = counted.len();
+    detector.true_flags = counted.iter().filter(|f| true_for(f)).count();
+
+    let mut by_entity: BTreeMap<&str, Vec<(i64, i64)>> = Default::default();
+    for flag in &counted {
+        by_entity
+            .entry(flag.entity.as_str())
+            .or_default()
+            .push(flag.interval);
+    }
+    let labelled: BTreeSet<&str> = phases.iter().filter_map(|p| p.entity.as_deref()).collect();
+    let unlabelled_phases: Vec<Phase> = phases
+        .iter()
+        .filter(|p| p.entity.is_none())
+        .cloned()
+        .collect();
+    let one = |entity: &str, phases: &[Phase]| {
+        let flagged = by_entity.get(entity).map_or(&[][..], Vec::as_slice);
+        // The detector's alerts whose episode began with this entity flagged.
+        let deliveries: Vec<Delivered> = deliveries
+            .iter()
+            .filter(|d| flagged.contains(&d.interval))
+            .copied()
+            .collect();
+        score(&Input {
+            entity: Some(entity),
+            flagged,
+            phases,
+            deliveries: &deliveries,
+            ..*input
+        })
+    };
+    let mut scores = vec![detector];
+    for &entity in &labelled {
+        // Its own phases, and those without an entity (a flag in them is true, as on the
+        // detector's row), which it is not scored on.
+        let own: Vec<Phase> = phases
+            .iter()
+            .filter(|p| p.entity.as_deref().is_none_or(|e| e == entity))
+            .cloned()
+            .collect();
+        let mut row = one(entity, &own);
+        row.phases.retain(|p| p.phase.entity.is_some());
+        scores.push(row);
+    }
+    let mut others: Vec<Score> = by_entity
+        .keys()
+        .filter(|e| !labelled.contains(*e))
+        .map(|e| Score {
+            // Their flags in a phase without an entity are true; the phase is not theirs.
+            phases: Vec::new(),
+            ..one(e, &unlabelled_phases)
+        })
+        .collect();
+    others.sort_by(|a, b| b.flagged.cmp(&a.flagged).then(a.entity.cmp(&b.entity)));
+    let rest = others.split_off(rows.min(others.len()));
+    scores.extend(others);
+    if let Some(first) = rest.first() {
+        scores.push(Score {
+            entity: None,
+            others: rest.len(),
+            flagged: rest.iter().map(|s| s.flagged).sum(),
+            true_flags: rest.iter().map(|s| s.true_flags).sum(),
+            episodes: rest.iter().map(|s| s.episodes).sum(),
+            false_alerts: rest.iter().map(|s| s.false_alerts).sum(),
+            ..first.clone()
+        });
+    }
+    scores
 }
 
 #[cfg(test)]
@@ -277,6 +410,7 @@ mod tests {
             end_ms: end_minute * MINUTE,
             intensity: None,
             traffic: None,
+            entity: None,
         }
     }
 
@@ -469,5 +603,198 @@ mod tests {
         assert_eq!(span(&anomalies_only, 5), [(5, 45)]);
         assert!(span(&[], 5).is_empty());
         assert_eq!(merge([(5, 6), (0, 2), (2, 3), (4, 4)]), [(0, 3), (5, 6)]);
+    }
+
+    fn flags(entity: &str, minutes: &[i64]) -> Vec<EntityFlag> {
+        minutes
+            .iter()
+            .map(|&m| EntityFlag {
+                entity: entity.into(),
+                interval: (m * MINUTE, (m + 1) * MINUTE),
+            })
+            .collect()
+    }
+
+    /// A row's entity (or `+N` for the row summing up N), phases, detected, flagged, true
+    /// flags, episodes, false alerts, normal minutes, precision, recall, median TTD (s).
+    type Row = (
+        String,
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+        i64,
+        Option<f64>,
+        Option<f64>,
+        Option<i64>,
+    );
+
+    fn row(s: &Score) -> Row {
+        (
+            match (&s.entity, s.others) {
+                (Some(e), _) => e.clone(),
+                (None, 0) => "-".into(),
+                (None, n) => format!("+{n}"),
+            },
+            s.phases.len(),
+            s.detected(),
+            s.flagged,
+            s.true_flags,
+            s.episodes,
+            s.false_alerts,
+            s.normal_ms / MINUTE,
+            s.precision(),
+            s.recall(),
+            s.median_ttd_ms().map(|ms| ms / 1_000),
+        )
+    }
+
+    #[test]
+    fn a_category_detector_is_scored_per_entity() {
+        struct Case {
+            name: &'static str,
+            /// Phases: start and end minute, and the labelled entity.
+            phases: Vec<(i64, i64, Option<&'static str>)>,
+            /// Each entity's flagged minutes (the summaries: every minute any is flagged).
+            flags: Vec<(&'static str, Vec<i64>)>,
+            rows: usize,
+            expected: Vec<Row>,
+        }
+        let r = |e: &str,
+                 counts: (usize, usize, usize, usize, usize, usize, i64),
+                 precision: Option<f64>,
+                 recall: Option<f64>,
+                 ttd: Option<i64>| {
+            let (phases, detected, flagged, true_flags, episodes, false_alerts, normal) = counts;
+            (
+                e.to_owned(),
+                phases,
+                detected,
+                flagged,
+                true_flags,
+                episodes,
+                false_alerts,
+                normal,
+                precision,
+                recall,
+                ttd,
+            )
+        };
+        let cases = [
+            Case {
+                name: "the labelled client flagged in 3 of its 5 intervals, another once",
+                phases: vec![(10, 15, Some("10.0.0.1"))],
+                flags: vec![("10.0.0.1", vec![10, 12, 14]), ("10.0.0.2", vec![40])],
+                rows: ENTITY_ROWS,
+                expected: vec![
+                    // Precision 3 of 4 entity flags; four summary episodes, one false.
+                    r("-", (1, 1, 4, 3, 4, 1, 55), Some(0.75), Some(1.0), Some(60)),
+                    r(
+                        "10.0.0.1",
+                        (1, 1, 3, 3, 3, 0, 55),
+                        Some(1.0),
+                        Some(1.0),
+                        Some(60),
+                    ),
+                    r("10.0.0.2", (0, 0, 1, 0, 1, 1, 60), Some(0.0), None, None),
+                ],
+            },
+            Case {
+                name: "the labelled client outside its phase, and another in it, are false",
+                // 15 is the phase's tail (true); 30 is not. 10.0.0.3 at 12 is the wrong client.
+                phases: vec![(10, 15, Some("10.0.0.1"))],
+                flags: vec![("10.0.0.1", vec![15, 30]), ("10.0.0.3", vec![12])],
+                rows: ENTITY_ROWS,
+                expected: vec![
+                    r(
+                        "-",
+                        (1, 1, 3, 1, 3, 1, 55),
+                        Some(1.0 / 3.0),
+                        Some(1.0),
+                        Some(180),
+                    ),
+                    r(
+                        "10.0.0.1",
+                        (1, 1, 2, 1, 2, 1, 55),
+                        Some(0.5),
+                        Some(1.0),
+                        Some(360),
+                    ),
+                    r("10.0.0.3", (0, 0, 1, 0, 1, 1, 60), Some(0.0), None, None),
+                ],
+            },
+            Case {
+                name: "the labelled client missed; other entities beyond the cap summed up",
+                phases: vec![(10, 15, Some("10.0.0.1"))],
+                flags: vec![
+                    ("a", vec![40]),
+                    ("b", vec![40, 41]),
+                    ("c", vec![50]),
+                    ("d", vec![50]),
+                ],
+                rows: 2,
+                expected: vec![
+                    r("-", (1, 0, 5, 0, 2, 2, 55), Some(0.0), Some(0.0), None),
+                    r("10.0.0.1", (1, 0, 0, 0, 0, 0, 55), None, Some(0.0), None),
+                    r("b", (0, 0, 2, 0, 1, 1, 60), Some(0.0), None, None),
+                    r("a", (0, 0, 1, 0, 1, 1, 60), Some(0.0), None, None),
+                    r("+2", (0, 0, 2, 0, 2, 2, 60), Some(0.0), None, None),
+                ],
+            },
+            Case {
+                name: "a phase without an entity: any entity's flag in it is true",
+                phases: vec![(10, 15, None)],
+                flags: vec![("a", vec![11]), ("b", vec![11, 40])],
+                rows: ENTITY_ROWS,
+                expected: vec![
+                    r(
+                        "-",
+                        (1, 1, 3, 2, 2, 1, 55),
+                        Some(2.0 / 3.0),
+                        Some(1.0),
+                        Some(120),
+                    ),
+                    r("b", (0, 0, 2, 1, 2, 1, 55), Some(0.5), None, None),
+                    r("a", (0, 0, 1, 1, 1, 0, 55), Some(1.0), None, None),
+                ],
+            },
+        ];
+        for case in cases {
+            let phases: Vec<Phase> = case
+                .phases
+                .iter()
+                .map(|&(s, e, entity)| Phase {
+                    entity: entity.map(str::to_owned),
+                    ..phase(s, e)
+                })
+                .collect();
+            let all: Vec<EntityFlag> = case.flags.iter().flat_map(|(e, m)| flags(e, m)).collect();
+            let mut summaries: Vec<(i64, i64)> = all.iter().map(|f| f.interval).collect();
+            summaries.sort_unstable();
+            summaries.dedup();
+            let span = [(0, 60 * MINUTE)];
+            let scores = score_category(
+                &Input {
+                    detector: "d",
+                    entity: None,
+                    flagged: &summaries,
+                    phases: &phases,
+                    deliveries: &[],
+                    span: &span,
+                    interval_ms: MINUTE,
+                },
+                &all,
+                case.rows,
+            );
+            assert_eq!(
+                scores.iter().map(row).collect::<Vec<_>>(),
+                case.expected,
+                "{}",
+                case.name
+            );
+            assert!(scores.iter().all(|s| s.detector == "d"));
+        }
     }
 }
