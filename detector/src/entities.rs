@@ -252,7 +252,7 @@ mod tests {
                 let bad = if c == 1234 && i >= 30 {
                     40.0
                 } else {
-                    f64::from(u8::from((c + i as usize) % 50 == 0))
+                    f64::from(u8::from((c + i as usize).is_multiple_of(50)))
                 };
                 entities.add(i * 60_000, client, bad);
             }
