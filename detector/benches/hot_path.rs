@@ -6,7 +6,9 @@
 //!   rules; about 800 bytes each). `old` is the path before the record plan (a whole
 //!   `serde_json::Value` per record, dotted lookups, chrono's RFC 3339 parser), kept here for
 //!   the comparison; `plan` is [`detector::features::Plan`]. Before criterion runs, both are
-//!   timed in the same run and the ratio printed.
+//!   timed in the same run and the ratio printed. `read-only/*` is the reading alone: the plan,
+//!   a whole `Value`, and `IgnoredAny` (validating with serde_json and keeping nothing: the
+//!   floor for any serde_json reading).
 //! - `scoring`: intervals/s through `Model::observe` (the default model, warmed up), and
 //!   entities/s through `Entities::close` with 10,000 entities in the interval.
 //!
@@ -214,6 +216,14 @@ fn hot_path(c: &mut Criterion) {
         b.iter(|| {
             for record in &records {
                 black_box(plan.read(black_box(record)).ok());
+            }
+        })
+    });
+    // The floor for any serde_json reading: validate the record, keep nothing.
+    group.bench_function("read-only/ignored-any", |b| {
+        b.iter(|| {
+            for record in &records {
+                black_box(serde_json::from_slice::<serde::de::IgnoredAny>(black_box(record)).ok());
             }
         })
     });

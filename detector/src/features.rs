@@ -10,15 +10,16 @@
 //! tree of keys. [`Plan::read`] walks the payload with `serde_json`'s streaming deserializer and
 //! keeps only those paths' values (strings borrowed from the payload when they have no escape),
 //! skipping everything else with `IgnoredAny`: no `serde_json::Value` per record. Skipped parts
-//! are still parsed, so a payload that is not valid JSON is rejected as `NotJson` with exactly
-//! the text `serde_json::from_slice` gives. A path's value is what a lookup in the parsed
+//! are still parsed and the payload is checked to be UTF-8, so a payload that is not valid JSON
+//! is rejected as `NotJson` with the text `serde_json::from_slice` gives. Two things valid by RFC
+//! 8259 that a whole `Value` refused are now accepted when no detector reads them: a number
+//! beyond `f64`'s range (`1e400`) and an escaped lone surrogate (`"\ud800"`). A path's value is what a lookup in the parsed
 //! record would give: a repeated key keeps its last value, a path through a non-object is
 //! missing, and an object or array is kept whole ([`Field::Composite`], for a filter on one).
 
 use std::borrow::Cow;
 use std::fmt;
 
-use fnv::FnvHashMap;
 use pipeline::wire::{DeadLetterReason, EVENT_ID_FIELD};
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -55,7 +56,9 @@ pub struct Wanted {
 #[derive(Debug, Clone, Default)]
 struct Node {
     slot: Option<usize>,
-    children: FnvHashMap<Box<str>, Node>,
+    /// Sorted by length, then bytes: a lookup compares lengths first (cheaper than hashing
+    /// every key of every record).
+    children: Vec<(Box<str>, Node)>,
     first: usize,
     end: usize,
 }
@@ -106,7 +109,14 @@ impl Plan {
         let mut root = Node::default();
         for path in [TIMESTAMP_FIELD, EVENT_ID_FIELD].iter().chain(paths) {
             let node = path.split('.').fold(&mut root, |node, key| {
-                node.children.entry(key.into()).or_default()
+                let at = match node.children.binary_search_by(|(k, _)| by_length(k, key)) {
+                    Ok(at) => at,
+                    Err(at) => {
+                        node.children.insert(at, (key.into(), Node::default()));
+                        at
+                    }
+                };
+                &mut node.children[at].1
             });
             node.slot = Some(0);
         }
@@ -126,7 +136,7 @@ impl Plan {
     /// The slot of a compiled path.
     fn slot(&self, path: &str) -> Option<usize> {
         path.split('.')
-            .try_fold(&self.root, |node, key| node.children.get(key))?
+            .try_fold(&self.root, |node, key| node.child(key))?
             .slot
     }
 
@@ -149,7 +159,16 @@ impl Plan {
     /// `@timestamp` string.
     pub fn read<'p>(&self, payload: &'p [u8]) -> Result<Record<'p>, Unreadable> {
         let mut fields = vec![None; self.slots];
-        let mut de = serde_json::Deserializer::from_slice(payload);
+        // JSON is UTF-8 (skipped strings are not checked one by one): checked at once, then
+        // read as text. Not UTF-8: parsed as before, for serde_json's own error text.
+        let Ok(text) = std::str::from_utf8(payload) else {
+            let err = serde_json::from_slice::<Value>(payload).err().map_or_else(
+                || "the record is not UTF-8".to_owned(),
+                |err| err.to_string(),
+            );
+            return Err((DeadLetterReason::NotJson, err));
+        };
+        let mut de = serde_json::Deserializer::from_str(text);
         let object = Top {
             root: &self.root,
             fields: &mut fields,
@@ -207,11 +226,27 @@ impl Node {
             self.slot = Some(next);
             next += 1;
         }
-        for child in self.children.values_mut() {
+        for (_, child) in &mut self.children {
             next = child.number(next);
         }
         self.end = next;
         next
+    }
+}
+
+/// Orders keys by length, then bytes.
+fn by_length(a: &str, b: &str) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+impl Node {
+    /// The node of `key` below this one.
+    fn child(&self, key: &str) -> Option<&Node> {
+        let at = self
+            .children
+            .binary_search_by(|(k, _)| by_length(k, key))
+            .ok()?;
+        Some(&self.children[at].1)
     }
 }
 
@@ -341,7 +376,7 @@ fn walk<'de, A: MapAccess<'de>>(
     mut map: A,
 ) -> Result<(), A::Error> {
     while let Some(Key(key)) = map.next_key()? {
-        match node.children.get(key.as_ref()) {
+        match node.child(&key) {
             None => {
                 map.next_value::<IgnoredAny>()?;
             }
@@ -425,7 +460,7 @@ impl<'de> DeserializeSeed<'de> for At<'_, 'de> {
 /// Fills the slots below `node` from its parsed `value`.
 fn fill(node: &Node, value: &Value, fields: &mut [Option<Field<'_>>]) {
     for (key, child) in &node.children {
-        if let Some(value) = value.get(key.as_ref()) {
+        if let Some(value) = value.get(&**key) {
             fill(child, value, fields);
             if let Some(slot) = child.slot {
                 fields[slot] = Some(Field::from_value(value.clone()));
@@ -538,7 +573,7 @@ mod tests {
     fn a_record_is_read_with_its_event_time_or_the_reason_it_cannot_be() {
         use DeadLetterReason::*;
         type Read<'a> = Result<i64, (DeadLetterReason, &'a str)>;
-        let cases: [(&[u8], Read); 12] = [
+        let cases: [(&[u8], Read); 14] = [
             (
                 br#"{"@timestamp":"2026-12-05T10:00:00Z","x":1}"#,
                 Ok(1_796_464_800_000),
@@ -581,6 +616,16 @@ mod tests {
                 br#"[1, {"a": 2}"#,
                 Err((NotJson, "EOF while parsing a list at line 1 column 12")),
             ),
+            // Not UTF-8, even in a skipped string: serde_json's text for it.
+            (
+                b"{\"@timestamp\":\"2026-12-05T10:00:00Z\",\"skipped\":\"\xff\"}",
+                Err((NotJson, "invalid unicode code point at line 1 column 49")),
+            ),
+            // Valid JSON by RFC 8259 that a whole `Value` refuses, in a skipped field: read.
+            (
+                br#"{"@timestamp":"2026-12-05T10:00:00Z","skipped":[1e400,"\ud800"]}"#,
+                Ok(1_796_464_800_000),
+            ),
             // A repeated key: the last value wins.
             (
                 br#"{"@timestamp":"2026-12-05T10:00:00Z","@timestamp":"2026-12-05T10:00:01Z"}"#,
@@ -598,11 +643,13 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(payload)
             );
-            // The same verdict as parsing the whole record.
-            assert_eq!(
-                matches!(read, Err((NotJson, _))),
-                serde_json::from_slice::<Value>(payload).is_err()
-            );
+            // The same verdict as parsing the whole record (but for the two RFC cases).
+            if !payload.windows(5).any(|w| w == b"1e400") {
+                assert_eq!(
+                    matches!(read, Err((NotJson, _))),
+                    serde_json::from_slice::<Value>(payload).is_err()
+                );
+            }
         }
         let event_id = |payload: &[u8]| {
             let record = plan.read(payload).ok()?;
