@@ -56,9 +56,12 @@ pub struct Wanted {
 #[derive(Debug, Clone, Default)]
 struct Node {
     slot: Option<usize>,
-    /// Sorted by length, then bytes: a lookup compares lengths first (cheaper than hashing
-    /// every key of every record).
     children: Vec<(Box<str>, Node)>,
+    /// An open-addressing table over `children`: (the key's [`tag`], its index + 1; 0 empty),
+    /// a power of two at least twice their number, so a lookup is a multiply, an integer
+    /// compare or two and the key's bytes once (cheaper than hashing every byte of every key,
+    /// or a binary search's mispredicted branches).
+    index: Vec<(u64, u32)>,
     first: usize,
     end: usize,
 }
@@ -109,11 +112,11 @@ impl Plan {
         let mut root = Node::default();
         for path in [TIMESTAMP_FIELD, EVENT_ID_FIELD].iter().chain(paths) {
             let node = path.split('.').fold(&mut root, |node, key| {
-                let at = match node.children.binary_search_by(|(k, _)| by_length(k, key)) {
-                    Ok(at) => at,
-                    Err(at) => {
-                        node.children.insert(at, (key.into(), Node::default()));
-                        at
+                let at = match node.children.iter().position(|(k, _)| **k == *key) {
+                    Some(at) => at,
+                    None => {
+                        node.children.push((key.into(), Node::default()));
+                        node.children.len() - 1
                     }
                 };
                 &mut node.children[at].1
@@ -226,6 +229,16 @@ impl Node {
             self.slot = Some(next);
             next += 1;
         }
+        self.index = vec![(0, 0); (self.children.len() * 2).next_power_of_two()];
+        let mask = self.index.len().wrapping_sub(1);
+        for (at, (key, _)) in self.children.iter().enumerate() {
+            let tag = tag(key);
+            let mut i = bucket(tag, mask);
+            while self.index[i].1 != 0 {
+                i = (i + 1) & mask;
+            }
+            self.index[i] = (tag, at as u32 + 1);
+        }
         for (_, child) in &mut self.children {
             next = child.number(next);
         }
@@ -234,19 +247,38 @@ impl Node {
     }
 }
 
-/// Orders keys by length, then bytes.
-fn by_length(a: &str, b: &str) -> std::cmp::Ordering {
-    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+/// A key's length, first four and last three bytes as one integer: most keys differ in it.
+fn tag(key: &str) -> u64 {
+    let bytes = key.as_bytes();
+    let head = (bytes.iter().take(4)).fold(0, |tag, &b| tag << 8 | u64::from(b));
+    let tail = (bytes.iter().rev().take(3)).fold(0, |tag, &b| tag << 8 | u64::from(b));
+    (bytes.len() as u64) << 56 ^ head << 24 ^ tail
+}
+
+/// A tag's first bucket in a table of `mask + 1` (Fibonacci hashing).
+fn bucket(tag: u64, mask: usize) -> usize {
+    (tag.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize & mask
 }
 
 impl Node {
     /// The node of `key` below this one.
     fn child(&self, key: &str) -> Option<&Node> {
-        let at = self
-            .children
-            .binary_search_by(|(k, _)| by_length(k, key))
-            .ok()?;
-        Some(&self.children[at].1)
+        let mask = self.index.len().checked_sub(1)?;
+        let tag = tag(key);
+        let mut i = bucket(tag, mask);
+        loop {
+            let (t, at) = self.index[i];
+            if at == 0 {
+                return None;
+            }
+            if t == tag {
+                let (k, node) = &self.children[at as usize - 1];
+                if **k == *key {
+                    return Some(node);
+                }
+            }
+            i = (i + 1) & mask;
+        }
     }
 }
 
