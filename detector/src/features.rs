@@ -843,6 +843,73 @@ mod tests {
         }
     }
 
+    /// The old path's contribution: the whole record parsed, dotted lookups.
+    fn by_value(feature: &Feature, record: &Value) -> Option<f64> {
+        let lookup = |path: &str| path.split('.').try_fold(record, |v, key| v.get(key));
+        if let Some(filter) = &feature.filter
+            && lookup(&filter.field) != Some(&filter.value)
+        {
+            return None;
+        }
+        Some(match (feature.aggregation, &feature.field) {
+            (Aggregation::Count, _) | (_, None) => 1.0,
+            (_, Some(field)) => match lookup(field) {
+                Some(Value::Number(n)) => n.as_f64().unwrap_or(0.0),
+                Some(Value::Bool(b)) => f64::from(u8::from(*b)),
+                _ => 0.0,
+            },
+        })
+    }
+
+    #[test]
+    fn the_default_spec_reads_as_a_whole_record_does() {
+        let specs = crate::spec::Spec::default_spec()
+            .expect("the default spec parses")
+            .detectors;
+        let plan = Plan::new(&specs);
+        let sources = [
+            "waf",
+            "cloudtrail",
+            "syslog",
+            "cloudwatch",
+            "splunk",
+            "other",
+        ];
+        for i in 0..200_u32 {
+            let mut record = serde_json::Map::new();
+            record.insert("@timestamp".into(), json!("2026-12-05T10:00:00.123Z"));
+            record.insert("event_id".into(), json!(format!("enriched-0-{i}")));
+            record.insert("httpRequest".into(), json!({"clientIp": "203.0.113.7"}));
+            if i % 7 != 0 {
+                record.insert("logwarden_source".into(), json!(sources[i as usize % 6]));
+            }
+            for (d, spec) in specs.iter().enumerate() {
+                let value = match (i as usize + d) % 5 {
+                    0 => json!(1),
+                    1 => json!(0),
+                    2 => json!(true),
+                    3 => json!("1"),
+                    _ => continue,
+                };
+                if let Some(field) = &spec.feature.field {
+                    record.insert(field.clone(), value);
+                }
+            }
+            let record = Value::Object(record);
+            let payload = record.to_string();
+            let read = plan.read(payload.as_bytes()).expect("readable");
+            assert_eq!(plan.event_id(&read), record["event_id"].as_str());
+            for (d, spec) in specs.iter().enumerate() {
+                assert_eq!(
+                    contribution(&spec.feature, plan.wanted(d), &read),
+                    by_value(&spec.feature, &record),
+                    "{} on {payload}",
+                    spec.name
+                );
+            }
+        }
+    }
+
     #[test]
     fn entities_are_scalars_as_text() {
         let cases = [
