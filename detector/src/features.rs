@@ -11,11 +11,13 @@
 //! keeps only those paths' values (strings borrowed from the payload when they have no escape),
 //! skipping everything else with `IgnoredAny`: no `serde_json::Value` per record. Skipped parts
 //! are still parsed and the payload is checked to be UTF-8, so a payload that is not valid JSON
-//! is rejected as `NotJson` with the text `serde_json::from_slice` gives. Two things valid by RFC
-//! 8259 that a whole `Value` refused are now accepted when no detector reads them: a number
-//! beyond `f64`'s range (`1e400`) and an escaped lone surrogate (`"\ud800"`). A path's value is what a lookup in the parsed
-//! record would give: a repeated key keeps its last value, a path through a non-object is
-//! missing, and an object or array is kept whole ([`Field::Composite`], for a filter on one).
+//! is rejected as `NotJson` with the text `serde_json::from_slice` gives. Two things valid by
+//! RFC 8259 that a whole `Value` refused are now accepted when no detector reads them: a number
+//! beyond `f64`'s range (`1e400`) and an escaped lone surrogate (`"\ud800"`).
+//!
+//! A path's value is what a lookup in the parsed record would give: a repeated key keeps its
+//! last value, a path through a non-object is missing, and an object or array is kept whole
+//! ([`Field::Composite`], for a filter on one).
 
 use std::borrow::Cow;
 use std::fmt;
