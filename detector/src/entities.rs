@@ -212,17 +212,6 @@ pub fn summary(judged: &[Judged]) -> EntitiesSummary {
     }
 }
 
-/// The entity a record belongs to: the category field's value as text (a string as is, a
-/// number or boolean printed); `None` when the record has no such scalar.
-pub fn entity_of(value: Option<&serde_json::Value>) -> Option<String> {
-    match value? {
-        serde_json::Value::String(text) => Some(text.clone()),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        serde_json::Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -330,21 +319,5 @@ mod tests {
             .map(|f| (f.value.as_str(), f.data))
             .collect();
         assert_eq!(top, [("a", 30.0), ("c", 12.0)]);
-    }
-
-    #[test]
-    fn entities_are_scalars_as_text() {
-        use serde_json::json;
-        let cases = [
-            (Some(json!("203.0.113.7")), Some("203.0.113.7")),
-            (Some(json!(42)), Some("42")),
-            (Some(json!(true)), Some("true")),
-            (Some(json!(null)), None),
-            (Some(json!({"a": 1})), None),
-            (None, None),
-        ];
-        for (value, expected) in cases {
-            assert_eq!(entity_of(value.as_ref()).as_deref(), expected, "{value:?}");
-        }
     }
 }

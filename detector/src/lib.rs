@@ -12,6 +12,9 @@
 //! - [`model`]: a random cut forest per detector with a thresholding layer: grade, confidence.
 //! - [`store`]: OpenSearch: history for a cold start, results, the checkpoints index.
 //! - [`checkpoints`]: the one checkpoint document, saved atomically and fenced by the holder.
+//! - [`features`]: the hot path: a plan of the paths the detectors read, compiled once; a
+//!   record's event time ([`rfc3339`], cheaply), its wanted values (no `serde_json::Value`), and
+//!   its contribution and entity per detector.
 //! - [`entities`]: a category detector's per-entity models (bounded, idle ones evicted) and
 //!   its interval summary.
 //! - [`dedupe`]: event ids seen per open event-time bucket, so a replayed record counts once.
@@ -31,11 +34,13 @@ pub mod dedupe;
 pub mod entities;
 pub mod evaluate;
 pub mod event_time;
+pub mod features;
 pub mod lease;
 pub mod measure;
 pub mod model;
 pub mod novelty;
 pub mod page;
+pub mod rfc3339;
 pub mod service;
 pub mod settings;
 pub mod store;

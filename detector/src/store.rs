@@ -230,7 +230,9 @@ pub async fn distinct_values(
         .flatten()
         .filter_map(|b| match &b["key"] {
             Value::String(s) => Some(s.clone()),
-            other => crate::entities::entity_of(Some(other)),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
         })
         .collect())
 }

@@ -18,8 +18,9 @@
 //!
 //! This module is the session and what ties the parts together; each job has its own module:
 //! `standby` (taking the lease), `tenure` (renewing it, and whether it is still held),
-//! `startup` (fence, restore or cold start), `assign` (partitions), `stage` (the loop's steps),
-//! `features` (a record's contribution, pure), `scoring` (closed intervals to results),
+//! `startup` (fence, restore or cold start), `assign` (partitions), `stage` (the loop's steps,
+//! reading records through [`crate::features::Plan`]),
+//! `scoring` (closed intervals to results),
 //! `outputs` (`anomalies` and `dead-letter`), `results` (the results index), `checkpoint` (what
 //! a checkpoint holds), `no_data` (detectors without records, on `/readyz` and a gauge) and
 //! `metrics`.
@@ -30,7 +31,6 @@ mod assign;
 mod checkpoint;
 mod clock;
 mod error;
-mod features;
 pub(crate) mod live;
 mod metrics;
 mod no_data;
@@ -55,6 +55,7 @@ use tokio_util::sync::CancellationToken;
 use crate::alert::{self, Alerting};
 use crate::dedupe::Seen;
 use crate::event_time::EventClock;
+use crate::features::Plan;
 use crate::page::{Board, Lease};
 use crate::settings::Settings;
 
@@ -238,6 +239,11 @@ impl Context<'_> {
             generation = tenure.generation(),
             "Detecting."
         );
+        // Each detector, then its extra features seen as detectors (the order `Stage::take`
+        // reads them in).
+        let plan = Plan::new(detectors.iter().flat_map(|live| {
+            std::iter::once(&live.spec).chain(live.extra.iter().map(|e| &e.view))
+        }));
         let mut stage = Stage {
             settings,
             client,
@@ -248,6 +254,7 @@ impl Context<'_> {
             assigned: &assigned,
             outputs: Outputs::new(producer, &settings.kafka.topics, metrics, session.clone()),
             detectors,
+            plan,
             alerts,
             checkpoint_soon: false,
             clock: EventClock::new(

@@ -18,13 +18,13 @@ use crate::alert::Alerting;
 use crate::checkpoints::{self, Saved, Version};
 use crate::dedupe::Seen;
 use crate::event_time::{Admission, EventClock};
+use crate::features::{self, Plan};
 use crate::page::Board;
 use crate::settings::Settings;
 
 use super::assign::Assigned;
 use super::checkpoint::{self, Writer};
 use super::clock::now_ms;
-use super::features;
 use super::live::Live;
 use super::metrics::Metrics;
 use super::no_data;
@@ -45,6 +45,8 @@ pub(super) struct Stage<'a> {
     pub(super) assigned: &'a Assigned,
     pub(super) outputs: Outputs,
     pub(super) detectors: Vec<Live>,
+    /// The paths the detectors read, compiled from their specs in the same order.
+    pub(super) plan: Plan,
     /// Monitors, their outbox (checkpointed with the stream) and the channel workers.
     pub(super) alerts: Alerting,
     /// A delivery was settled since the last checkpoint: save one at the next tick.
@@ -77,8 +79,8 @@ impl Stage<'_> {
     ) -> Result<(), Stopped> {
         self.metrics.records_in.inc();
         self.positions.insert(partition, offset + 1);
-        let (record, time) = match features::read(payload) {
-            Ok(read) => read,
+        let record = match self.plan.read(payload) {
+            Ok(record) => record,
             Err(why) => {
                 self.metrics.unreadable.inc();
                 return self
@@ -87,36 +89,41 @@ impl Stage<'_> {
                     .await;
             }
         };
+        let time = record.time;
         let now = now_ms();
         if self.clock.admit(partition, time, now) == Admission::Future {
             self.future(partition, offset, time, now);
             return Ok(());
         }
-        if let Some(id) = features::event_id(&record)
+        if let Some(id) = self.plan.event_id(&record)
             && !self.seen.first(id, time)
         {
             self.metrics.duplicates.inc();
             return Ok(());
         }
         let replay = self.assigned.is_replay(partition, offset);
+        // The plan lists each detector's wanted fields, then each of its extra features'.
+        let mut wanted = self.plan.detectors().iter().copied();
         for live in &mut self.detectors {
+            let Some(main) = wanted.next() else {
+                break;
+            };
             // Extra features have their own filters; a record late for them is late for the
             // main window too, and counted there.
             for extra in &mut live.extra {
-                if let Some(value) = features::contribution(&extra.view.feature, &record) {
+                let Some(at) = wanted.next() else {
+                    break;
+                };
+                if let Some(value) = features::contribution(&extra.view.feature, at, &record) {
                     extra.window.add(time, value);
                 }
             }
-            let Some(mut value) = features::contribution(&live.spec.feature, &record) else {
+            let Some(mut value) = features::contribution(&live.spec.feature, main, &record) else {
                 continue;
             };
             // A new-values detector counts the records whose value it had not seen.
             if let Some(novelty) = &mut live.novelty {
-                let seen =
-                    live.spec.feature.field.as_deref().and_then(|field| {
-                        crate::entities::entity_of(features::lookup(&record, field))
-                    });
-                value = match seen {
+                value = match features::field_text(main, &record) {
                     Some(seen) => {
                         f64::from(u8::from(novelty.see(live.window.align(time), time, &seen)))
                     }
@@ -132,9 +139,8 @@ impl Stage<'_> {
                 counter.with_label_values(&[&live.spec.name]).inc();
                 continue;
             }
-            if let (Some(category), Some(entities)) = (&live.spec.category, &mut live.entities)
-                && let Some(entity) =
-                    crate::entities::entity_of(features::lookup(&record, &category.field))
+            if let Some(entities) = &mut live.entities
+                && let Some(entity) = features::entity(main, &record)
             {
                 entities.add(live.window.align(time), &entity, value);
             }
