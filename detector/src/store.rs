@@ -113,11 +113,6 @@ pub async fn history(
     to: i64,
 ) -> Result<Vec<Interval>, SearchError> {
     let interval_ms = i64::try_from(detector.interval.as_millis()).unwrap_or(i64::MAX);
-    let mut filter =
-        vec![json!({"range": {"@timestamp": {"gte": from, "lt": to, "format": "epoch_millis"}}})];
-    if let Some(f) = &detector.feature.filter {
-        filter.push(json!({"term": {f.field.clone(): f.value.clone()}}));
-    }
     let value_agg = match (&detector.feature.aggregation, &detector.feature.field) {
         (Aggregation::Count | Aggregation::NewValues, _) | (_, None) => None,
         (_, Some(field)) => Some(json!({"sum": {"field": field}})),
@@ -133,30 +128,11 @@ pub async fn history(
     if let Some(agg) = value_agg {
         histogram["aggs"] = json!({"value": agg});
     }
-    let response = client
-        .search(SearchParts::Index(&[alias]))
-        .ignore_unavailable(true)
-        .allow_no_indices(true)
-        .body(json!({
-            "size": 0,
-            "query": {"bool": {"filter": filter}},
-            "aggs": {"intervals": histogram},
-        }))
-        .send()
-        .await
-        .map_err(SearchError::Unreachable)?;
-    let status = response.status_code();
-    if status == opensearch::http::StatusCode::NOT_FOUND {
+    let what = || format!("reading history from {alias}");
+    let aggs = json!({"intervals": histogram});
+    let Some(answer) = aggregate(client, alias, detector, (from, to), aggs, what).await? else {
         return Ok(Vec::new());
-    }
-    let answer: Value = response.json().await.map_err(SearchError::Unreachable)?;
-    if !status.is_success() {
-        return Err(SearchError::Refused {
-            what: format!("reading history from {alias}"),
-            status,
-            reason: describe_error(&answer["error"]),
-        });
-    }
+    };
     let buckets = answer["aggregations"]["intervals"]["buckets"]
         .as_array()
         .cloned()
@@ -195,6 +171,34 @@ pub async fn distinct_values(
     let Some(field) = &detector.feature.field else {
         return Ok(Vec::new());
     };
+    let what = || format!("reading the values of {field} from {alias}");
+    let aggs = json!({"values": {"terms": {"field": field, "size": crate::novelty::MAX_KNOWN}}});
+    let Some(answer) = aggregate(client, alias, detector, (from, to), aggs, what).await? else {
+        return Ok(Vec::new());
+    };
+    Ok(answer["aggregations"]["values"]["buckets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|b| match &b["key"] {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Runs `aggs` over the detector's records (its filter) in `[from, to)` of the events alias;
+/// `None` when the alias does not exist yet, the refusal (`what` was refused) otherwise.
+async fn aggregate(
+    client: &OpenSearch,
+    alias: &str,
+    detector: &DetectorSpec,
+    (from, to): (i64, i64),
+    aggs: Value,
+    what: impl FnOnce() -> String,
+) -> Result<Option<Value>, SearchError> {
     let mut filter =
         vec![json!({"range": {"@timestamp": {"gte": from, "lt": to, "format": "epoch_millis"}}})];
     if let Some(f) = &detector.feature.filter {
@@ -207,34 +211,24 @@ pub async fn distinct_values(
         .body(json!({
             "size": 0,
             "query": {"bool": {"filter": filter}},
-            "aggs": {"values": {"terms": {"field": field, "size": crate::novelty::MAX_KNOWN}}},
+            "aggs": aggs,
         }))
         .send()
         .await
         .map_err(SearchError::Unreachable)?;
     let status = response.status_code();
     if status == opensearch::http::StatusCode::NOT_FOUND {
-        return Ok(Vec::new());
+        return Ok(None);
     }
     let answer: Value = response.json().await.map_err(SearchError::Unreachable)?;
     if !status.is_success() {
         return Err(SearchError::Refused {
-            what: format!("reading the values of {field} from {alias}"),
+            what: what(),
             status,
             reason: describe_error(&answer["error"]),
         });
     }
-    Ok(answer["aggregations"]["values"]["buckets"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|b| match &b["key"] {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            Value::Bool(b) => Some(b.to_string()),
-            _ => None,
-        })
-        .collect())
+    Ok(Some(answer))
 }
 
 /// Creates the checkpoints index with its state unindexed (idempotent).

@@ -101,19 +101,7 @@ async fn one_misbehaving_client_among_ten_thousand_is_flagged_and_named_in_one_a
     send(&producer, &kafka.topics.labels, &labels).await;
     let mut generator =
         Generator::with_clients(SEED, "entity-0", "entity", CLIENTS).expect("generator");
-    let mut events = schedule.events().peekable();
-    let mut sent = 0usize;
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
-    while events.peek().is_some() {
-        tick.tick().await;
-        let now = chrono::Utc::now().timestamp_millis();
-        let mut batch = Vec::new();
-        while let Some(event) = events.next_if(|e| e.timestamp_ms <= now) {
-            batch.push(serde_json::to_vec(&generator.record(&event)).expect("json"));
-        }
-        sent += batch.len();
-        send(&producer, &kafka.topics.raw, &batch).await;
-    }
+    let sent = common::play(&producer, &kafka.topics.raw, &schedule, &mut generator).await;
     tokio::time::sleep(Duration::from_secs(6)).await;
 
     let alerts: Vec<Value> = inbox

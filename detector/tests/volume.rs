@@ -136,17 +136,7 @@ async fn a_surge_and_a_cycle_stay_quiet_while_a_subtle_campaign_and_a_ramp_alert
         .map(|l| serde_json::to_vec(l).expect("json"))
         .collect();
     send(&producer, &kafka.topics.labels, &label_payloads).await;
-    let mut events = schedule.events().peekable();
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
-    while events.peek().is_some() {
-        tick.tick().await;
-        let now = chrono::Utc::now().timestamp_millis();
-        let mut batch = Vec::new();
-        while let Some(event) = events.next_if(|e| e.timestamp_ms <= now) {
-            batch.push(serde_json::to_vec(&generator.record(&event)).expect("json"));
-        }
-        send(&producer, &kafka.topics.raw, &batch).await;
-    }
+    common::play(&producer, &kafka.topics.raw, &schedule, &mut generator).await;
     // The last intervals close (interval + delay) and alerts go out.
     tokio::time::sleep(Duration::from_secs(6)).await;
 

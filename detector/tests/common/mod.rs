@@ -85,6 +85,30 @@ pub async fn send(producer: &FutureProducer, topic: &str, payloads: &[Vec<u8>]) 
     }
 }
 
+/// Plays a producer's `schedule` live to `topic`: each event's record, made by `generator`,
+/// sent once the clock reaches its time (every 100 ms); returns how many were sent.
+pub async fn play(
+    producer: &FutureProducer,
+    topic: &str,
+    schedule: &producer::schedule::Schedule,
+    generator: &mut producer::generate::Generator,
+) -> usize {
+    let mut events = schedule.events().peekable();
+    let mut sent = 0;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    while events.peek().is_some() {
+        tick.tick().await;
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut batch = Vec::new();
+        while let Some(event) = events.next_if(|e| e.timestamp_ms <= now) {
+            batch.push(serde_json::to_vec(&generator.record(&event)).expect("json"));
+        }
+        sent += batch.len();
+        send(producer, topic, &batch).await;
+    }
+    sent
+}
+
 /// The results in `index` that match `query` (refreshed first), oldest interval first.
 pub async fn results(http: &reqwest::Client, url: &str, index: &str, query: Value) -> Vec<Value> {
     let _ = http.post(format!("{url}/{index}/_refresh")).send().await;
