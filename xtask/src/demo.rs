@@ -335,7 +335,7 @@ fn demo_spec(receiver: &str) -> String {
     );
     for (name, field, _, truth) in detectors {
         spec.push_str(&format!(
-            "  - {{name: {name}, feature: {{field: {field}}}, interval: 5s, window_delay: 2s, model: {{history: 360}}, ground_truth: {truth}}}\n"
+            "  - {{name: {name}, feature: {{field: {field}, aggregation: ratio}}, interval: 5s, window_delay: 2s, model: {{history: 360}}, ground_truth: {truth}}}\n"
         ));
     }
     spec.push_str("monitors:\n");
