@@ -1,6 +1,7 @@
-//! The checkpoint in OpenSearch: one document (`_checkpoint` in the checkpoints index) holding
-//! everything a restart needs (stream positions, monitors, every detector's model and window),
-//! so it is written in one request and a restore never mixes two checkpoints.
+//! The checkpoint in OpenSearch: one document per shard (`_checkpoint` in the checkpoints index
+//! with one shard, [`crate::shards::Part::checkpoint_id`]) holding everything a restart of the
+//! shard needs (stream positions, monitors, every detector's model and window), so it is
+//! written in one request and a restore never mixes two checkpoints.
 //!
 //! It is also the fence against a stale holder. Every save is conditional on the document's
 //! version (`if_seq_no` / `if_primary_term`) that this holder last wrote or read; a new holder
@@ -12,9 +13,6 @@ use opensearch::{CreateParts, GetParts, IndexParts, OpenSearch};
 use pipeline::search::{SearchError, describe_error};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
-/// The checkpoint document's id.
-pub const CHECKPOINT_ID: &str = "_checkpoint";
 
 /// The checkpoint document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,10 +76,10 @@ async fn answer(
 /// The checkpoint and its version, if there is one.
 pub async fn load(
     client: &OpenSearch,
-    index: &str,
+    (index, id): (&str, &str),
 ) -> Result<Option<(CheckpointDoc, Version)>, SearchError> {
     let response = client
-        .get(GetParts::IndexId(index, CHECKPOINT_ID))
+        .get(GetParts::IndexId(index, id))
         .send()
         .await
         .map_err(SearchError::Unreachable)?;
@@ -111,12 +109,12 @@ pub async fn load(
 /// save by any earlier holder is refused. Returns the state as read and the version to save on.
 pub async fn fence(
     client: &OpenSearch,
-    index: &str,
+    (index, id): (&str, &str),
     holder: &str,
     generation: i64,
 ) -> Result<(CheckpointDoc, Version), SearchError> {
     loop {
-        let current = load(client, index).await?;
+        let current = load(client, (index, id)).await?;
         let (request, doc) = match current {
             None => {
                 let doc = CheckpointDoc {
@@ -126,7 +124,7 @@ pub async fn fence(
                     state: None,
                 };
                 let request = client
-                    .create(CreateParts::IndexId(index, CHECKPOINT_ID))
+                    .create(CreateParts::IndexId(index, id))
                     .body(doc.clone())
                     .send()
                     .await;
@@ -136,7 +134,7 @@ pub async fn fence(
                 doc.holder = holder.to_owned();
                 doc.generation = generation;
                 let request = client
-                    .index(IndexParts::IndexId(index, CHECKPOINT_ID))
+                    .index(IndexParts::IndexId(index, id))
                     .if_seq_no(version.seq_no)
                     .if_primary_term(version.primary_term)
                     .body(doc.clone())
@@ -156,12 +154,12 @@ pub async fn fence(
 /// Saves `doc` if the checkpoint is still at `version` (this holder's last write).
 pub async fn save(
     client: &OpenSearch,
-    index: &str,
+    (index, id): (&str, &str),
     doc: &CheckpointDoc,
     version: Version,
 ) -> Result<Saved, SearchError> {
     let request = client
-        .index(IndexParts::IndexId(index, CHECKPOINT_ID))
+        .index(IndexParts::IndexId(index, id))
         .if_seq_no(version.seq_no)
         .if_primary_term(version.primary_term)
         .body(doc)

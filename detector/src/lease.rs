@@ -1,4 +1,4 @@
-//! One active detector at a time: a lease, a document in the checkpoints index written with
+//! One active detector per shard at a time: a lease, a document in the checkpoints index written with
 //! optimistic concurrency (`if_seq_no` / `if_primary_term`), held by one instance and renewed
 //! before it expires. Other replicas wait on standby and take over when the holder releases it
 //! (at shutdown) or stops renewing it (a crash, a freeze).
@@ -16,13 +16,12 @@ use opensearch::{CreateParts, GetParts, IndexParts, OpenSearch};
 use pipeline::search::{SearchError, describe_error};
 use serde_json::{Value, json};
 
-/// The lease document's id.
-pub const LEASE_ID: &str = "_lease";
-
 /// A held lease.
 #[derive(Debug, Clone)]
 pub struct Lease {
     index: String,
+    /// The lease document's id ([`crate::shards::Part::lease_id`]).
+    id: String,
     holder: String,
     ttl: Duration,
     generation: i64,
@@ -62,16 +61,16 @@ fn body(holder: &str, expires_at: i64, generation: i64) -> Value {
 }
 
 impl Lease {
-    /// Tries once to take the lease for `holder`: free, expired or already ours (a restart under
-    /// the same name). Taking it raises the generation.
+    /// Tries once to take the lease `id` for `holder`: free, expired or already ours (a restart
+    /// under the same name). Taking it raises the generation.
     pub async fn try_acquire(
         client: &OpenSearch,
-        index: &str,
+        (index, id): (&str, &str),
         holder: &str,
         ttl: Duration,
     ) -> Result<Result<Self, Attempt>, SearchError> {
         let current = client
-            .get(GetParts::IndexId(index, LEASE_ID))
+            .get(GetParts::IndexId(index, id))
             .send()
             .await
             .map_err(SearchError::Unreachable)?;
@@ -80,7 +79,7 @@ impl Lease {
         let written_at = Instant::now();
         let (response, generation) = if status == opensearch::http::StatusCode::NOT_FOUND {
             let response = client
-                .create(CreateParts::IndexId(index, LEASE_ID))
+                .create(CreateParts::IndexId(index, id))
                 .body(body(holder, now_ms() + ms(ttl), 1))
                 .send()
                 .await;
@@ -93,7 +92,7 @@ impl Lease {
             }
             let generation = found["_source"]["generation"].as_i64().unwrap_or(0) + 1;
             let response = client
-                .index(IndexParts::IndexId(index, LEASE_ID))
+                .index(IndexParts::IndexId(index, id))
                 .if_seq_no(found["_seq_no"].as_i64().unwrap_or(0))
                 .if_primary_term(found["_primary_term"].as_i64().unwrap_or(0))
                 .body(body(holder, now_ms() + ms(ttl), generation))
@@ -118,12 +117,42 @@ impl Lease {
         }
         Ok(Ok(Self {
             index: index.to_owned(),
+            id: id.to_owned(),
             holder: holder.to_owned(),
             ttl,
             generation,
             seq_no: written["_seq_no"].as_i64().unwrap_or(0),
             primary_term: written["_primary_term"].as_i64().unwrap_or(0),
             written_at,
+        }))
+    }
+
+    /// Who holds the lease `id` now (epoch ms `now`): `None` when nobody does (no lease yet,
+    /// released, or expired).
+    pub async fn holder_of(
+        client: &OpenSearch,
+        (index, id): (&str, &str),
+        now: i64,
+    ) -> Result<Option<String>, SearchError> {
+        let current = client
+            .get(GetParts::IndexId(index, id))
+            .send()
+            .await
+            .map_err(SearchError::Unreachable)?;
+        let status = current.status_code();
+        let found: Value = current.json().await.map_err(SearchError::Unreachable)?;
+        if status == opensearch::http::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(refused("reading the lease", status, &found));
+        }
+        let expires = found["_source"]["expires_at"].as_i64().unwrap_or(0);
+        Ok((expires > now).then(|| {
+            found["_source"]["holder"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
         }))
     }
 
@@ -160,7 +189,7 @@ impl Lease {
             return Ok(true);
         }
         let current = client
-            .get(GetParts::IndexId(&self.index, LEASE_ID))
+            .get(GetParts::IndexId(&self.index, &self.id))
             .send()
             .await
             .map_err(SearchError::Unreachable)?;
@@ -189,7 +218,7 @@ impl Lease {
     async fn renew_once(&mut self, client: &OpenSearch) -> Result<bool, SearchError> {
         let sent_at = Instant::now();
         let response = client
-            .index(IndexParts::IndexId(&self.index, LEASE_ID))
+            .index(IndexParts::IndexId(&self.index, &self.id))
             .if_seq_no(self.seq_no)
             .if_primary_term(self.primary_term)
             .body(body(&self.holder, now_ms() + ms(self.ttl), self.generation))
@@ -216,7 +245,7 @@ impl Lease {
     /// keeps its generation so the next holder's is higher still.
     pub async fn release(self, client: &OpenSearch) {
         let _ = client
-            .index(IndexParts::IndexId(&self.index, LEASE_ID))
+            .index(IndexParts::IndexId(&self.index, &self.id))
             .if_seq_no(self.seq_no)
             .if_primary_term(self.primary_term)
             .body(body(&self.holder, 0, self.generation))
@@ -234,6 +263,7 @@ mod tests {
         let written_at = Instant::now();
         let lease = Lease {
             index: "checkpoints".into(),
+            id: "_lease".into(),
             holder: "a".into(),
             ttl: Duration::from_secs(30),
             generation: 4,

@@ -24,7 +24,10 @@
 //! - [`evaluate`]: precision, recall, false alerts per hour of normal traffic and time to detect
 //!   (to the interval's end and to the alert's delivery) against the producer's labels, as a
 //!   table, Markdown or HTML; and historical analysis of a past range.
-//! - [`lease`]: one active replica at a time (a lease document with optimistic concurrency).
+//! - [`lease`]: one active replica per shard at a time (a lease document with optimistic
+//!   concurrency).
+//! - [`shards`]: the spec split into shards (whole monitor groups), and which ones a replica
+//!   takes or hands back to get its fair share among the live replicas ([`members`]).
 //! - [`page`]: the live page on the telemetry port (recent intervals, episodes, alerts, lease).
 //! - [`settings`], [`service`]: the Kafka service.
 
@@ -37,12 +40,14 @@ pub mod event_time;
 pub mod features;
 pub mod lease;
 pub mod measure;
+pub mod members;
 pub mod model;
 pub mod novelty;
 pub mod page;
 pub mod rfc3339;
 pub mod service;
 pub mod settings;
+pub mod shards;
 pub mod store;
 pub mod window;
 

@@ -10,6 +10,7 @@ use pipeline::kafka::KafkaConfig;
 use pipeline::telemetry::TelemetryConfig;
 use serde::Deserialize;
 
+use crate::shards::{self, Part};
 use crate::spec::Spec;
 use crate::spec::rules::RulesFields;
 
@@ -56,6 +57,10 @@ pub struct DetectorConfig {
     /// Records stamped further ahead (a sender with a wrong clock) are counted
     /// (`logwarden_detector_future_events_total`), logged, and not scored.
     pub future_tolerance_ms: u64,
+    /// How many shards the spec's detectors are split into ([`crate::shards`]): each is scored
+    /// by one replica at a time, and the replicas share them evenly. 1 (the default) is one
+    /// active replica for everything; give every replica the same value.
+    pub shards: usize,
 }
 
 impl Default for DetectorConfig {
@@ -67,6 +72,7 @@ impl Default for DetectorConfig {
             instance_id: None,
             lease_ms: 30_000,
             future_tolerance_ms: 300_000,
+            shards: 1,
         }
     }
 }
@@ -93,6 +99,10 @@ pub struct Settings {
     pub lease_ttl: Duration,
     /// How far ahead of the clock an event time is still trusted.
     pub future_tolerance: Duration,
+    /// How many shards the spec is split into.
+    pub shards: usize,
+    /// The shard a session scores (the whole spec until the service splits it).
+    pub part: Part,
 }
 
 impl Settings {
@@ -124,6 +134,17 @@ impl Settings {
                 ));
             }
         }
+        let most = shards::most(&spec);
+        if d.shards == 0 || d.shards > most.max(1) {
+            return Err(ConfigError::invalid(
+                "detector.shards",
+                format!("is {}", d.shards),
+                format!(
+                    "give 1 to {} (the spec's groups of detectors that no monitor joins: a shard holds whole groups)",
+                    most.max(1)
+                ),
+            ));
+        }
         let instance_id = d
             .instance_id
             .or(hostname)
@@ -141,6 +162,8 @@ impl Settings {
             instance_id,
             lease_ttl: Duration::from_millis(d.lease_ms),
             future_tolerance: Duration::from_millis(d.future_tolerance_ms),
+            shards: d.shards,
+            part: Part::WHOLE,
         })
     }
 }
@@ -221,5 +244,34 @@ mod tests {
             "{:?}",
             settings.spec_warnings
         );
+    }
+
+    #[test]
+    fn a_shard_count_the_spec_cannot_fill_names_the_key_and_the_most() {
+        let most = shards::most(&Spec::default_spec().expect("the default spec"));
+        for shards in [0, most + 1] {
+            let raw = RawConfig {
+                detector: DetectorConfig {
+                    shards,
+                    ..DetectorConfig::default()
+                },
+                ..RawConfig::default()
+            };
+            let err = Settings::from_raw(raw, None)
+                .expect_err("no such split")
+                .to_string();
+            assert!(err.contains("detector.shards"), "{err}");
+            assert!(err.contains(&format!("is {shards}")), "{err}");
+            assert!(err.contains(&format!("give 1 to {most}")), "{err}");
+        }
+        let raw = RawConfig {
+            detector: DetectorConfig {
+                shards: most,
+                ..DetectorConfig::default()
+            },
+            ..RawConfig::default()
+        };
+        let settings = Settings::from_raw(raw, None).expect("the most shards");
+        assert_eq!((settings.shards, settings.part), (most, Part::WHOLE));
     }
 }

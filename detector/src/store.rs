@@ -240,7 +240,10 @@ pub async fn ensure_checkpoints_index(client: &OpenSearch, index: &str) -> Resul
             "settings": {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}},
             "mappings": {"properties": {
                 "detector": {"type": "keyword"},
+                "kind": {"type": "keyword"},
                 "holder": {"type": "keyword"},
+                "expires_at": {"type": "long"},
+                "shards": {"type": "long"},
                 "generation": {"type": "long"},
                 "spec": {"type": "keyword", "index": false},
                 "saved_at": {"type": "date", "format": "epoch_millis"},

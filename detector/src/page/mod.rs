@@ -242,7 +242,10 @@ mod tests {
         );
         assert_eq!(status["checkpoint_age_seconds"], serde_json::Value::Null);
         assert_eq!(status["detectors"].as_array().map(Vec::len), Some(5));
-        board.lease(Lease::Active { generation: 3 });
+        board.lease(Lease::Active {
+            generation: 3,
+            shards: Vec::new(),
+        });
         let status: serde_json::Value =
             serde_json::from_slice(&board.status()).expect("status JSON");
         assert_eq!(status["checkpoint_age_seconds"], 7);

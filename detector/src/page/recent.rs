@@ -194,10 +194,13 @@ pub enum Lease {
         /// The replica holding the lease.
         holder: Option<String>,
     },
-    /// Holding the lease: this replica scores and alerts.
+    /// Holding the lease (of one shard or more): this replica scores and alerts.
     Active {
-        /// The lease's generation (raised by each take-over).
+        /// The lease's generation (raised by each take-over; the highest of its shards').
         generation: i64,
+        /// The shards it holds, when the spec is split into several.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        shards: Vec<usize>,
     },
 }
 

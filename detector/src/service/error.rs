@@ -25,6 +25,9 @@ pub enum ServiceError {
     /// A channel cannot be used (its secret is missing).
     #[error("alert channels: {0}")]
     Channels(String),
+    /// A shard's session panicked or was aborted (a bug: the log has its message).
+    #[error("a shard's session ended abnormally: {0}")]
+    Session(String),
     /// Metrics could not be registered.
     #[error("registering metrics: {0}")]
     Metrics(#[from] prometheus::Error),

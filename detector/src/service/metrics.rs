@@ -29,8 +29,10 @@ pub struct Metrics {
     pub delivery: DeliveryMetrics,
     /// Each detector's last scored interval end, epoch seconds.
     pub scored_until: IntGaugeVec,
-    /// 1 while this replica holds the lease and scores, 0 on standby.
+    /// Shards this replica holds and scores (1 or 0 with one shard).
     pub active: IntGauge,
+    /// Shards the spec is split into.
+    pub shards: IntGauge,
     /// Times this replica lost the lease while scoring (and went back to standby).
     pub lease_lost: IntCounter,
     /// Checkpoints saved.
@@ -157,7 +159,11 @@ impl Metrics {
             )?,
             active: IntGauge::new(
                 "detector_active",
-                "1 while this replica holds the lease and scores, 0 on standby.",
+                "Shards whose lease this replica holds and scores: 1 or 0 with one shard (0 on standby).",
+            )?,
+            shards: IntGauge::new(
+                "detector_shards",
+                "Shards the spec is split into (detector.shards): summed over replicas, detector_active should reach it.",
             )?,
             lease_lost: IntCounter::new(
                 "detector_lease_lost_total",
@@ -241,6 +247,7 @@ impl Metrics {
             metrics.delivery.dropped,
             metrics.scored_until,
             metrics.active,
+            metrics.shards,
             metrics.lease_lost,
             metrics.checkpoints,
             metrics.duplicates,

@@ -8,16 +8,18 @@
 //! last `history` intervals in the events index (a date histogram), then score from the first
 //! interval after them. A checkpoint is saved every `checkpoint_ms` and at shutdown.
 //!
-//! One active instance: the detector reads every partition of `enriched` itself (assigned, not
-//! through a consumer group), because each interval needs all of its events; its positions are
-//! part of the checkpoint, so a restart resumes exactly where the saved state left off. Replicas
-//! beyond the first wait on standby for the lease ([`crate::lease`]); the one holding it fences
-//! and restores the latest checkpoint and scores (a session), and a standby takes over when it
-//! stops. A holder that loses the lease (frozen past it, or cut off from OpenSearch) ends its
-//! session before anything else goes out and goes back to standby.
-//!
+//! One active instance per shard: a session reads every partition of `enriched` itself
+//! (assigned, not through a consumer group), because each interval needs all of its events; its
+//! positions are part of its checkpoint, so a restart resumes exactly where the saved state left
+//! off. The spec's detectors are split into `detector.shards` shards ([`crate::shards`], 1 by
+//! default), each with its own lease ([`crate::lease`]) and checkpoint; a replica runs a session
+//! per shard it holds and takes or hands back shards to hold its fair share of them among the
+//! live replicas (`share`). A new holder fences and restores the shard's latest checkpoint and
+//! scores; another replica takes over when it stops. A holder that loses a lease (frozen past
+//! it, or cut off from OpenSearch) ends that session before anything else goes out.
+
 //! This module is the session and what ties the parts together; each job has its own module:
-//! `standby` (taking the lease), `tenure` (renewing it, and whether it is still held),
+//! `share` (which shards this replica holds, taking their leases), `tenure` (renewing it, and whether it is still held),
 //! `startup` (fence, restore or cold start), `assign` (partitions), `stage` (the loop's steps,
 //! reading records through [`crate::features::Plan`]),
 //! `scoring` (closed intervals to results),
@@ -38,11 +40,12 @@ mod outputs;
 mod readiness;
 mod results;
 mod scoring;
+mod share;
 mod stage;
-mod standby;
 mod startup;
 mod tenure;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use opensearch::OpenSearch;
@@ -56,7 +59,7 @@ use crate::alert::{self, Alerting};
 use crate::dedupe::Seen;
 use crate::event_time::EventClock;
 use crate::features::Plan;
-use crate::page::{Board, Lease};
+use crate::page::Board;
 use crate::settings::Settings;
 
 pub use error::ServiceError;
@@ -76,8 +79,9 @@ fn request_timeout(lease_ttl: Duration) -> Duration {
     (lease_ttl / 2).min(Duration::from_secs(30))
 }
 
-/// Runs the detector until the shutdown token is cancelled: on standby until it holds the
-/// lease, then scoring until it stops or loses the lease (then back on standby).
+/// Runs the detector until the shutdown token is cancelled: scoring the shards whose leases it
+/// holds ([`share`]; with one shard, on standby until it holds the lease), each until it is
+/// handed back, stops, or loses its lease.
 pub async fn run(settings: Settings, service: &Service) -> Result<(), ServiceError> {
     let metrics = Metrics::register(&service.telemetry.registry)?;
     let health = service.telemetry.health.clone();
@@ -94,42 +98,19 @@ pub async fn run(settings: Settings, service: &Service) -> Result<(), ServiceErr
         metrics.checkpoint_age.clone(),
     );
     service.telemetry.mount(board.routes());
-    let context = Context {
-        settings: &settings,
-        client: &client,
-        health: &health,
-        metrics: &metrics,
-        shutdown: &shutdown,
-        board: &board,
-    };
     if startup::prepare_indices(&client, &settings.spec, &health, &shutdown)
         .await?
         .is_none()
     {
         return Ok(());
     }
-    loop {
-        let Some(lease) = standby::acquire(&client, &settings, &health, &board, &shutdown).await?
-        else {
-            return Ok(());
-        };
-        board.lease(Lease::Active {
-            generation: lease.generation(),
-        });
-        let tenure = Tenure::start(lease, client.clone(), shutdown.child_token());
-        metrics.active.set(1);
-        let ended = context.session(&tenure).await;
-        metrics.active.set(0);
-        tenure.release(&client).await;
-        match ended? {
-            Ended::Shutdown => return Ok(()),
-            Ended::LeaseLost => {
-                metrics.lease_lost.inc();
-                health.not_ready(LEASE_CHECK, "lost the lease: stopped scoring, on standby");
-                tracing::warn!(instance = %settings.instance_id, "Lost the lease: stopped scoring; back on standby.");
-            }
-        }
-    }
+    let shared = Arc::new(share::Shared {
+        client,
+        health,
+        metrics,
+        board,
+    });
+    share::run(&settings, shared, &shutdown).await
 }
 
 /// How a session ended.
@@ -152,8 +133,9 @@ struct Context<'a> {
 }
 
 impl Context<'_> {
-    /// Scores while `tenure` holds the lease: fences and restores the checkpoint (or starts
-    /// cold), assigns the partitions, then runs the loop.
+    /// Scores this shard (`settings.part`, its part of the spec) while `tenure` holds its lease:
+    /// fences and restores its checkpoint (or starts cold), assigns the partitions, then runs
+    /// the loop. `shutdown` ends it gracefully (a shutdown or a hand-back).
     async fn session(&self, tenure: &Tenure) -> Result<Ended, ServiceError> {
         let Context {
             settings,
@@ -169,7 +151,7 @@ impl Context<'_> {
             generation: tenure.generation(),
         };
         let Some((saved, version)) =
-            startup::take_over(client, spec, writer, health, shutdown).await?
+            startup::take_over(client, settings, writer, health, shutdown).await?
         else {
             return Ok(Ended::Shutdown);
         };
@@ -232,6 +214,7 @@ impl Context<'_> {
             spec.alerts.clone(),
         ));
         tracing::info!(
+            shard = %settings.part,
             detectors = detectors.len(),
             monitors = spec.monitors.len(),
             input = %settings.kafka.topics.enriched,

@@ -6,14 +6,13 @@
 //! The count of consecutive intervals without a record is the `logwarden_detector_empty_intervals`
 //! gauge ([`super::metrics::Metrics::scored`] keeps it); after each round of scoring,
 //! [`publish`] sets `logwarden_detector_no_data` (1/0) per detector and the `no_data` note on
-//! `/readyz`. A note, not a readiness check: the detector serves nothing through a Service, and a
+//! `/readyz` (one per shard, `no_data (shard N)`, when the spec is split). A note, not a readiness check: the detector serves nothing through a Service, and a
 //! preset for a source that is not deployed would otherwise keep the pod unready forever; the
 //! note and the gauge make it visible, the `LogwardenDetectorNoData` alert pages on it.
 
 use pipeline::telemetry::Health;
 
 use super::metrics::Metrics;
-use super::readiness::NO_DATA_NOTE;
 
 /// Whether `empty` consecutive intervals without a record mean no data, for a detector that
 /// says so after `after` (0: never).
@@ -43,7 +42,7 @@ pub(super) fn note(quiet: &[(&str, i64)]) -> String {
 pub(super) fn publish<'a>(
     detectors: impl IntoIterator<Item = (&'a str, u32)>,
     metrics: &Metrics,
-    health: &Health,
+    (health, note_name): (&Health, &str),
 ) {
     let mut quiet = Vec::new();
     for (name, after) in detectors {
@@ -57,7 +56,7 @@ pub(super) fn publish<'a>(
             quiet.push((name, empty));
         }
     }
-    health.inform(NO_DATA_NOTE, &note(&quiet));
+    health.inform(note_name, &note(&quiet));
 }
 
 #[cfg(test)]
@@ -66,6 +65,7 @@ mod tests {
 
     use super::*;
     use crate::model::Scored;
+    use crate::service::readiness::NO_DATA_NOTE;
 
     #[test]
     fn no_data_is_flagged_after_its_intervals_and_never_at_0() {
@@ -122,7 +122,7 @@ mod tests {
             for (name, _) in detectors {
                 metrics.scored(name, 0.0, events, &scored);
             }
-            publish(detectors, &metrics, &health);
+            publish(detectors, &metrics, (&health, NO_DATA_NOTE));
             let gauge = |name| metrics.no_data.with_label_values(&[name]).get();
             seen.push((gauge("quiet"), gauge("never")));
         }
@@ -130,7 +130,7 @@ mod tests {
         for _ in 0..2 {
             metrics.scored("quiet", 0.0, 0, &scored);
         }
-        publish(detectors, &metrics, &health);
+        publish(detectors, &metrics, (&health, NO_DATA_NOTE));
         assert_eq!(
             health.report(),
             (

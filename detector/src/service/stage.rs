@@ -184,7 +184,7 @@ impl Stage<'_> {
                     .iter()
                     .map(|d| (d.spec.name.as_str(), d.spec.no_data_after)),
                 self.metrics,
-                self.health,
+                (self.health, &self.settings.part.no_data_note()),
             );
         }
         if let Some(open) = self
@@ -251,8 +251,11 @@ impl Stage<'_> {
                 return Ok(());
             }
         };
-        let index = &self.settings.spec.checkpoints;
-        match checkpoints::save(self.client, index, &doc, self.version).await {
+        let slot = (
+            self.settings.spec.checkpoints.as_str(),
+            self.settings.part.checkpoint_id(),
+        );
+        match checkpoints::save(self.client, (slot.0, &slot.1), &doc, self.version).await {
             Ok(Saved::Written(version)) => {
                 self.version = version;
                 self.last_checkpoint = Instant::now();

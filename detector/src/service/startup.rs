@@ -88,13 +88,19 @@ pub(super) async fn prepare_indices(
 /// is conditional on; `None` if shut down first.
 pub(super) async fn take_over(
     client: &OpenSearch,
-    spec: &Spec,
+    settings: &Settings,
     writer: saved_state::Writer<'_>,
     health: &Health,
     shutdown: &CancellationToken,
 ) -> Result<Option<(Option<Restored>, Version)>, SearchError> {
+    let id = settings.part.checkpoint_id();
     let fenced = patiently("taking the checkpoint over", health, shutdown, || {
-        checkpoints::fence(client, &spec.checkpoints, writer.holder, writer.generation)
+        checkpoints::fence(
+            client,
+            (&settings.spec.checkpoints, &id),
+            writer.holder,
+            writer.generation,
+        )
     })
     .await?;
     Ok(fenced.map(|(doc, version)| {

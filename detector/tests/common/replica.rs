@@ -43,35 +43,65 @@ impl Replica {
         instance: &str,
         lease_ms: u64,
     ) -> Self {
+        Self::start_with(kafka, opensearch, spec, instance, lease_ms, &[])
+    }
+
+    /// [`Self::start`] with more environment (`LOGWARDEN_*` settings).
+    pub fn start_with(
+        kafka: &KafkaConfig,
+        opensearch: &str,
+        spec: &std::path::Path,
+        instance: &str,
+        lease_ms: u64,
+        more: &[(&str, &str)],
+    ) -> Self {
         let listen = format!("127.0.0.1:{}", free_port());
         let spec = spec.display().to_string();
         let lease = lease_ms.to_string();
-        let process = Process::start(
-            BINARY,
-            &["run"],
-            &[
-                ("LOGWARDEN_KAFKA__BROKERS", kafka.brokers.as_str()),
-                ("LOGWARDEN_KAFKA__TOPICS__ENRICHED", &kafka.topics.enriched),
-                (
-                    "LOGWARDEN_KAFKA__TOPICS__ANOMALIES",
-                    &kafka.topics.anomalies,
-                ),
-                (
-                    "LOGWARDEN_KAFKA__TOPICS__DEAD_LETTER",
-                    &kafka.topics.dead_letter,
-                ),
-                ("LOGWARDEN_OPENSEARCH__URL", opensearch),
-                ("LOGWARDEN_TELEMETRY__LISTEN", &listen),
-                ("LOGWARDEN_DETECTOR__SPEC", &spec),
-                ("LOGWARDEN_DETECTOR__INSTANCE_ID", instance),
-                ("LOGWARDEN_DETECTOR__LEASE_MS", &lease),
-                ("LOGWARDEN_DETECTOR__CHECKPOINT_MS", "1000"),
-            ],
-        );
+        let mut env = vec![
+            ("LOGWARDEN_KAFKA__BROKERS", kafka.brokers.as_str()),
+            ("LOGWARDEN_KAFKA__TOPICS__ENRICHED", &kafka.topics.enriched),
+            (
+                "LOGWARDEN_KAFKA__TOPICS__ANOMALIES",
+                &kafka.topics.anomalies,
+            ),
+            (
+                "LOGWARDEN_KAFKA__TOPICS__DEAD_LETTER",
+                &kafka.topics.dead_letter,
+            ),
+            ("LOGWARDEN_OPENSEARCH__URL", opensearch),
+            ("LOGWARDEN_TELEMETRY__LISTEN", &listen),
+            ("LOGWARDEN_DETECTOR__SPEC", &spec),
+            ("LOGWARDEN_DETECTOR__INSTANCE_ID", instance),
+            ("LOGWARDEN_DETECTOR__LEASE_MS", &lease),
+            ("LOGWARDEN_DETECTOR__CHECKPOINT_MS", "1000"),
+        ];
+        env.extend_from_slice(more);
+        let process = Process::start(BINARY, &["run"], &env);
         Self {
             process,
             telemetry: format!("http://{listen}"),
         }
+    }
+
+    /// A metric's samples by their labels (`{detector="d"}`; empty without labels).
+    pub async fn samples(&self, http: &reqwest::Client, name: &str) -> Vec<(String, f64)> {
+        let text = http
+            .get(format!("{}/metrics", self.telemetry))
+            .send()
+            .await
+            .expect("the metrics answer")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .filter_map(|line| {
+                let rest = line.strip_prefix(name)?;
+                let (labels, value) = rest.rsplit_once(' ')?;
+                (labels.is_empty() || labels.starts_with('{'))
+                    .then(|| Some((labels.to_owned(), value.parse().ok()?)))?
+            })
+            .collect()
     }
 
     /// The sum of a metric's samples (all label values).
