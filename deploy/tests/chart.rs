@@ -406,6 +406,11 @@ fn a_config_change_rolls_exactly_the_pods_that_read_it() {
         changed(&["--set", "spec.events=waf-events"]),
         ["Deployment/lw-detector", "Deployment/lw-sink"]
     );
+    // Sharing the detectors among more shards is the detector's alone.
+    assert_eq!(
+        changed(&["--set", "detector.config.shards=3"]),
+        ["Deployment/lw-detector"]
+    );
     assert_eq!(
         changed(&["--set", "sink.config.batch_ms=500"]),
         ["Deployment/lw-sink"]
@@ -439,6 +444,11 @@ fn the_schema_refuses_bad_values_in_helms_words() {
             "unknown-nested.yaml",
             "kafka:\n  sasl:\n    password: hunter2\n",
             "- at '/kafka/sasl': additional properties 'password' not allowed",
+        ),
+        (
+            "no-shard.yaml",
+            "detector:\n  config:\n    shards: 0\n",
+            "- at '/detector/config/shards': minimum: got 0, want 1",
         ),
         (
             "bad-enum.yaml",

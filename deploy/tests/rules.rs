@@ -67,6 +67,7 @@ fn the_rule_file_passes_promtool_check_and_its_unit_tests() {
             "LogwardenSinkBackpressure",
             "LogwardenDeadLettersRising",
             "LogwardenDetectorNoActiveLease",
+            "LogwardenDetectorShardUnheld",
             "LogwardenDetectorNoData",
             "LogwardenAlertDeliveryFailing",
         ]

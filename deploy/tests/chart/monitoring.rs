@@ -105,6 +105,7 @@ fn prometheus_operator_objects_only_where_its_api_is_served() {
             "logwarden_detector_dead_letters_total",
             "logwarden_detector_empty_intervals",
             "logwarden_detector_scored_until_seconds",
+            "logwarden_detector_shards",
             "logwarden_kafka_consumer_lag_records",
             "logwarden_sink_backpressure",
             "logwarden_sink_dead_letters_total",
