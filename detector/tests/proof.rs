@@ -283,27 +283,15 @@ async fn every_injected_phase_gets_one_alert_from_the_right_monitor_and_quiet_ge
     eprintln!("{report}");
     let metrics = detector_metrics.render();
 
-    detector_stop.cancel();
-    sink_stop.cancel();
-    transformer_stop.cancel();
     // A service that stopped early says why (e.g. OpenSearch refused an index).
-    for (name, outcome) in [
-        (
-            "detector",
-            detector.await.map(|r| r.map_err(|e| e.to_string())),
-        ),
-        ("sink", sink.await.map(|r| r.map_err(|e| e.to_string()))),
-        (
-            "transformer",
-            transformer.await.map(|r| r.map_err(|e| e.to_string())),
-        ),
-    ] {
-        match outcome {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => failures.push(format!("the {name} failed: {err}")),
-            Err(err) => failures.push(format!("the {name} task failed: {err}")),
-        }
-    }
+    failures.extend(
+        common::stop_all(vec![
+            common::Running::new("detector", detector_stop, detector),
+            common::Running::new("sink", sink_stop, sink),
+            common::Running::new("transformer", transformer_stop, transformer),
+        ])
+        .await,
+    );
     common::clean(
         &http,
         &url,

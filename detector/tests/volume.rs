@@ -262,26 +262,14 @@ async fn a_surge_and_a_cycle_stay_quiet_while_a_subtle_campaign_and_a_ramp_alert
     let markdown = detector::evaluate::markdown(&report);
     eprintln!("{markdown}");
 
-    stop.cancel();
-    sink_stop.cancel();
-    transformer_stop.cancel();
-    for (name, outcome) in [
-        (
-            "detector",
-            detector.await.map(|r| r.map_err(|e| e.to_string())),
-        ),
-        ("sink", sink.await.map(|r| r.map_err(|e| e.to_string()))),
-        (
-            "transformer",
-            transformer.await.map(|r| r.map_err(|e| e.to_string())),
-        ),
-    ] {
-        match outcome {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => failures.push(format!("the {name} failed: {err}")),
-            Err(err) => failures.push(format!("the {name} task failed: {err}")),
-        }
-    }
+    failures.extend(
+        common::stop_all(vec![
+            common::Running::new("detector", stop, detector),
+            common::Running::new("sink", sink_stop, sink),
+            common::Running::new("transformer", transformer_stop, transformer),
+        ])
+        .await,
+    );
     common::clean(
         &http,
         &url,

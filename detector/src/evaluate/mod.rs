@@ -71,6 +71,28 @@ pub async fn read_labels(kafka: &KafkaConfig) -> Result<Vec<Label>, rdkafka::err
     Ok(labels)
 }
 
+/// The hits of the search `body` in `index` (none when the index does not exist, or when the
+/// answer has no hits).
+async fn search_hits(
+    client: &OpenSearch,
+    index: &str,
+    body: Value,
+) -> Result<Vec<Value>, SearchError> {
+    let response = client
+        .search(SearchParts::Index(&[index]))
+        .ignore_unavailable(true)
+        .allow_no_indices(true)
+        .body(body)
+        .send()
+        .await
+        .map_err(SearchError::Unreachable)?;
+    let mut answer: Value = response.json().await.map_err(SearchError::Unreachable)?;
+    Ok(match answer.pointer_mut("/hits/hits").map(Value::take) {
+        Some(Value::Array(hits)) => hits,
+        _ => Vec::new(),
+    })
+}
+
 /// A detector's anomalous live (not historical) intervals in `[from, to)`.
 pub async fn flagged(
     client: &OpenSearch,
@@ -79,11 +101,10 @@ pub async fn flagged(
     from: i64,
     to: i64,
 ) -> Result<Vec<(i64, i64)>, SearchError> {
-    let response = client
-        .search(SearchParts::Index(&[index]))
-        .ignore_unavailable(true)
-        .allow_no_indices(true)
-        .body(json!({
+    let hits = search_hits(
+        client,
+        index,
+        json!({
             "size": 10_000,
             "_source": ["data_start_time", "data_end_time"],
             "query": {"bool": {
@@ -102,24 +123,18 @@ pub async fn flagged(
                     }}
                 ]
             }}
-        }))
-        .send()
-        .await
-        .map_err(SearchError::Unreachable)?;
-    let answer: Value = response.json().await.map_err(SearchError::Unreachable)?;
-    Ok(answer["hits"]["hits"]
-        .as_array()
-        .map(|hits| {
-            hits.iter()
-                .filter_map(|h| {
-                    Some((
-                        h["_source"]["data_start_time"].as_i64()?,
-                        h["_source"]["data_end_time"].as_i64()?,
-                    ))
-                })
-                .collect()
+        }),
+    )
+    .await?;
+    Ok(hits
+        .iter()
+        .filter_map(|h| {
+            Some((
+                h["_source"]["data_start_time"].as_i64()?,
+                h["_source"]["data_end_time"].as_i64()?,
+            ))
         })
-        .unwrap_or_default())
+        .collect())
 }
 
 /// A category detector's flagged entities in `[from, to)`: its live entity results, each an
@@ -155,19 +170,7 @@ pub async fn entity_flagged(
         if let Some(after) = after.take() {
             body["search_after"] = after;
         }
-        let response = client
-            .search(SearchParts::Index(&[index]))
-            .ignore_unavailable(true)
-            .allow_no_indices(true)
-            .body(body)
-            .send()
-            .await
-            .map_err(SearchError::Unreachable)?;
-        let answer: Value = response.json().await.map_err(SearchError::Unreachable)?;
-        let hits = answer["hits"]["hits"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
+        let hits = search_hits(client, index, body).await?;
         flags.extend(hits.iter().filter_map(|h| {
             let source = &h["_source"];
             Some(EntityFlag {
@@ -194,11 +197,10 @@ pub async fn deliveries(
     from: i64,
     to: i64,
 ) -> Result<Vec<Delivered>, SearchError> {
-    let response = client
-        .search(SearchParts::Index(&[index]))
-        .ignore_unavailable(true)
-        .allow_no_indices(true)
-        .body(json!({
+    let hits = search_hits(
+        client,
+        index,
+        json!({
             "size": 10_000,
             "_source": ["interval_start", "interval_end", "delivered_at"],
             "query": {"bool": {"filter": [
@@ -206,28 +208,22 @@ pub async fn deliveries(
                 {"term": {"kind": "alert"}},
                 {"range": {"interval_start": {"gte": from, "lt": to}}}
             ]}}
-        }))
-        .send()
-        .await
-        .map_err(SearchError::Unreachable)?;
-    let answer: Value = response.json().await.map_err(SearchError::Unreachable)?;
-    Ok(answer["hits"]["hits"]
-        .as_array()
-        .map(|hits| {
-            hits.iter()
-                .filter_map(|h| {
-                    let source = &h["_source"];
-                    Some(Delivered {
-                        interval: (
-                            source["interval_start"].as_i64()?,
-                            source["interval_end"].as_i64()?,
-                        ),
-                        delivered_at: source["delivered_at"].as_i64()?,
-                    })
-                })
-                .collect()
+        }),
+    )
+    .await?;
+    Ok(hits
+        .iter()
+        .filter_map(|h| {
+            let source = &h["_source"];
+            Some(Delivered {
+                interval: (
+                    source["interval_start"].as_i64()?,
+                    source["interval_end"].as_i64()?,
+                ),
+                delivered_at: source["delivered_at"].as_i64()?,
+            })
         })
-        .unwrap_or_default())
+        .collect())
 }
 
 /// Scores every detector with a `ground_truth` against the labels (of `run`, if given) over

@@ -317,6 +317,49 @@ pub async fn run_sink(
     (stop, task)
 }
 
+/// A service the test runs in a task ([`run_transformer`], [`run_sink`], the detector): its
+/// name, its shutdown token and its task, for [`stop_all`].
+pub struct Running {
+    name: &'static str,
+    stop: tokio_util::sync::CancellationToken,
+    outcome: std::pin::Pin<Box<dyn std::future::Future<Output = Outcome>>>,
+}
+
+/// How a service's task ended: its own error as text, or why the task itself failed.
+type Outcome = Result<Result<(), String>, tokio::task::JoinError>;
+
+impl Running {
+    /// The service `name`, stopped by `stop`, running as `task`.
+    pub fn new<E: std::fmt::Display + 'static>(
+        name: &'static str,
+        stop: tokio_util::sync::CancellationToken,
+        task: tokio::task::JoinHandle<Result<(), E>>,
+    ) -> Self {
+        Self {
+            name,
+            stop,
+            outcome: Box::pin(async move { task.await.map(|r| r.map_err(|e| e.to_string())) }),
+        }
+    }
+}
+
+/// Stops the services (every token in order, then each task in order) and says why each one
+/// that failed did (e.g. OpenSearch refused an index): a line per failure.
+pub async fn stop_all(services: Vec<Running>) -> Vec<String> {
+    for service in &services {
+        service.stop.cancel();
+    }
+    let mut failures = Vec::new();
+    for Running { name, outcome, .. } in services {
+        match outcome.await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => failures.push(format!("the {name} failed: {err}")),
+            Err(err) => failures.push(format!("the {name} task failed: {err}")),
+        }
+    }
+    failures
+}
+
 /// What OpenSearch holds in `index` (its daily indices): the sum of `field` (the count of
 /// events when `None`) per interval of `interval_ms` (a date histogram on `@timestamp`), for the
 /// intervals with events.
