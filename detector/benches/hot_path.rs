@@ -8,7 +8,8 @@
 //!   the comparison; `plan` is [`detector::features::Plan`]. Before criterion runs, both are
 //!   timed in the same run and the ratio printed. `read-only/*` is the reading alone: the plan,
 //!   a whole `Value`, and `IgnoredAny` (validating with serde_json and keeping nothing: the
-//!   floor for any serde_json reading).
+//!   floor for any serde_json reading). Also printed: the slowest shard's rate when the default
+//!   spec is split into 2 and 4 shards ([`detector::shards`]), against the whole spec's.
 //! - `scoring`: intervals/s through `Model::observe` (the default model, warmed up), and
 //!   entities/s through `Entities::close` with 10,000 entities in the interval.
 //!
@@ -193,6 +194,35 @@ fn hot_path(c: &mut Criterion) {
         per_second(new_time),
         old_time.as_secs_f64() / new_time.as_secs_f64(),
     );
+
+    // Scaled out: what one replica holding one shard of N does per record, for the slowest
+    // shard of the default spec's split (each shard reads the whole stream; its plan reads only
+    // its detectors' fields).
+    let whole = new_time;
+    let mut sharded = Vec::new();
+    for count in [2, 4] {
+        let slowest =
+            detector::shards::split(&Spec::default_spec().expect("the default spec"), count)
+                .into_iter()
+                .map(|part| {
+                    let plan = Plan::new(&part.detectors);
+                    let mut detectors = Detectors::new(&part.detectors);
+                    best(&mut || {
+                        for record in &records {
+                            take(&plan, &mut detectors, black_box(record), now);
+                        }
+                    })
+                })
+                .max()
+                .unwrap_or(Duration::MAX);
+        eprintln!(
+            "take, the slowest of {count} shards: {:.0} records/s, {:.2}x one shard of everything",
+            per_second(slowest),
+            whole.as_secs_f64() / slowest.as_secs_f64(),
+        );
+        sharded.push((count, slowest));
+    }
+    black_box(sharded);
 
     let mut group = c.benchmark_group("take");
     group.throughput(Throughput::Elements(RECORDS as u64));
