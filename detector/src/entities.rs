@@ -3,8 +3,11 @@
 //! entity's interval against its own history. Pure: no IO, no clock.
 //!
 //! Memory is bounded: at most `max_entities` models at once. An entity without records for
-//! `idle` is evicted, and when a new entity would pass the cap, the least recently seen one is;
-//! an evicted entity's model is forgotten (if it comes back it starts again from the prior).
+//! `idle` is evicted, and when a new entity would pass the cap, the least recently seen one is.
+//! An evicted entity's model is handed to the service to store ([`Entities::take_evicted`];
+//! [`crate::remembered`] keeps it in OpenSearch), and when the entity comes back the service
+//! looks it up before its interval is judged ([`Entities::unknown`], [`Entities::restore`]): it
+//! goes on from its own history instead of starting again from the prior.
 //! An entity's model is the thresholding layer without a forest ([`Model::for_entity`], about
 //! 2 KB), its baseline filled with the population's usual value (an average over the entities
 //! judged in recent intervals), so a quiet client that suddenly sends a burst of bad requests
@@ -39,6 +42,27 @@ pub struct Entities {
     population: Option<f64>,
     /// Entities evicted so far.
     evicted: u64,
+    /// Models restored from the store so far.
+    #[serde(default)]
+    restored: u64,
+    /// Models evicted since the service last took them, to store (not checkpointed: a crash
+    /// loses at most these, whose entities then start from the prior).
+    #[serde(skip)]
+    evicted_models: Vec<Remembered>,
+}
+
+/// The most evicted models waiting to be stored; beyond it the oldest are forgotten.
+pub const MAX_WAITING: usize = 100_000;
+
+/// An evicted entity's model, as stored and restored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Remembered {
+    /// The entity.
+    pub entity: String,
+    /// Its model.
+    pub model: Model,
+    /// The start of the last interval it had records in.
+    pub last_seen: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,7 +96,55 @@ impl Entities {
             models: HashMap::new(),
             population: None,
             evicted: 0,
+            restored: 0,
+            evicted_models: Vec::new(),
         }
+    }
+
+    /// The entities with records in the open intervals that close at `limit` (a watermark less
+    /// the window delay; intervals of `interval_ms`) and no model: the ones to look up before
+    /// they are judged. Sorted, each once.
+    pub fn unknown(&self, limit: i64, interval_ms: i64) -> Vec<String> {
+        let mut unknown: Vec<String> = self
+            .open
+            .iter()
+            .take_while(|(start, _)| **start + interval_ms <= limit)
+            .flat_map(|(_, slot)| slot.keys())
+            .filter(|entity| !self.models.contains_key(*entity))
+            .cloned()
+            .collect();
+        unknown.sort_unstable();
+        unknown.dedup();
+        unknown
+    }
+
+    /// Takes back stored models (of entities looked up by [`Self::unknown`]); an entity that has
+    /// a model by now keeps it. Each counts as seen in the interval starting at `seen_at`, so
+    /// that it is judged before it could be evicted as idle again.
+    pub fn restore(&mut self, remembered: Vec<Remembered>, seen_at: i64) {
+        for stored in remembered {
+            if self.models.contains_key(&stored.entity) {
+                continue;
+            }
+            self.models.insert(
+                stored.entity,
+                Tracked {
+                    model: stored.model,
+                    last_seen: stored.last_seen.max(seen_at),
+                },
+            );
+            self.restored += 1;
+        }
+    }
+
+    /// Models restored from the store since the detector started (or was restored).
+    pub fn restored(&self) -> u64 {
+        self.restored
+    }
+
+    /// The models evicted since the last call, to store.
+    pub fn take_evicted(&mut self) -> Vec<Remembered> {
+        std::mem::take(&mut self.evicted_models)
     }
 
     /// Adds a record's `value` to `entity`'s total in the interval starting at `start` (the
@@ -123,7 +195,22 @@ impl Entities {
         // Anything older belongs to intervals the window closed without data for us: drop it.
         self.open = self.open.split_off(&interval.start);
         totals.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let prior = self.population.unwrap_or(0.0);
+        // Before any population value (a fresh detector's first interval), new entities start
+        // from this interval's median: from 0 every entity of a count would be an anomaly, and
+        // one flagged from its first interval never learns its normal.
+        let prior = self.population.unwrap_or_else(|| {
+            median(totals.iter().filter_map(|(_, (value, events))| {
+                let measured = measure::measure(
+                    detector,
+                    &Interval {
+                        value: *value,
+                        events: *events,
+                        ..*interval
+                    },
+                );
+                measured.judged.then_some(measured.value)
+            }))
+        });
         let min_rise = detector.min_rise();
         let mut judged = Vec::with_capacity(totals.len());
         let mut failed = Vec::new();
@@ -167,12 +254,20 @@ impl Entities {
         (judged, failed)
     }
 
-    /// Evicts the idle, then the least recently seen beyond the cap.
+    /// Evicts the idle, then the least recently seen beyond the cap; their models wait to be
+    /// stored.
     fn evict(&mut self, category: &Category, now: i64) {
         let idle_ms = i64::try_from(category.idle.as_millis()).unwrap_or(i64::MAX);
         let before = self.models.len();
-        self.models
-            .retain(|_, tracked| now.saturating_sub(tracked.last_seen) < idle_ms);
+        let idle: Vec<String> = self
+            .models
+            .iter()
+            .filter(|(_, tracked)| now.saturating_sub(tracked.last_seen) >= idle_ms)
+            .map(|(entity, _)| entity.clone())
+            .collect();
+        for entity in idle {
+            self.spill(entity);
+        }
         let excess = self.models.len().saturating_sub(category.max_entities);
         if excess > 0 {
             let mut by_age: Vec<(i64, String)> = self
@@ -182,10 +277,40 @@ impl Entities {
                 .collect();
             by_age.select_nth_unstable(excess - 1);
             for (_, entity) in by_age.into_iter().take(excess) {
-                self.models.remove(&entity);
+                self.spill(entity);
             }
         }
         self.evicted += (before - self.models.len()) as u64;
+        let waiting = self.evicted_models.len();
+        if waiting > MAX_WAITING {
+            self.evicted_models.drain(..waiting - MAX_WAITING);
+        }
+    }
+
+    /// Removes `entity`'s model, to store.
+    fn spill(&mut self, entity: String) {
+        if let Some(tracked) = self.models.remove(&entity) {
+            self.evicted_models.push(Remembered {
+                entity,
+                model: tracked.model,
+                last_seen: tracked.last_seen,
+            });
+        }
+    }
+}
+
+/// The median of `values` (0 when there are none).
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.collect();
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_unstable_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[middle]
+    } else {
+        (values[middle - 1] + values[middle]) / 2.0
     }
 }
 
@@ -319,5 +444,112 @@ mod tests {
             .map(|f| (f.value.as_str(), f.data))
             .collect();
         assert_eq!(top, [("a", 30.0), ("c", 12.0)]);
+    }
+
+    #[test]
+    fn an_evicted_entity_that_comes_back_goes_on_from_its_own_model() {
+        let mut detector = testing::spec("d");
+        // A baseline of 10 intervals: big's own history fills it in its 20 minutes.
+        detector.model.baseline = 10;
+        let category = category(3);
+        // Minutes 0-19: "big" sends 30 bad requests a minute (alone in the first), two small
+        // clients one each in turn.
+        let run = |restore: bool| -> (Vec<String>, Entities, Vec<String>) {
+            let mut entities = Entities::new();
+            let mut stored: Vec<Remembered> = Vec::new();
+            for i in 0..20 {
+                entities.add(i * 60_000, "big", 30.0);
+                if i > 0 {
+                    entities.add(i * 60_000, &format!("small-{}", i % 2), 1.0);
+                }
+                entities.close(&detector, &category, &minute(i));
+                stored.extend(entities.take_evicted());
+            }
+            // Minutes 20-23: big is away; newcomers push it out (the cap is 3).
+            for i in 20..24 {
+                for c in 0..3 {
+                    entities.add(i * 60_000, &format!("new-{i}-{c}"), 1.0);
+                }
+                entities.close(&detector, &category, &minute(i));
+                stored.extend(entities.take_evicted());
+            }
+            let evicted: Vec<String> = stored.iter().map(|r| r.entity.clone()).collect();
+            assert!(evicted.contains(&"big".to_owned()), "{evicted:?}");
+            // Minute 24: big is back, as usual.
+            entities.add(24 * 60_000, "big", 30.0);
+            entities.add(24 * 60_000, "new-23-0", 1.0);
+            let unknown = entities.unknown(25 * 60_000, 60_000);
+            if restore {
+                let found: Vec<Remembered> = stored
+                    .into_iter()
+                    .filter(|r| unknown.contains(&r.entity))
+                    .collect();
+                entities.restore(found, 24 * 60_000);
+            }
+            let (judged, _) = entities.close(&detector, &category, &minute(24));
+            let flagged = judged
+                .iter()
+                .filter(|j| j.scored.grade > 0.0)
+                .map(|j| j.entity.clone())
+                .collect();
+            (unknown, entities, flagged)
+        };
+        let (unknown, entities, flagged) = run(true);
+        assert_eq!(unknown, ["big"], "only big has no model (new-23-0 has)");
+        assert_eq!(entities.restored(), 1);
+        assert_eq!(
+            flagged,
+            Vec::<String>::new(),
+            "big is judged by its own history"
+        );
+        let (_, forgetful, flagged) = run(false);
+        assert_eq!(forgetful.restored(), 0);
+        assert_eq!(
+            flagged,
+            ["big"],
+            "from the population's prior, big looks anomalous"
+        );
+        // Nothing intervals that have not closed yet: none unknown before minute 24 ends.
+        assert!(entities.unknown(24 * 60_000, 60_000).is_empty());
+    }
+
+    #[test]
+    fn models_waiting_to_be_stored_are_bounded() {
+        let detector = testing::spec("d");
+        let category = category(10);
+        let mut entities = Entities::new();
+        let per_minute = 30_000;
+        for i in 0..4 {
+            for c in 0..per_minute {
+                entities.add(i * 60_000, &format!("c-{i}-{c}"), 1.0);
+            }
+            entities.close(&detector, &category, &minute(i));
+        }
+        // 4 × 30,000 entities, 10 kept: 119,990 evicted, the newest 100,000 wait.
+        assert_eq!(entities.evicted(), 119_990);
+        let waiting = entities.take_evicted();
+        assert_eq!(waiting.len(), MAX_WAITING);
+        assert!(entities.take_evicted().is_empty(), "taken once");
+    }
+
+    #[test]
+    fn a_fresh_detectors_first_entities_start_from_their_median_not_zero() {
+        let detector = testing::spec("d");
+        let category = category(1_000);
+        let mut entities = Entities::new();
+        for c in 0..100 {
+            entities.add(0, &format!("client-{c}"), 50.0 + f64::from(c % 3));
+        }
+        entities.add(0, "loud", 400.0);
+        let (judged, _) = entities.close(&detector, &category, &minute(0));
+        let flagged: Vec<&str> = judged
+            .iter()
+            .filter(|j| j.scored.grade > 0.0)
+            .map(|j| j.entity.as_str())
+            .collect();
+        assert_eq!(flagged, ["loud"]);
+        assert_eq!(median([3.0, 1.0, 2.0].into_iter()), 2.0);
+        assert_eq!(median([4.0, 1.0].into_iter()), 2.5);
+        assert_eq!(median(std::iter::empty()), 0.0);
     }
 }

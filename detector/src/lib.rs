@@ -16,7 +16,8 @@
 //!   record's event time ([`rfc3339`], cheaply), its wanted values (no `serde_json::Value`), and
 //!   its contribution and entity per detector.
 //! - [`entities`]: a category detector's per-entity models (bounded, idle ones evicted) and
-//!   its interval summary.
+//!   its interval summary; [`remembered`]: evicted models stored in OpenSearch and restored
+//!   when their entity comes back.
 //! - [`dedupe`]: event ids seen per open event-time bucket, so a replayed record counts once.
 //! - [`alert`]: monitors and episodes (pure), the outbox of notifications (pure, checkpointed),
 //!   one delivery worker per channel (webhook, Slack, e-mail), and the record of deliveries in
@@ -44,6 +45,7 @@ pub mod members;
 pub mod model;
 pub mod novelty;
 pub mod page;
+pub mod remembered;
 pub mod rfc3339;
 pub mod service;
 pub mod settings;

@@ -133,9 +133,25 @@ async fn one_misbehaving_client_among_ten_thousand_is_flagged_and_named_in_one_a
     };
     let entities = gauge("logwarden_detector_entities");
     let evicted = gauge("logwarden_detector_entities_evicted_total");
+    let restored = gauge("logwarden_detector_entities_restored_total");
+    // The evicted models stored in the checkpoints index, one per client.
+    let _ = http
+        .post(format!("{url}/{name}checkpoints/_refresh"))
+        .send()
+        .await;
+    let stored: Value = http
+        .post(format!("{url}/{name}checkpoints/_count"))
+        .json(&json!({"query": {"term": {"kind": "entity"}}}))
+        .send()
+        .await
+        .expect("count the stored models")
+        .json()
+        .await
+        .expect("count JSON");
+    let stored = stored["count"].as_f64().unwrap_or(-1.0);
 
     eprintln!(
-        "{sent} records; {} flagged intervals of {bad}; {entities} entities with a model, {evicted} evicted",
+        "{sent} records; {} flagged intervals of {bad}; {entities} entities with a model, {evicted} evicted, {stored} models stored, {restored} restored",
         flagged_entities.len()
     );
     let config = pipeline::config::OpenSearchConfig {
@@ -218,5 +234,15 @@ async fn one_misbehaving_client_among_ten_thousand_is_flagged_and_named_in_one_a
     assert!(
         evicted > 0.0,
         "no eviction with {sent} records from {CLIENTS} clients"
+    );
+    // Each evicted client's model was stored (one document per client, however often it was
+    // evicted), and clients that came back got theirs back: none of them was flagged for it.
+    assert!(
+        stored > 0.0 && stored <= evicted,
+        "{stored} stored models for {evicted} evictions"
+    );
+    assert!(
+        restored > 0.0 && restored <= evicted,
+        "{restored} models restored for {evicted} evictions"
     );
 }

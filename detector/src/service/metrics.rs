@@ -59,6 +59,8 @@ pub struct Metrics {
     pub entities: IntGaugeVec,
     /// A category detector's entities evicted (idle, or beyond its cap).
     pub entities_evicted: IntCounterVec,
+    /// A category detector's evicted entities whose model was restored when they came back.
+    pub entities_restored: IntCounterVec,
     /// 1 while a detector has had no record for its spec's `no_data_after` intervals in a row,
     /// else 0 ([`super::no_data`]).
     pub no_data: IntGaugeVec,
@@ -93,6 +95,11 @@ impl Metrics {
                     "A category detector's entities with a model (at most its max_entities).",
                 ),
                 &["detector"],
+            )?,
+            entities_restored: by(
+                "detector_entities_restored_total",
+                "A category detector's evicted entities that came back and got their stored model back.",
+                "detector",
             )?,
             entities_evicted: by(
                 "detector_entities_evicted_total",
@@ -263,19 +270,23 @@ impl Metrics {
             metrics.last.empty,
             metrics.entities,
             metrics.entities_evicted,
+            metrics.entities_restored,
             metrics.no_data
         )?;
         Ok(metrics)
     }
 
-    /// Shows a category detector's entities: `active` with a model, `evicted` in all.
-    pub fn entities(&self, detector: &str, active: usize, evicted: u64) {
+    /// Shows a category detector's entities: `active` with a model, `evicted` and `restored`
+    /// in all.
+    pub fn entities(&self, detector: &str, active: usize, (evicted, restored): (u64, u64)) {
         let labels = [detector];
         self.entities
             .with_label_values(&labels)
             .set(i64::try_from(active).unwrap_or(i64::MAX));
         let counter = self.entities_evicted.with_label_values(&labels);
         counter.inc_by(evicted.saturating_sub(counter.get()));
+        let counter = self.entities_restored.with_label_values(&labels);
+        counter.inc_by(restored.saturating_sub(counter.get()));
     }
 
     /// Counts a scored interval of `detector` (its `value`, from `events` records, as the model

@@ -24,7 +24,7 @@
 //! reading records through [`crate::features::Plan`]),
 //! `scoring` (closed intervals to results),
 //! `outputs` (`anomalies` and `dead-letter`), `results` (the results index), `checkpoint` (what
-//! a checkpoint holds), `no_data` (detectors without records, on `/readyz` and a gauge) and
+//! a checkpoint holds), `remember` (evicted entity models stored and restored), `no_data` (detectors without records, on `/readyz` and a gauge) and
 //! `metrics`.
 //! The watermark is [`crate::event_time::EventClock`]'s: the loop feeds it records and partition
 //! ends, and asks it when to close intervals.
@@ -38,6 +38,7 @@ mod metrics;
 mod no_data;
 mod outputs;
 mod readiness;
+mod remember;
 mod results;
 mod scoring;
 mod share;
@@ -250,6 +251,7 @@ impl Context<'_> {
             last_future_report: None,
             unwritten: Unwritten::default(),
             last_checkpoint: Instant::now(),
+            last_forget: None,
         };
         let stopped = stage.run(&session).await;
         if shutdown.is_cancelled() && tenure.held() {

@@ -55,7 +55,11 @@ pub(super) fn score(
                     score_entities(spec, category, entities, interval, started, metrics)
                 })
                 .collect();
-            metrics.entities(&spec.name, entities.active(), entities.evicted());
+            metrics.entities(
+                &spec.name,
+                entities.active(),
+                (entities.evicted(), entities.restored()),
+            );
             results
         }
         _ => closed

@@ -65,6 +65,8 @@ pub(super) struct Stage<'a> {
     /// Results not yet written (OpenSearch was unavailable).
     pub(super) unwritten: Unwritten,
     pub(super) last_checkpoint: Instant,
+    /// When stored entity models were last expired ([`super::remember`]).
+    pub(super) last_forget: Option<Instant>,
 }
 
 impl Stage<'_> {
@@ -173,6 +175,7 @@ impl Stage<'_> {
         let Some(watermark) = self.clock.watermark(idle_now) else {
             return Ok(());
         };
+        self.recall_entities(watermark).await;
         let started = now_ms();
         let mut results = Vec::new();
         for live in &mut self.detectors {
@@ -196,6 +199,8 @@ impl Stage<'_> {
         {
             self.seen.forget_before(open);
         }
+        self.store_evicted_entities().await;
+        self.forget_old_entities().await;
         if results.is_empty() && self.unwritten.is_empty() {
             return Ok(());
         }
