@@ -136,7 +136,8 @@ pub struct Retention {
     #[serde(default = "default_events_retention", with = "humantime_serde::option")]
     pub events: Option<Duration>,
     /// Results in the results index whose interval ended longer ago than this are deleted (by
-    /// `data_end_time`); `null` keeps them forever.
+    /// `data_end_time`), and so are the alert deliveries recorded longer ago in the alerts index
+    /// (by `delivered_at`); `null` keeps them forever.
     #[serde(
         default = "default_results_retention",
         with = "humantime_serde::option"

@@ -5,7 +5,7 @@
 //! owner's mark that the spec no longer declares. Data is never pruned.
 
 use opensearch::http::Method;
-use pipeline::search::{EventsIndex, OWNER_META, results_template};
+use pipeline::search::{EventsIndex, OWNER_META, alerts_template, results_template};
 use pipeline::wire::Source;
 use serde_json::{Value, json};
 
@@ -26,6 +26,11 @@ pub fn source_events_template(events: &EventsIndex, source: Source, owner: &str)
 /// The results index template, marked with `owner`.
 pub fn results_index_template(index: &str, owner: &str) -> Value {
     owned(results_template(index), owner)
+}
+
+/// The alerts index template (the record of alert deliveries), marked with `owner`.
+pub fn alerts_index_template(index: &str, owner: &str) -> Value {
+    owned(alerts_template(index), owner)
 }
 
 fn owned(mut template: Value, owner: &str) -> Value {
@@ -184,5 +189,8 @@ mod tests {
             results_index_template("t-results", "team-a")["_meta"]["managed_by"],
             "team-a"
         );
+        let alerts = alerts_index_template("t-alerts", "team-a");
+        assert_eq!(alerts["_meta"]["managed_by"], "team-a");
+        assert_eq!(alerts["index_patterns"], json!(["t-alerts"]));
     }
 }

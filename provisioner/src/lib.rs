@@ -38,7 +38,9 @@ use pipeline::spec::{Spec, SpecError, TargetChoice};
 use pipeline::wire::Source;
 
 use crate::api::{Api, ApiError};
-use crate::indices::{Indices, events_template, results_index_template, source_events_template};
+use crate::indices::{
+    Indices, alerts_index_template, events_template, results_index_template, source_events_template,
+};
 use crate::plan::{Action, Plan};
 use crate::plugins::{PluginError, Plugins};
 use crate::retention::Retention;
@@ -260,6 +262,15 @@ pub async fn converge(
             .await?;
         templates.push(&spec.results);
         indices.index(&spec.results, &mut plan).await?;
+        // The detector's record of alert deliveries (created on the first delivery).
+        indices
+            .template(
+                &spec.alerts,
+                &alerts_index_template(&spec.alerts, owner),
+                &mut plan,
+            )
+            .await?;
+        templates.push(&spec.alerts);
     }
     indices
         .prune_templates(&templates, mode.prune, &mut plan)
@@ -273,6 +284,14 @@ pub async fn converge(
         retention
             .results(
                 &spec.results,
+                spec.provisioning.retention.results,
+                now,
+                &mut plan,
+            )
+            .await?;
+        retention
+            .alerts(
+                &spec.alerts,
                 spec.provisioning.retention.results,
                 now,
                 &mut plan,

@@ -1,6 +1,7 @@
 //! Retention: the only data the provisioner deletes. Daily event indices whose whole day is older
 //! than `provisioning.retention.events` (deleted by name), and anomaly results whose interval ended
-//! longer ago than `provisioning.retention.results` (deleted by query on `data_end_time`).
+//! longer ago than `provisioning.retention.results` (deleted by query on `data_end_time`), and
+//! with them the record of alert deliveries (the alerts index, by `delivered_at`).
 //!
 //! Only daily indices of the events alias (`<events>-YYYY.MM.DD`, members of the alias the
 //! template gives them) are ever deleted; an index of the same name pattern outside the alias is
@@ -24,6 +25,9 @@ use crate::plan::{Action, Plan, Step, span};
 
 /// The results index's time field: the end of the scored interval (epoch milliseconds).
 pub const RESULTS_TIME_FIELD: &str = "data_end_time";
+
+/// The alerts index's time field: when the notification was delivered.
+pub const ALERTS_TIME_FIELD: &str = "delivered_at";
 
 /// Daily indices of `events` whose whole day ended `keep` or more before `now`, oldest first,
 /// with their day. Names that are not `<alias>-YYYY.MM.DD` are never expired.
@@ -59,10 +63,15 @@ pub fn results_cutoff(keep: Duration, now: DateTime<Utc>) -> Option<DateTime<Utc
 
 /// The query matching results whose interval ended before `cutoff`.
 pub fn expired_results_query(cutoff: DateTime<Utc>) -> Value {
+    expired_query(RESULTS_TIME_FIELD, cutoff)
+}
+
+/// The query matching documents whose `field` is before `cutoff`.
+fn expired_query(field: &str, cutoff: DateTime<Utc>) -> Value {
     json!({
         "query": {
             "range": {
-                RESULTS_TIME_FIELD: {
+                field: {
                     "lt": cutoff.timestamp_millis()
                 }
             }
@@ -139,13 +148,38 @@ impl<'a> Retention<'a> {
         now: DateTime<Utc>,
         plan: &mut Plan,
     ) -> Result<(), ApiError> {
+        self.documents((index, RESULTS_TIME_FIELD, Noun::RESULT), keep, now, plan)
+            .await
+    }
+
+    /// Deletes the alert deliveries recorded in `index` more than `keep` before `now` (they go
+    /// with the results they tell of), or reports that none has expired.
+    pub async fn alerts(
+        &self,
+        index: &str,
+        keep: Option<Duration>,
+        now: DateTime<Utc>,
+        plan: &mut Plan,
+    ) -> Result<(), ApiError> {
+        self.documents((index, ALERTS_TIME_FIELD, Noun::DELIVERY), keep, now, plan)
+            .await
+    }
+
+    /// Deletes the documents of `index` whose `field` is more than `keep` before `now`.
+    async fn documents(
+        &self,
+        (index, field, noun): (&str, &str, Noun),
+        keep: Option<Duration>,
+        now: DateTime<Utc>,
+        plan: &mut Plan,
+    ) -> Result<(), ApiError> {
         let total = self.api.count(index, &json!({})).await?.unwrap_or(0);
         let Some(keep) = keep else {
             plan.push(Step::new(
                 "retention",
                 index,
                 Action::Unchanged,
-                format!("keep forever: {}", results(total)),
+                format!("keep forever: {}", noun.count(total)),
             ));
             return Ok(());
         };
@@ -155,17 +189,17 @@ impl<'a> Retention<'a> {
                 "retention",
                 index,
                 Action::Unchanged,
-                format!("keep {keep_text}: {}, 0 expired", results(total)),
+                format!("keep {keep_text}: {}, 0 expired", noun.count(total)),
             ));
             return Ok(());
         };
-        let query = expired_results_query(cutoff);
+        let query = expired_query(field, cutoff);
         let mut expired = self.api.count(index, &query).await?.unwrap_or(0);
         plan.push(Step::new(
             "retention",
             index,
             Action::Unchanged,
-            format!("keep {keep_text}: {}, {expired} expired", results(total)),
+            format!("keep {keep_text}: {}, {expired} expired", noun.count(total)),
         ));
         if expired == 0 {
             return Ok(());
@@ -176,12 +210,12 @@ impl<'a> Retention<'a> {
             expired = reply["deleted"].as_u64().unwrap_or(expired);
         }
         plan.push(Step::new(
-            "results",
+            noun.kind,
             index,
             Action::Delete,
             format!(
-                "expired: {} with {RESULTS_TIME_FIELD} before {} (older than {keep_text})",
-                results(expired),
+                "expired: {} with {field} before {} (older than {keep_text})",
+                noun.count(expired),
                 cutoff.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             ),
         ));
@@ -207,10 +241,32 @@ fn daily(count: usize) -> String {
     }
 }
 
-fn results(count: u64) -> String {
-    match count {
-        1 => "1 result".to_owned(),
-        n => format!("{n} results"),
+/// What a document-by-document retention deletes, for the plan.
+#[derive(Debug, Clone, Copy)]
+struct Noun {
+    /// The plan step's kind.
+    kind: &'static str,
+    one: &'static str,
+    many: &'static str,
+}
+
+impl Noun {
+    const RESULT: Self = Self {
+        kind: "results",
+        one: "result",
+        many: "results",
+    };
+    const DELIVERY: Self = Self {
+        kind: "alerts",
+        one: "alert delivery",
+        many: "alert deliveries",
+    };
+
+    fn count(self, count: u64) -> String {
+        match count {
+            1 => format!("1 {}", self.one),
+            n => format!("{n} {}", self.many),
+        }
     }
 }
 

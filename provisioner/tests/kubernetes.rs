@@ -235,7 +235,7 @@ fn spec(dir: &Path, base: &str) -> PathBuf {
     std::fs::write(
         &path,
         format!(
-            "events: {base}events\nresults: {base}results\n\
+            "events: {base}events\nresults: {base}results\nalerts: {base}alerts\n\
              detectors: [{{name: d, feature: {{field: UNK_country}}}}]\n\
              provisioning: {{target: builtin, owner: {base}owner, retention: {{events: 30d}}}}\n"
         ),
@@ -280,7 +280,11 @@ async fn apply_records_its_plan_as_events_on_its_job_with_only_the_documented_rb
     cluster.grant_documented_rbac().await;
     let kubeconfig = cluster.service_account_kubeconfig().await;
     let base = format!("{}-", cluster.namespace);
-    let (events, results) = (format!("{base}events"), format!("{base}results"));
+    let (events, results, alerts) = (
+        format!("{base}events"),
+        format!("{base}results"),
+        format!("{base}alerts"),
+    );
     // A daily index long past retention, in the events alias.
     let expired = format!("{events}-2020.01.01");
     let response = reqwest::Client::new()
@@ -309,8 +313,8 @@ async fn apply_records_its_plan_as_events_on_its_job_with_only_the_documented_rb
                 "Normal".to_owned(),
                 "Created".to_owned(),
                 format!(
-                    "9 objects created: index template {events}, {}index template {results}, \
-                     index {results}",
+                    "10 objects created: index template {events}, {}index template {results}, \
+                     index {results}, index template {alerts}",
                     // Then one events template per source, each with its own daily indices.
                     pipeline::wire::Source::ALL
                         .iter()
@@ -326,7 +330,10 @@ async fn apply_records_its_plan_as_events_on_its_job_with_only_the_documented_rb
             (
                 "Normal".to_owned(),
                 "InSync".to_owned(),
-                format!("2 objects already as declared: retention {events}-*, retention {results}")
+                format!(
+                    "3 objects already as declared: retention {events}-*, retention {results}, \
+                     retention {alerts}"
+                )
             ),
         ]
     );
@@ -355,13 +362,13 @@ async fn apply_records_its_plan_as_events_on_its_job_with_only_the_documented_rb
     for (reason, message) in [
         (
             "Created",
-            format!("9 objects created: index template {events}"),
+            format!("10 objects created: index template {events}"),
         ),
         (
             "Expired",
             format!("1 object deleted by retention: index {expired}"),
         ),
-        ("InSync", "2 objects already as declared".to_owned()),
+        ("InSync", "3 objects already as declared".to_owned()),
     ] {
         let shown = described.lines().any(|line| {
             let words: Vec<&str> = line.split_whitespace().collect();

@@ -142,10 +142,12 @@ async fn clean(http: &reqwest::Client, url: &str, names: &Names) {
     let _ = http.delete(format!("{url}/{}*", names.base)).send().await;
 }
 
+/// A spec on these names (the alerts index is `<results>-alerts`).
 fn spec(events: &str, results: &str, owner: &str, retention: &str) -> String {
     format!(
         "events: {events}
 results: {results}
+alerts: {results}-alerts
 detectors: [{{name: d, feature: {{field: UNK_country}}}}]
 provisioning: {{target: builtin, owner: {owner}, retention: {{events: {retention}}}}}
 "
@@ -187,6 +189,7 @@ async fn builtin_objects_converge_once_and_a_dry_run_changes_nothing() {
     let mut expected = vec![
         change("create", "index template", &events),
         change("create", "index template", &results),
+        change("create", "index template", &format!("{results}-alerts")),
         change("create", "index", &results),
         change("delete", "index", &expired),
     ];
@@ -331,11 +334,12 @@ async fn a_changed_spec_updates_exactly_that_and_prune_deletes_only_owned_templa
         sorted(changes(&planned)),
         sorted(vec![
             change("create", "index template", &renamed),
+            change("create", "index template", &format!("{renamed}-alerts")),
             change("create", "index", &renamed),
         ]),
         "{planned}"
     );
-    for kept in [&results, &leftover] {
+    for kept in [&results, &format!("{results}-alerts"), &leftover] {
         assert!(
             planned
                 .lines()
@@ -354,8 +358,10 @@ async fn a_changed_spec_updates_exactly_that_and_prune_deletes_only_owned_templa
         sorted(changes(&pruned)),
         sorted(vec![
             change("create", "index template", &renamed),
+            change("create", "index template", &format!("{renamed}-alerts")),
             change("create", "index", &renamed),
             change("delete", "index template", &results),
+            change("delete", "index template", &format!("{results}-alerts")),
             change("delete", "index template", &leftover),
         ]),
         "{pruned}"
@@ -387,6 +393,7 @@ async fn a_changed_spec_updates_exactly_that_and_prune_deletes_only_owned_templa
     let mut expected = vec![
         change("update", "index template", &events),
         change("update", "index template", &renamed),
+        change("update", "index template", &format!("{renamed}-alerts")),
     ];
     expected.extend(source_templates("update", &events));
     assert_eq!(sorted(changes(&updated)), sorted(expected), "{updated}");
