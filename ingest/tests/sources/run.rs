@@ -137,9 +137,18 @@ impl Run {
         );
 
         let indicator = feed.indicator;
-        // The preset's detector sums the indicator per interval: its feature (the alert's
-        // `field`) is `sum_<indicator>`, its monitor `<indicator>-Monitor`.
-        let feature = format!("sum_{indicator}");
+        // The preset's detector on the indicator: its feature (the alert's `field`) is
+        // `ratio_<indicator>` or `sum_<indicator>`, its monitor `<indicator>-Monitor`.
+        let feature = detector::spec::Spec::default_spec()
+            .expect("the default spec")
+            .detectors
+            .iter()
+            .find(|d| {
+                d.feature.field.as_deref() == Some(indicator)
+                    && d.feature.aggregation != detector::spec::Aggregation::NewValues
+            })
+            .map(detector::spec::DetectorSpec::feature_name)
+            .expect("a preset detector on the indicator");
         let monitor = format!("{indicator}-Monitor");
         let (start, end) = feed.injected_ms;
         let interval = INTERVAL.as_millis() as i64;

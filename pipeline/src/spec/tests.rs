@@ -97,7 +97,7 @@ fn the_default_spec_is_the_seeds_five_detectors_then_each_presets_with_monitors(
             .all(|d| d.interval == Duration::from_secs(60))
     );
     // The seed's five judge their indicator's share of the requests, which a surge of normal
-    // traffic leaves unchanged; the presets sum theirs.
+    // traffic leaves unchanged; so do the presets whose indicators grow with traffic.
     let judged: Vec<(String, f64, u64)> = spec
         .detectors
         .iter()
@@ -112,7 +112,34 @@ fn the_default_spec_is_the_seeds_five_detectors_then_each_presets_with_monitors(
             ("ratio_B_httpstatus".to_owned(), 0.02, 20),
             ("ratio_UNK_country".to_owned(), 0.02, 20),
             ("ratio_uncommon_method".to_owned(), 0.02, 20),
-            ("sum_waf_blocked".to_owned(), 5.0, 0),
+            ("ratio_waf_blocked".to_owned(), 0.02, 20),
+        ]
+    );
+    // Summed: the indicators where each event matters whatever the volume, and the per-entity
+    // presets.
+    let summed: Vec<&str> = spec
+        .detectors
+        .iter()
+        .filter(|d| d.feature.aggregation == Aggregation::Sum)
+        .filter_map(|d| d.feature.field.as_deref())
+        .collect();
+    assert_eq!(
+        summed,
+        [
+            "ct_root_activity",
+            "ct_console_login_failed",
+            "ct_console_login_no_mfa",
+            "ct_iam_policy_change",
+            "ct_cloudtrail_change",
+            "ct_kms_key_change",
+            "ct_security_group_change",
+            "ct_nacl_change",
+            "ct_unexpected_region",
+            "syslog_auth_failure",
+            "syslog_sudo",
+            "syslog_error",
+            "hec_error",
+            "hec_warning",
         ]
     );
 }
