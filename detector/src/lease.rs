@@ -55,6 +55,22 @@ fn refused(what: &str, status: opensearch::http::StatusCode, body: &Value) -> Se
     }
 }
 
+/// The lease document `id` as read: the answer's status and body.
+async fn read(
+    client: &OpenSearch,
+    index: &str,
+    id: &str,
+) -> Result<(opensearch::http::StatusCode, Value), SearchError> {
+    let current = client
+        .get(GetParts::IndexId(index, id))
+        .send()
+        .await
+        .map_err(SearchError::Unreachable)?;
+    let status = current.status_code();
+    let found: Value = current.json().await.map_err(SearchError::Unreachable)?;
+    Ok((status, found))
+}
+
 /// The body of the lease document.
 fn body(holder: &str, expires_at: i64, generation: i64) -> Value {
     json!({"holder": holder, "expires_at": expires_at, "generation": generation})
@@ -69,13 +85,7 @@ impl Lease {
         holder: &str,
         ttl: Duration,
     ) -> Result<Result<Self, Attempt>, SearchError> {
-        let current = client
-            .get(GetParts::IndexId(index, id))
-            .send()
-            .await
-            .map_err(SearchError::Unreachable)?;
-        let status = current.status_code();
-        let found: Value = current.json().await.map_err(SearchError::Unreachable)?;
+        let (status, found) = read(client, index, id).await?;
         let written_at = Instant::now();
         let (response, generation) = if status == opensearch::http::StatusCode::NOT_FOUND {
             let response = client
@@ -134,13 +144,7 @@ impl Lease {
         (index, id): (&str, &str),
         now: i64,
     ) -> Result<Option<String>, SearchError> {
-        let current = client
-            .get(GetParts::IndexId(index, id))
-            .send()
-            .await
-            .map_err(SearchError::Unreachable)?;
-        let status = current.status_code();
-        let found: Value = current.json().await.map_err(SearchError::Unreachable)?;
+        let (status, found) = read(client, index, id).await?;
         if status == opensearch::http::StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -188,13 +192,7 @@ impl Lease {
         if self.renew_once(client).await? {
             return Ok(true);
         }
-        let current = client
-            .get(GetParts::IndexId(&self.index, &self.id))
-            .send()
-            .await
-            .map_err(SearchError::Unreachable)?;
-        let status = current.status_code();
-        let found: Value = current.json().await.map_err(SearchError::Unreachable)?;
+        let (status, found) = read(client, &self.index, &self.id).await?;
         if !status.is_success() {
             return Ok(false);
         }

@@ -5,7 +5,7 @@
 //! At shutdown it deletes its own, so the others grow their share at once.
 
 use opensearch::{DeleteParts, IndexParts, OpenSearch, SearchParts};
-use pipeline::search::{SearchError, describe_error};
+use pipeline::search::{SearchError, json_answer};
 use serde_json::{Value, json};
 
 /// The member documents' `kind`.
@@ -13,23 +13,6 @@ const KIND: &str = "member";
 
 fn id(instance: &str) -> String {
     format!("_member-{instance}")
-}
-
-async fn answer(
-    response: Result<opensearch::http::response::Response, opensearch::Error>,
-    what: &str,
-) -> Result<Value, SearchError> {
-    let response = response.map_err(SearchError::Unreachable)?;
-    let status = response.status_code();
-    let body: Value = response.json().await.map_err(SearchError::Unreachable)?;
-    if !status.is_success() {
-        return Err(SearchError::Refused {
-            what: what.to_owned(),
-            status,
-            reason: describe_error(&body["error"]),
-        });
-    }
-    Ok(body)
 }
 
 /// Announces `instance` as live until `expires_at` (epoch ms), with the shard count it runs
@@ -46,7 +29,7 @@ pub async fn announce(
         .body(json!({"kind": KIND, "holder": instance, "expires_at": expires_at, "shards": shards}))
         .send()
         .await;
-    answer(response, "announcing this replica").await.map(drop)
+    json_answer(response, "announcing this replica").await.map(drop)
 }
 
 /// The live members at `now` (epoch ms): each one's name and shard count, by name.
@@ -69,7 +52,7 @@ pub async fn live(
         }))
         .send()
         .await;
-    let body = answer(response, "counting the live replicas").await?;
+    let body = json_answer(response, "counting the live replicas").await?;
     let mut members: Vec<(String, usize)> = body["hits"]["hits"]
         .as_array()
         .map(|hits| {

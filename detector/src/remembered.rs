@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use opensearch::{BulkParts, DeleteByQueryParts, MgetParts, OpenSearch};
-use pipeline::search::{SearchError, describe_error};
+use pipeline::search::{SearchError, bulk_refusal, json_answer};
 use serde_json::{Value, json};
 
 use crate::entities::Remembered;
@@ -39,23 +39,6 @@ pub fn spec_hash(fingerprint: &str) -> String {
     format!("{:016x}", fnv1a(fingerprint))
 }
 
-async fn answer(
-    response: Result<opensearch::http::response::Response, opensearch::Error>,
-    what: &str,
-) -> Result<Value, SearchError> {
-    let response = response.map_err(SearchError::Unreachable)?;
-    let status = response.status_code();
-    let body: Value = response.json().await.map_err(SearchError::Unreachable)?;
-    if !status.is_success() {
-        return Err(SearchError::Refused {
-            what: what.to_owned(),
-            status,
-            reason: describe_error(&body["error"]),
-        });
-    }
-    Ok(body)
-}
-
 /// Stores `models` of `detector` (its spec hashed as [`spec_hash`]) at `now` (epoch ms).
 pub async fn store(
     client: &OpenSearch,
@@ -80,16 +63,9 @@ pub async fn store(
         );
     }
     let response = client.bulk(BulkParts::None).body(body).send().await;
-    let answer = answer(response, "storing evicted entity models").await?;
+    let answer = json_answer(response, "storing evicted entity models").await?;
     if answer["errors"] == true {
-        let reason = answer["items"]
-            .as_array()
-            .and_then(|items| {
-                items
-                    .iter()
-                    .find_map(|item| item["index"].get("error").map(describe_error))
-            })
-            .unwrap_or_default();
+        let reason = bulk_refusal(&answer, "index").unwrap_or_default();
         return Err(SearchError::Refused {
             what: "storing evicted entity models".to_owned(),
             status: opensearch::http::StatusCode::OK,
@@ -115,7 +91,7 @@ pub async fn load(
         .body(json!({"ids": ids}))
         .send()
         .await;
-    let answer = answer(response, "reading stored entity models").await?;
+    let answer = json_answer(response, "reading stored entity models").await?;
     Ok(found(&answer, detector, spec))
 }
 
@@ -151,7 +127,7 @@ pub async fn forget(client: &OpenSearch, index: &str, before: i64) -> Result<u64
         ]}}}))
         .send()
         .await;
-    let answer = answer(response, "forgetting old entity models").await?;
+    let answer = json_answer(response, "forgetting old entity models").await?;
     Ok(answer["deleted"].as_u64().unwrap_or(0))
 }
 

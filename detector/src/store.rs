@@ -7,7 +7,7 @@
 //! from a scored interval ([`result`]) and stores it.
 
 use opensearch::{BulkParts, OpenSearch, SearchParts};
-use pipeline::search::{SearchError, describe_error, results_template};
+use pipeline::search::{SearchError, bulk_refusal, describe_error, results_template};
 pub use pipeline::wire::{FeatureData, ResultDoc};
 use serde_json::{Value, json};
 
@@ -85,14 +85,7 @@ pub async fn write_results(
     let status = response.status_code();
     let answer: Value = response.json().await.map_err(SearchError::Unreachable)?;
     if !status.is_success() || answer["errors"] == true {
-        let reason = answer["items"]
-            .as_array()
-            .and_then(|items| {
-                items
-                    .iter()
-                    .find_map(|item| item["index"].get("error").map(describe_error))
-            })
-            .unwrap_or_else(|| answer.to_string());
+        let reason = bulk_refusal(&answer, "index").unwrap_or_else(|| answer.to_string());
         return Err(SearchError::Refused {
             what: format!("writing results to {index}"),
             status,

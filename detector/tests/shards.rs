@@ -16,7 +16,7 @@ use common::replica::{Replica, spec_file};
 use pipeline::kafka::KafkaConfig;
 use pipeline::testkit;
 use rand::{Rng, SeedableRng};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use serde_json::json;
 
 const INTERVAL_MS: i64 = 1_000;
@@ -57,19 +57,8 @@ async fn traffic(kafka: KafkaConfig, sent: Arc<AtomicUsize>, stop: Arc<AtomicBoo
                 serde_json::to_vec(&record).expect("json")
             })
             .collect();
-        let deliveries: Vec<_> = payloads
-            .iter()
-            .map(|payload| {
-                producer.send(
-                    FutureRecord::<(), _>::to(&kafka.topics.enriched).payload(payload),
-                    Duration::from_secs(10),
-                )
-            })
-            .collect();
-        for delivery in deliveries {
-            delivery.await.expect("delivered");
-            sent.fetch_add(1, Ordering::SeqCst);
-        }
+        common::send(&producer, &kafka.topics.enriched, &payloads).await;
+        sent.fetch_add(payloads.len(), Ordering::SeqCst);
         round += 1;
     }
 }

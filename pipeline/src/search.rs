@@ -579,9 +579,48 @@ pub async fn check(
     })
 }
 
+/// The JSON body of a successful answer; else OpenSearch's reason, `what` naming the request.
+pub async fn json_answer(
+    response: Result<opensearch::http::response::Response, opensearch::Error>,
+    what: &str,
+) -> Result<Value, SearchError> {
+    let response = response.map_err(SearchError::Unreachable)?;
+    let status = response.status_code();
+    let body: Value = response.json().await.map_err(SearchError::Unreachable)?;
+    if !status.is_success() {
+        return Err(SearchError::Refused {
+            what: what.to_owned(),
+            status,
+            reason: describe_error(&body["error"]),
+        });
+    }
+    Ok(body)
+}
+
+/// The first refused item of a bulk answer whose items are `op` (`index`, `create`), if any.
+pub fn bulk_refusal(answer: &Value, op: &str) -> Option<String> {
+    answer["items"]
+        .as_array()?
+        .iter()
+        .find_map(|item| item[op].get("error").map(describe_error))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bulk_refusal_names_the_first_refused_item() {
+        let answer = json!({"errors": true, "items": [
+            {"index": {"status": 201}},
+            {"index": {"status": 400, "error": {"type": "mapper_parsing_exception", "reason": "failed to parse field [value]"}}},
+            {"index": {"status": 400, "error": {"type": "other", "reason": "second"}}}
+        ]});
+        let refusal = bulk_refusal(&answer, "index").expect("a refusal");
+        assert!(refusal.contains("failed to parse field [value]"), "{refusal}");
+        assert_eq!(bulk_refusal(&answer, "create"), None);
+        assert_eq!(bulk_refusal(&json!({"errors": false, "items": []}), "index"), None);
+    }
 
     #[test]
     fn daily_indices_follow_the_timestamp_day() {

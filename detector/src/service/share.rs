@@ -182,7 +182,12 @@ impl Holdings {
         let mut holders = BTreeSet::new();
         for shard in (0..shards).filter(|s| !self.running.contains_key(s)) {
             let id = self.parts[shard].part.lease_id();
-            match Lease::holder_of(client, (index, &id), now_ms()).await? {
+            match Lease::holder_of(client, (index, &id), now_ms())
+                .await?
+                // Ours without a session: this replica restarted under the same name (a
+                // container restarted in its pod) and may take it back at once.
+                .filter(|holder| *holder != settings.instance_id)
+            {
                 Some(holder) => {
                     self.free_since.remove(&shard);
                     holders.insert(holder.clone());

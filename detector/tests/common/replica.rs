@@ -84,16 +84,20 @@ impl Replica {
         }
     }
 
-    /// A metric's samples by their labels (`{detector="d"}`; empty without labels).
-    pub async fn samples(&self, http: &reqwest::Client, name: &str) -> Vec<(String, f64)> {
-        let text = http
-            .get(format!("{}/metrics", self.telemetry))
+    /// The `/metrics` page.
+    async fn metrics_text(&self, http: &reqwest::Client) -> String {
+        http.get(format!("{}/metrics", self.telemetry))
             .send()
             .await
             .expect("the metrics answer")
             .text()
             .await
-            .expect("metrics text");
+            .expect("metrics text")
+    }
+
+    /// A metric's samples by their labels (`{detector="d"}`; empty without labels).
+    pub async fn samples(&self, http: &reqwest::Client, name: &str) -> Vec<(String, f64)> {
+        let text = self.metrics_text(http).await;
         text.lines()
             .filter_map(|line| {
                 let rest = line.strip_prefix(name)?;
@@ -106,14 +110,7 @@ impl Replica {
 
     /// The sum of a metric's samples (all label values).
     pub async fn metric(&self, http: &reqwest::Client, name: &str) -> f64 {
-        let text = http
-            .get(format!("{}/metrics", self.telemetry))
-            .send()
-            .await
-            .expect("the metrics answer")
-            .text()
-            .await
-            .expect("metrics text");
+        let text = self.metrics_text(http).await;
         text.lines()
             .filter(|l| l.starts_with(name))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
