@@ -6,7 +6,7 @@
 
 use opensearch::{DeleteParts, IndexParts, OpenSearch, SearchParts};
 use pipeline::search::{SearchError, json_answer};
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// The member documents' `kind`.
 const KIND: &str = "member";
@@ -29,7 +29,9 @@ pub async fn announce(
         .body(json!({"kind": KIND, "holder": instance, "expires_at": expires_at, "shards": shards}))
         .send()
         .await;
-    json_answer(response, "announcing this replica").await.map(drop)
+    json_answer(response, "announcing this replica")
+        .await
+        .map(drop)
 }
 
 /// The live members at `now` (epoch ms): each one's name and shard count, by name.

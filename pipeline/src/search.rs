@@ -617,9 +617,15 @@ mod tests {
             {"index": {"status": 400, "error": {"type": "other", "reason": "second"}}}
         ]});
         let refusal = bulk_refusal(&answer, "index").expect("a refusal");
-        assert!(refusal.contains("failed to parse field [value]"), "{refusal}");
+        assert!(
+            refusal.contains("failed to parse field [value]"),
+            "{refusal}"
+        );
         assert_eq!(bulk_refusal(&answer, "create"), None);
-        assert_eq!(bulk_refusal(&json!({"errors": false, "items": []}), "index"), None);
+        assert_eq!(
+            bulk_refusal(&json!({"errors": false, "items": []}), "index"),
+            None
+        );
     }
 
     #[test]
