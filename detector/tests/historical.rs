@@ -14,17 +14,21 @@ async fn a_past_range_is_scored_and_marked_historical() {
     let events = format!("{name}events");
     let http = reqwest::Client::new();
     // 120 one-second intervals of 10 events each, ten minutes ago; seconds 100..105 are a burst
-    // of UNK_country.
+    // of UNK_country, seconds 110..113 one of B_action.
     let base = (chrono::Utc::now().timestamp_millis() - 600_000) / 1_000 * 1_000;
     let mut body = String::new();
     for second in 0..120_i64 {
         for i in 0..10_i64 {
             let bad = (100..105).contains(&second) || (second % 17 == 0 && i == 0);
+            let blocked = (110..113).contains(&second);
             let time = chrono::DateTime::from_timestamp_millis(base + second * 1_000 + i * 50)
                 .expect("time")
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
             body.push_str(&format!("{{\"index\":{{\"_index\":\"{events}\"}}}}\n"));
-            body.push_str(&json!({"@timestamp": time, "UNK_country": u8::from(bad)}).to_string());
+            body.push_str(
+                &json!({"@timestamp": time, "UNK_country": u8::from(bad), "B_action": u8::from(blocked)})
+                    .to_string(),
+            );
             body.push('\n');
         }
     }
@@ -51,6 +55,11 @@ detectors:
     feature: {{field: UNK_country}}
     interval: 1s
     model: {{history: 80, baseline: 30}}
+  - name: two-feature-detector
+    feature: {{field: UNK_country}}
+    extra_features: [{{field: B_action}}]
+    interval: 1s
+    model: {{history: 80, baseline: 30}}
 "
         ),
         "historical test",
@@ -67,18 +76,25 @@ detectors:
             .await
             .expect("historical analysis");
 
-    let results = common::results(
-        &http,
-        &url,
-        &format!("{name}results"),
-        json!({"match_all": {}}),
-    )
-    .await;
+    let results_index = format!("{name}results");
+    let of = |detector: &str| {
+        common::results(
+            &http,
+            &url,
+            &results_index,
+            json!({"term": {"detector_id": detector}}),
+        )
+    };
+    let results = of("country-anomaly-detector").await;
+    let two = of("two-feature-detector").await;
     common::clean(&http, &url, &[events, format!("{name}results")]).await;
 
     assert_eq!(
         summary,
-        vec![("country-anomaly-detector".to_owned(), 30, 5)]
+        vec![
+            ("country-anomaly-detector".to_owned(), 30, 5),
+            ("two-feature-detector".to_owned(), 30, 8)
+        ]
     );
     assert_eq!(results.len(), 30, "one result per interval of the range");
     assert!(
@@ -95,5 +111,33 @@ detectors:
         flagged,
         [100, 101, 102, 103, 104],
         "the burst, and only the burst"
+    );
+    // The two-feature detector: both bursts, each put down to its own feature.
+    let driven: Vec<(i64, String)> = two
+        .iter()
+        .filter(|r| r["anomaly_grade"].as_f64().unwrap_or(0.0) > 0.0)
+        .filter_map(|r| {
+            let start = (r["data_start_time"].as_i64()? - base) / 1_000;
+            let top = r["relevant_attribution"]
+                .as_array()?
+                .iter()
+                .max_by(|a, b| {
+                    a["data"]
+                        .as_f64()
+                        .unwrap_or(0.0)
+                        .total_cmp(&b["data"].as_f64().unwrap_or(0.0))
+                })?;
+            Some((start, top["feature_id"].as_str()?.to_owned()))
+        })
+        .collect();
+    let expected: Vec<(i64, String)> = (100..105)
+        .map(|s| (s, "sum_UNK_country".to_owned()))
+        .chain((110..113).map(|s| (s, "sum_B_action".to_owned())))
+        .collect();
+    assert_eq!(driven, expected);
+    assert!(
+        two.iter()
+            .all(|r| r["feature_data"].as_array().map(Vec::len) == Some(2)),
+        "every result carries both features"
     );
 }

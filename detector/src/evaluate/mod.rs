@@ -15,8 +15,9 @@
 //!   self-contained HTML page (`evaluate --report FILE`).
 //! - [`evaluate`]: reads the `labels` topic, the results index (summaries, and a category
 //!   detector's entity results: [`entity_flagged`]) and the alerts index, and scores.
-//! - [`historical`]: scores a past range from OpenSearch with a model trained on the history
-//!   before it, and writes results marked with a `task_id` (monitors never alert on them).
+//! - [`historical`]: scores a past range from OpenSearch with models trained on the history
+//!   before it, every feature of a detector as the service judges them, and writes results
+//!   marked with a `task_id` (monitors never alert on them).
 
 mod report;
 mod score;
@@ -34,6 +35,8 @@ use serde_json::{Value, json};
 
 use crate::measure;
 use crate::model::Model;
+use crate::service::live::Extra;
+use crate::service::scoring::judge_extra;
 use crate::spec::{DetectorSpec, Spec};
 use crate::store;
 
@@ -346,21 +349,36 @@ async fn historical_one(
     let interval = i64::try_from(detector.interval.as_millis()).unwrap_or(i64::MAX);
     let from = from.div_euclid(interval) * interval;
     let train_from = from - interval * i64::try_from(detector.model.history).unwrap_or(0);
-    let mut model = Model::new(&detector.model, detector.min_rise(), 0x5eed ^ index as u64)?;
+    // Seeded as the service seeds a cold start, extra features included.
+    let seed = 0x5eed ^ index as u64;
+    let mut model = Model::new(&detector.model, detector.min_rise(), seed)?;
+    let mut extra = Extra::fresh(detector, seed, None)?;
     for past in store::history(client, &spec.events, detector, train_from, from).await? {
         measure::judge(detector, &mut model, &past)?;
+    }
+    // Each extra feature trained on the same history, and its intervals of the range.
+    let mut extra_ranges = Vec::with_capacity(extra.len());
+    for feature in &mut extra {
+        let view = &feature.view;
+        for past in store::history(client, &spec.events, view, train_from, from).await? {
+            measure::judge(view, &mut feature.model, &past)?;
+        }
+        extra_ranges.push(
+            store::history(client, &spec.events, view, from, to)
+                .await?
+                .into_iter(),
+        );
     }
     let started = chrono::Utc::now().timestamp_millis();
     let mut results = Vec::new();
     for interval in store::history(client, &spec.events, detector, from, to).await? {
         let (interval, scored) = measure::judge(detector, &mut model, &interval)?;
-        results.push(store::result(
-            detector,
-            &interval,
-            &scored,
-            started,
-            Some(task),
-        ));
+        let mut result = store::result(detector, &interval, &scored, started, Some(task));
+        if !extra.is_empty() {
+            let extra_intervals = extra_ranges.iter_mut().map(Iterator::next).collect();
+            judge_extra(detector, &mut extra, extra_intervals, &mut result);
+        }
+        results.push(result);
     }
     let anomalous = results.iter().filter(|r| r.anomaly_grade > 0.0).count();
     for chunk in results.chunks(1_000) {

@@ -27,16 +27,16 @@ pub(super) struct Live {
 
 /// An extra feature at work: the detector as that feature sees it
 /// ([`DetectorSpec::extra_view`]), its model and its open intervals.
-pub(super) struct Extra {
-    pub(super) view: DetectorSpec,
-    pub(super) model: Model,
-    pub(super) window: Window,
+pub(crate) struct Extra {
+    pub(crate) view: DetectorSpec,
+    pub(crate) model: Model,
+    pub(crate) window: Window,
 }
 
 impl Extra {
     /// Fresh extra features of `spec` (models seeded after the main one's `seed`), their
     /// windows resuming at `resume`.
-    pub(super) fn fresh(
+    pub(crate) fn fresh(
         spec: &DetectorSpec,
         seed: u64,
         resume: Option<i64>,

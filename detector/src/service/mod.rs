@@ -40,7 +40,7 @@ mod outputs;
 mod readiness;
 mod remember;
 mod results;
-mod scoring;
+pub(crate) mod scoring;
 mod share;
 mod stage;
 mod startup;

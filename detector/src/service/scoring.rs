@@ -95,7 +95,7 @@ pub(super) fn score(
 /// of the grade in `relevant_attribution`. An extra interval that does not line up with the
 /// main one (it cannot, as the windows close together; a restored old checkpoint might) is
 /// skipped.
-fn judge_extra(
+pub(crate) fn judge_extra(
     spec: &DetectorSpec,
     extra: &mut [Extra],
     intervals: Vec<Option<Interval>>,
