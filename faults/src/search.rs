@@ -209,8 +209,10 @@ impl Search {
                 .delete(format!("{}/{name}", self.url))
                 .send()
                 .await;
-            if !name.contains('*') {
-                pipeline::testkit::delete_index_templates(&self.url, name).await;
+            // And the index templates named after it (a pattern's: after what precedes its `*`).
+            let prefix = name.trim_end_matches('*').trim_end_matches('-');
+            if !prefix.is_empty() && !prefix.contains('*') {
+                pipeline::testkit::delete_index_templates(&self.url, prefix).await;
             }
         }
     }

@@ -136,8 +136,11 @@ pub async fn results(http: &reqwest::Client, url: &str, index: &str, query: Valu
 pub async fn clean(http: &reqwest::Client, url: &str, names: &[String]) {
     for name in names {
         let _ = http.delete(format!("{url}/{name}")).send().await;
-        if !name.contains('*') {
-            pipeline::testkit::delete_index_templates(url, name).await;
+        // And the index templates the services put for it (`<events>`, `<events>-<source>`,
+        // `<results>`): a pattern's are those named after what precedes its `*`.
+        let prefix = name.trim_end_matches('*').trim_end_matches('-');
+        if !prefix.is_empty() && !prefix.contains('*') {
+            pipeline::testkit::delete_index_templates(url, prefix).await;
         }
     }
 }

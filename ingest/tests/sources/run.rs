@@ -227,6 +227,10 @@ impl Run {
         for index in self.detector_indices.iter().chain([&pattern]) {
             let _ = self.search.call(reqwest::Method::DELETE, index, None).await;
         }
+        // The results template the detector put.
+        for index in &self.detector_indices {
+            testkit::delete_index_templates(&self.search.url, index).await;
+        }
         testkit::delete_topics(&self.kafka, &self.kafka.topics.all()).await;
     }
 }
