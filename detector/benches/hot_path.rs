@@ -290,6 +290,8 @@ fn scoring(c: &mut Criterion) {
         field: "httpRequest.clientIp".to_owned(),
         max_entities: 20_000,
         idle: Duration::from_secs(3_600),
+        parts: 1,
+        part: None,
     };
     let detector = DetectorSpec {
         category: Some(category.clone()),

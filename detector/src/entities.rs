@@ -49,6 +49,9 @@ pub struct Entities {
     /// loses at most these, whose entities then start from the prior).
     #[serde(skip)]
     evicted_models: Vec<Remembered>,
+    /// What [`Self::report`] last reported: models, evicted, restored.
+    #[serde(skip)]
+    reported: (usize, u64, u64),
 }
 
 /// The most evicted models waiting to be stored; beyond it the oldest are forgotten.
@@ -98,6 +101,7 @@ impl Entities {
             evicted: 0,
             restored: 0,
             evicted_models: Vec::new(),
+            reported: (0, 0, 0),
         }
     }
 
@@ -170,6 +174,27 @@ impl Entities {
     /// Entities evicted since the detector started (or was restored).
     pub fn evicted(&self) -> u64 {
         self.evicted
+    }
+
+    /// What changed since the last call, for the metrics (which add up every part of a
+    /// detector's entities a replica scores): the change in entities with a model, and the
+    /// entities evicted and models restored since.
+    pub fn report(&mut self) -> (i64, u64, u64) {
+        let now = (self.models.len(), self.evicted, self.restored);
+        let (models, evicted, restored) = std::mem::replace(&mut self.reported, now);
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        (
+            count(now.0) - count(models),
+            now.1.saturating_sub(evicted),
+            now.2.saturating_sub(restored),
+        )
+    }
+
+    /// Takes back what [`Self::report`] reported of the entities with a model (their scorer
+    /// stops: the shard is handed over), as a change for the metrics.
+    pub fn withdraw(&mut self) -> (i64, u64, u64) {
+        let models = std::mem::take(&mut self.reported.0);
+        (-i64::try_from(models).unwrap_or(i64::MAX), 0, 0)
     }
 
     /// Entities with records in open intervals (not yet judged).
@@ -316,7 +341,7 @@ fn median(values: impl Iterator<Item = f64>) -> f64 {
 
 /// The summary of an interval's judged entities: how many, and the flagged ones, highest grade
 /// first, at most [`MAX_FLAGGED_ENTITIES`].
-pub fn summary(judged: &[Judged]) -> EntitiesSummary {
+pub fn summary(category: &Category, judged: &[Judged]) -> EntitiesSummary {
     let mut flagged: Vec<FlaggedEntity> = judged
         .iter()
         .filter(|j| j.scored.grade > 0.0)
@@ -334,6 +359,9 @@ pub fn summary(judged: &[Judged]) -> EntitiesSummary {
         judged: judged.len() as u64,
         flagged: total,
         top: flagged,
+        part: category
+            .part
+            .map(|part| format!("{part}/{}", category.parts)),
     }
 }
 
@@ -349,6 +377,8 @@ mod tests {
             field: "httpRequest.clientIp".into(),
             max_entities,
             idle: Duration::from_secs(3_600),
+            parts: 1,
+            part: None,
         }
     }
 
@@ -436,8 +466,19 @@ mod tests {
         entities.add(120_000, "c", 12.0);
         let (judged, _) = entities.close(&detector, &category, &minute(2));
         assert_eq!((entities.active(), entities.evicted()), (2, 1));
-        let summary = summary(&judged);
+        let summary = summary(&category, &judged);
         assert_eq!((summary.judged, summary.flagged), (2, 2));
+        assert_eq!(summary.part, None, "the entities are not split");
+        // The metrics get changes: 2 models, 1 evicted; nothing new since; all taken back
+        // when the scorer stops.
+        assert_eq!(entities.report(), (2, 1, 0));
+        assert_eq!(entities.report(), (0, 0, 0));
+        assert_eq!(entities.withdraw(), (-2, 0, 0));
+        assert_eq!(
+            entities.report(),
+            (2, 0, 0),
+            "a scorer that goes on reports them again"
+        );
         let top: Vec<(&str, f64)> = summary
             .top
             .iter()

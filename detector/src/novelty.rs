@@ -87,6 +87,7 @@ impl Novelty {
                     expected: 0.0,
                 })
                 .collect(),
+            part: None,
         }
     }
 

@@ -134,14 +134,20 @@ impl Settings {
                 ));
             }
         }
-        let most = shards::most(&spec);
-        if d.shards == 0 || d.shards > most.max(1) {
+        let (least, most) = (shards::least(&spec), shards::most(&spec).max(1));
+        if !(least..=most).contains(&d.shards) || d.shards == 0 {
+            let parts = if least > 1 {
+                format!(
+                    "; a detector's entities are split in {least} parts (category.parts), each in a shard of its own"
+                )
+            } else {
+                String::new()
+            };
             return Err(ConfigError::invalid(
                 "detector.shards",
                 format!("is {}", d.shards),
                 format!(
-                    "give 1 to {} (the spec's groups of detectors that no monitor joins: a shard holds whole groups)",
-                    most.max(1)
+                    "give {least} to {most} (the spec's groups of detectors that no monitor joins: a shard holds whole groups{parts})"
                 ),
             ));
         }
@@ -273,5 +279,34 @@ mod tests {
         };
         let settings = Settings::from_raw(raw, None).expect("the most shards");
         assert_eq!((settings.shards, settings.part), (most, Part::WHOLE));
+    }
+
+    #[test]
+    fn fewer_shards_than_a_detectors_entity_parts_names_the_key_and_the_least() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let spec = dir.path().join("spec.yaml");
+        std::fs::write(
+            &spec,
+            "detectors:\n  - name: d\n    feature: {field: B_action}\n    \
+             category: {field: httpRequest.clientIp, parts: 3}\n",
+        )
+        .expect("write the spec");
+        let config = |shards| RawConfig {
+            detector: DetectorConfig {
+                spec: Some(spec.clone()),
+                shards,
+                ..DetectorConfig::default()
+            },
+            ..RawConfig::default()
+        };
+        let err = Settings::from_raw(config(2), None)
+            .expect_err("3 parts in 2 shards")
+            .to_string();
+        assert!(err.contains("detector.shards"), "{err}");
+        assert!(err.contains("is 2"), "{err}");
+        assert!(err.contains("give 3 to 3"), "{err}");
+        assert!(err.contains("split in 3 parts (category.parts)"), "{err}");
+        let settings = Settings::from_raw(config(3), None).expect("a shard per part");
+        assert_eq!(settings.shards, 3);
     }
 }

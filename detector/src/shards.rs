@@ -34,7 +34,8 @@ impl Part {
     /// The whole spec as one shard.
     pub const WHOLE: Self = Self { index: 0, of: 1 };
 
-    fn single(self) -> bool {
+    /// Whether this is the whole spec, unsplit.
+    pub fn single(self) -> bool {
         self.of <= 1
     }
 
@@ -47,15 +48,6 @@ impl Part {
     /// The checkpoint document's id, named as [`Self::lease_id`].
     pub fn checkpoint_id(self) -> String {
         self.doc_id("_checkpoint")
-    }
-
-    /// The `/readyz` note of this shard's detectors without data.
-    pub fn no_data_note(self) -> String {
-        if self.single() {
-            crate::service::NO_DATA_NOTE.to_owned()
-        } else {
-            format!("{} (shard {})", crate::service::NO_DATA_NOTE, self.index)
-        }
     }
 
     fn doc_id(self, base: &str) -> String {
@@ -121,43 +113,128 @@ fn weight(spec: &Spec, detector: usize) -> usize {
     1 + d.extra_features.len() + category
 }
 
-/// How many shards `spec` can be split into at most: its monitor groups.
-pub fn most(spec: &Spec) -> usize {
-    groups(spec).len()
+/// How many parts a detector's entities are split into (1 for all but a category detector with
+/// `category.parts`).
+fn parts(spec: &Spec, detector: usize) -> usize {
+    spec.detectors[detector]
+        .category
+        .as_ref()
+        .map_or(1, |c| c.parts.max(1))
 }
 
-/// `spec` split into `count` shards (1 ≤ `count` ≤ [`most`]): each shard's spec holds its
-/// detectors (in spec order), the monitors watching them, and every channel.
-pub fn split(spec: &Spec, count: usize) -> Vec<Spec> {
-    let count = count.clamp(1, most(spec).max(1));
-    let mut groups = groups(spec);
-    let weigh = |group: &[usize]| group.iter().map(|&i| weight(spec, i)).sum::<usize>();
-    // Heaviest first; equal weights keep spec order (the sort is stable).
-    groups.sort_by_key(|group| std::cmp::Reverse(weigh(group)));
-    let mut load = vec![0_usize; count];
-    let mut members: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); count];
-    for group in &groups {
-        let lightest = (0..count).min_by_key(|&s| (load[s], s)).unwrap_or(0);
-        load[lightest] += weigh(group);
-        members[lightest].extend(group.iter().copied());
-    }
-    members
+/// One piece of the split: a monitor group, or one part of the entities of a category detector
+/// split by `category.parts` (which no monitor joins with another: the spec's check sees to it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Unit {
+    detectors: Vec<usize>,
+    /// The part of the group's one detector, when its entities are split.
+    part: Option<usize>,
+}
+
+/// The pieces `spec` is split into: each monitor group, its parts for a split detector.
+fn units(spec: &Spec) -> Vec<Unit> {
+    groups(spec)
         .into_iter()
-        .map(|detectors| {
-            let mut part = spec.clone();
-            part.detectors = detectors
-                .iter()
-                .map(|&i| spec.detectors[i].clone())
-                .collect();
-            let names: BTreeSet<&str> = part.detectors.iter().map(|d| d.name.as_str()).collect();
-            part.monitors.retain(|m| {
-                m.detectors
-                    .first()
-                    .is_some_and(|name| names.contains(name.as_str()))
-            });
-            part
+        .flat_map(|detectors| match detectors.as_slice() {
+            [only] if parts(spec, *only) > 1 => (0..parts(spec, *only))
+                .map(|part| Unit {
+                    detectors: detectors.clone(),
+                    part: Some(part),
+                })
+                .collect(),
+            _ => vec![Unit {
+                detectors,
+                part: None,
+            }],
         })
         .collect()
+}
+
+/// How many shards `spec` can be split into at most: its monitor groups, a split detector's
+/// group counting once per part.
+pub fn most(spec: &Spec) -> usize {
+    units(spec).len()
+}
+
+/// How many shards `spec` needs at least: its most `category.parts`, as each part of a
+/// detector's entities goes to a shard of its own.
+pub fn least(spec: &Spec) -> usize {
+    (0..spec.detectors.len())
+        .map(|d| parts(spec, d))
+        .max()
+        .unwrap_or(1)
+}
+
+/// `spec` split into `count` shards ([`least`] ≤ `count` ≤ [`most`]): each shard's spec holds
+/// its detectors (in spec order), the monitors watching them, and every channel. A shard with a
+/// part of a split detector's entities scores that part only (`category.part`), and its
+/// monitors of that detector are named with the part (`<monitor> (entities 1/4)`), as each part
+/// alerts on its own entities.
+pub fn split(spec: &Spec, count: usize) -> Vec<Spec> {
+    let mut units = units(spec);
+    let count = count.clamp(least(spec), units.len().max(1));
+    let weigh = |unit: &Unit| {
+        unit.detectors
+            .iter()
+            .map(|&i| weight(spec, i))
+            .sum::<usize>()
+    };
+    // Heaviest first; equal weights keep spec order (the sort is stable).
+    units.sort_by_key(|unit| std::cmp::Reverse(weigh(unit)));
+    let mut load = vec![0_usize; count];
+    let mut members: Vec<BTreeMap<usize, Option<usize>>> = vec![BTreeMap::new(); count];
+    for unit in &units {
+        // A split detector's parts go to different shards: there are at least as many shards
+        // as parts, so one is always left.
+        let lightest = (0..count)
+            .filter(|&s| !members[s].contains_key(&unit.detectors[0]))
+            .min_by_key(|&s| (load[s], s))
+            .unwrap_or(0);
+        load[lightest] += weigh(unit);
+        members[lightest].extend(unit.detectors.iter().map(|&d| (d, unit.part)));
+    }
+    members.into_iter().map(|held| shard(spec, &held)).collect()
+}
+
+/// The spec of a shard holding `held`: detectors by index, each with its part when split.
+fn shard(spec: &Spec, held: &BTreeMap<usize, Option<usize>>) -> Spec {
+    let mut shard = spec.clone();
+    shard.detectors = held
+        .iter()
+        .map(|(&i, &part)| {
+            let mut detector = spec.detectors[i].clone();
+            if let Some(category) = detector.category.as_mut() {
+                category.part = part;
+            }
+            detector
+        })
+        .collect();
+    let split: BTreeMap<&str, (usize, usize)> = shard
+        .detectors
+        .iter()
+        .filter_map(|d| {
+            let c = d.category.as_ref()?;
+            Some((d.name.as_str(), (c.part?, c.parts)))
+        })
+        .collect();
+    let names: BTreeSet<&str> = shard.detectors.iter().map(|d| d.name.as_str()).collect();
+    shard.monitors = spec
+        .monitors
+        .iter()
+        .filter(|m| {
+            m.detectors
+                .first()
+                .is_some_and(|name| names.contains(name.as_str()))
+        })
+        .map(|m| {
+            let mut monitor = m.clone();
+            if let Some((part, parts)) = m.detectors.first().and_then(|d| split.get(d.as_str())) {
+                monitor.name = format!("{} (entities {part}/{parts})", m.name);
+            }
+            monitor
+        })
+        .collect();
+    shard
 }
 
 /// A replica's fair share: `ceil(shards / members)`.

@@ -521,6 +521,7 @@ pub fn results_template(index: &str) -> Value {
                     "entities": { "properties": {
                         "judged": { "type": "long" },
                         "flagged": { "type": "long" },
+                        "part": { "type": "keyword" },
                         "top": { "properties": {
                             "value": { "type": "keyword" },
                             "grade": { "type": "double" },

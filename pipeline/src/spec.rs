@@ -21,6 +21,7 @@ use crate::config::SECRET_ENV_PREFIX;
 
 pub mod rules;
 mod validate;
+pub use validate::MAX_ENTITY_PARTS;
 
 /// The default spec, embedded: the seed's five detectors and monitors, each source's preset
 /// detectors and monitors, one webhook channel.
@@ -298,6 +299,32 @@ pub struct Category {
     /// An entity without records for this long is evicted (its model forgotten).
     #[serde(default = "default_entity_idle", with = "humantime_serde")]
     pub idle: Duration,
+    /// How many parts its entities are split into, by a hash of the value, so that
+    /// `detector.shards` can give each part to a different replica; 1 (the default) keeps them
+    /// together.
+    #[serde(default = "one_part", skip_serializing_if = "is_one_part")]
+    pub parts: usize,
+    /// The part this detector scores, of [`Self::parts`]: set by the detector's split among
+    /// shards, never read from a spec file; `None` scores every entity.
+    #[serde(skip)]
+    pub part: Option<usize>,
+}
+
+impl Category {
+    /// Whether `entity` belongs to the part this detector scores ([`Self::part`]).
+    pub fn holds(&self, entity: &str) -> bool {
+        self.part
+            .is_none_or(|part| crate::wire::entity_part(entity, self.parts) == part)
+    }
+}
+
+fn one_part() -> usize {
+    1
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_one_part(parts: &usize) -> bool {
+    *parts == 1
 }
 
 /// The default cap on a category detector's entities with a model.

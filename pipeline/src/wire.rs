@@ -274,6 +274,20 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
+/// Which of `parts` parts an entity belongs to: its FNV-1a hash, mixed by MurmurHash3's
+/// finalizer (FNV-1a alone leaves similar short values, as addresses are, unevenly spread) and
+/// scaled to `parts`; the same on every replica and version.
+pub fn entity_part(entity: &str, parts: usize) -> usize {
+    let mut hash = fnv1a(entity.as_bytes());
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    hash ^= hash >> 33;
+    let parts = parts.max(1) as u128;
+    usize::try_from((u128::from(hash) * parts) >> 64).unwrap_or(0)
+}
+
 /// The most flagged entities an interval's summary names.
 pub const MAX_FLAGGED_ENTITIES: usize = 20;
 
@@ -295,6 +309,10 @@ pub struct EntitiesSummary {
     pub flagged: u64,
     /// The flagged ones, highest grade first (at most [`MAX_FLAGGED_ENTITIES`]).
     pub top: Vec<FlaggedEntity>,
+    /// For a detector whose entities are split (`category.parts`): the part this summary is
+    /// of, `<part>/<parts>` (each part writes its own summary); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<String>,
 }
 
 /// A flagged entity in an [`EntitiesSummary`].
@@ -333,12 +351,20 @@ impl ResultDoc {
             .flatten()
             .map(|e| format!("-{:016x}", fnv1a(e.value.as_bytes())))
             .collect::<String>();
+        // Each part of a detector's split entities writes a summary of its own.
+        let part = (self.entities.iter())
+            .filter_map(|e| e.part.as_deref())
+            .map(|part| format!("-part-{}", part.replace('/', "-of-")))
+            .collect::<String>();
         match &self.task_id {
             Some(task) => format!(
-                "{task}-{}-{}{entity}",
+                "{task}-{}-{}{entity}{part}",
                 self.detector_id, self.data_start_time
             ),
-            None => format!("{}-{}{entity}", self.detector_id, self.data_start_time),
+            None => format!(
+                "{}-{}{entity}{part}",
+                self.detector_id, self.data_start_time
+            ),
         }
     }
 }

@@ -129,7 +129,8 @@ pub async fn flagged(
         }),
     )
     .await?;
-    Ok(hits
+    // A detector whose entities are split has a summary per part: an interval counts once.
+    let intervals: BTreeSet<(i64, i64)> = hits
         .iter()
         .filter_map(|h| {
             Some((
@@ -137,7 +138,8 @@ pub async fn flagged(
                 h["_source"]["data_end_time"].as_i64()?,
             ))
         })
-        .collect())
+        .collect();
+    Ok(intervals.into_iter().collect())
 }
 
 /// A category detector's flagged entities in `[from, to)`: its live entity results, each an

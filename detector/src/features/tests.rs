@@ -329,6 +329,8 @@ fn entities_are_scalars_as_text() {
             field: "httpRequest.clientIp".into(),
             max_entities: 10,
             idle: std::time::Duration::from_secs(60),
+            parts: 1,
+            part: None,
         }),
         ..testing::spec("d")
     };

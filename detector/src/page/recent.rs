@@ -110,7 +110,17 @@ pub struct DetectorHistory {
 }
 
 impl DetectorHistory {
-    fn record(&mut self, point: Point, end: i64) {
+    fn record(&mut self, point: Point, end: i64, part: bool) {
+        // A part of split entities: the interval is shown by its highest-graded part's summary
+        // (a replica scoring several parts gets one per part).
+        if part
+            && self
+                .intervals
+                .back()
+                .is_some_and(|p| p.start() == point.start() && p.grade() >= point.grade())
+        {
+            return;
+        }
         // Scored again (a new session restored an earlier checkpoint): the new scores replace.
         while self
             .intervals
@@ -247,7 +257,8 @@ impl Recent {
                 .iter_mut()
                 .find(|d| d.name == result.detector_id)
             {
-                d.record(Point::of(result), result.data_end_time);
+                let part = (result.entities.as_ref()).is_some_and(|e| e.part.is_some());
+                d.record(Point::of(result), result.data_end_time, part);
             }
         }
     }

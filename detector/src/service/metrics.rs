@@ -92,7 +92,7 @@ impl Metrics {
             entities: IntGaugeVec::new(
                 Opts::new(
                     "detector_entities",
-                    "A category detector's entities with a model (at most its max_entities).",
+                    "A category detector's entities with a model: at most its max_entities for each part of its entities (category.parts) this replica scores.",
                 ),
                 &["detector"],
             )?,
@@ -276,17 +276,17 @@ impl Metrics {
         Ok(metrics)
     }
 
-    /// Shows a category detector's entities: `active` with a model, `evicted` and `restored`
-    /// in all.
-    pub fn entities(&self, detector: &str, active: usize, (evicted, restored): (u64, u64)) {
+    /// Shows the change in a category detector's entities ([`crate::entities::Entities::report`]):
+    /// with a model, evicted and restored.
+    pub fn entities(&self, detector: &str, (models, evicted, restored): (i64, u64, u64)) {
         let labels = [detector];
-        self.entities
+        self.entities.with_label_values(&labels).add(models);
+        self.entities_evicted
             .with_label_values(&labels)
-            .set(i64::try_from(active).unwrap_or(i64::MAX));
-        let counter = self.entities_evicted.with_label_values(&labels);
-        counter.inc_by(evicted.saturating_sub(counter.get()));
-        let counter = self.entities_restored.with_label_values(&labels);
-        counter.inc_by(restored.saturating_sub(counter.get()));
+            .inc_by(evicted);
+        self.entities_restored
+            .with_label_values(&labels)
+            .inc_by(restored);
     }
 
     /// Counts a scored interval of `detector` (its `value`, from `events` records, as the model

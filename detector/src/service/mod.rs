@@ -65,11 +65,12 @@ use crate::settings::Settings;
 
 pub use error::ServiceError;
 pub use metrics::Metrics;
-pub use readiness::{LEASE_CHECK, NO_DATA_NOTE, OPENSEARCH_CHECK};
+pub use readiness::{LEASE_CHECK, NO_DATA_NOTE, OPENSEARCH_CHECK, no_data_note};
 
 use checkpoint::Writer;
 use clock::{millis, now_ms};
 use outputs::Outputs;
+use outputs::Stopped;
 use results::Unwritten;
 use stage::Stage;
 use tenure::Tenure;
@@ -254,25 +255,40 @@ impl Context<'_> {
             last_forget: None,
         };
         let stopped = stage.run(&session).await;
-        if shutdown.is_cancelled() && tenure.held() {
-            // Shutdown: score what closed, give pending alerts a moment to go out (what does
-            // not stays pending in the checkpoint), save.
-            let _ = stage.close_intervals(None).await;
-            stage.alerts.drain(alert::SHUTDOWN_DRAIN).await;
-            let _ = stage.checkpoint().await;
-            stage.alerts.stop().await;
-            return Ok(Ended::Shutdown);
-        }
-        // Nothing more goes out: not even the alerts in flight (the next holder has them).
-        stage.alerts.stop().await;
-        if shutdown.is_cancelled() {
-            return Ok(Ended::Shutdown);
-        }
-        if tenure.held() && stopped.is_err() {
-            return Err(ServiceError::OutputRefused);
-        }
-        Ok(Ended::LeaseLost)
+        finish(stage, stopped, shutdown, tenure).await
     }
+}
+
+/// Ends a session whose loop ended (`stopped`).
+async fn finish(
+    mut stage: Stage<'_>,
+    stopped: Result<(), Stopped>,
+    shutdown: &CancellationToken,
+    tenure: &Tenure,
+) -> Result<Ended, ServiceError> {
+    if shutdown.is_cancelled() && tenure.held() {
+        // Shutdown or hand-back: score what closed, give pending alerts a moment to go out
+        // (what does not stays pending in the checkpoint), save.
+        let _ = stage.close_intervals(None).await;
+        stage.alerts.drain(alert::SHUTDOWN_DRAIN).await;
+        let _ = stage.checkpoint().await;
+    }
+    // This shard's entities leave this replica's count (whoever takes the shard over counts
+    // them).
+    for live in &mut stage.detectors {
+        if let Some(entities) = live.entities.as_mut() {
+            stage.metrics.entities(&live.spec.name, entities.withdraw());
+        }
+    }
+    // Nothing more goes out: not even the alerts in flight (the next holder has them).
+    stage.alerts.stop().await;
+    if shutdown.is_cancelled() {
+        return Ok(Ended::Shutdown);
+    }
+    if tenure.held() && stopped.is_err() {
+        return Err(ServiceError::OutputRefused);
+    }
+    Ok(Ended::LeaseLost)
 }
 
 #[cfg(test)]

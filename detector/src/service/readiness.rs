@@ -8,3 +8,13 @@ pub const OPENSEARCH_CHECK: &str = "opensearch";
 pub const LEASE_CHECK: &str = "lease";
 /// The `/readyz` note listing the detectors without data (never gates readiness).
 pub const NO_DATA_NOTE: &str = "no_data";
+
+/// The `/readyz` note of `part`'s detectors without data: [`NO_DATA_NOTE`] for the whole spec,
+/// else naming the shard.
+pub fn no_data_note(part: crate::shards::Part) -> String {
+    if part.single() {
+        NO_DATA_NOTE.to_owned()
+    } else {
+        format!("{NO_DATA_NOTE} (shard {})", part.index)
+    }
+}

@@ -55,11 +55,7 @@ pub(super) fn score(
                     score_entities(spec, category, entities, interval, started, metrics)
                 })
                 .collect();
-            metrics.entities(
-                &spec.name,
-                entities.active(),
-                (entities.evicted(), entities.restored()),
-            );
+            metrics.entities(&spec.name, entities.report());
             results
         }
         _ => closed
@@ -217,7 +213,7 @@ fn score_entities(
         ..interval
     };
     let mut summary = store::result(spec, &whole, &scored, started, None);
-    summary.entities = Some(entities::summary(&judged));
+    summary.entities = Some(entities::summary(category, &judged));
     metrics.scored(&spec.name, whole.value, interval.events, &scored);
     metrics
         .scored_until

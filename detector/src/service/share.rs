@@ -351,7 +351,7 @@ impl Holdings {
         if part.of > 1 {
             shared
                 .health
-                .inform(&part.no_data_note(), "none (not scored here)");
+                .inform(&super::no_data_note(part), "none (not scored here)");
         }
         match running.handle.await {
             Ok(Ok(Ended::Shutdown)) => Ok(()),

@@ -143,6 +143,7 @@ impl Stage<'_> {
             }
             if let Some(entities) = &mut live.entities
                 && let Some(entity) = features::entity(main, &record)
+                && live.spec.category.as_ref().is_none_or(|c| c.holds(&entity))
             {
                 entities.add(live.window.align(time), &entity, value);
             }
@@ -187,7 +188,7 @@ impl Stage<'_> {
                     .iter()
                     .map(|d| (d.spec.name.as_str(), d.spec.no_data_after)),
                 self.metrics,
-                (self.health, &self.settings.part.no_data_note()),
+                (self.health, &super::no_data_note(self.settings.part)),
             );
         }
         if let Some(open) = self

@@ -90,8 +90,8 @@ fn one_shard_keeps_the_documents_of_before() {
     let part = Part { index: 2, of: 3 };
     assert_eq!(part.lease_id(), "_lease-2-of-3");
     assert_eq!(part.checkpoint_id(), "_checkpoint-2-of-3");
-    assert_eq!(part.no_data_note(), "no_data (shard 2)");
-    assert_eq!(Part::WHOLE.no_data_note(), "no_data");
+    assert_eq!(crate::service::no_data_note(part), "no_data (shard 2)");
+    assert_eq!(crate::service::no_data_note(Part::WHOLE), "no_data");
     assert_eq!(part.to_string(), "2/3");
 }
 
@@ -148,4 +148,98 @@ fn a_replica_aims_at_its_fair_share() {
     assert_eq!(fresh.take, Vec::<usize>::new());
     let stranded = plan(&set(&[0, 1]), &free(&[2], long_ago), 4, 3, 0, now, orphaned);
     assert_eq!(stranded.take, vec![2]);
+}
+
+/// `spec(..)` with detector `name` made a category detector whose entities are split in `parts`.
+fn with_parts(mut spec: Spec, name: &str, parts: usize) -> Spec {
+    let detector = spec
+        .detectors
+        .iter_mut()
+        .find(|d| d.name == name)
+        .expect("the detector");
+    detector.category = Some(crate::spec::Category {
+        field: "httpRequest.clientIp".into(),
+        max_entities: 100,
+        idle: Duration::from_secs(3_600),
+        parts,
+        part: None,
+    });
+    spec
+}
+
+#[test]
+fn a_split_detector_puts_each_part_of_its_entities_in_a_shard_of_its_own() {
+    // c's entities are split in 3; a and b are plain, each with a monitor; m2 watches c.
+    let spec = with_parts(spec(&["a", "b", "c"], &[&["a"], &["b"], &["c"]]), "c", 3);
+    assert_eq!((least(&spec), most(&spec)), (3, 5));
+    let shards = split(&spec, 3);
+    let held: Vec<Vec<(&str, Option<usize>)>> = shards
+        .iter()
+        .map(|s| {
+            s.detectors
+                .iter()
+                .map(|d| (d.name.as_str(), d.category.as_ref().and_then(|c| c.part)))
+                .collect()
+        })
+        .collect();
+    // c's parts weigh 4 each and go first, one per shard; a and b then go to the lighter ones.
+    assert_eq!(
+        held,
+        vec![
+            vec![("a", None), ("c", Some(0))],
+            vec![("b", None), ("c", Some(1))],
+            vec![("c", Some(2))],
+        ]
+    );
+    let monitors: Vec<Vec<&str>> = shards
+        .iter()
+        .map(|s| s.monitors.iter().map(|m| m.name.as_str()).collect())
+        .collect();
+    assert_eq!(
+        monitors,
+        vec![
+            vec!["m0", "m2 (entities 0/3)"],
+            vec!["m1", "m2 (entities 1/3)"],
+            vec!["m2 (entities 2/3)"],
+        ],
+        "each part alerts on its own entities, under a name of its own"
+    );
+    // Fewer shards than parts cannot be: the count is raised to the parts.
+    assert_eq!(split(&spec, 1).len(), 3);
+    // With more shards, still one part per shard, and every part somewhere.
+    let shards = split(&spec, 5);
+    let mut parts: Vec<usize> = shards
+        .iter()
+        .flat_map(|s| s.detectors.iter())
+        .filter_map(|d| d.category.as_ref()?.part)
+        .collect();
+    parts.sort_unstable();
+    assert_eq!(parts, [0, 1, 2]);
+    assert!(
+        shards
+            .iter()
+            .all(|s| s.detectors.iter().filter(|d| d.name == "c").count() <= 1)
+    );
+}
+
+#[test]
+fn the_parts_of_entities_cover_them_all_once_and_evenly() {
+    let category = |part| crate::spec::Category {
+        field: "ip".into(),
+        max_entities: 100,
+        idle: Duration::from_secs(3_600),
+        parts: 4,
+        part: Some(part),
+    };
+    let mut sizes = [0_usize; 4];
+    for i in 0..10_000 {
+        let entity = format!("10.{}.{}.{}", i / 65_536, (i / 256) % 256, i % 256);
+        let holders: Vec<usize> = (0..4).filter(|&p| category(p).holds(&entity)).collect();
+        assert_eq!(holders.len(), 1, "{entity} is in one part: {holders:?}");
+        sizes[holders[0]] += 1;
+    }
+    assert!(
+        sizes.iter().all(|&n| (2_300..=2_700).contains(&n)),
+        "10,000 addresses split about evenly in 4: {sizes:?}"
+    );
 }

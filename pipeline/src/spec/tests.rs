@@ -244,6 +244,23 @@ fn errors_name_the_key() {
             "size",
         ),
         (
+            "detectors: [{name: a, feature: {field: x}, category: {field: ip, parts: 0}}]",
+            "detectors[0].category.parts",
+            "is 0",
+        ),
+        (
+            "detectors: [{name: a, feature: {field: x}, category: {field: ip, parts: 65}}]",
+            "detectors[0].category.parts",
+            "use 1 to 64",
+        ),
+        (
+            "detectors: [{name: a, feature: {field: x}, category: {field: ip, parts: 2}}, {name: b, feature: {field: y}}]\n\
+             monitors: [{name: m, detectors: [b, a], channels: [c]}]\n\
+             channels: [{name: c, webhook: {value: 'http://127.0.0.1:9/'}}]",
+            "monitors[0].detectors",
+            "names `a` with other detectors, but `a` splits its entities",
+        ),
+        (
             "detectors: [{name: a, feature: {field: x}, model: {min_rise: -1}}]",
             "detectors[0].model.min_rise",
             "is -1",

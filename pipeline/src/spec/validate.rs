@@ -7,6 +7,9 @@ use std::time::Duration;
 use super::{Aggregation, Secret, SmtpTls, Spec, SpecError};
 use crate::config::{ENV_PREFIX, SECRET_ENV_PREFIX};
 
+/// The most parts a category detector's entities can be split into.
+pub const MAX_ENTITY_PARTS: usize = 64;
+
 impl Spec {
     /// Checks what serde cannot: unique names, references, sensible values.
     pub fn validate(&self, origin: &str) -> Result<(), SpecError> {
@@ -127,6 +130,16 @@ impl Spec {
                         "use 1 to 1000000 (each entity's model takes about 2 KB)",
                     ));
                 }
+                if !(1..=MAX_ENTITY_PARTS).contains(&category.parts) {
+                    return Err(error(
+                        key("category.parts"),
+                        format!("is {}", category.parts),
+                        &format!(
+                            "use 1 to {MAX_ENTITY_PARTS} (each part goes to a shard of its own: \
+                             detector.shards must be at least as many)"
+                        ),
+                    ));
+                }
                 if category.idle < d.interval {
                     return Err(error(
                         key("category.idle"),
@@ -212,6 +225,12 @@ impl Spec {
                 }
             }
         }
+        let split: BTreeSet<&str> = self
+            .detectors
+            .iter()
+            .filter(|d| d.category.as_ref().is_some_and(|c| c.parts > 1))
+            .map(|d| d.name.as_str())
+            .collect();
         let mut monitors = BTreeSet::new();
         for (i, m) in self.monitors.iter().enumerate() {
             let key = |k: &str| format!("monitors[{i}].{k}");
@@ -227,6 +246,19 @@ impl Spec {
                     key("detectors"),
                     format!("names `{unknown}`, which is not a detector"),
                     "name detectors declared under `detectors`",
+                ));
+            }
+            if m.detectors.len() > 1
+                && let Some(split) = m.detectors.iter().find(|d| split.contains(d.as_str()))
+            {
+                return Err(error(
+                    key("detectors"),
+                    format!(
+                        "names `{split}` with other detectors, but `{split}` splits its entities \
+                         (category.parts)"
+                    ),
+                    "give a detector whose entities are split a monitor of its own (its parts \
+                     run on different replicas)",
                 ));
             }
             if let Some(unknown) = m.channels.iter().find(|c| !channels.contains(c.as_str())) {

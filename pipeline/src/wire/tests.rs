@@ -161,4 +161,22 @@ fn result_docs_keep_their_json_form() {
         result
     );
     assert_eq!(result.id(), "task-1-country-anomaly-detector-1700000000000");
+
+    // A part's summary of split entities: its own id, the part in the summary.
+    result.task_id = None;
+    result.entities = Some(EntitiesSummary {
+        judged: 3,
+        flagged: 0,
+        top: Vec::new(),
+        part: Some("1/4".into()),
+    });
+    let text = serde_json::to_string(&result).expect("serializes");
+    assert!(
+        text.contains(r#""entities":{"judged":3,"flagged":0,"top":[],"part":"1/4"}"#),
+        "{text}"
+    );
+    assert_eq!(
+        result.id(),
+        "country-anomaly-detector-1700000000000-part-1-of-4"
+    );
 }
