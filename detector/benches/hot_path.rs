@@ -35,15 +35,22 @@ use transformer::CompiledRules;
 const RECORDS: usize = 4_096;
 /// Entities in the interval `Entities::close` judges.
 const ENTITIES: usize = 10_000;
+/// The event time of the first record.
+const START: i64 = 1_796_464_800_000;
 
 /// Enriched records, one every 15 ms of event time (a batch spans about a minute).
 fn enriched() -> Vec<Vec<u8>> {
+    let generator = Generator::new(7, "bench", "hot-path").expect("a valid instance");
+    enriched_from(generator, RECORDS, 15)
+}
+
+/// `count` enriched records from `generator`, one every `every_ms` of event time.
+fn enriched_from(mut generator: Generator, count: usize, every_ms: i64) -> Vec<Vec<u8>> {
     let rules = CompiledRules::default_rules().expect("the default rules compile");
-    let mut generator = Generator::new(7, "bench", "hot-path").expect("a valid instance");
-    let start = 1_796_464_800_000;
-    (0..RECORDS)
+    let start = START;
+    (0..count)
         .map(|i| {
-            let raw = generator.next(start + i as i64 * 15, None);
+            let raw = generator.next(start + i as i64 * every_ms, None);
             let raw = serde_json::to_vec(&raw).expect("a raw record serializes");
             let position = SourcePosition {
                 topic: "raw".to_owned(),
@@ -152,7 +159,7 @@ fn hot_path(c: &mut Criterion) {
     let records = enriched();
     let mean_len = records.iter().map(Vec::len).sum::<usize>() / records.len();
     let plan = Plan::new(&specs);
-    let now = 1_796_464_800_000 + 3_600_000;
+    let now = START + 3_600_000;
 
     // Both paths must agree on every record, window for window.
     let (mut a, mut b) = (Detectors::new(&specs), Detectors::new(&specs));
@@ -336,5 +343,88 @@ fn scoring(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, hot_path, scoring);
+/// Scaled out by entities: what the slowest part of a category detector's entities costs per
+/// record, when the entities (10,000 clients) are split in 2 and 4 parts
+/// (`category.parts`), against the whole: each part reads every record (the plan, the entity,
+/// whether it is the part's) and adds and judges only its own entities. Printed, in one run.
+fn entity_parts(_: &mut Criterion) {
+    const PER_INTERVAL: usize = 10_000;
+    const INTERVALS: usize = 4;
+    let generator =
+        Generator::with_clients(7, "bench", "entity-parts", ENTITIES).expect("a valid instance");
+    // 10,000 records a minute, so each interval has thousands of clients.
+    let records = enriched_from(generator, PER_INTERVAL * INTERVALS, 6);
+    let spec = Spec::default_spec().expect("the default spec parses");
+    let cost = |parts: usize, part: Option<usize>| {
+        let category = Category {
+            field: "httpRequest.clientIp".to_owned(),
+            max_entities: 20_000,
+            idle: Duration::from_secs(3_600),
+            parts,
+            part,
+        };
+        let detector = DetectorSpec {
+            category: Some(category.clone()),
+            ..spec.detectors[0].clone()
+        };
+        let plan = Plan::new([&detector]);
+        let wanted = plan.detectors()[0];
+        let mut entities = Entities::new();
+        let mut pass = || {
+            for (i, batch) in records.chunks(PER_INTERVAL).enumerate() {
+                let start = START + i as i64 * 60_000;
+                for payload in batch {
+                    let Ok(record) = plan.read(black_box(payload)) else {
+                        continue;
+                    };
+                    let Some(value) = features::contribution(&detector.feature, wanted, &record)
+                    else {
+                        continue;
+                    };
+                    if let Some(entity) = features::entity(wanted, &record)
+                        && category.holds(&entity)
+                    {
+                        entities.add(start, &entity, value);
+                    }
+                }
+                let interval = Interval {
+                    start,
+                    end: start + 60_000,
+                    value: 0.0,
+                    events: PER_INTERVAL as u64,
+                };
+                black_box(entities.close(&detector, &category, &interval));
+            }
+        };
+        // The first pass makes the models; the best of three more is measured.
+        pass();
+        (0..3)
+            .map(|_| {
+                let started = Instant::now();
+                pass();
+                started.elapsed()
+            })
+            .min()
+            .unwrap_or(Duration::MAX)
+    };
+    let per_second = |d: Duration| records.len() as f64 / d.as_secs_f64();
+    let whole = cost(1, None);
+    eprintln!(
+        "entities, one category detector over {ENTITIES} clients: whole {:.0} records/s",
+        per_second(whole)
+    );
+    for parts in [2, 4] {
+        let slowest = (0..parts)
+            .map(|part| cost(parts, Some(part)))
+            .max()
+            .unwrap_or(Duration::MAX);
+        eprintln!(
+            "entities, the slowest of {parts} parts: {:.0} records/s, {:.2}x the whole",
+            per_second(slowest),
+            whole.as_secs_f64() / slowest.as_secs_f64(),
+        );
+    }
+}
+
+criterion_group!(benches, hot_path, scoring, entity_parts);
 criterion_main!(benches);

@@ -27,6 +27,11 @@
 //! A ratio (bad events over all events) is judged with the number of events it is over: a rise
 //! must also amount to at least [`MIN_EXCESS_EVENTS`] more bad events than the baseline's share
 //! predicts, so one bad request in a quiet interval (a large ratio over few events) is no anomaly.
+//! And σ is at least the ratio's sampling noise over that many events, `sqrt(p(1 − p)/n)` for
+//! the baseline's share `p`, and the level and forest rules (and drift, for an interval with
+//! fewer than half the usual events) need a count of bad events that chance alone gives with
+//! probability below [`CHANCE`] ([`beyond_chance`]): an interval with far fewer events than
+//! usual is judged against the noise its size allows, not the baseline's.
 //!
 //! Grade: `1 − exp(−rise / max(6σ, 2·min_rise))` for anomalous intervals (0.39 at `min_rise`
 //! above a flat baseline, 0.63 at the level threshold, near 1 far above), for drift at least
@@ -76,6 +81,44 @@ pub enum Rule {
 /// interval's events, for any rule to flag it.
 pub const MIN_EXCESS_EVENTS: f64 = 3.0;
 
+/// How much each normal interval moves a ratio's usual number of events (a moving average).
+const USUAL_EVENTS_WEIGHT: f64 = 0.05;
+
+/// For a ratio: how unlikely by chance alone an interval's count of bad events must be for the
+/// one-interval rules (level, forest) to flag it.
+pub const CHANCE: f64 = 1e-4;
+
+/// Whether a ratio's interval, `share` of `events` bad where the baseline's share is
+/// `baseline`, has more bad events than chance gives with probability [`CHANCE`]. With a small
+/// baseline share and count (where the binomial is skewed and a normal approximation flags
+/// noise) the count is judged by its exact Poisson tail, which is at least the binomial's;
+/// otherwise by the normal approximation of the binomial (3.72 σ, continuity-corrected).
+fn beyond_chance(share: f64, baseline: f64, events: u64) -> bool {
+    let n = events as f64;
+    let bad = (share * n).round();
+    let expected = baseline.clamp(0.0, 1.0) * n;
+    if bad <= expected {
+        return false;
+    }
+    if expected <= 0.0 {
+        return true;
+    }
+    if baseline < 0.1 && expected <= 100.0 {
+        // P(X ≥ bad) = 1 − Σ_{j < bad} e^−λ λ^j / j!
+        let mut term = (-expected).exp();
+        let mut below = term;
+        let mut j = 1.0;
+        while j < bad && below < 1.0 - CHANCE {
+            term *= expected / j;
+            below += term;
+            j += 1.0;
+        }
+        return 1.0 - below < CHANCE;
+    }
+    let sd = (expected * (1.0 - baseline.clamp(0.0, 1.0))).sqrt();
+    (bad - 0.5 - expected) / sd >= 3.72
+}
+
 /// The CUSUM's slack, in σ': rises below it drain the sum.
 const DRIFT_SLACK: f64 = 0.5;
 /// The CUSUM's threshold, in σ'.
@@ -103,6 +146,10 @@ pub struct Model {
     /// The CUSUM of rises (in σ'), for the drift rule.
     #[serde(default)]
     drift: f64,
+    /// For a ratio: the usual number of events of its normal intervals (a moving average; 0
+    /// until one is seen).
+    #[serde(default)]
+    usual_events: f64,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -150,6 +197,7 @@ impl Model {
             episode: false,
             seen: 0,
             drift: 0.0,
+            usual_events: 0.0,
         })
     }
 
@@ -171,6 +219,7 @@ impl Model {
             episode: false,
             seen: 0,
             drift: 0.0,
+            usual_events: 0.0,
         }
     }
 
@@ -216,6 +265,20 @@ impl Model {
         self.seen += 1;
 
         let (mean, sigma) = spread(&self.values);
+        // A ratio over n events varies by sampling alone by sqrt(p(1 − p)/n) around the
+        // baseline's share p. The baseline's spread, learnt over the usual number of events,
+        // understates it for an interval with far fewer (a quiet night, the partial interval
+        // where a stream stops), so that interval is judged with the larger of the two, and
+        // its one-interval rules need a count of bad events that chance alone hardly gives.
+        let noise = events.filter(|&n| n > 0).map_or(0.0, |n| {
+            let share = mean.clamp(0.0, 1.0);
+            (share * (1.0 - share) / n as f64).sqrt()
+        });
+        // Fewer than half the usual events: one such interval far above the rest can fill the
+        // drift rule's sum by itself.
+        let thin = events.is_some_and(|n| (n as f64) < self.usual_events / 2.0);
+        let sigma = sigma.max(noise);
+        let beyond_chance = events.is_none_or(|n| beyond_chance(value, mean, n));
         let (score_mean, score_sigma) = spread(&self.scores);
         let min_rise = self.settings.min_rise;
         let rise = value - mean;
@@ -232,14 +295,21 @@ impl Model {
         let enough = events.is_none_or(|n| rise * n as f64 >= MIN_EXCESS_EVENTS);
         let rule = if !warm || !enough {
             None
-        } else if rise >= level_step {
+        } else if rise >= level_step && beyond_chance {
             Some(Rule::Level)
-        } else if ready && score > 1.0 && score > score_mean + 3.0 * score_sigma && rise >= min_rise
+        } else if ready
+            && beyond_chance
+            && score > 1.0
+            && score > score_mean + 3.0 * score_sigma
+            && rise >= min_rise
         {
             Some(Rule::Forest)
         } else if self.episode && rise >= (3.0 * sigma).max(min_rise) {
             Some(Rule::Episode)
-        } else if self.drift >= DRIFT_THRESHOLD && rise >= min_rise / 2.0 {
+        } else if self.drift >= DRIFT_THRESHOLD
+            && rise >= min_rise / 2.0
+            && (!thin || beyond_chance)
+        {
             Some(Rule::Drift)
         } else {
             None
@@ -257,6 +327,13 @@ impl Model {
             // its own repeat.
             self.values.push_back(value);
             self.scores.push_back(score);
+            if let Some(n) = events {
+                self.usual_events = if self.usual_events > 0.0 {
+                    self.usual_events + USUAL_EVENTS_WEIGHT * (n as f64 - self.usual_events)
+                } else {
+                    n as f64
+                };
+            }
             while self.values.len() > self.settings.baseline {
                 self.values.pop_front();
                 self.scores.pop_front();
@@ -449,5 +526,84 @@ mod tests {
         let b = restored.observe(40.0, None).expect("scored");
         assert_eq!(a, b, "the restored model judges exactly as the original");
         assert!(a.grade > 0.5);
+    }
+
+    /// Bad events among `n`, each bad with probability `share`.
+    fn binomial(rng: &mut impl Rng, n: u64, share: f64) -> u64 {
+        (0..n).filter(|_| rng.random_bool(share)).count() as u64
+    }
+
+    #[test]
+    fn a_thin_ratio_interval_is_judged_against_its_own_sampling_noise() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let mut model = Model::new(&ModelSpec::default(), 0.02, 7).expect("model");
+        let normal = |model: &mut Model, rng: &mut rand::rngs::StdRng| {
+            let bad = binomial(rng, 100, 0.05);
+            model
+                .observe(bad as f64 / 100.0, Some(100))
+                .expect("scored")
+        };
+        for _ in 0..360 {
+            normal(&mut model, &mut rng);
+        }
+        // 1,000 thin intervals (20 to 40 events: a partial interval, a quiet night) at the
+        // usual 5%, each between 5 usual ones: sampling noise at that size is not an anomaly.
+        let mut false_flags = 0;
+        for i in 0..1_000 {
+            let n = 20 + i % 21;
+            let bad = binomial(&mut rng, n, 0.05);
+            let scored = model
+                .observe(bad as f64 / n as f64, Some(n))
+                .expect("scored");
+            if scored.grade > 0.0 {
+                eprintln!("{bad} bad of {n}: {scored:?}");
+                false_flags += 1;
+            }
+            for _ in 0..5 {
+                normal(&mut model, &mut rng);
+            }
+        }
+        assert_eq!(false_flags, 0, "thin intervals flagged by noise alone");
+        // A real rise in thin intervals still is: half of 30 events bad.
+        let mut flagged = 0;
+        for _ in 0..20 {
+            let bad = binomial(&mut rng, 30, 0.5);
+            if model
+                .observe(bad as f64 / 30.0, Some(30))
+                .expect("scored")
+                .grade
+                > 0.0
+            {
+                flagged += 1;
+            }
+            for _ in 0..5 {
+                normal(&mut model, &mut rng);
+            }
+        }
+        assert_eq!(flagged, 20, "thin intervals with half bad flagged");
+    }
+
+    #[test]
+    fn beyond_chance_takes_the_skew_of_few_bad_events_into_account() {
+        let cases = [
+            // A 5% baseline over 31 events: 1.6 expected; 5 happen 2% of the time, 9 hardly.
+            (5.0 / 31.0, 0.05, 31, false),
+            (9.0 / 31.0, 0.05, 31, true),
+            // Nothing expected: any bad event is beyond chance (MIN_EXCESS_EVENTS still holds).
+            (1.0 / 50.0, 0.0, 50, true),
+            // At or below the baseline never is.
+            (0.05, 0.05, 100, false),
+            (0.0, 0.05, 100, false),
+            // A large count, by the normal approximation: 3,000 events at 50% (σ = 27.4).
+            (1_600.0 / 3_000.0, 0.5, 3_000, false),
+            (1_610.0 / 3_000.0, 0.5, 3_000, true),
+        ];
+        for (share, baseline, events, expected) in cases {
+            assert_eq!(
+                beyond_chance(share, baseline, events),
+                expected,
+                "{share} of {events} against {baseline}"
+            );
+        }
     }
 }
