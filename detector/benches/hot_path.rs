@@ -12,6 +12,8 @@
 //!   spec is split into 2 and 4 shards ([`detector::shards`]), against the whole spec's.
 //! - `scoring`: intervals/s through `Model::observe` (the default model, warmed up), and
 //!   entities/s through `Entities::close` with 10,000 entities in the interval.
+//! - `entity_parts` (printed only): records/s through one category detector (10,000 clients)
+//!   whole, and the slowest part when its entities are split in 2 and 4 (`category.parts`).
 //!
 //! `cargo bench -p detector --bench hot_path -- --warm-up-time 1 --measurement-time 3`; figures
 //! in docs/capacity.md ("Detector hot path").
