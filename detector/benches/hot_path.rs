@@ -40,6 +40,18 @@ const ENTITIES: usize = 10_000;
 /// The event time of the first record.
 const START: i64 = 1_796_464_800_000;
 
+/// The shortest of `rounds` runs of `f`.
+fn best_of(rounds: usize, f: &mut dyn FnMut()) -> Duration {
+    (0..rounds)
+        .map(|_| {
+            let started = Instant::now();
+            f();
+            started.elapsed()
+        })
+        .min()
+        .unwrap_or(Duration::MAX)
+}
+
 /// Enriched records, one every 15 ms of event time (a batch spans about a minute).
 fn enriched() -> Vec<Vec<u8>> {
     let generator = Generator::new(7, "bench", "hot-path").expect("a valid instance");
@@ -174,16 +186,7 @@ fn hot_path(c: &mut Criterion) {
     }
 
     // The ratio, in one run: the best of five rounds each.
-    let best = |f: &mut dyn FnMut()| {
-        (0..5)
-            .map(|_| {
-                let started = Instant::now();
-                f();
-                started.elapsed()
-            })
-            .min()
-            .unwrap_or(Duration::MAX)
-    };
+    let best = |f: &mut dyn FnMut()| best_of(5, f);
     let mut detectors = Detectors::new(&specs);
     let old_time = best(&mut || {
         for record in &records {
@@ -400,14 +403,7 @@ fn entity_parts(_: &mut Criterion) {
         };
         // The first pass makes the models; the best of three more is measured.
         pass();
-        (0..3)
-            .map(|_| {
-                let started = Instant::now();
-                pass();
-                started.elapsed()
-            })
-            .min()
-            .unwrap_or(Duration::MAX)
+        best_of(3, &mut pass)
     };
     let per_second = |d: Duration| records.len() as f64 / d.as_secs_f64();
     let whole = cost(1, None);
