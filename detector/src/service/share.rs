@@ -58,6 +58,8 @@ struct Holdings {
     free_since: BTreeMap<usize, Instant>,
     /// Live replicas, this one included, as last counted.
     members: usize,
+    /// The replicas holding the shards this one does not run, as last seen.
+    holders: BTreeSet<String>,
     /// Whether this replica said it is on standby (said once until it holds a shard).
     told_standby: bool,
     /// A replica with another shard count, once warned about.
@@ -96,6 +98,7 @@ pub(super) async fn run(
         running: BTreeMap::new(),
         free_since: BTreeMap::new(),
         members: 1,
+        holders: BTreeSet::new(),
         told_standby: false,
         told_mismatch: false,
     };
@@ -253,23 +256,7 @@ impl Holdings {
             tracing::info!(%holder, "Standby: another replica holds the lease.");
             self.told_standby = true;
         }
-        if self.running.is_empty() {
-            let said = match holders.len() {
-                0 => "standby: waiting for the lease".to_owned(),
-                1 if shards == 1 => format!(
-                    "standby: {} holds the lease",
-                    holders.iter().next().map_or("", String::as_str)
-                ),
-                _ => format!(
-                    "standby: every shard is held ({})",
-                    holders.iter().cloned().collect::<Vec<_>>().join(", ")
-                ),
-            };
-            shared.health.not_ready(LEASE_CHECK, &said);
-            shared.board.lease(page::Lease::Standby {
-                holder: holders.iter().next().cloned(),
-            });
-        }
+        self.holders = holders;
         Ok(())
     }
 
@@ -385,7 +372,27 @@ impl Holdings {
             .metrics
             .active
             .set(i64::try_from(scoring.len()).unwrap_or(i64::MAX));
+        if self.running.is_empty() {
+            let holders = &self.holders;
+            let said = match holders.len() {
+                0 => "standby: waiting for the lease".to_owned(),
+                1 if self.shards() == 1 => format!(
+                    "standby: {} holds the lease",
+                    holders.iter().next().map_or("", String::as_str)
+                ),
+                _ => format!(
+                    "standby: every shard is held ({})",
+                    holders.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            };
+            shared.health.not_ready(LEASE_CHECK, &said);
+            shared.board.lease(page::Lease::Standby {
+                holder: holders.iter().next().cloned(),
+            });
+            return;
+        }
         if scoring.is_empty() {
+            // Every session is being handed back: what was said stays until they end.
             return;
         }
         shared.health.ready(LEASE_CHECK);
