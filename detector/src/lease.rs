@@ -76,16 +76,68 @@ fn body(holder: &str, expires_at: i64, generation: i64) -> Value {
     json!({"holder": holder, "expires_at": expires_at, "generation": generation})
 }
 
+/// A lease document as read: who holds it ([`Observed::holder`]), and what
+/// [`Lease::try_acquire_observed`] writes over (conditionally on it being unchanged).
+#[derive(Debug)]
+pub struct Observed {
+    status: opensearch::http::StatusCode,
+    found: Value,
+}
+
+impl Observed {
+    /// Who holds the lease at `now` (epoch ms): `None` when nobody does (no lease yet,
+    /// released, or expired).
+    pub fn holder(&self, now: i64) -> Result<Option<String>, SearchError> {
+        let Self { status, found } = self;
+        if *status == opensearch::http::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(refused("reading the lease", *status, found));
+        }
+        let expires = found["_source"]["expires_at"].as_i64().unwrap_or(0);
+        Ok((expires > now).then(|| {
+            found["_source"]["holder"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        }))
+    }
+}
+
 impl Lease {
+    /// Reads the lease `id`.
+    pub async fn observe(
+        client: &OpenSearch,
+        (index, id): (&str, &str),
+    ) -> Result<Observed, SearchError> {
+        let (status, found) = read(client, index, id).await?;
+        Ok(Observed { status, found })
+    }
+
     /// Tries once to take the lease `id` for `holder`: free, expired or already ours (a restart
     /// under the same name). Taking it raises the generation.
     pub async fn try_acquire(
         client: &OpenSearch,
-        (index, id): (&str, &str),
+        key: (&str, &str),
         holder: &str,
         ttl: Duration,
     ) -> Result<Result<Self, Attempt>, SearchError> {
-        let (status, found) = read(client, index, id).await?;
+        let observed = Self::observe(client, key).await?;
+        Self::try_acquire_observed(client, key, holder, ttl, observed).await
+    }
+
+    /// [`Self::try_acquire`] over the lease as `observed` (a moment ago): the write is
+    /// conditional on the document being unchanged since, so a lease taken or renewed in
+    /// between is not overwritten.
+    pub async fn try_acquire_observed(
+        client: &OpenSearch,
+        (index, id): (&str, &str),
+        holder: &str,
+        ttl: Duration,
+        observed: Observed,
+    ) -> Result<Result<Self, Attempt>, SearchError> {
+        let Observed { status, found } = observed;
         let written_at = Instant::now();
         let (response, generation) = if status == opensearch::http::StatusCode::NOT_FOUND {
             let response = client
@@ -141,23 +193,10 @@ impl Lease {
     /// released, or expired).
     pub async fn holder_of(
         client: &OpenSearch,
-        (index, id): (&str, &str),
+        key: (&str, &str),
         now: i64,
     ) -> Result<Option<String>, SearchError> {
-        let (status, found) = read(client, index, id).await?;
-        if status == opensearch::http::StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        if !status.is_success() {
-            return Err(refused("reading the lease", status, &found));
-        }
-        let expires = found["_source"]["expires_at"].as_i64().unwrap_or(0);
-        Ok((expires > now).then(|| {
-            found["_source"]["holder"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned()
-        }))
+        Self::observe(client, key).await?.holder(now)
     }
 
     /// This holder's name.

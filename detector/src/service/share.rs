@@ -183,10 +183,13 @@ impl Holdings {
         let now = Instant::now();
         let mut seen = BTreeMap::new();
         let mut holders = BTreeSet::new();
+        // The free shards' leases as read: taking one writes over what was read.
+        let mut observed = BTreeMap::new();
         for shard in (0..shards).filter(|s| !self.running.contains_key(s)) {
             let id = self.parts[shard].part.lease_id();
-            match Lease::holder_of(client, (index, &id), now_ms())
-                .await?
+            let lease = Lease::observe(client, (index, &id)).await?;
+            match lease
+                .holder(now_ms())?
                 // Ours without a session: this replica restarted under the same name (a
                 // container restarted in its pod) and may take it back at once.
                 .filter(|holder| *holder != settings.instance_id)
@@ -199,6 +202,7 @@ impl Holdings {
                 None => {
                     let since = *self.free_since.entry(shard).or_insert(now);
                     seen.insert(shard, Seen::Free(since));
+                    observed.insert(shard, lease);
                 }
             }
         }
@@ -227,14 +231,13 @@ impl Holdings {
         for shard in moves.take {
             let part = Arc::clone(&self.parts[shard]);
             let id = part.part.lease_id();
-            match Lease::try_acquire(
-                client,
-                (index, &id),
-                &settings.instance_id,
-                settings.lease_ttl,
-            )
-            .await?
-            {
+            let key = (index, id.as_str());
+            let (holder, ttl) = (settings.instance_id.as_str(), settings.lease_ttl);
+            let attempt = match observed.remove(&shard) {
+                Some(lease) => Lease::try_acquire_observed(client, key, holder, ttl, lease).await,
+                None => Lease::try_acquire(client, key, holder, ttl).await,
+            };
+            match attempt? {
                 Ok(lease) => {
                     self.free_since.remove(&shard);
                     self.told_standby = false;
