@@ -3,7 +3,9 @@
 //! replicas share the scoring and a replica that dies hands its shards to the others.
 //!
 //! A shard is a set of whole monitor groups: a monitor and every detector it watches stay in one
-//! shard (its episodes and its one alert for many detectors need them together). Groups go to
+//! shard (its episodes and its one alert for many detectors need them together). A category
+//! detector whose entities are split (`category.parts: P`, which no monitor joins with another)
+//! is P such units, each part in a shard of its own, scoring only the entities of its part. Groups go to
 //! the least-loaded shard, largest first, by the work they weigh (a detector and each of its
 //! extra features count one each, a category detector four), in a way that depends on the spec
 //! alone, so every replica computes the same split.

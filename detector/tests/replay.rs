@@ -52,7 +52,10 @@ fn transformer(kafka: &KafkaConfig, group: &str) -> Process {
     )
 }
 
-/// A count per second, trained at start on the last 10 seconds the index holds.
+/// A count per second, trained at start on the last 10 seconds the index holds. The traffic
+/// varies by about ±10 a second (5 to 15 records every 100 ms), which a 10-interval baseline can
+/// take for a rise of the default `min_rise` (5); a rise of 40 is none of that noise, while
+/// copies counted twice would be, and the sums below catch any copy exactly.
 fn spec(name: &str, hook: &str) -> String {
     common::spec(
         name,
@@ -61,7 +64,7 @@ fn spec(name: &str, hook: &str) -> String {
         "8s",
         Some(hook),
     )
-    .replace("history: 0", "history: 10")
+    .replace("history: 0", "history: 10, min_rise: 40")
 }
 
 /// Sends raw WAF records stamped now for `seconds`: 5 to 15 every 100 ms; returns how many.
