@@ -77,7 +77,7 @@ fn body(holder: &str, expires_at: i64, generation: i64) -> Value {
 }
 
 /// A lease document as read: who holds it ([`Observed::holder`]), and what
-/// [`Lease::try_acquire_observed`] writes over (conditionally on it being unchanged).
+/// [`Lease::try_acquire`] writes over (conditionally on it being unchanged).
 #[derive(Debug)]
 pub struct Observed {
     status: opensearch::http::StatusCode,
@@ -115,22 +115,11 @@ impl Lease {
         Ok(Observed { status, found })
     }
 
-    /// Tries once to take the lease `id` for `holder`: free, expired or already ours (a restart
-    /// under the same name). Taking it raises the generation.
+    /// Tries once to take the lease `id` for `holder`, as `observed` a moment ago: free,
+    /// expired or already ours (a restart under the same name). Taking it raises the
+    /// generation; the write is conditional on the document being unchanged since it was
+    /// observed, so a lease taken or renewed in between is not overwritten.
     pub async fn try_acquire(
-        client: &OpenSearch,
-        key: (&str, &str),
-        holder: &str,
-        ttl: Duration,
-    ) -> Result<Result<Self, Attempt>, SearchError> {
-        let observed = Self::observe(client, key).await?;
-        Self::try_acquire_observed(client, key, holder, ttl, observed).await
-    }
-
-    /// [`Self::try_acquire`] over the lease as `observed` (a moment ago): the write is
-    /// conditional on the document being unchanged since, so a lease taken or renewed in
-    /// between is not overwritten.
-    pub async fn try_acquire_observed(
         client: &OpenSearch,
         (index, id): (&str, &str),
         holder: &str,
@@ -187,16 +176,6 @@ impl Lease {
             primary_term: written["_primary_term"].as_i64().unwrap_or(0),
             written_at,
         }))
-    }
-
-    /// Who holds the lease `id` now (epoch ms `now`): `None` when nobody does (no lease yet,
-    /// released, or expired).
-    pub async fn holder_of(
-        client: &OpenSearch,
-        key: (&str, &str),
-        now: i64,
-    ) -> Result<Option<String>, SearchError> {
-        Self::observe(client, key).await?.holder(now)
     }
 
     /// This holder's name.

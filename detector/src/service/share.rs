@@ -233,11 +233,11 @@ impl Holdings {
             let id = part.part.lease_id();
             let key = (index, id.as_str());
             let (holder, ttl) = (settings.instance_id.as_str(), settings.lease_ttl);
-            let attempt = match observed.remove(&shard) {
-                Some(lease) => Lease::try_acquire_observed(client, key, holder, ttl, lease).await,
-                None => Lease::try_acquire(client, key, holder, ttl).await,
+            // The plan takes only shards seen free, each observed above.
+            let Some(lease) = observed.remove(&shard) else {
+                continue;
             };
-            match attempt? {
+            match Lease::try_acquire(client, key, holder, ttl, lease).await? {
                 Ok(lease) => {
                     self.free_since.remove(&shard);
                     self.told_standby = false;
