@@ -67,8 +67,9 @@ impl From<Seen> for SavedSeen {
     }
 }
 
-/// The stable 64-bit hash of an event id.
-fn hash(id: &str) -> u64 {
+/// The stable 64-bit hash of an event id: what [`Seen`] remembers, and what a projected row
+/// carries instead of the id ([`crate::projection::Row::id`]).
+pub fn hash(id: &str) -> u64 {
     let mut hasher = fnv::FnvHasher::default();
     hasher.write(id.as_bytes());
     hasher.finish()
@@ -93,11 +94,16 @@ impl Seen {
     /// `false` for a repeat. A record before the horizon is not remembered (every detector has
     /// closed its interval: it is late however often it comes).
     pub fn first(&mut self, id: &str, time: i64) -> bool {
+        self.first_hashed(hash(id), time)
+    }
+
+    /// [`Seen::first`] for an id already hashed ([`hash`]).
+    pub fn first_hashed(&mut self, id: u64, time: i64) -> bool {
         let start = time.div_euclid(self.bucket_ms) * self.bucket_ms;
         if self.horizon.is_some_and(|horizon| start < horizon) {
             return true;
         }
-        self.buckets.entry(start).or_default().insert(hash(id))
+        self.buckets.entry(start).or_default().insert(id)
     }
 
     /// Forgets the buckets that end at or before `time` (the earliest interval some detector

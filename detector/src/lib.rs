@@ -45,6 +45,8 @@ pub mod members;
 pub mod model;
 pub mod novelty;
 pub mod page;
+pub mod projection;
+pub mod reader;
 pub mod remembered;
 pub mod rfc3339;
 pub mod service;

@@ -1,6 +1,8 @@
 //! `logwarden-detector`: streaming anomaly detection and alerting on the enriched stream.
 //!
 //! - `logwarden-detector [run]`: the service (`enriched` → results index, `anomalies`, alerts).
+//! - `logwarden-detector read`: the readers (`enriched` → `projected`, a consumer group), for
+//!   sessions that read `projected` (`detector.input: projected`).
 //! - `logwarden-detector check --spec FILE [--rules FILE]`: validates a detection spec, checks
 //!   its feature fields against the transformer's rules (the default rules without `--rules`),
 //!   and summarises it.
@@ -37,6 +39,13 @@ enum Command {
     /// Run the service (the default).
     Run {
         /// YAML config file (kafka, opensearch, telemetry, detector sections).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Run a reader: project `enriched` into `projected` for the sessions (a consumer group:
+    /// run as many as `enriched` has partitions, at most).
+    Read {
+        /// YAML config file (kafka, telemetry, detector sections).
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
@@ -84,6 +93,7 @@ async fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command.unwrap_or(Command::Run { config: None }) {
         Command::Run { config } => run(config).await,
+        Command::Read { config } => read(config).await,
         Command::Check { spec, rules } => check(&spec, rules.as_deref()),
         Command::Spec => {
             print!("{DEFAULT_SPEC}");
@@ -120,6 +130,18 @@ async fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
         .context("starting telemetry")?;
     service.check_kafka(&settings.kafka).await?;
     detector::service::run(settings, &service).await?;
+    Ok(())
+}
+
+async fn read(config: Option<PathBuf>) -> anyhow::Result<()> {
+    let raw: RawConfig = pipeline::config::load(config.as_deref())?;
+    let settings = Settings::from_raw(raw, std::env::var("HOSTNAME").ok())?;
+    pipeline::telemetry::init_logging(&settings.telemetry)?;
+    let service = Service::start("detector-reader", &settings.telemetry, TELEMETRY_PORT)
+        .await
+        .context("starting telemetry")?;
+    service.check_kafka(&settings.kafka).await?;
+    detector::reader::run(settings, &service).await?;
     Ok(())
 }
 

@@ -61,6 +61,46 @@ pub struct DetectorConfig {
     /// by one replica at a time, and the replicas share them evenly. 1 (the default) is one
     /// active replica for everything; give every replica the same value.
     pub shards: usize,
+    /// What the sessions read: `enriched` (the default: each session reads and parses every
+    /// record) or `projected` (the batches the readers, `logwarden-detector read`, make of
+    /// `enriched`: only what the detectors use, so reading scales with the readers).
+    pub input: Input,
+    /// The readers (`logwarden-detector read`).
+    pub reader: ReaderConfig,
+}
+
+/// What the sessions read ([`crate::projection`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Input {
+    /// `enriched`, every record parsed by each session.
+    #[default]
+    Enriched,
+    /// `projected`, written by the readers.
+    Projected,
+}
+
+/// The `detector.reader` section: how `logwarden-detector read` batches.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReaderConfig {
+    /// The readers' consumer group on `enriched` (the sessions read its lag to tell a quiet
+    /// stream from readers that fell behind).
+    pub group: String,
+    /// The most records in one batch (one Kafka record on `projected`).
+    pub batch_records: usize,
+    /// How long a partition's records wait for their batch to fill, in milliseconds.
+    pub linger_ms: u64,
+}
+
+impl Default for ReaderConfig {
+    fn default() -> Self {
+        Self {
+            group: "logwarden-detector-readers".to_owned(),
+            batch_records: 500,
+            linger_ms: 100,
+        }
+    }
 }
 
 impl Default for DetectorConfig {
@@ -73,6 +113,8 @@ impl Default for DetectorConfig {
             lease_ms: 30_000,
             future_tolerance_ms: 300_000,
             shards: 1,
+            input: Input::Enriched,
+            reader: ReaderConfig::default(),
         }
     }
 }
@@ -103,6 +145,10 @@ pub struct Settings {
     pub shards: usize,
     /// The shard a session scores (the whole spec until the service splits it).
     pub part: Part,
+    /// What the sessions read.
+    pub input: Input,
+    /// How the readers batch.
+    pub reader: ReaderConfig,
 }
 
 impl Settings {
@@ -151,6 +197,27 @@ impl Settings {
                 ),
             ));
         }
+        if !(1..=10_000).contains(&d.reader.batch_records) {
+            return Err(ConfigError::invalid(
+                "detector.reader.batch_records",
+                format!("is {}", d.reader.batch_records),
+                "give 1 to 10000 records per batch, e.g. 500",
+            ));
+        }
+        if !(1..=10_000).contains(&d.reader.linger_ms) {
+            return Err(ConfigError::invalid(
+                "detector.reader.linger_ms",
+                format!("is {}", d.reader.linger_ms),
+                "give 1 to 10000 milliseconds, e.g. 100",
+            ));
+        }
+        if d.reader.group.is_empty() {
+            return Err(ConfigError::invalid(
+                "detector.reader.group",
+                "is empty",
+                "name the readers' consumer group, e.g. logwarden-detector-readers",
+            ));
+        }
         let instance_id = d
             .instance_id
             .or(hostname)
@@ -170,7 +237,19 @@ impl Settings {
             future_tolerance: Duration::from_millis(d.future_tolerance_ms),
             shards: d.shards,
             part: Part::WHOLE,
+            input: d.input,
+            reader: d.reader,
         })
+    }
+}
+
+impl Settings {
+    /// The topic the sessions read.
+    pub fn input_topic(&self) -> &str {
+        match self.input {
+            Input::Enriched => &self.kafka.topics.enriched,
+            Input::Projected => &self.kafka.topics.projected,
+        }
     }
 }
 

@@ -39,6 +39,10 @@ pub struct Outgoing {
     pub payload: Vec<u8>,
     /// Headers, if any.
     pub headers: Option<OwnedHeaders>,
+    /// The partition, when the sender picks it (else the key's, or the partitioner's).
+    pub partition: Option<i32>,
+    /// The record's timestamp (epoch ms), when not the time it is produced.
+    pub timestamp: Option<i64>,
 }
 
 /// Why a delivery could not be made.
@@ -257,6 +261,12 @@ fn enqueue<C: rdkafka::ClientContext + 'static>(
     }
     if let Some(headers) = &record.headers {
         future = future.headers(headers.clone());
+    }
+    if let Some(partition) = record.partition {
+        future = future.partition(partition);
+    }
+    if let Some(timestamp) = record.timestamp {
+        future = future.timestamp(timestamp);
     }
     producer.send_result(future).map_err(|(err, _)| err)
 }

@@ -152,6 +152,8 @@ impl KafkaOutput {
             key: Some(key.into_bytes()),
             payload,
             headers: source.map(Source::to_headers),
+            partition: None,
+            timestamp: None,
         };
         if !self.deliveries.send(record, ()).await?.is_empty() {
             self.context.reachable();
@@ -171,6 +173,8 @@ impl KafkaOutput {
             key: Some(label.run_id.clone().into_bytes()),
             payload: label_json(label),
             headers: None,
+            partition: None,
+            timestamp: None,
         };
         self.deliveries.send(record, ()).await?;
         self.flush().await?;

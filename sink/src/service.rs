@@ -319,6 +319,8 @@ impl Stage {
                     key,
                     payload,
                     headers: None,
+                    partition: None,
+                    timestamp: None,
                 };
                 self.send_dead_letter(dead, outgoing, batch).await
             }
@@ -450,6 +452,8 @@ impl Stage {
                 key: None,
                 payload: document.source.to_vec(),
                 headers: None,
+                partition: None,
+                timestamp: None,
             };
             self.send_dead_letter(dead, outgoing, rejection.batch)
                 .await?;

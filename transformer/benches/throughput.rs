@@ -99,6 +99,8 @@ async fn passthrough(kafka: &KafkaConfig, out: &str, n: usize) -> Duration {
                         key: message.key().map(<[u8]>::to_vec),
                         payload: message.payload().unwrap_or_default().to_vec(),
                         headers: None,
+                        partition: None,
+                        timestamp: None,
                     };
                     drop(message);
                     for done in deliveries.send(outgoing, tag).await.expect("sent") { store(&consumer, done); }

@@ -10,7 +10,7 @@
 //! the checkpoint), so the ones of intervals already scored are counted as replayed, not late
 //! ([`Assigned::replayed_below`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use pipeline::kafka::{ConsumerLag, STATISTICS_INTERVAL};
@@ -19,7 +19,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use crate::settings::Settings;
+use crate::settings::{Input, Settings};
 
 use super::clock::now_ms;
 use super::error::ServiceError;
@@ -117,6 +117,9 @@ pub(super) struct Assigned {
     /// A client for the partitions' end offsets ([`Assigned::caught_up`]).
     probe: std::sync::Arc<BaseConsumer>,
     topic: String,
+    /// With `detector.input: projected`: a client of the readers' group, and `enriched`: the
+    /// stream is idle only when the readers have read it to its end too.
+    readers: Option<(std::sync::Arc<BaseConsumer>, String)>,
 }
 
 impl Assigned {
@@ -151,15 +154,39 @@ impl Assigned {
             .collect();
         let probe = std::sync::Arc::clone(&self.probe);
         let topic = self.topic.clone();
+        let readers = self.readers.clone();
         tokio::task::spawn_blocking(move || {
+            let wait = Duration::from_millis(500);
             reading.iter().all(|&(partition, at)| {
                 probe
-                    .fetch_watermarks(&topic, partition, Duration::from_millis(500))
+                    .fetch_watermarks(&topic, partition, wait)
                     .is_ok_and(|(_, end)| at >= end)
+            }) && readers.is_none_or(|(group, enriched)| {
+                readers_lagging(&group, &enriched, wait).is_some_and(|l| l.is_empty())
             })
         })
         .await
         .unwrap_or(false)
+    }
+
+    /// With `detector.input: projected`, the partitions whose records the readers have not all
+    /// projected yet (every one when the broker does not answer): a partition of `projected` at
+    /// its end is caught up only when its readers are. `None` when reading `enriched`.
+    pub(super) async fn readers_lagging(&self) -> Option<BTreeSet<i32>> {
+        let (group, enriched) = self.readers.clone()?;
+        let partitions = self.partitions.clone();
+        let lagging = tokio::task::spawn_blocking(move || {
+            readers_lagging(&group, &enriched, Duration::from_millis(500))
+        })
+        .await
+        .ok()
+        .flatten();
+        Some(lagging.unwrap_or_else(|| partitions.into_iter().collect()))
+    }
+
+    /// Whether the input is `projected`.
+    pub(super) fn projected(&self) -> bool {
+        self.readers.is_some()
     }
 
     /// Whether the record at `partition`/`offset` was read again at start-up.
@@ -170,7 +197,34 @@ impl Assigned {
     }
 }
 
-/// Assigns every partition of `enriched`: at the checkpointed `positions`, or (cold start, or a
+/// The partitions of `enriched` that the readers' group (`group`, a client with its
+/// `group.id`) has not committed to their end: records still to be projected. `None` when the
+/// broker does not answer.
+fn readers_lagging(group: &BaseConsumer, enriched: &str, wait: Duration) -> Option<BTreeSet<i32>> {
+    let metadata = group.fetch_metadata(Some(enriched), wait).ok()?;
+    let mut partitions = TopicPartitionList::new();
+    for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+        partitions.add_partition(enriched, partition.id());
+    }
+    let committed = group.committed_offsets(partitions, wait).ok()?;
+    let mut lagging = BTreeSet::new();
+    for element in committed.elements() {
+        let (low, end) = group
+            .fetch_watermarks(enriched, element.partition(), wait)
+            .ok()?;
+        let done = match element.offset() {
+            Offset::Offset(at) => at >= end,
+            // Nothing committed: caught up only if nothing was ever there to read.
+            _ => low >= end,
+        };
+        if !done {
+            lagging.insert(element.partition());
+        }
+    }
+    Some(lagging)
+}
+
+/// Assigns every partition of the input topic (`enriched`, or `projected`): at the checkpointed `positions`, or (cold start, or a
 /// partition the checkpoint does not know) at the records written since shortly before the first
 /// interval to score.
 pub(super) fn assign(
@@ -179,7 +233,7 @@ pub(super) fn assign(
     detectors: &[Live],
     lag: ConsumerLag,
 ) -> Result<Assigned, ServiceError> {
-    let topic = &settings.kafka.topics.enriched;
+    let topic = &settings.input_topic().to_owned();
     let mut config = settings.kafka.client_config("logwarden-detector");
     config
         .set("group.id", "logwarden-detector")
@@ -253,6 +307,20 @@ pub(super) fn assign(
         }
     }
     consumer.assign(&list).map_err(ServiceError::Client)?;
+    let readers = match settings.input {
+        Input::Enriched => None,
+        Input::Projected => {
+            let mut config = settings
+                .kafka
+                .client_config("logwarden-detector-readers-lag");
+            config.set("group.id", &settings.reader.group);
+            let client: BaseConsumer = config.create().map_err(ServiceError::Client)?;
+            Some((
+                std::sync::Arc::new(client),
+                settings.kafka.topics.enriched.clone(),
+            ))
+        }
+    };
     Ok(Assigned {
         consumer,
         partitions,
@@ -260,6 +328,7 @@ pub(super) fn assign(
         starts: starts_at,
         probe: std::sync::Arc::new(metadata_client),
         topic: topic.clone(),
+        readers,
     })
 }
 

@@ -74,6 +74,7 @@ struct SavedDetector<S> {
 /// Everything saved, as written.
 #[derive(Serialize)]
 struct StateRef<'a> {
+    topic: &'a str,
     positions: &'a BTreeMap<i32, i64>,
     monitors: Value,
     seen: &'a Seen,
@@ -84,6 +85,10 @@ struct StateRef<'a> {
 /// cannot be read (or was saved for another spec) is cold-started alone.
 #[derive(Deserialize)]
 pub(super) struct Restored {
+    /// The topic `positions` are in (`enriched` when a checkpoint does not say: it was saved
+    /// before `projected` existed).
+    #[serde(default)]
+    pub(super) topic: Option<String>,
     /// The next offset to read per partition.
     pub(super) positions: BTreeMap<i32, i64>,
     /// The monitors' state ([`Monitors::state`]).
@@ -120,12 +125,13 @@ pub(super) struct Writer<'a> {
 pub(super) fn build(
     writer: Writer<'_>,
     detectors: &[Live],
-    positions: &BTreeMap<i32, i64>,
+    (topic, positions): (&str, &BTreeMap<i32, i64>),
     monitors: &Monitors,
     seen: &Seen,
     saved_at: i64,
 ) -> Result<CheckpointDoc, serde_json::Error> {
     let state = StateRef {
+        topic,
         positions,
         monitors: monitors.state(),
         seen,

@@ -61,7 +61,8 @@ use crate::dedupe::Seen;
 use crate::event_time::EventClock;
 use crate::features::Plan;
 use crate::page::Board;
-use crate::settings::Settings;
+use crate::projection::Columns;
+use crate::settings::{Input, Settings};
 
 pub use error::ServiceError;
 pub use metrics::Metrics;
@@ -188,7 +189,19 @@ impl Context<'_> {
             if saved.seen.bucket_ms() == bucket {
                 seen = saved.seen;
             }
-            positions = Some(saved.positions);
+            let topic = saved.topic.as_deref();
+            let topic = topic.unwrap_or(&settings.kafka.topics.enriched);
+            if topic == settings.input_topic() {
+                positions = Some(saved.positions);
+            } else {
+                // Offsets in another topic: read by time; the ids of the records counted in
+                // open intervals (`seen`) keep them from counting twice.
+                tracing::warn!(
+                    saved = topic,
+                    input = settings.input_topic(),
+                    "The checkpoint's positions are in another topic (detector.input changed): every partition starts by time."
+                );
+            }
         }
         let assigned = assign::assign(
             settings,
@@ -219,16 +232,19 @@ impl Context<'_> {
             shard = %settings.part,
             detectors = detectors.len(),
             monitors = spec.monitors.len(),
-            input = %settings.kafka.topics.enriched,
+            input = %settings.input_topic(),
             results = %spec.results,
             generation = tenure.generation(),
             "Detecting."
         );
         // Each detector, then its extra features seen as detectors (the order `Stage::take`
         // reads them in).
-        let plan = Plan::new(detectors.iter().flat_map(|live| {
-            std::iter::once(&live.spec).chain(live.extra.iter().map(|e| &e.view))
-        }));
+        let views: Vec<_> = (detectors.iter())
+            .flat_map(|live| std::iter::once(&live.spec).chain(live.extra.iter().map(|e| &e.view)))
+            .cloned()
+            .collect();
+        let plan = Arc::new(Plan::new(&views));
+        let columns = (settings.input == Input::Projected).then(|| Columns::new(&views));
         let mut stage = Stage {
             settings,
             client,
@@ -240,6 +256,7 @@ impl Context<'_> {
             outputs: Outputs::new(producer, &settings.kafka.topics, metrics, session.clone()),
             detectors,
             plan,
+            columns,
             alerts,
             checkpoint_soon: false,
             clock: EventClock::new(

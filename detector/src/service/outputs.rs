@@ -81,6 +81,8 @@ impl Outputs {
             key: Some(result.detector_name.as_bytes().to_vec()),
             payload: serde_json::to_vec(result).unwrap_or_default(),
             headers: None,
+            partition: None,
+            timestamp: None,
         };
         self.send(record, Output::Anomaly).await
     }
@@ -112,6 +114,8 @@ impl Outputs {
             key: None,
             payload: payload.to_vec(),
             headers: Some(letter.to_headers()),
+            partition: None,
+            timestamp: None,
         };
         self.send(record, Output::DeadLetter).await
     }

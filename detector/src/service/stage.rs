@@ -6,20 +6,23 @@
 //! or the broker refused an output for good).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use opensearch::OpenSearch;
 use pipeline::telemetry::Health;
+use pipeline::wire::DeadLetterReason;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use tokio_util::sync::CancellationToken;
 
 use crate::alert::Alerting;
 use crate::checkpoints::{self, Saved, Version};
-use crate::dedupe::Seen;
+use crate::dedupe::{self, Seen};
 use crate::event_time::{Admission, EventClock};
-use crate::features::{self, Plan};
+use crate::features::Plan;
 use crate::page::Board;
+use crate::projection::{self, Columns, Contributions, Read};
 use crate::settings::Settings;
 
 use super::assign::Assigned;
@@ -45,8 +48,11 @@ pub(super) struct Stage<'a> {
     pub(super) assigned: &'a Assigned,
     pub(super) outputs: Outputs,
     pub(super) detectors: Vec<Live>,
-    /// The paths the detectors read, compiled from their specs in the same order.
-    pub(super) plan: Plan,
+    /// The paths the detectors read, compiled from their specs in the same order (shared with
+    /// the record it reads while the detectors take it).
+    pub(super) plan: Arc<Plan>,
+    /// With `detector.input: projected`, where this session's columns are in the batches.
+    pub(super) columns: Option<Columns>,
     /// Monitors, their outbox (checkpointed with the stream) and the channel workers.
     pub(super) alerts: Alerting,
     /// A delivery was settled since the last checkpoint: save one at the next tick.
@@ -70,18 +76,57 @@ pub(super) struct Stage<'a> {
 }
 
 impl Stage<'_> {
-    /// Takes one record of `partition`: dead-letters it when it cannot be read, drops it when it
-    /// is a copy of one already counted in an open interval, and otherwise adds it to every
-    /// detector's open interval.
+    /// Takes one Kafka record of `partition`: an enriched record, or a batch of projected ones
+    /// when the input is `projected` ([`crate::projection`]). What cannot be read is
+    /// dead-lettered.
     pub(super) async fn take(
         &mut self,
         partition: i32,
         offset: i64,
         payload: &[u8],
     ) -> Result<(), Stopped> {
-        self.metrics.records_in.inc();
         self.positions.insert(partition, offset + 1);
-        let record = match self.plan.read(payload) {
+        let Some(mut columns) = self.columns.take() else {
+            return self.take_record(partition, offset, payload).await;
+        };
+        let taken = match projection::decode(payload) {
+            Ok(batch) => {
+                if let Some(missing) = columns.align(&batch.columns)
+                    && !missing.is_empty()
+                {
+                    tracing::error!(
+                        ?missing,
+                        "The readers project none of these columns, so their detectors count nothing: run the readers (`logwarden-detector read`) with the same spec as the detectors."
+                    );
+                }
+                self.metrics.records_in.inc_by(batch.rows.len() as u64);
+                for row in &batch.rows {
+                    self.add(partition, offset, row.time, row.id, &columns.row(row));
+                }
+                Ok(())
+            }
+            Err(detail) => {
+                self.metrics.unreadable.inc();
+                let why = (DeadLetterReason::WrongType, detail);
+                self.outputs
+                    .dead_letter((partition, offset), payload, why)
+                    .await
+            }
+        };
+        self.columns = Some(columns);
+        taken
+    }
+
+    /// Takes one enriched record: dead-letters it when it cannot be read, and otherwise adds it.
+    async fn take_record(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        payload: &[u8],
+    ) -> Result<(), Stopped> {
+        self.metrics.records_in.inc();
+        let plan = Arc::clone(&self.plan);
+        let record = match plan.read(payload) {
             Ok(record) => record,
             Err(why) => {
                 self.metrics.unreadable.inc();
@@ -91,41 +136,60 @@ impl Stage<'_> {
                     .await;
             }
         };
-        let time = record.time;
+        let id = plan.event_id(&record).map(dedupe::hash);
+        let read = Read {
+            plan: &plan,
+            record: &record,
+        };
+        self.add(partition, offset, record.time, id, &read);
+        Ok(())
+    }
+
+    /// Adds a record stamped `time` (its id hashed: `id`) to every detector's open interval,
+    /// unless it is stamped too far ahead, or is a copy of one already counted in an open
+    /// interval. Its contributions come from `record`, by column in the order the plan lists
+    /// them: each detector, then each of its extra features.
+    fn add(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        time: i64,
+        id: Option<u64>,
+        record: &impl Contributions,
+    ) {
         let now = now_ms();
         if self.clock.admit(partition, time, now) == Admission::Future {
             self.future(partition, offset, time, now);
-            return Ok(());
+            return;
         }
-        if let Some(id) = self.plan.event_id(&record)
-            && !self.seen.first(id, time)
+        if let Some(id) = id
+            && !self.seen.first_hashed(id, time)
         {
             self.metrics.duplicates.inc();
-            return Ok(());
+            return;
         }
         let replay = self.assigned.is_replay(partition, offset);
-        // The plan lists each detector's wanted fields, then each of its extra features'.
-        let mut wanted = self.plan.detectors().iter().copied();
+        let mut column = 0..;
         for live in &mut self.detectors {
-            let Some(main) = wanted.next() else {
+            let Some(main) = column.next() else {
                 break;
             };
             // Extra features have their own filters; a record late for them is late for the
             // main window too, and counted there.
             for extra in &mut live.extra {
-                let Some(at) = wanted.next() else {
+                let Some(at) = column.next() else {
                     break;
                 };
-                if let Some(value) = features::contribution(&extra.view.feature, at, &record) {
+                if let Some(value) = record.value(at, &extra.view.feature) {
                     extra.window.add(time, value);
                 }
             }
-            let Some(mut value) = features::contribution(&live.spec.feature, main, &record) else {
+            let Some(mut value) = record.value(main, &live.spec.feature) else {
                 continue;
             };
             // A new-values detector counts the records whose value it had not seen.
             if let Some(novelty) = &mut live.novelty {
-                value = match features::field_text(main, &record) {
+                value = match record.text(main) {
                     Some(seen) => {
                         f64::from(u8::from(novelty.see(live.window.align(time), time, &seen)))
                     }
@@ -142,13 +206,12 @@ impl Stage<'_> {
                 continue;
             }
             if let Some(entities) = &mut live.entities
-                && let Some(entity) = features::entity(main, &record)
+                && let Some(entity) = record.entity(main)
                 && live.spec.category.as_ref().is_none_or(|c| c.holds(&entity))
             {
                 entities.add(live.window.align(time), &entity, value);
             }
         }
-        Ok(())
     }
 
     /// Counts a record stamped beyond the future tolerance (and logs it, at most every 10 s).
@@ -246,7 +309,7 @@ impl Stage<'_> {
         let doc = match checkpoint::build(
             writer,
             &self.detectors,
-            &self.positions,
+            (self.settings.input_topic(), &self.positions),
             self.alerts.monitors(),
             &self.seen,
             now_ms(),
@@ -296,6 +359,9 @@ impl Stage<'_> {
         let mut last_message = Instant::now();
         // When the stream was last found caught up with a broker that answers, and whether.
         let mut probed: Option<(Instant, bool)> = None;
+        // Partitions of `projected` at their end whose readers have not caught up.
+        let mut held = std::collections::BTreeSet::new();
+        let mut lag_probed = None;
         loop {
             let trusted_until = tokio::time::Instant::from_std(stage.tenure.trusted_until());
             tokio::select! {
@@ -314,12 +380,31 @@ impl Stage<'_> {
                 message = consumer.recv() => match message {
                     Ok(message) => {
                         last_message = Instant::now();
+                        held.remove(&message.partition());
                         stage.take(message.partition(), message.offset(), message.payload().unwrap_or_default()).await?;
+                    }
+                    // With `projected`, a partition at its end is caught up once its readers
+                    // are too (asked at the next tick).
+                    Err(KafkaError::PartitionEOF(partition)) if assigned.projected() => {
+                        held.insert(partition);
                     }
                     Err(KafkaError::PartitionEOF(partition)) => stage.clock.caught_up(partition),
                     Err(err) => tracing::warn!(%err, "Consuming failed; librdkafka retries."),
                 },
                 _ = tick.tick() => {
+                    if !held.is_empty()
+                        && lag_probed.is_none_or(|at: Instant| at.elapsed() >= Duration::from_millis(500))
+                        && let Some(lagging) = assigned.readers_lagging().await
+                    {
+                        lag_probed = Some(Instant::now());
+                        held.retain(|partition| {
+                            let done = !lagging.contains(partition);
+                            if done {
+                                stage.clock.caught_up(*partition);
+                            }
+                            !done
+                        });
+                    }
                     // An idle stream (quiet, read to its end, the broker answering): time moves on
                     // by the clock, so quiet intervals close too. Asked at most once a second.
                     let idle = if last_message.elapsed() > Duration::from_secs(1) {

@@ -207,6 +207,9 @@ pub struct TopicNames {
     pub labels: String,
     /// Anomalous intervals the detector found (one JSON result per record).
     pub anomalies: String,
+    /// What the detector's readers project from `enriched` for its sessions (`detector.input:
+    /// projected`): batches of the fields the detectors read, partition for partition.
+    pub projected: String,
 }
 
 impl Default for TopicNames {
@@ -217,12 +220,13 @@ impl Default for TopicNames {
             dead_letter: "dead-letter".to_owned(),
             labels: "labels".to_owned(),
             anomalies: "anomalies".to_owned(),
+            projected: "projected".to_owned(),
         }
     }
 }
 
 impl TopicNames {
-    /// The same five topics with a prefix, e.g. for one test's private set.
+    /// The same six topics with a prefix, e.g. for one test's private set.
     pub fn prefixed(prefix: &str) -> Self {
         let base = Self::default();
         Self {
@@ -231,21 +235,23 @@ impl TopicNames {
             dead_letter: format!("{prefix}{}", base.dead_letter),
             labels: format!("{prefix}{}", base.labels),
             anomalies: format!("{prefix}{}", base.anomalies),
+            projected: format!("{prefix}{}", base.projected),
         }
     }
 
-    /// All five names, in pipeline order.
-    pub fn all(&self) -> [&str; 5] {
+    /// All six names, in pipeline order.
+    pub fn all(&self) -> [&str; 6] {
         [
             &self.raw,
             &self.enriched,
             &self.dead_letter,
             &self.labels,
             &self.anomalies,
+            &self.projected,
         ]
     }
 
-    /// Topic specs for all four, with one layout.
+    /// Topic specs for all six, with one layout.
     pub fn specs(&self, partitions: i32, replication_factor: i32) -> Vec<TopicSpec> {
         self.all()
             .iter()
@@ -264,6 +270,7 @@ impl TopicNames {
             ("dead_letter", &self.dead_letter),
             ("labels", &self.labels),
             ("anomalies", &self.anomalies),
+            ("projected", &self.projected),
         ] {
             let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
             if name.is_empty() || name.len() > 249 || !name.chars().all(legal) {
@@ -535,11 +542,12 @@ mod tests {
                 "t1-enriched",
                 "t1-dead-letter",
                 "t1-labels",
-                "t1-anomalies"
+                "t1-anomalies",
+                "t1-projected"
             ]
         );
         let specs = names.specs(4, 1);
-        assert_eq!(specs.len(), 5);
+        assert_eq!(specs.len(), 6);
         assert!(specs.iter().all(|s| s.partitions == 4));
     }
 }

@@ -43,7 +43,7 @@ pub async fn require_kafka() -> KafkaConfig {
     kafka
 }
 
-/// Kafka settings with a private, freshly created set of the five topics.
+/// Kafka settings with a private, freshly created set of the six topics.
 ///
 /// # Panics
 /// When Kafka is unreachable or the topics cannot be created.
@@ -91,7 +91,7 @@ pub const STACK_SCRAM_USER: &str = "logwarden";
 pub const STACK_SCRAM_PASSWORD: &str = "logwarden-stack-password";
 
 /// Kafka settings for one of the stack's secure listeners, with a private, freshly created set of
-/// the five topics (created through the plaintext listener).
+/// the six topics (created through the plaintext listener).
 ///
 /// # Panics
 /// When Kafka is unreachable, the topics cannot be created, or the TLS material is missing.

@@ -1,4 +1,4 @@
-//! A measurement's own corner of the local stack: five topics and an events index with a
+//! A measurement's own corner of the local stack: six topics and an events index with a
 //! unique prefix, the environment that points the services at them, and their removal.
 //!
 //! Private names keep a measurement from touching the stack's real topics and from colliding
@@ -29,7 +29,7 @@ pub struct Private {
 }
 
 impl Private {
-    /// Creates the five topics with `partitions` partitions for a run named after `what`, on
+    /// Creates the six topics with `partitions` partitions for a run named after `what`, on
     /// the stack the environment names (`LOGWARDEN_KAFKA__BROKERS`, `LOGWARDEN_OPENSEARCH__URL`).
     pub fn create(ctx: &Ctx, what: &str, partitions: i32) -> Result<Self> {
         let prefix = testkit::unique_name(what);

@@ -81,7 +81,7 @@ fn a_checkpoint_restores_every_part_from_the_same_moment() -> Result<(), Box<dyn
         docs.push(build(
             writer,
             &detectors,
-            &positions,
+            ("enriched", &positions),
             &monitors,
             &seen,
             minutes * 1_000,
@@ -116,7 +116,14 @@ fn nothing_is_taken_from_a_checkpoint_that_cannot_be_read() -> Result<(), Box<dy
 {
     let monitors = Monitors::new(&Spec::default_spec()?);
     let (detectors, positions, seen) = moment(2)?;
-    let doc = build(WRITER, &detectors, &positions, &monitors, &seen, 1)?;
+    let doc = build(
+        WRITER,
+        &detectors,
+        ("enriched", &positions),
+        &monitors,
+        &seen,
+        1,
+    )?;
 
     let mut cut = doc.clone();
     cut.state = cut.state.map(|s| s[..s.len() / 2].to_owned());
@@ -132,6 +139,11 @@ fn nothing_is_taken_from_a_checkpoint_that_cannot_be_read() -> Result<(), Box<dy
 
     // A detector saved for another spec, or missing, starts cold alone.
     let restored = restore(&doc).ok_or("restorable")?;
+    assert_eq!(
+        restored.topic.as_deref(),
+        Some("enriched"),
+        "positions name their topic"
+    );
     let mut changed = testing::spec("first");
     changed.interval = Duration::from_secs(120);
     assert!(restored.detector(&changed).is_none());
