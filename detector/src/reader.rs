@@ -21,7 +21,7 @@ use pipeline::delivery::{Deliveries, DeliveryError, Event, Outgoing};
 use pipeline::kafka::{ConsumerLag, HealthContext};
 use pipeline::service::Service;
 use pipeline::shutdown::{DRAIN_DEADLINE, drain};
-use pipeline::wire::{DeadLetter, SourcePosition};
+use pipeline::wire::{DeadLetter, DeadLetterReason, SourcePosition};
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -97,6 +97,9 @@ impl Metrics {
             )?,
             lag: ConsumerLag::register(registry)?,
         };
+        for reason in DeadLetterReason::ALL {
+            metrics.dead_letters.with_label_values(&[reason.as_str()]);
+        }
         registry.register(Box::new(metrics.records.clone()))?;
         registry.register(Box::new(metrics.batches.clone()))?;
         registry.register(Box::new(metrics.dead_letters.clone()))?;

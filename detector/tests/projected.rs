@@ -40,14 +40,17 @@ fn spec(name: &str, hook: &str) -> String {
 }
 
 /// A reader process (`logwarden-detector read`) in `group`, with the spec at `spec`, that the
-/// group notices gone 6 s after a `kill -9`.
+/// group notices gone 6 s after a `kill -9`; and where its telemetry listens.
 fn reader(
     kafka: &KafkaConfig,
     name: &str,
     spec: &std::path::Path,
     group: &str,
     i: usize,
-) -> Process {
+) -> (Process, std::net::SocketAddr) {
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
     let config = std::env::temp_dir().join(format!("{name}reader-{i}.yaml"));
     let topics = &kafka.topics;
     std::fs::write(
@@ -55,7 +58,7 @@ fn reader(
         format!(
             "kafka:\n  brokers: \"{}\"\n  topics: {{raw: {}, enriched: {}, dead_letter: {}, labels: {}, anomalies: {}, projected: {}}}\n  \
              properties: {{session.timeout.ms: \"6000\", heartbeat.interval.ms: \"1000\"}}\n\
-             telemetry: {{listen: \"127.0.0.1:0\"}}\n\
+             telemetry: {{listen: \"{listen}\"}}\n\
              detector: {{spec: \"{}\", instance_id: {name}reader-{i}, reader: {{group: {group}}}}}\n",
             kafka.brokers,
             topics.raw,
@@ -68,11 +71,12 @@ fn reader(
         ),
     )
     .expect("write the reader's config");
-    Process::start(
+    let process = Process::start(
         common::replica::BINARY,
         &["read", "--config", &config.display().to_string()],
         &[],
-    )
+    );
+    (process, listen)
 }
 
 /// Sends raw WAF records stamped now for `seconds`: 5 to 15 every 100 ms; returns how many.
@@ -117,8 +121,8 @@ async fn readers_share_the_stream_and_a_killed_one_loses_and_doubles_nothing() {
 
     let (sink_stop, sink) = common::run_sink(&kafka, &url, &events).await;
     let (transformer_stop, transformer) = common::run_transformer(&kafka).await;
-    let mut first = reader(&kafka, &name, &spec_path, &group, 0);
-    let mut second = reader(&kafka, &name, &spec_path, &group, 1);
+    let (mut first, _) = reader(&kafka, &name, &spec_path, &group, 0);
+    let (mut second, second_telemetry) = reader(&kafka, &name, &spec_path, &group, 1);
     for reader in [&mut first, &mut second] {
         reader
             .wait_for("Projecting.", Duration::from_secs(30))
@@ -152,6 +156,7 @@ async fn readers_share_the_stream_and_a_killed_one_loses_and_doubles_nothing() {
     let late = gauge(&telemetry, "logwarden_detector_late_events_total");
     let unreadable = gauge(&telemetry, "logwarden_detector_unreadable_records_total");
     eprintln!("{sent} records: {rows} rows read, {duplicates} copies counted once");
+    let survivor = testkit::metrics::scrape(second_telemetry).await;
     let (code, output) = second.terminate();
     detector_stop.cancel();
     detector.await.expect("the detector stops");
@@ -185,6 +190,20 @@ async fn readers_share_the_stream_and_a_killed_one_loses_and_doubles_nothing() {
         "the surviving reader stops cleanly: {output}"
     );
     assert!(killed.contains("Projecting."), "{killed}");
+    testkit::metrics::assert_conventional(&survivor);
+    let metric =
+        |name: &str, labels: &[(&str, &str)]| testkit::metrics::value(&survivor, name, labels);
+    assert!(metric("logwarden_detector_reader_records_total", &[]) > 0.0);
+    assert!(metric("logwarden_detector_reader_batches_total", &[]) > 0.0);
+    // After the kill the survivor read both partitions: the bad record's too.
+    let letters_of = |reason| {
+        metric(
+            "logwarden_detector_reader_dead_letters_total",
+            &[("reason", reason)],
+        )
+    };
+    assert_eq!(letters_of("not_json"), 1.0);
+    assert_eq!(letters_of("not_object"), 0.0);
     // The intervals before the first scored one were the history the models trained on.
     let scored_from = results
         .first()

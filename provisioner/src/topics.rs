@@ -1,4 +1,4 @@
-//! `logwarden-provisioner topics`: creates or checks logwarden's five Kafka topics, as the Helm
+//! `logwarden-provisioner topics`: creates or checks logwarden's six Kafka topics, as the Helm
 //! chart's topic Job runs it before the services start.
 //!
 //! It reads the same `kafka` section every service reads (brokers, TLS, SASL, properties, topic

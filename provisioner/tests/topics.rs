@@ -25,6 +25,10 @@ fn topics(brokers: &str, names: &TopicNames, args: &[&str]) -> (Option<i32>, Str
             "LOGWARDEN_KAFKA__TOPICS__ANOMALIES",
             names.anomalies.as_str(),
         ),
+        (
+            "LOGWARDEN_KAFKA__TOPICS__PROJECTED",
+            names.projected.as_str(),
+        ),
     ];
     let mut all = vec!["topics"];
     all.extend_from_slice(args);
@@ -92,10 +96,10 @@ async fn topics_are_created_with_their_partitions_then_checked_and_fewer_partiti
     );
     assert_eq!(code, Some(1), "{more}");
     assert_eq!(rows(&more), expected(&names, "existed", "3"), "{more}");
-    assert_eq!(more.matches("fewer than the 6 asked").count(), 5, "{more}");
+    assert_eq!(more.matches("fewer than the 6 asked").count(), 6, "{more}");
     assert!(
         more.contains(&format!(
-            "5 topics with fewer partitions than asked (`{}` has 3, `{}` has 3,",
+            "6 topics with fewer partitions than asked (`{}` has 3, `{}` has 3,",
             names.raw, names.enriched
         )),
         "{more}"
@@ -119,7 +123,7 @@ async fn topics_are_created_with_their_partitions_then_checked_and_fewer_partiti
         &["--partitions", "2", "--replication-factor", "1"],
     );
     assert_eq!(code, Some(0), "{fewer}");
-    assert_eq!(fewer.matches("more than the 2 asked: kept").count(), 5);
+    assert_eq!(fewer.matches("more than the 2 asked: kept").count(), 6);
 
     testkit::delete_topics(&kafka, &names.all()).await;
 }

@@ -22,6 +22,7 @@ fn every_rendered_config_is_accepted_by_its_binary() {
     assert_eq!(
         loaded.into_iter().collect::<Vec<_>>(),
         [
+            "logwarden-detector read",
             "logwarden-detector run",
             "logwarden-ingest --config",
             "logwarden-producer --config",

@@ -186,7 +186,7 @@ pub fn load_like_the_binary(container: &Container) -> Result<(), String> {
                         .map_err(|e| e.to_string())
                 })
         }
-        ("logwarden-detector", Some("run")) => {
+        ("logwarden-detector", Some("run" | "read")) => {
             pipeline::config::load_from::<detector::settings::RawConfig>(file, env)
                 .map_err(|e| e.to_string())
                 .and_then(|raw| {

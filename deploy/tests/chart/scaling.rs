@@ -45,6 +45,62 @@ fn autoscaling_drops_replicas_and_caps_at_the_partitions() {
 }
 
 #[test]
+fn readers_split_the_detectors_reading_and_the_detectors_read_what_they_write() {
+    let helm = Helm::from_env();
+    let manifests = render(&helm, "autoscaling");
+    let readers = manifests.get("Deployment", "lw-detector-reader");
+    assert_eq!(
+        get(readers, &["spec", "replicas"]).and_then(Value::as_u64),
+        Some(3)
+    );
+    let container = &seq(readers, &["spec", "template", "spec", "containers"])[0];
+    assert_eq!(
+        seq(container, &["command"])
+            .into_iter()
+            .chain(seq(container, &["args"]))
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>(),
+        [
+            "/usr/local/bin/logwarden-detector",
+            "read",
+            "--config",
+            "/etc/logwarden/config/config.yaml"
+        ]
+    );
+    let config = manifests.get("ConfigMap", "lw-config");
+    let file = |key: &str| {
+        yaml(text(config, &["data", key]).unwrap_or_else(|| panic!("{key} in the ConfigMap")))
+    };
+    let (detector, reader) = (file("detector.yaml"), file("detector-reader.yaml"));
+    // Both read the same section: the same spec, the readers' group and batches, and the
+    // detectors read the projected topic.
+    assert_eq!(get(&detector, &["detector"]), get(&reader, &["detector"]));
+    assert_eq!(text(&detector, &["detector", "input"]), Some("projected"));
+    assert_eq!(
+        get(&reader, &["detector", "reader", "batch_records"]).and_then(Value::as_u64),
+        Some(1000)
+    );
+    assert_eq!(
+        text(&reader, &["kafka", "topics", "projected"]),
+        Some("projected")
+    );
+    // The readers hold no OpenSearch or channel credential: Kafka only.
+    assert!(get(&reader, &["opensearch"]).is_none(), "{reader:?}");
+
+    // Without readers (the default), no reader and the detectors read `enriched`.
+    let defaults = render(&helm, "defaults");
+    assert!(
+        defaults
+            .of_kind("Deployment")
+            .all(|d| id(d) != "Deployment/lw-detector-reader")
+    );
+    let config = defaults.get("ConfigMap", "lw-config");
+    assert!(text(config, &["data", "detector-reader.yaml"]).is_none());
+    let detector = yaml(text(config, &["data", "detector.yaml"]).expect("detector.yaml"));
+    assert_eq!(text(&detector, &["detector", "input"]), Some("enriched"));
+}
+
+#[test]
 fn keda_scales_on_lag_capped_at_the_partitions_and_authenticates_like_the_pods() {
     let helm = Helm::from_env();
     let manifests = render(&helm, "keda");

@@ -121,7 +121,7 @@ What each binary reads: its sections and nothing else, so no pod holds a credent
 use. "topics" is the provisioner's topics subcommand (Kafka only).
 */}}
 {{- define "logwarden.needs" -}}
-{{- $needs := dict "transformer" "kafka" "sink" "kafka opensearch" "detector" "kafka opensearch channels" "producer" "kafka" "provisioner" "opensearch channels" "topics" "kafka" "ingest" "kafka" -}}
+{{- $needs := dict "transformer" "kafka" "sink" "kafka opensearch" "detector" "kafka opensearch channels" "producer" "kafka" "provisioner" "opensearch channels" "topics" "kafka" "ingest" "kafka" "detector-reader" "kafka" -}}
 {{- index $needs .component -}}
 {{- end }}
 
@@ -141,10 +141,12 @@ use. "topics" is the provisioner's topics subcommand (Kafka only).
 {{- $_ := set $telemetry "listen" "0.0.0.0:9464" -}}
 {{- /* The sink writes the events alias the spec names (the detector's history, the provisioner's retention). */ -}}
 {{- $_ := set $cfg "sink" (merge (dict "group_id" (include "logwarden.groupId" .) "index" $v.spec.events) (deepCopy $v.sink.config)) -}}
-{{- else if eq .component "detector" -}}
+{{- else if or (eq .component "detector") (eq .component "detector-reader") -}}
 {{- $_ := set $telemetry "listen" "0.0.0.0:9464" -}}
-{{- /* The detector checks the spec's feature fields against the rules the transformer applies. */ -}}
-{{- $_ := set $cfg "detector" (merge (dict "spec" "/etc/logwarden/config/spec.yaml" "rules" "/etc/logwarden/config/rules.yaml") (deepCopy $v.detector.config)) -}}
+{{- /* The detector checks the spec's feature fields against the rules the transformer applies;
+its readers project with the same spec and section (the reader's group, its batches). */ -}}
+{{- $input := ternary "projected" "enriched" (gt (int $v.detector.readers.replicas) 0) -}}
+{{- $_ := set $cfg "detector" (merge (dict "spec" "/etc/logwarden/config/spec.yaml" "rules" "/etc/logwarden/config/rules.yaml" "input" $input) (deepCopy $v.detector.config)) -}}
 {{- else if eq .component "producer" -}}
 {{- $_ := set $telemetry "listen" "0.0.0.0:9464" -}}
 {{- $generator := deepCopy $v.producer.config -}}
@@ -258,10 +260,10 @@ checkpoint on the state volume unless the user names one.
     name: {{ .configMap | default (printf "%s-config" (include "logwarden.base" $root)) }}
     items:
       - {key: {{ .component }}.yaml, path: config.yaml}
-      {{- if or (eq .component "transformer") (eq .component "detector") }}
+      {{- if has .component (list "transformer" "detector" "detector-reader") }}
       - {key: rules.yaml, path: rules.yaml}
       {{- end }}
-      {{- if or (eq .component "detector") (eq .component "provisioner") }}
+      {{- if has .component (list "detector" "detector-reader" "provisioner") }}
       - {key: spec.yaml, path: spec.yaml}
       {{- end }}
       {{- if and (eq .component "producer") $root.Values.producer.scenario }}
@@ -330,8 +332,8 @@ config file (rules and spec included) and the Secrets the chart renders.
 {{- define "logwarden.checksums" -}}
 {{- $root := .root -}}
 {{- $config := include "logwarden.config" . -}}
-{{- if or (eq .component "transformer") (eq .component "detector") }}{{ $config = print $config (toYaml $root.Values.transformer.rules) }}{{ end -}}
-{{- if or (eq .component "detector") (eq .component "provisioner") }}{{ $config = print $config (toYaml $root.Values.spec) }}{{ end -}}
+{{- if has .component (list "transformer" "detector" "detector-reader") }}{{ $config = print $config (toYaml $root.Values.transformer.rules) }}{{ end -}}
+{{- if has .component (list "detector" "detector-reader" "provisioner") }}{{ $config = print $config (toYaml $root.Values.spec) }}{{ end -}}
 {{- if eq .component "producer" }}{{ $config = print $config (toYaml $root.Values.producer.scenario) }}{{ end -}}
 checksum/config: {{ $config | sha256sum }}
 checksum/secrets: {{ print (include "logwarden.secretName" $root) (include "logwarden.secretData" $root) (include "logwarden.tlsSecretData" (dict "root" $root "service" "kafka")) (include "logwarden.tlsSecretData" (dict "root" $root "service" "opensearch")) | sha256sum }}

@@ -1,11 +1,13 @@
 {{/*
 A service's Deployment: (dict "root" $ "component" NAME "args" LIST "strategy" MAP "readiness" PATH
-"ports" LIST), "ports" being more container ports than `metrics` (ingest's receivers).
+"ports" LIST), "ports" being more container ports than `metrics` (ingest's receivers); "values"
+(its values when not .Values.<component>) and "binary" (logwarden-<binary> when not the
+component's) for the detector's readers.
 Probes use the named `metrics` port (telemetry.listen 0.0.0.0:9464).
 */}}
 {{- define "logwarden.deployment" -}}
 {{- $root := .root -}}
-{{- $v := index $root.Values .component -}}
+{{- $v := .values | default (index $root.Values .component) -}}
 {{- $scaled := or (dig "autoscaling" "enabled" false $v) (dig "keda" "enabled" false $v) -}}
 apiVersion: apps/v1
 kind: Deployment
@@ -50,7 +52,7 @@ spec:
         - name: {{ .component }}
           image: {{ include "logwarden.image" $root }}
           imagePullPolicy: {{ $root.Values.image.pullPolicy }}
-          command: [/usr/local/bin/logwarden-{{ .component }}]
+          command: [/usr/local/bin/logwarden-{{ .binary | default .component }}]
           args:
             {{- toYaml .args | nindent 12 }}
           {{- with include "logwarden.env" . | trim }}
