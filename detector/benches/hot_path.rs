@@ -12,6 +12,10 @@
 //!   spec is split into 2 and 4 shards ([`detector::shards`]), against the whole spec's.
 //! - `scoring`: intervals/s through `Model::observe` (the default model, warmed up), and
 //!   entities/s through `Entities::close` with 10,000 entities in the interval.
+//! - `projected`: split reading. A reader's work per record (`Projector::project`, then the
+//!   batch encoded), and a session's per record when it takes projected batches (decoded,
+//!   each row added to every window) against taking the enriched records themselves through
+//!   the plan; the ratio printed, the windows checked equal first.
 //! - `entity_parts` (printed only): records/s through one category detector (10,000 clients)
 //!   whole, and the slowest part when its entities are split in 2 and 4 (`category.parts`).
 //!
@@ -26,6 +30,7 @@ use detector::entities::Entities;
 use detector::event_time::EventClock;
 use detector::features::{self, Plan};
 use detector::model::Model;
+use detector::projection::{self, Columns, Contributions, Projector};
 use detector::spec::{Aggregation, Category, DetectorSpec, Feature, ModelSpec, Spec};
 use detector::window::{Interval, Window};
 use pipeline::wire::{EVENT_ID_FIELD, SourcePosition};
@@ -424,5 +429,108 @@ fn entity_parts(_: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, hot_path, scoring, entity_parts);
+/// Records per projected batch: the readers' default (`detector.reader.batch_records`).
+const BATCH: usize = 500;
+
+/// What a session does with one projected batch, as `Stage::take` does it: decode, find its
+/// columns, and add each row to every window.
+fn take_batch(columns: &mut Columns, detectors: &mut Detectors, payload: &[u8], now: i64) {
+    let Ok(batch) = projection::decode(payload) else {
+        return;
+    };
+    black_box(columns.align(&batch.columns));
+    for (i, (&time, &id)) in batch.times.iter().zip(&batch.ids).enumerate() {
+        detectors.clock.admit(0, time, now);
+        black_box(id);
+        let seen = columns.row(&batch, i);
+        for (i, (spec, window)) in detectors
+            .specs
+            .iter()
+            .zip(&mut detectors.windows)
+            .enumerate()
+        {
+            if let Some(value) = seen.value(i, &spec.feature) {
+                window.add(time, value);
+            }
+        }
+    }
+}
+
+fn projected(c: &mut Criterion) {
+    let spec = Spec::default_spec().expect("the default spec parses");
+    let specs = spec.detectors.clone();
+    let records = enriched();
+    let plan = Plan::new(&specs);
+    let projector = Projector::new(&spec);
+    let now = START + 3_600_000;
+    let project = |records: &[Vec<u8>]| -> Vec<Vec<u8>> {
+        records
+            .chunks(BATCH)
+            .map(|chunk| {
+                let rows: Vec<_> = (chunk.iter())
+                    .filter_map(|r| projector.project(black_box(r)).ok())
+                    .collect();
+                projection::encode(projector.columns(), &rows)
+            })
+            .collect()
+    };
+    let batches = project(&records);
+    let bytes = batches.iter().map(Vec::len).sum::<usize>() / records.len();
+
+    // Both ways of taking records must leave the same windows.
+    let (mut a, mut b) = (Detectors::new(&specs), Detectors::new(&specs));
+    let mut columns = Columns::new(&specs);
+    for record in &records {
+        take(&plan, &mut a, record, now);
+    }
+    for batch in &batches {
+        take_batch(&mut columns, &mut b, batch, now);
+    }
+    for (a, b) in a.windows.iter_mut().zip(&mut b.windows) {
+        assert_eq!(a.close(i64::MAX / 2), b.close(i64::MAX / 2));
+    }
+
+    let best = |f: &mut dyn FnMut()| best_of(5, f);
+    let mut detectors = Detectors::new(&specs);
+    let records_time = best(&mut || {
+        for record in &records {
+            take(&plan, &mut detectors, black_box(record), now);
+        }
+    });
+    let batches_time = best(&mut || {
+        for batch in &batches {
+            take_batch(&mut columns, &mut detectors, black_box(batch), now);
+        }
+    });
+    let reader_time = best(&mut || {
+        black_box(project(&records));
+    });
+    let per_second = |d: Duration| RECORDS as f64 / d.as_secs_f64();
+    eprintln!(
+        "projected, {} detectors ({} columns, {bytes} bytes a row): a session takes {:.0} records/s from enriched, {:.0} rows/s from projected batches of {BATCH}, ratio {:.2}; a reader projects {:.0} records/s",
+        specs.len(),
+        projector.columns().len(),
+        per_second(records_time),
+        per_second(batches_time),
+        records_time.as_secs_f64() / batches_time.as_secs_f64(),
+        per_second(reader_time),
+    );
+
+    let mut group = c.benchmark_group("projected");
+    group.throughput(Throughput::Elements(RECORDS as u64));
+    group.bench_function("session/batches", |b| {
+        let mut detectors = Detectors::new(&specs);
+        b.iter(|| {
+            for batch in &batches {
+                take_batch(&mut columns, &mut detectors, black_box(batch), now);
+            }
+        })
+    });
+    group.bench_function("reader/project-and-encode", |b| {
+        b.iter(|| black_box(project(&records)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, hot_path, scoring, entity_parts, projected);
 criterion_main!(benches);

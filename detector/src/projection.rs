@@ -28,17 +28,68 @@ use crate::spec::{Aggregation, DetectorSpec, Feature, Spec};
 /// The batch format this build writes and reads.
 pub const FORMAT: u8 = 1;
 
-/// The records of one partition, projected: one Kafka record on `projected`.
+/// The records of one partition, projected: one Kafka record on `projected`. Stored by column
+/// (each column's cells together, then the next's), so decoding costs a few allocations per
+/// column, not one per record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Batch<'a> {
     /// [`FORMAT`].
     pub format: u8,
-    /// Each column's key ([`column_key`]), in the cells' order.
+    /// Each column's key ([`column_key`]).
     #[serde(borrow)]
     pub columns: Vec<Cow<'a, str>>,
-    /// The records, in their partition's order.
+    /// Each record's `@timestamp`, epoch milliseconds, in their partition's order.
+    pub times: Vec<i64>,
+    /// Each record's event id hash ([`crate::dedupe::hash`]), when it has one.
+    pub ids: Vec<Option<u64>>,
+    /// Each column's cells, one per record.
     #[serde(borrow)]
-    pub rows: Vec<Row<'a>>,
+    pub cells: Vec<Column<'a>>,
+}
+
+/// One column of a batch.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Column<'a> {
+    /// Each record's [`Cell::value`].
+    pub values: Vec<Option<f64>>,
+    /// Each record's [`Cell::text`]; empty when the column keeps no text.
+    #[serde(borrow)]
+    pub texts: Vec<Option<Cow<'a, str>>>,
+    /// Each record's [`Cell::entity`]; empty when the column has no category.
+    #[serde(borrow)]
+    pub entities: Vec<Option<Cow<'a, str>>>,
+}
+
+impl Batch<'_> {
+    /// How many records it holds.
+    pub fn len(&self) -> usize {
+        self.times.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.times.is_empty()
+    }
+
+    /// The `i`th record as a row (for tests and tools; sessions read the columns).
+    pub fn row(&self, i: usize) -> Row<'static> {
+        let text = |t: &[Option<Cow<'_, str>>]| {
+            t.get(i)
+                .and_then(|t| t.as_deref())
+                .map(|t| Cow::Owned(t.to_owned()))
+        };
+        Row {
+            time: self.times[i],
+            id: self.ids.get(i).copied().flatten(),
+            cells: (self.cells.iter())
+                .map(|c| Cell {
+                    value: c.values.get(i).copied().flatten(),
+                    text: text(&c.texts),
+                    entity: text(&c.entities),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// One enriched record, projected.
@@ -157,19 +208,46 @@ impl Projector {
 
 /// Encodes rows as a batch of `columns`.
 pub fn encode(columns: &[String], rows: &[Row<'_>]) -> Vec<u8> {
-    #[derive(Serialize)]
-    struct Encoded<'a> {
-        format: u8,
-        columns: &'a [String],
-        rows: &'a [Row<'a>],
-    }
-    // Into a `Vec`, postcard fails only on types it cannot represent; these are all plain.
-    postcard::to_stdvec(&Encoded {
+    let cells = (0..columns.len())
+        .map(|c| {
+            let cells = || rows.iter().map(move |r| r.cells.get(c));
+            let texts = |entity: bool| {
+                if cells()
+                    .flatten()
+                    .any(|cell| text_of(cell, entity).is_some())
+                {
+                    cells()
+                        .map(|cell| {
+                            cell.and_then(|cell| {
+                                text_of(cell, entity).as_deref().map(Cow::Borrowed)
+                            })
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                }
+            };
+            Column {
+                values: cells().map(|cell| cell.and_then(|c| c.value)).collect(),
+                texts: texts(false),
+                entities: texts(true),
+            }
+        })
+        .collect();
+    let batch = Batch {
         format: FORMAT,
-        columns,
-        rows,
-    })
-    .unwrap_or_default()
+        columns: columns.iter().map(|c| Cow::Borrowed(c.as_str())).collect(),
+        times: rows.iter().map(|r| r.time).collect(),
+        ids: rows.iter().map(|r| r.id).collect(),
+        cells,
+    };
+    // Into a `Vec`, postcard fails only on types it cannot represent; these are all plain.
+    postcard::to_stdvec(&batch).unwrap_or_default()
+}
+
+/// A cell's entity, or its text.
+fn text_of<'c, 'a>(cell: &'c Cell<'a>, entity: bool) -> &'c Option<Cow<'a, str>> {
+    if entity { &cell.entity } else { &cell.text }
 }
 
 /// Decodes a batch, borrowing its strings; why not, for its dead letter.
@@ -183,7 +261,18 @@ pub fn decode(payload: &[u8]) -> Result<Batch<'_>, String> {
         }
         None => return Err("an empty record is not a projected batch".to_owned()),
     }
-    postcard::from_bytes(payload).map_err(|err| format!("not a projected batch: {err}"))
+    let batch: Batch<'_> =
+        postcard::from_bytes(payload).map_err(|err| format!("not a projected batch: {err}"))?;
+    let rows = batch.len();
+    let whole = |n: usize| n == 0 || n == rows;
+    if batch.ids.len() != rows
+        || batch.cells.len() != batch.columns.len()
+        || !(batch.cells.iter())
+            .all(|c| c.values.len() == rows && whole(c.texts.len()) && whole(c.entities.len()))
+    {
+        return Err("not a projected batch: its columns differ in length".to_owned());
+    }
+    Ok(batch)
 }
 
 /// Where a session's columns are in the batches it reads: its keys, found in each batch's
@@ -222,9 +311,13 @@ impl Columns {
         Some(missing)
     }
 
-    /// A row as this session's columns see it.
-    pub fn row<'r>(&'r self, row: &'r Row<'r>) -> Projected<'r> {
-        Projected { row, at: &self.at }
+    /// Record `i` of `batch` as this session's columns see it.
+    pub fn row<'r>(&'r self, batch: &'r Batch<'r>, i: usize) -> Projected<'r> {
+        Projected {
+            batch,
+            i,
+            at: &self.at,
+        }
     }
 }
 
@@ -263,30 +356,41 @@ impl Contributions for Read<'_, '_> {
     }
 }
 
-/// A projected row, seen through a session's [`Columns`].
+/// A projected record, seen through a session's [`Columns`].
 #[derive(Debug)]
 pub struct Projected<'r> {
-    row: &'r Row<'r>,
+    batch: &'r Batch<'r>,
+    i: usize,
     at: &'r [Option<usize>],
 }
 
 impl Projected<'_> {
-    fn cell(&self, column: usize) -> Option<&Cell<'_>> {
-        self.row.cells.get((*self.at.get(column)?)?)
+    fn column(&self, column: usize) -> Option<&Column<'_>> {
+        self.batch.cells.get((*self.at.get(column)?)?)
+    }
+
+    fn cell_text(&self, column: usize, entity: bool) -> Option<Cow<'_, str>> {
+        let column = self.column(column)?;
+        let texts = if entity {
+            &column.entities
+        } else {
+            &column.texts
+        };
+        Some(Cow::Borrowed(texts.get(self.i)?.as_deref()?))
     }
 }
 
 impl Contributions for Projected<'_> {
     fn value(&self, column: usize, _: &Feature) -> Option<f64> {
-        self.cell(column)?.value
+        *self.column(column)?.values.get(self.i)?
     }
 
     fn text(&self, column: usize) -> Option<Cow<'_, str>> {
-        self.cell(column)?.text.as_deref().map(Cow::Borrowed)
+        self.cell_text(column, false)
     }
 
     fn entity(&self, column: usize) -> Option<Cow<'_, str>> {
-        self.cell(column)?.entity.as_deref().map(Cow::Borrowed)
+        self.cell_text(column, true)
     }
 }
 

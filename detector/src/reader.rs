@@ -462,8 +462,7 @@ mod tests {
         assert!(out.iter().all(|(_, p)| p.len() <= MAX_BATCH_BYTES));
         assert_eq!(out.iter().map(|(n, _)| n).sum::<usize>(), 2_000);
         let times: Vec<i64> = (out.iter())
-            .flat_map(|(_, p)| projection::decode(p).expect("decodes").rows)
-            .map(|r| r.time)
+            .flat_map(|(_, p)| projection::decode(p).expect("decodes").times)
             .collect();
         assert_eq!(times, (0..2_000).collect::<Vec<_>>());
         let mut one = Vec::new();

@@ -88,10 +88,26 @@ fn a_projected_row_gives_a_session_what_reading_the_record_gives() {
         .collect();
     let encoded = encode(projector.columns(), &rows);
     let batch = decode(&encoded).expect("decodes");
-    assert_eq!(batch.rows, rows);
-    assert_eq!(batch.rows[0].id, Some(crate::dedupe::hash("a")));
-    assert_eq!(batch.rows[2].id, None);
-    assert_eq!(batch.rows[1].time, 1_796_464_801_500);
+    assert_eq!(
+        (0..batch.len()).map(|i| batch.row(i)).collect::<Vec<_>>(),
+        rows
+    );
+    assert_eq!(batch.ids[0], Some(crate::dedupe::hash("a")));
+    assert_eq!(batch.ids[2], None);
+    assert_eq!(batch.times[1], 1_796_464_801_500);
+    // Only the category column keeps entities, only the new-values column texts.
+    assert_eq!(
+        batch
+            .cells
+            .iter()
+            .filter(|c| !c.entities.is_empty())
+            .count(),
+        1
+    );
+    assert_eq!(
+        batch.cells.iter().filter(|c| !c.texts.is_empty()).count(),
+        1
+    );
 
     // A session holding a subset, in another order, finds its columns by key.
     for subset in [
@@ -107,7 +123,7 @@ fn a_projected_row_gives_a_session_what_reading_the_record_gives() {
         let mut columns = Columns::new(&views);
         assert_eq!(columns.align(&batch.columns), Some(vec![]));
         assert_eq!(columns.align(&batch.columns), None, "unchanged columns");
-        for (record, row) in RECORDS.iter().zip(&batch.rows) {
+        for (i, record) in RECORDS.iter().enumerate() {
             let read = plan.read(record.as_bytes()).expect("readable");
             let direct = through(
                 &Read {
@@ -116,7 +132,7 @@ fn a_projected_row_gives_a_session_what_reading_the_record_gives() {
                 },
                 &views,
             );
-            let projected = through(&columns.row(row), &views);
+            let projected = through(&columns.row(&batch, i), &views);
             assert_eq!(projected, direct, "{record}");
         }
     }
@@ -124,7 +140,7 @@ fn a_projected_row_gives_a_session_what_reading_the_record_gives() {
     let all = views(&detectors);
     let mut columns = Columns::new(&all);
     columns.align(&batch.columns);
-    let first = through(&columns.row(&batch.rows[0]), &all);
+    let first = through(&columns.row(&batch, 0), &all);
     assert_eq!(
         first,
         vec![
@@ -137,7 +153,7 @@ fn a_projected_row_gives_a_session_what_reading_the_record_gives() {
             (Some(0.0), Some("alb".to_owned()), None),
         ]
     );
-    let fourth = through(&columns.row(&batch.rows[3]), &all);
+    let fourth = through(&columns.row(&batch, 3), &all);
     assert_eq!(fourth[2], (None, None, None), "filtered out");
     assert_eq!(fourth[5].2.as_deref(), Some("42"));
 }
@@ -161,7 +177,7 @@ fn a_column_the_readers_do_not_project_contributes_nothing_and_is_named() {
         "{}",
         missing[0]
     );
-    let seen = through(&columns.row(&batch.rows[0]), &views);
+    let seen = through(&columns.row(&batch, 0), &views);
     assert_eq!(seen[5], (None, None, None));
     assert_eq!(seen[0], (Some(1.0), None, None));
 }

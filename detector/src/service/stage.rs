@@ -99,9 +99,9 @@ impl Stage<'_> {
                         "The readers project none of these columns, so their detectors count nothing: run the readers (`logwarden-detector read`) with the same spec as the detectors."
                     );
                 }
-                self.metrics.records_in.inc_by(batch.rows.len() as u64);
-                for row in &batch.rows {
-                    self.add(partition, offset, row.time, row.id, &columns.row(row));
+                self.metrics.records_in.inc_by(batch.len() as u64);
+                for (i, (&time, &id)) in batch.times.iter().zip(&batch.ids).enumerate() {
+                    self.add(partition, offset, time, id, &columns.row(&batch, i));
                 }
                 Ok(())
             }
