@@ -100,8 +100,10 @@ impl Stage<'_> {
                     );
                 }
                 self.metrics.records_in.inc_by(batch.len() as u64);
+                let now = now_ms();
                 for (i, (&time, &id)) in batch.times.iter().zip(&batch.ids).enumerate() {
-                    self.add(partition, offset, time, id, &columns.row(&batch, i));
+                    let row = columns.row(&batch, i);
+                    self.add((partition, offset), (time, now), id, &row);
                 }
                 Ok(())
             }
@@ -141,23 +143,22 @@ impl Stage<'_> {
             plan: &plan,
             record: &record,
         };
-        self.add(partition, offset, record.time, id, &read);
+        self.add((partition, offset), (record.time, now_ms()), id, &read);
         Ok(())
     }
 
-    /// Adds a record stamped `time` (its id hashed: `id`) to every detector's open interval,
-    /// unless it is stamped too far ahead, or is a copy of one already counted in an open
-    /// interval. Its contributions come from `record`, by column in the order the plan lists
-    /// them: each detector, then each of its extra features.
+    /// Adds a record of `partition` at `offset`, stamped `time` and read at `now` (its id
+    /// hashed: `id`), to every detector's open interval, unless it is stamped too far ahead, or
+    /// is a copy of one already counted in an open interval. Its contributions come from
+    /// `record`, by column in the order the plan lists them: each detector, then each of its
+    /// extra features.
     fn add(
         &mut self,
-        partition: i32,
-        offset: i64,
-        time: i64,
+        (partition, offset): (i32, i64),
+        (time, now): (i64, i64),
         id: Option<u64>,
         record: &impl Contributions,
     ) {
-        let now = now_ms();
         if self.clock.admit(partition, time, now) == Admission::Future {
             self.future(partition, offset, time, now);
             return;

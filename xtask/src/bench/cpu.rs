@@ -41,6 +41,10 @@ pub struct CpuArgs {
     /// Their rate, events/s.
     #[arg(long, default_value_t = 20_000)]
     pub detector_rate: u64,
+    /// Split reading: a reader process projects `enriched` and the detector reads `projected`;
+    /// each one's CPU is reported.
+    #[arg(long)]
+    pub projected: bool,
 }
 
 /// What one stage did.
@@ -97,6 +101,7 @@ pub fn run(ctx: &Ctx, args: &CpuArgs) -> Result<()> {
                         &logs,
                         args.detector_records,
                         args.detector_rate,
+                        args.projected,
                     )
                 })
                 .transpose()?;
@@ -142,16 +147,34 @@ pub fn run(ctx: &Ctx, args: &CpuArgs) -> Result<()> {
         "(records/s: wall clock, start-up and group join included; CPU: user + system time of the process until its output was complete; peak RSS: VmHWM, unreadable once a process has exited; broker and OpenSearch: their CPU over the same span, including anything else using the stack then)"
     );
     if let Some(d) = detector {
-        let net = d.cpu.saturating_sub(d.idle).as_secs_f64().max(0.01);
+        let per_cpu = |cpu: Duration, idle: Duration| {
+            let net = cpu.saturating_sub(idle).as_secs_f64().max(0.01);
+            (
+                d.records as f64 / net,
+                d.records as f64 / cpu.as_secs_f64().max(0.01),
+            )
+        };
+        let (net, gross) = per_cpu(d.cpu, d.idle);
         println!(
-            "detector: {} records of live traffic, CPU {:.2} s over the span, {:.2} s of it idle cost: {:.0} records per CPU-second ({:.0} without subtracting idle), peak RSS {}",
+            "detector{}: {} records of live traffic, CPU {:.2} s over the span, {:.2} s of it idle cost: {net:.0} records per CPU-second ({gross:.0} without subtracting idle), peak RSS {}",
+            if d.reader.is_some() {
+                " (reading projected)"
+            } else {
+                ""
+            },
             d.records,
             d.cpu.as_secs_f64(),
             d.idle.as_secs_f64(),
-            d.records as f64 / net,
-            d.records as f64 / d.cpu.as_secs_f64().max(0.01),
             d.memory.map_or_else(|| "?".to_owned(), human_bytes),
         );
+        if let Some((cpu, idle)) = d.reader {
+            let (net, gross) = per_cpu(cpu, idle);
+            println!(
+                "detector reader: CPU {:.2} s over the span, {:.2} s of it idle cost: {net:.0} records per CPU-second ({gross:.0} without subtracting idle)",
+                cpu.as_secs_f64(),
+                idle.as_secs_f64(),
+            );
+        }
     }
     println!("cpu: the services' logs are in {}", logs.display());
     Ok(())

@@ -34,6 +34,8 @@ pub struct DetectorStage {
     pub idle: Duration,
     /// Peak resident memory.
     pub memory: Option<u64>,
+    /// With split reading, the reader's CPU over the span and its idle cost.
+    pub reader: Option<(Duration, Duration)>,
 }
 
 /// Runs the detector over `records` records of live traffic sent at `rate` per second.
@@ -43,6 +45,7 @@ pub fn stage(
     logs: &Path,
     records: u64,
     rate: u64,
+    projected: bool,
 ) -> Result<DetectorStage> {
     let spec = logs.join("detection.yaml");
     std::fs::write(&spec, spec_yaml(private)).context("writing the detection spec")?;
@@ -62,6 +65,26 @@ pub fn stage(
         &private.env("transformer"),
         logs,
     )?;
+    let mut reader = None;
+    if projected {
+        env.push((
+            "LOGWARDEN_DETECTOR__INPUT".to_owned(),
+            "projected".to_owned(),
+        ));
+        env.push((
+            "LOGWARDEN_DETECTOR__READER__GROUP".to_owned(),
+            format!("{}detector-readers", private.prefix),
+        ));
+        let mut started = Service::start_logged(
+            target,
+            "detector",
+            &["read"],
+            &env,
+            &logs.join("detector-reader.log"),
+        )?;
+        started.wait_started(Duration::from_secs(90))?;
+        reader = Some(started);
+    }
     let mut detector = Service::start(target, "detector", &["run"], &env, logs)?;
     transformer.wait_started(Duration::from_secs(90))?;
     detector.wait_started(Duration::from_secs(90))?;
@@ -70,11 +93,39 @@ pub fn stage(
         let active = scrape::sample(page, "logwarden_detector_active") == Some(1.0);
         Ok(active && !scrape::samples(page, "logwarden_detector_scored_until_seconds").is_empty())
     })?;
-    let idle_from = (Instant::now(), detector.cpu_time()?);
+    // The reader projects the stages' backlog of `enriched` first: its idle cost is measured
+    // once that is done (its record count still for two seconds).
+    if let Some(reader) = reader.as_mut() {
+        let mut last = (f64::NAN, 0);
+        let started = Instant::now();
+        while last.1 < 4 {
+            if started.elapsed() > Duration::from_secs(300) {
+                bail!(
+                    "the reader did not finish the backlog; {}",
+                    reader.log_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            let page = reader.metrics()?;
+            let count =
+                scrape::sample(&page, "logwarden_detector_reader_records_total").unwrap_or(0.0);
+            last = if count == last.0 {
+                (count, last.1 + 1)
+            } else {
+                (count, 0)
+            };
+        }
+    }
+    let reader_cpu = |reader: &Option<Service>| reader.as_ref().map(Service::cpu_time).transpose();
+    let idle_from = (Instant::now(), detector.cpu_time()?, reader_cpu(&reader)?);
     std::thread::sleep(IDLE);
-    let traffic_from = (Instant::now(), detector.cpu_time()?);
-    let idle_rate =
-        (traffic_from.1 - idle_from.1).as_secs_f64() / (traffic_from.0 - idle_from.0).as_secs_f64();
+    let traffic_from = (Instant::now(), detector.cpu_time()?, reader_cpu(&reader)?);
+    let idle_span = (traffic_from.0 - idle_from.0).as_secs_f64();
+    let idle_rate = (traffic_from.1 - idle_from.1).as_secs_f64() / idle_span;
+    let reader_idle_rate = match (idle_from.2, traffic_from.2) {
+        (Some(from), Some(to)) => (to - from).as_secs_f64() / idle_span,
+        _ => 0.0,
+    };
 
     let seconds = (records / rate.max(1)).max(1);
     let duration = format!("{seconds}s");
@@ -106,16 +157,26 @@ pub fn stage(
                 .iter()
                 .all(|&until| until >= traffic_end + INTERVAL_S as f64))
     })?;
-    let traffic_to = (Instant::now(), detector.cpu_time()?);
+    let traffic_to = (Instant::now(), detector.cpu_time()?, reader_cpu(&reader)?);
     let memory = detector.peak_memory();
     let span = (traffic_to.0 - traffic_from.0).as_secs_f64();
     detector.stop()?;
+    if let Some(reader) = reader.as_mut() {
+        reader.stop()?;
+    }
     transformer.stop()?;
     Ok(DetectorStage {
         records,
         cpu: traffic_to.1.saturating_sub(traffic_from.1),
         idle: Duration::from_secs_f64(idle_rate * span),
         memory,
+        reader: match (traffic_from.2, traffic_to.2) {
+            (Some(from), Some(to)) => Some((
+                to.saturating_sub(from),
+                Duration::from_secs_f64(reader_idle_rate * span),
+            )),
+            _ => None,
+        },
     })
 }
 

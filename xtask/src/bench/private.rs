@@ -56,9 +56,16 @@ impl Private {
             ),
             ("LOGWARDEN_OPENSEARCH__URL".to_owned(), self.url.clone()),
         ];
-        for (key, topic) in ["RAW", "ENRICHED", "DEAD_LETTER", "LABELS", "ANOMALIES"]
-            .iter()
-            .zip(self.kafka.topics.all())
+        for (key, topic) in [
+            "RAW",
+            "ENRICHED",
+            "DEAD_LETTER",
+            "LABELS",
+            "ANOMALIES",
+            "PROJECTED",
+        ]
+        .iter()
+        .zip(self.kafka.topics.all())
         {
             env.push((format!("LOGWARDEN_KAFKA__TOPICS__{key}"), topic.to_owned()));
         }

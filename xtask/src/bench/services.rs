@@ -56,11 +56,22 @@ impl Service {
         env: &[(String, String)],
         logs: &Path,
     ) -> Result<Self> {
+        Self::start_logged(target, name, args, env, &logs.join(format!("{name}.log")))
+    }
+
+    /// [`Service::start`] with its output in `log`: for a second process of one binary.
+    pub fn start_logged(
+        target: &Path,
+        name: &'static str,
+        args: &[&str],
+        env: &[(String, String)],
+        log: &Path,
+    ) -> Result<Self> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .context("finding a free port")?
             .port();
-        let log = logs.join(format!("{name}.log"));
+        let log = log.to_owned();
         let out =
             std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let err = out.try_clone().context("duplicating a log handle")?;
