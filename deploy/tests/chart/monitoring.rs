@@ -73,7 +73,7 @@ fn prometheus_operator_objects_only_where_its_api_is_served() {
     }
     assert!(
         expr("LogwardenServiceDown").contains(
-            r#"namespace="default", job=~"lw-(transformer|sink|detector|producer|ingest)""#
+            r#"namespace="default", job=~"lw-(transformer|sink|detector|detector-reader|producer|ingest)""#
         ),
         "{}",
         expr("LogwardenServiceDown")
@@ -104,6 +104,7 @@ fn prometheus_operator_objects_only_where_its_api_is_served() {
             "logwarden_detector_alerts_pending",
             "logwarden_detector_dead_letters_total",
             "logwarden_detector_empty_intervals",
+            "logwarden_detector_reader_dead_letters_total",
             "logwarden_detector_scored_until_seconds",
             "logwarden_detector_shards",
             "logwarden_kafka_consumer_lag_records",

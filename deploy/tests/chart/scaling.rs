@@ -84,6 +84,19 @@ fn readers_split_the_detectors_reading_and_the_detectors_read_what_they_write() 
         text(&reader, &["kafka", "topics", "projected"]),
         Some("projected")
     );
+    // Scraped like every workload: a metrics Service of their own.
+    let service = manifests.get("Service", "lw-detector-reader");
+    assert_eq!(
+        text(service, &["metadata", "labels", "logwarden.io/metrics"]),
+        Some("true")
+    );
+    assert_eq!(
+        text(
+            service,
+            &["spec", "selector", "app.kubernetes.io/component"]
+        ),
+        Some("detector-reader")
+    );
     // The readers hold no OpenSearch or channel credential: Kafka only.
     assert!(get(&reader, &["opensearch"]).is_none(), "{reader:?}");
 
@@ -96,6 +109,11 @@ fn readers_split_the_detectors_reading_and_the_detectors_read_what_they_write() 
     );
     let config = defaults.get("ConfigMap", "lw-config");
     assert!(text(config, &["data", "detector-reader.yaml"]).is_none());
+    assert!(
+        defaults
+            .of_kind("Service")
+            .all(|d| id(d) != "Service/lw-detector-reader")
+    );
     let detector = yaml(text(config, &["data", "detector.yaml"]).expect("detector.yaml"));
     assert_eq!(text(&detector, &["detector", "input"]), Some("enriched"));
 }
