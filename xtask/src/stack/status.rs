@@ -215,7 +215,7 @@ mod tests {
         .collect();
         assert_eq!(
             topic_summary(&topics),
-            "raw (4), enriched (4), dead-letter (missing), labels (2), anomalies (missing), and 2 more"
+            "raw (4), enriched (4), dead-letter (missing), labels (2), anomalies (missing), projected (missing), and 2 more"
         );
     }
 }
