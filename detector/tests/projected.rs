@@ -16,7 +16,7 @@ use pipeline::kafka::KafkaConfig;
 use pipeline::testkit::{self, Process};
 use pipeline::wire::{DeadLetter, DeadLetterReason};
 use producer::generate::Generator;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rdkafka::message::Message;
 
 use rdkafka::producer::FutureProducer;
@@ -79,28 +79,6 @@ fn reader(
     (process, listen)
 }
 
-/// Sends raw WAF records stamped now for `seconds`: 5 to 15 every 100 ms; returns how many.
-async fn traffic(
-    producer: &FutureProducer,
-    topic: &str,
-    generator: &mut Generator,
-    rng: &mut rand::rngs::StdRng,
-    seconds: u64,
-) -> usize {
-    let mut sent = 0;
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
-    for _ in 0..seconds * 10 {
-        tick.tick().await;
-        let now = chrono::Utc::now().timestamp_millis();
-        let batch: Vec<Vec<u8>> = (0..rng.random_range(5..=15))
-            .map(|_| serde_json::to_vec(&generator.next(now, None)).expect("json"))
-            .collect();
-        sent += batch.len();
-        send(producer, topic, &batch).await;
-    }
-    sent
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readers_share_the_stream_and_a_killed_one_loses_and_doubles_nothing() {
     let url = testkit::require_opensearch().await;
@@ -130,16 +108,17 @@ async fn readers_share_the_stream_and_a_killed_one_loses_and_doubles_nothing() {
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     // Twenty seconds of traffic in the index first: the detectors' history (their baseline).
-    let mut sent = traffic(&producer, &kafka.topics.raw, &mut generator, &mut rng, 20).await;
+    let mut sent =
+        common::noisy_traffic(&producer, &kafka.topics.raw, &mut generator, &mut rng, 20).await;
     let mut settings = common::settings(&kafka, &url, &spec, "projected-0");
     settings.input = Input::Projected;
     settings.reader.group = group.clone();
     let (detector_stop, detector, telemetry) = run_replica(settings).await;
 
-    sent += traffic(&producer, &kafka.topics.raw, &mut generator, &mut rng, 8).await;
+    sent += common::noisy_traffic(&producer, &kafka.topics.raw, &mut generator, &mut rng, 8).await;
     first.signal("KILL");
     let killed = first.kill();
-    sent += traffic(&producer, &kafka.topics.raw, &mut generator, &mut rng, 10).await;
+    sent += common::noisy_traffic(&producer, &kafka.topics.raw, &mut generator, &mut rng, 10).await;
     // An unreadable record on `enriched` (what a foreign producer might write).
     send(
         &producer,

@@ -10,11 +10,11 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{gauge, receiver, run_replica, send};
+use common::{gauge, receiver, run_replica};
 use pipeline::kafka::KafkaConfig;
 use pipeline::testkit::{self, Process};
 use producer::generate::Generator;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rdkafka::producer::FutureProducer;
 
 const INTERVAL_MS: i64 = 1_000;
@@ -67,28 +67,6 @@ fn spec(name: &str, hook: &str) -> String {
     .replace("history: 0", "history: 10, min_rise: 40")
 }
 
-/// Sends raw WAF records stamped now for `seconds`: 5 to 15 every 100 ms; returns how many.
-async fn traffic(
-    producer: &FutureProducer,
-    topic: &str,
-    generator: &mut Generator,
-    rng: &mut rand::rngs::StdRng,
-    seconds: u64,
-) -> usize {
-    let mut sent = 0;
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
-    for _ in 0..seconds * 10 {
-        tick.tick().await;
-        let now = chrono::Utc::now().timestamp_millis();
-        let batch: Vec<Vec<u8>> = (0..rng.random_range(5..=15))
-            .map(|_| serde_json::to_vec(&generator.next(now, None)).expect("json"))
-            .collect();
-        sent += batch.len();
-        send(producer, topic, &batch).await;
-    }
-    sent
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transformer_replay_counts_once_and_raises_no_alert() {
     let url = testkit::require_opensearch().await;
@@ -106,15 +84,16 @@ async fn a_transformer_replay_counts_once_and_raises_no_alert() {
     let first = transformer(&kafka, &group);
     tokio::time::sleep(Duration::from_secs(3)).await;
     // Twenty seconds of traffic in the index first: the detector's history (its baseline).
-    let mut sent = traffic(&producer, &kafka.topics.raw, &mut generator, &mut rng, 20).await;
+    let mut sent =
+        common::noisy_traffic(&producer, &kafka.topics.raw, &mut generator, &mut rng, 20).await;
     let settings = common::settings(&kafka, &url, &spec(&name, &hook), "replay-0");
     let (detector_stop, detector, telemetry) = run_replica(settings).await;
 
-    sent += traffic(&producer, &kafka.topics.raw, &mut generator, &mut rng, 8).await;
+    sent += common::noisy_traffic(&producer, &kafka.topics.raw, &mut generator, &mut rng, 8).await;
     first.signal("KILL");
     drop(first);
     let second = transformer(&kafka, &group);
-    sent += traffic(&producer, &kafka.topics.raw, &mut generator, &mut rng, 8).await;
+    sent += common::noisy_traffic(&producer, &kafka.topics.raw, &mut generator, &mut rng, 8).await;
     common::wait_indexed(&http, &url, &events, sent).await;
     let indexed = common::count(&http, &url, &format!("{events}*")).await;
     // The last intervals close by the clock (8 s window delay) once the stream is idle.

@@ -23,7 +23,8 @@
 //! `startup` (fence, restore or cold start), `assign` (partitions), `stage` (the loop's steps,
 //! reading records through [`crate::features::Plan`]),
 //! `scoring` (closed intervals to results),
-//! `outputs` (`anomalies` and `dead-letter`), `results` (the results index), `checkpoint` (what
+//! `outputs` (`anomalies` and `dead-letter`), `readers` (with `projected`, when a partition at
+//! its end is caught up), `results` (the results index), `checkpoint` (what
 //! a checkpoint holds), `remember` (evicted entity models stored and restored), `no_data` (detectors without records, on `/readyz` and a gauge) and
 //! `metrics`.
 //! The watermark is [`crate::event_time::EventClock`]'s: the loop feeds it records and partition
@@ -37,6 +38,7 @@ pub(crate) mod live;
 mod metrics;
 mod no_data;
 mod outputs;
+mod readers;
 mod readiness;
 mod remember;
 mod results;

@@ -32,6 +32,7 @@ use super::live::Live;
 use super::metrics::Metrics;
 use super::no_data;
 use super::outputs::{Outputs, Stopped};
+use super::readers::Waiting;
 use super::results::Unwritten;
 use super::scoring;
 use super::tenure::Tenure;
@@ -361,8 +362,7 @@ impl Stage<'_> {
         // When the stream was last found caught up with a broker that answers, and whether.
         let mut probed: Option<(Instant, bool)> = None;
         // Partitions of `projected` at their end whose readers have not caught up.
-        let mut held = std::collections::BTreeSet::new();
-        let mut lag_probed = None;
+        let mut waiting = Waiting::default();
         loop {
             let trusted_until = tokio::time::Instant::from_std(stage.tenure.trusted_until());
             tokio::select! {
@@ -381,31 +381,19 @@ impl Stage<'_> {
                 message = consumer.recv() => match message {
                     Ok(message) => {
                         last_message = Instant::now();
-                        held.remove(&message.partition());
+                        waiting.read(message.partition());
                         stage.take(message.partition(), message.offset(), message.payload().unwrap_or_default()).await?;
                     }
                     // With `projected`, a partition at its end is caught up once its readers
                     // are too (asked at the next tick).
                     Err(KafkaError::PartitionEOF(partition)) if assigned.projected() => {
-                        held.insert(partition);
+                        waiting.ended(partition);
                     }
                     Err(KafkaError::PartitionEOF(partition)) => stage.clock.caught_up(partition),
                     Err(err) => tracing::warn!(%err, "Consuming failed; librdkafka retries."),
                 },
                 _ = tick.tick() => {
-                    if !held.is_empty()
-                        && lag_probed.is_none_or(|at: Instant| at.elapsed() >= Duration::from_millis(500))
-                        && let Some(lagging) = assigned.readers_lagging().await
-                    {
-                        lag_probed = Some(Instant::now());
-                        held.retain(|partition| {
-                            let done = !lagging.contains(partition);
-                            if done {
-                                stage.clock.caught_up(*partition);
-                            }
-                            !done
-                        });
-                    }
+                    waiting.release(assigned, &mut stage.clock, &stage.settings.reader.group).await;
                     // An idle stream (quiet, read to its end, the broker answering): time moves on
                     // by the clock, so quiet intervals close too. Asked at most once a second.
                     let idle = if last_message.elapsed() > Duration::from_secs(1) {

@@ -485,3 +485,25 @@ pub fn assert_sums(
         "intervals missing or not equal to OpenSearch's (start, detector, OpenSearch): {wrong:?}"
     );
 }
+
+/// Sends raw WAF records stamped now for `seconds`: 5 to 15 every 100 ms; returns how many.
+pub async fn noisy_traffic(
+    producer: &FutureProducer,
+    topic: &str,
+    generator: &mut producer::generate::Generator,
+    rng: &mut rand::rngs::StdRng,
+    seconds: u64,
+) -> usize {
+    let mut sent = 0;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    for _ in 0..seconds * 10 {
+        tick.tick().await;
+        let now = chrono::Utc::now().timestamp_millis();
+        let batch: Vec<Vec<u8>> = (0..rand::Rng::random_range(rng, 5..=15))
+            .map(|_| serde_json::to_vec(&generator.next(now, None)).expect("json"))
+            .collect();
+        sent += batch.len();
+        send(producer, topic, &batch).await;
+    }
+    sent
+}
