@@ -74,8 +74,9 @@ pub async fn read_labels(kafka: &KafkaConfig) -> Result<Vec<Label>, rdkafka::err
     Ok(labels)
 }
 
-/// The hits of the search `body` in `index` (none when the index does not exist, or when the
-/// answer has no hits).
+/// The hits of the search `body` in `index` (none when the index does not exist). An error
+/// status, or an answer from only some of the index's shards, is an error: a report that
+/// counted no flags because the search failed would read as a detector that missed everything.
 async fn search_hits(
     client: &OpenSearch,
     index: &str,
@@ -89,7 +90,28 @@ async fn search_hits(
         .send()
         .await
         .map_err(SearchError::Unreachable)?;
+    let status = response.status_code();
     let mut answer: Value = response.json().await.map_err(SearchError::Unreachable)?;
+    let failed = answer["_shards"]["failed"].as_u64().unwrap_or(0);
+    if !status.is_success() || failed > 0 || answer["timed_out"] == true {
+        let shards = &answer["_shards"];
+        let reason = if !status.is_success() {
+            pipeline::search::error_reason(&answer.to_string())
+        } else if failed > 0 {
+            format!(
+                "{failed} of {} shards failed: {}",
+                shards["total"],
+                pipeline::search::describe_error(&shards["failures"][0]["reason"])
+            )
+        } else {
+            "the search timed out".to_owned()
+        };
+        return Err(SearchError::Refused {
+            what: format!("searching {index}"),
+            status,
+            reason,
+        });
+    }
     Ok(match answer.pointer_mut("/hits/hits").map(Value::take) {
         Some(Value::Array(hits)) => hits,
         _ => Vec::new(),
